@@ -1,0 +1,24 @@
+"""Bucket RL rollouts by difficulty: load a directory, compute metrics, plan buckets, export byte-exact files.
+
+    import bucketing
+    data = bucketing.load("rollouts/")                    # files -> line index + scores
+    table = data.table()                                   # one row per rollout, every metric
+    plan = bucketing.percentile_plan(table["mean_reward"], "mean_reward", 3)
+    table["bucket"] = plan.assign(table["mean_reward"])    # 0 = easiest
+    bucketing.export(data, plan, "bucketed/")              # bucket files + manifest.json
+"""
+
+__version__ = "0.1.0"
+
+from .errors import BadLineError, BucketingError  # noqa: E402
+from .export import export  # noqa: E402
+from .load import Dataset, load  # noqa: E402
+from .manifest import read_manifest  # noqa: E402
+from .metrics import METRICS, Metric, Params, Scores, get_metric, register_metric  # noqa: E402
+from .plan import Bucket, Plan, bucket_table, default_names, percentile_plan, plan_from_manifest, threshold_plan  # noqa: E402
+
+__all__ = [
+    "BadLineError", "Bucket", "BucketingError", "Dataset", "METRICS", "Metric", "Params", "Plan", "Scores",
+    "bucket_table", "default_names", "export", "get_metric", "load", "percentile_plan", "plan_from_manifest",
+    "read_manifest", "register_metric", "threshold_plan",
+]

@@ -1,0 +1,224 @@
+"""The command line: a superset of the original ``bucket_rollouts_by_difficulty.py`` flags."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import BucketingError
+from .export import ORDERS, export
+from .load import Dataset, load
+from .manifest import MANIFEST, build_manifest, read_manifest
+from .metrics import METRICS, Params, get_metric
+from .plan import TIES, Plan, percentile_plan, plan_from_manifest, threshold_plan
+from .progress import ProgressBar, human_bytes
+from .sources import DEFAULT_MAX_LINE_BYTES, display
+
+RULE = "=" * 60
+EXAMPLES = """\
+examples:
+  # 3 buckets by mean reward: easy.jsonl (highest means) .. hard.jsonl
+  %(prog)s -i ./rollouts -o ./bucketed -m mean_reward -n 3
+  # 5 buckets by unbiased pass@4 at a pass threshold of 1.0
+  %(prog)s -i ./rollouts -o ./bucketed -m pass_at_k --k 4 --pass-threshold 1.0 -n 5
+  # fixed thresholds: <= 0.3, (0.3, 0.7], > 0.7
+  %(prog)s -i ./rollouts -o ./bucketed --thresholds 0.3 0.7 --bucket-names low medium high
+  # apply the cut points of an earlier run to the next step's rollouts
+  %(prog)s -i ./step_200 -o ./bucketed_200 --from-manifest ./bucketed/manifest.json
+
+metrics (per rollout, over its responses' scores):
+{metrics}
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + error
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    metrics = "\n".join(f"  {m.name:<13} {m.direction:<16} {m.description}" for m in METRICS.values())
+    parser = _Parser(
+        prog=prog,
+        description="Bucket JSONL rollouts by difficulty for curriculum learning, cleaning and stratified splits.",
+        epilog=EXAMPLES.format(metrics=metrics.replace("%", "%%")),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("-i", "--input-dir", required=True, help="directory of *.jsonl / *.jsonl.gz / *.jsonl.zst files (recursive)")
+    add("-o", "--output-dir", help="where to write the bucket files (required unless --dry-run)")
+    add("-m", "--metric", choices=list(METRICS), help="difficulty metric (default: mean_reward)")
+    add("-n", "--num-buckets", type=int, help="number of percentile buckets (default: 3)")
+    add("--bucket-names", nargs="+", metavar="NAME", help="bucket names: easiest first with -n, ascending values with --thresholds")
+    add("--thresholds", nargs="+", type=float, metavar="T", help="fixed cut points instead of percentiles (overrides -n)")
+    add("--prefix", default="", help="prefix for every output file name")
+    add("--k", type=int, help="k of pass_at_k (default: 1)")
+    add("--pass-threshold", type=float, help="a response passes when its score >= this (default: 0.5)")
+    add("--ties", choices=TIES, help="keep: equal values share a bucket (default); split: exactly equal sizes")
+    add("--order", choices=ORDERS, default="input", help="line order inside each bucket file (default: input)")
+    add("--scores", metavar="PATH", help="where each line's scores are, e.g. reward[].score, rewards[], score (default: detected)")
+    add("--overwrite", action="store_true", help="replace bucket files that already exist in the output directory")
+    add("--strict", action="store_true", help="stop with exit 1 at the first bad line instead of skipping it")
+    add("--dry-run", action="store_true", help="print statistics and the plan; write nothing")
+    add("--json", action="store_true", help="print the summary (the manifest) as one JSON object on stdout")
+    add("--from-manifest", metavar="FILE", help="apply the metric, params, cut points and names of a saved manifest")
+    add("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES, help="skip longer lines (default: 64 MiB)")
+    add("--workers", type=int, help="processes for reading (default: one per core on large inputs)")
+    add("--plugin", action="append", default=[], metavar="MODULE",
+        help="import a module or .py file first (e.g. one that calls bucketing.register_metric)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _import_plugins(argv)
+        args = build_parser(prog).parse_args(argv)
+        return run(args)
+    except BucketingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: no bucket file was written or changed", file=sys.stderr)
+        return 130
+    except OSError as error:  # disk full, permissions, I/O errors: the export has cleaned up after itself
+        where = f" ({display(error.filename)})" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}; no bucket file was written or changed", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_flags(args)
+    human = sys.stderr if args.json else sys.stdout
+    saved = read_manifest(args.from_manifest) if args.from_manifest else None
+    metric = saved["metric"] if saved else args.metric or "mean_reward"
+    get_metric(metric)
+    _say(human, f"\n{RULE}\n{_headline(args, saved, metric)}\n{RULE}\n")
+
+    bar = None if args.json else ProgressBar("Reading")
+    try:
+        data = load(args.input_dir, scores=args.scores, max_line_bytes=args.max_line_bytes, strict=args.strict,
+                    workers=args.workers, progress=bar)
+    finally:
+        bar and bar.close()
+    for warning in data.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    size = sum(f.size for f in data.files)
+    _say(human, f"Found {len(data.files)} JSONL files in {display(args.input_dir)} ({human_bytes(size)})")
+    _say(human, f"Scores at: {data.score_path}" + (" (detected; pass --scores to change)" if data.detected else ""))
+    totals = data.totals
+    _say(human, f"Loaded {totals['rollouts']} rollouts from {totals['lines']} lines "
+                f"({totals['blank']} blank, {totals['skipped']} skipped)")
+
+    plan, values = _make_plan(args, saved, metric, data)
+    ids = plan.assign(values)
+    manifest = build_manifest(data, plan, values, ids, args.prefix, args.order)
+    _print_summary(human, manifest, values, plan)
+
+    if not args.dry_run:
+        bar = None if args.json else ProgressBar("Writing")
+        try:
+            export(data, plan, args.output_dir, values=values, prefix=args.prefix, order=args.order,
+                   overwrite=args.overwrite, progress=bar)
+        finally:
+            bar and bar.close()
+        out = Path(args.output_dir)
+        _say(human, "")
+        for bucket in manifest["buckets"]:
+            _say(human, f"Saved {bucket['count']} rollouts to {display(out / bucket['file'])}")
+        if manifest["skipped_file"]:
+            _say(human, f"Saved {totals['skipped']} skipped lines to {display(out / manifest['skipped_file'])}")
+        _say(human, f"Saved manifest to {display(out / (args.prefix + MANIFEST))}")
+        _say(human, f"\n{RULE}\nBucketing complete! Output saved to {display(out)}\n{RULE}\n")
+    else:
+        _say(human, f"\n{RULE}\nDry run: nothing was written\n{RULE}\n")
+    if args.json:
+        print(json.dumps(manifest, ensure_ascii=False, allow_nan=False))
+    return 0
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    if not args.dry_run and not args.output_dir:
+        raise BucketingError("-o/--output-dir is required (or pass --dry-run)")
+    if args.from_manifest:
+        given = [flag for flag, value in [("-m", args.metric), ("-n", args.num_buckets), ("--thresholds", args.thresholds),
+                                          ("--bucket-names", args.bucket_names), ("--k", args.k),
+                                          ("--pass-threshold", args.pass_threshold), ("--ties", args.ties)] if value is not None]
+        if given:
+            raise BucketingError(f"--from-manifest sets the plan; drop {', '.join(given)}")
+    if args.thresholds and args.ties == "split":
+        raise BucketingError("--ties split applies to percentile buckets, not to --thresholds")
+    if args.max_line_bytes < 1:
+        raise BucketingError("--max-line-bytes must be positive")
+
+
+def _make_plan(args: argparse.Namespace, saved: dict | None, metric: str, data: Dataset) -> tuple[Plan, np.ndarray]:
+    """The plan to apply and the metric's value for every rollout."""
+    if saved:
+        plan = plan_from_manifest(saved)
+        return plan, data.table(plan.params)[metric].to_numpy()
+    params = Params(k=args.k or 1, pass_threshold=0.5 if args.pass_threshold is None else args.pass_threshold)
+    values = data.table(params)[metric].to_numpy()
+    if args.thresholds:
+        return threshold_plan(metric, args.thresholds, args.bucket_names, params), values
+    plan = percentile_plan(values, metric, args.num_buckets or 3, args.bucket_names, args.ties or "keep", params)
+    return plan, values
+
+
+def _headline(args: argparse.Namespace, saved: dict | None, metric: str) -> str:
+    if saved:
+        return f"Bucketing by {metric} using the plan in {display(args.from_manifest)}"
+    if args.thresholds:
+        return f"Bucketing by {metric} using thresholds: {sorted(args.thresholds)}"
+    return f"Bucketing by {metric} using {args.num_buckets or 3} percentile buckets"
+
+
+def _print_summary(out, manifest: dict, values: np.ndarray, plan: Plan) -> None:
+    if manifest["skipped"]:
+        _say(out, "\nSkipped lines:")
+        for reason, count in manifest["skipped"].items():
+            _say(out, f"  {reason}: {count}")
+            for example in manifest["skipped_examples"][reason]:
+                _say(out, f"    {example}")
+    count = len(plan.buckets) if plan.mode == "percentile" else 4
+    points = [100 * i / count for i in range(count + 1)]
+    _say(out, f"\nDifficulty percentiles ({plan.metric}, {manifest['direction']}):")
+    for point, value in zip(points, np.percentile(values, points)):
+        _say(out, f"  {point:3.0f}%: {value:.4f}")
+    _say(out, "\nBucket statistics (easiest first):")
+    width = max(len(b["name"]) for b in manifest["buckets"])
+    for bucket, spec in zip(manifest["buckets"], plan.buckets):
+        seen = "empty" if bucket["min"] is None else f"values {bucket['min']:.4g} .. {bucket['max']:.4g}"
+        _say(out, f"  {bucket['name']:<{width}}  {bucket['count']:>8} rollouts  {bucket['share']:6.1%}  "
+                  f"{spec.describe_range(plan.metric)}  ({seen})")
+    if manifest["k_exceeds_n"]:
+        _say(out, f"Note: {manifest['k_exceeds_n']} rollouts have fewer than k={plan.params.k} responses; "
+                  "pass_at_k used k = n for them")
+
+
+def _say(stream, text: str) -> None:
+    print(text, file=stream)
+
+
+def _import_plugins(argv: list[str]) -> None:
+    """Import ``--plugin`` modules before the parser is built, so their metrics are valid ``-m`` choices."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--plugin", action="append", default=[])
+    known, _ = pre.parse_known_args(argv)
+    for name in known.plugin:
+        try:
+            if name.endswith(".py"):
+                spec = importlib.util.spec_from_file_location(Path(name).stem, name)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(name)
+        except (ImportError, OSError) as exc:
+            raise BucketingError(f"--plugin {name}: {exc}") from None

@@ -1,0 +1,66 @@
+"""Guess where the scores live when ``--scores`` is not given, from the first lines of the input."""
+
+from __future__ import annotations
+
+import json
+from itertools import islice
+
+from .errors import BucketingError
+from .scorepath import BadScores, ScorePath
+from .sources import InputFile, display, read_blocks
+
+CANDIDATES = (
+    "reward[].score",  # the default layout
+    "rewards[]",
+    "scores[]",
+    "reward[]",
+    "rewards[].score",
+    "scores[].score",
+    "score",
+    "reward",
+)
+SAMPLE_LINES = 50
+
+
+def detect_score_path(files: list[InputFile]) -> ScorePath:
+    """The first candidate path that holds numbers in at least half the sampled lines."""
+    objects = sample_objects(files)
+    if not objects:
+        return ScorePath.parse(CANDIDATES[0])  # nothing parses: the scan will say why, line by line
+    for text in CANDIDATES:
+        path = ScorePath.parse(text)
+        if sum(_holds_scores(path, obj) for obj in objects) * 2 >= len(objects):
+            return path
+    fields = sorted({key for obj in objects for key in obj})
+    raise BucketingError(
+        f"can't tell where the scores are in {display(files[0].rel)}: none of {', '.join(CANDIDATES)} holds numbers "
+        f"(fields seen: {', '.join(fields[:20])}); pass --scores PATH, e.g. --scores reward[].score"
+    )
+
+
+def sample_objects(files: list[InputFile]) -> list[dict]:
+    """JSON objects from the first lines of the first files."""
+    objects: list[dict] = []
+    for file in files[:5]:
+        block = next(read_blocks(file), None)
+        if block is None:
+            continue
+        lines = bytes(block.buf[block.lo : block.hi]).split(b"\n")
+        for line in islice((line for line in lines if line.strip()), SAMPLE_LINES):
+            try:
+                value = json.loads(line.removeprefix(b"\xef\xbb\xbf"))
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(value, dict):
+                objects.append(value)
+        if len(objects) >= SAMPLE_LINES:
+            break
+    return objects
+
+
+def _holds_scores(path: ScorePath, obj: dict) -> bool:
+    try:
+        path.scores_of(obj)
+    except BadScores:
+        return False
+    return True

@@ -1,0 +1,23 @@
+"""Errors the engine raises for the user to read: one line, no traceback."""
+
+from __future__ import annotations
+
+
+class BucketingError(Exception):
+    """A problem with the input, the flags or the output that the user can fix.
+
+    The CLI prints ``str(error)`` as one line and exits with ``exit_code``.
+    """
+
+    exit_code = 2
+
+
+class BadLineError(BucketingError):
+    """A bad input line under ``--strict``."""
+
+    exit_code = 1
+
+    def __init__(self, where: str, reason: str, detail: str = ""):
+        self.where, self.reason, self.detail = where, reason, detail
+        text = f"{where}: {reason}" + (f" ({detail})" if detail else "")
+        super().__init__(f"{text}; fix or remove the line, or drop --strict to skip bad lines")

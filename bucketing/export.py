@@ -1,0 +1,218 @@
+"""Write the bucket files: each input line's original bytes, atomically, manifest last.
+
+Every line is copied from the input by offset (kernel-side with
+``copy_file_range`` where it can be), never re-serialised.  Each output goes
+to a temp file in the output directory, is fsynced, and is renamed into place
+only when all of them are complete; the manifest is renamed last.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import secrets
+from pathlib import Path
+import numpy as np
+
+from .errors import BucketingError
+from .load import Dataset, Progress
+from .metrics import get_metric
+from .manifest import MANIFEST, SKIPPED, build_manifest, dumps, file_names
+from .plan import Plan, check_name
+from .sources import display, open_stream
+
+TEMP_PREFIX = ".bucketing-tmp-"
+ORDERS = ("input", "difficulty")
+
+
+def export(
+    dataset: Dataset,
+    plan: Plan,
+    out_dir: str | os.PathLike,
+    *,
+    values: np.ndarray | None = None,
+    prefix: str = "",
+    order: str = "input",
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> dict:
+    """Write ``{prefix}{name}.jsonl`` per bucket, ``{prefix}_skipped.jsonl`` and ``{prefix}manifest.json``.
+
+    ``values`` are the plan's metric values (computed when None).  Returns the
+    manifest.  Raises :class:`BucketingError` before writing anything when the
+    output would overwrite files (without ``overwrite``) or sits in the input.
+    """
+    if order not in ORDERS:
+        raise BucketingError(f"--order must be one of {', '.join(ORDERS)}, not {order!r}")
+    if prefix:
+        check_name(prefix, "prefix")
+    if values is None:
+        values = dataset.table(plan.params)[plan.metric].to_numpy()
+    ids = plan.assign(values)
+    manifest = build_manifest(dataset, plan, values, ids, prefix, order)
+    out = Path(out_dir)
+    targets = [*file_names(plan, prefix).values()] + ([prefix + SKIPPED] if len(dataset.skipped) else [])
+    check_output_dir(out, dataset.root)
+    if not overwrite:
+        for name in targets + [prefix + MANIFEST]:
+            if os.path.lexists(out / name):
+                raise BucketingError(f"{display(out / name)} already exists; pass --overwrite to replace it")
+    check_unchanged(dataset)
+    out.mkdir(parents=True, exist_ok=True)
+    with _Writer(out, dataset, progress) as writer:
+        pieces = _pieces(dataset, plan, values, ids, order)
+        for dest, name in enumerate(targets):
+            writer.write_file(name, pieces[dest])
+        writer.commit(extra={prefix + MANIFEST: dumps(manifest).encode()})
+    return manifest
+
+
+def check_output_dir(out: Path, root: Path) -> None:
+    """The output may not be the input directory or inside it (it would be read next time)."""
+    source = root.resolve() if root.is_dir() else root.resolve().parent
+    target = out.resolve()
+    if target == source or source in target.parents:
+        raise BucketingError(
+            f"output directory {display(out)} is inside the input directory {display(root)}; choose another"
+        )
+
+
+def check_unchanged(dataset: Dataset) -> None:
+    for file in dataset.files:
+        try:
+            info = os.stat(file.path)
+        except OSError as exc:
+            raise BucketingError(f"{display(file.rel)} can't be read any more: {exc.strerror}") from None
+        if (info.st_size, info.st_mtime_ns) != (file.size, file.mtime_ns):
+            raise BucketingError(f"{display(file.rel)} changed since it was loaded; load the input again")
+
+
+def _pieces(dataset: Dataset, plan: Plan, values: np.ndarray, ids: np.ndarray, order: str) -> list[dict]:
+    """Per output file, in the order to write: arrays file_id, offset, length, clean."""
+    rows, skipped = dataset.rows, dataset.skipped
+    dest = np.concatenate([ids.astype(np.int64), np.full(len(skipped), len(plan.buckets))])
+    columns = {
+        key: np.concatenate([rows[key].to_numpy(), skipped[key].to_numpy()]).astype(np.int64)
+        for key in ("file_id", "offset", "length", "clean")
+    }
+    if order == "difficulty":  # easiest first; equal values keep input order
+        easier = -values if get_metric(plan.metric).higher_is_easier else values
+        rank = np.concatenate([easier, np.zeros(len(skipped))])
+    else:
+        rank = np.zeros(len(dest))
+    sort = np.lexsort((columns["offset"], columns["file_id"], rank, dest))
+    bounds = np.searchsorted(dest[sort], np.arange(len(plan.buckets) + 2))
+    return [
+        {key: column[sort[bounds[d] : bounds[d + 1]]] for key, column in columns.items()}
+        for d in range(len(plan.buckets) + 1)
+    ]
+
+
+class _Writer:
+    """Temp files in the output directory, renamed into place together; removed on any failure."""
+
+    def __init__(self, out: Path, dataset: Dataset, progress: Progress | None):
+        self.out, self.dataset, self.progress = out, dataset, progress
+        self.temps: dict[str, Path] = {}  # final name -> temp path
+        self.sources: dict[int, int] = {}  # file_id -> fd of its (decompressed) bytes
+        self.spools: list[Path] = []
+        self.done = 0
+        self.total = int(dataset.rows["length"].sum() + dataset.skipped["length"].sum())
+
+    def __enter__(self) -> "_Writer":
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        for fd in self.sources.values():
+            os.close(fd)
+        for path in [*self.spools, *self.temps.values()]:
+            path.unlink(missing_ok=True)
+
+    def _temp(self, name: str) -> tuple[int, Path]:
+        """A new file only this run uses; mode 0666 minus the umask, like any file the user creates."""
+        path = self.out / f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name}"
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), path
+
+    def _source(self, file_id: int) -> int:
+        """An fd holding the file's bytes at the offsets the scan saw (compressed files are spooled)."""
+        if file_id not in self.sources:
+            file = self.dataset.files[file_id]
+            if file.compression is None:
+                self.sources[file_id] = os.open(file.path, os.O_RDONLY)
+            else:
+                fd, path = self._temp("spool")
+                self.spools.append(path)
+                with open_stream(file) as stream, os.fdopen(os.dup(fd), "wb") as spool:
+                    shutil.copyfileobj(stream, spool, 1 << 20)
+                self.sources[file_id] = fd
+        return self.sources[file_id]
+
+    def write_file(self, name: str, pieces: dict) -> None:
+        """Copy the pieces' bytes, one "\\n"-terminated line each, into a temp file for ``name``."""
+        fd, path = self._temp(name)
+        self.temps[name] = path
+        try:
+            file_id, offset, length, clean = pieces["file_id"], pieces["offset"], pieces["length"], pieces["clean"]
+            end = offset + length + clean  # a clean line's "\n" is copied with it
+            joins = np.zeros(len(offset), dtype=bool)  # piece i continues the byte run of piece i-1
+            joins[1:] = (file_id[1:] == file_id[:-1]) & (clean[:-1] == 1) & (offset[1:] == end[:-1])
+            firsts = np.flatnonzero(~joins)
+            lasts = np.append(firsts[1:], len(offset)) - 1
+            for first, last in zip(firsts.tolist(), lasts.tolist()):
+                _copy(self._source(int(file_id[first])), fd, int(offset[first]), int(end[last] - offset[first]))
+                if not clean[last]:
+                    _write_all(fd, b"\n")
+                self.done += int(end[last] - offset[first])
+                if self.progress:
+                    self.progress(self.done, self.total)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def commit(self, extra: dict[str, bytes]) -> None:
+        """Write the small files in ``extra`` last, then rename every temp file to its final name."""
+        for name, data in extra.items():
+            fd, path = self._temp(name)
+            self.temps[name] = path
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for name, path in list(self.temps.items()):  # insertion order: buckets, skipped, manifest
+            os.replace(path, self.out / name)
+            del self.temps[name]
+        _fsync_dir(self.out)
+
+
+def _copy(source: int, target: int, offset: int, count: int) -> None:
+    """Append ``count`` bytes of ``source`` from ``offset`` to ``target``."""
+    while count > 0:
+        try:
+            copied = os.copy_file_range(source, target, count, offset)
+        except OSError:  # e.g. across file systems on old kernels: copy through memory
+            copied = _copy_through_memory(source, target, offset, count)
+        if copied == 0:
+            raise BucketingError("an input file got shorter while it was copied; load the input again")
+        offset, count = offset + copied, count - copied
+
+
+def _copy_through_memory(source: int, target: int, offset: int, count: int) -> int:
+    data = os.pread(source, min(count, 1 << 20), offset)
+    _write_all(target, data)
+    return len(data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+

@@ -1,0 +1,220 @@
+"""Load a directory of rollouts: files -> line index + scores, and the per-rollout metric table."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .detect import detect_score_path
+from .errors import BucketingError
+from .metrics import Params, Scores, compute_all, k_exceeds_n
+from .parse import Chunk, ChunkResult, bad_line_error, scan
+from .scorepath import ScorePath
+from .sources import DEFAULT_MAX_LINE_BYTES, InputFile, display, find_inputs, line_start_at_or_after
+
+PARALLEL_MIN_BYTES = 32 << 20  # below this, starting worker processes costs more than it saves
+CHUNK_BYTES = 64 << 20  # large plain files are scanned in ranges of about this size
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
+
+
+@dataclass
+class Dataset:
+    """What a load found: the input files, one row per rollout, every score, and the skipped lines."""
+
+    root: Path
+    files: list[InputFile]
+    rows: pd.DataFrame  # file_id, line, offset, length, n, clean (content followed by exactly "\n")
+    scores: Scores
+    skipped: pd.DataFrame  # file_id, line, offset, length, clean, reason, detail
+    score_path: str
+    detected: bool  # the score path was guessed, not given
+    file_lines: list[int]
+    file_blank: list[int]
+    warnings: list[str] = field(default_factory=list)
+
+    def table(self, params: Params = Params()) -> pd.DataFrame:
+        """One row per rollout: file, line, offset, length, n and every registered metric."""
+        names = [display(f.rel) for f in self.files]
+        table = pd.DataFrame(
+            {
+                "file": pd.Categorical.from_codes(self.rows["file_id"].to_numpy(), categories=names),
+                "line": self.rows["line"].to_numpy(),
+                "offset": self.rows["offset"].to_numpy(),
+                "length": self.rows["length"].to_numpy(),
+                "n": self.scores.counts,
+            }
+        )
+        for name, values in compute_all(self.scores, params).items():
+            table[name] = values
+        return table
+
+    def where(self, file_id: int, line: int) -> str:
+        return f"{display(self.files[file_id].rel)}:{line}"
+
+    def k_exceeds_n(self, params: Params) -> int:
+        return k_exceeds_n(self.scores, params)
+
+    @property
+    def totals(self) -> dict:
+        return {
+            "files": len(self.files),
+            "lines": int(sum(self.file_lines)),
+            "rollouts": len(self.rows),
+            "blank": int(sum(self.file_blank)),
+            "skipped": len(self.skipped),
+        }
+
+    def skipped_reasons(self, examples: int = 5) -> dict[str, dict]:
+        """Per reason, most frequent first: count and up to ``examples`` "file:line: detail" strings."""
+        summary: dict[str, dict] = {}
+        for reason, group in self.skipped.groupby("reason", sort=False):
+            first = group.head(examples)
+            summary[str(reason)] = {
+                "count": len(group),
+                "examples": [
+                    f"{self.where(f, ln)}: {reason}" + (f" ({detail})" if detail else "")
+                    for f, ln, detail in zip(first["file_id"], first["line"], first["detail"])
+                ],
+            }
+        return dict(sorted(summary.items(), key=lambda item: -item[1]["count"]))
+
+    def inputs(self) -> list[dict]:
+        return [
+            {"path": display(f.rel), "bytes": f.size, "lines": lines}
+            for f, lines in zip(self.files, self.file_lines)
+        ]
+
+
+def load(
+    input_path: str | os.PathLike,
+    *,
+    scores: str | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    strict: bool = False,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> Dataset:
+    """Read every input file under ``input_path`` once and index its lines and scores.
+
+    ``scores`` is the score path (see :mod:`bucketing.scorepath`); when None it
+    is detected from the first lines.  Bad lines are skipped with a reason
+    (``strict=True``: the first one raises :class:`BadLineError`).  Files are
+    scanned in parallel when there is enough data (``workers``: default, one
+    per core).
+    """
+    files, warnings = find_inputs(input_path)
+    if not files:
+        raise BucketingError(f"no *.jsonl, *.jsonl.gz or *.jsonl.zst files under {display(input_path)}")
+    path = ScorePath.parse(scores) if scores else detect_score_path(files)
+    chunks = make_chunks(files, path.text, max_line_bytes, strict)
+    results = run_chunks(chunks, workers, progress, strict)
+    dataset = assemble(Path(input_path), files, results, path.text, detected=scores is None, warnings=warnings)
+    check_dataset(dataset, results, strict)
+    return dataset
+
+
+def make_chunks(files: list[InputFile], score_path: str, max_line_bytes: int, strict: bool) -> list[Chunk]:
+    """One chunk per file; plain files larger than CHUNK_BYTES are cut at line starts."""
+    chunks = []
+    for index, file in enumerate(files):
+        starts = [0]
+        if file.compression is None:
+            for nominal in range(CHUNK_BYTES, file.size, CHUNK_BYTES):
+                start = line_start_at_or_after(file, nominal)
+                if starts[-1] < start < file.size:
+                    starts.append(start)
+        stops: list[int | None] = [*starts[1:], None]
+        chunks += [Chunk(file, index, score_path, a, b, max_line_bytes, strict) for a, b in zip(starts, stops)]
+    return chunks
+
+
+def run_chunks(chunks: list[Chunk], workers: int | None, progress: Progress | None, strict: bool) -> list[ChunkResult]:
+    """Scan chunks in order (in worker processes when worthwhile); stop early under strict."""
+    sizes = [(c.stop if c.stop is not None else c.file.size) - c.start for c in chunks]
+    total, done = sum(sizes), 0
+    if workers is None:
+        workers = (os.cpu_count() or 1) if total >= PARALLEL_MIN_BYTES else 1
+    workers = max(1, min(workers, len(chunks)))
+    results: list[ChunkResult] = []
+    if workers == 1:
+        outcomes = map(scan, chunks)
+        pool = None
+    else:
+        # spawn, not fork: the app calls this from a thread of a multi-threaded server
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        outcomes = (future.result() for future in [pool.submit(scan, chunk) for chunk in chunks])
+    try:
+        for result, size in zip(outcomes, sizes):
+            results.append(result)
+            done += size
+            if progress:
+                progress(done, total)
+            if strict and result.stopped:
+                break
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+    return results
+
+
+def assemble(
+    root: Path, files: list[InputFile], results: list[ChunkResult], score_path: str, detected: bool, warnings: list[str]
+) -> Dataset:
+    """Join the chunks' results into one dataset, with line numbers counted per file."""
+    file_lines = [0] * len(files)
+    file_blank = [0] * len(files)
+    parts, skipped = [], []
+    for result in results:
+        index = result.chunk.file_index
+        first_line = file_lines[index]
+        file_lines[index] += result.lines
+        file_blank[index] += result.blank
+        parts.append(
+            {
+                "file_id": np.full(len(result.line), index, dtype=np.int32),
+                "line": np.frombuffer(result.line, dtype=np.int64) + first_line,
+                "offset": np.frombuffer(result.offset, dtype=np.int64),
+                "length": np.frombuffer(result.length, dtype=np.int64),
+                "clean": np.frombuffer(result.clean, dtype=np.int8).astype(bool),
+            }
+        )
+        skipped += [(index, line + first_line, *rest) for line, *rest in result.skipped]
+    rows = pd.DataFrame({key: np.concatenate([p[key] for p in parts]) for key in parts[0]})
+    counts = np.concatenate([np.frombuffer(r.count, dtype=np.int64) for r in results]).astype(np.int64)
+    flat = np.concatenate([np.frombuffer(r.scores, dtype=np.float64) for r in results])
+    rows.insert(4, "n", counts)
+    skipped_frame = pd.DataFrame(skipped, columns=["file_id", "line", "offset", "length", "clean", "reason", "detail"])
+    return Dataset(root, files, rows, Scores(flat, counts), skipped_frame, score_path, detected,
+                   file_lines, file_blank, warnings)
+
+
+def check_dataset(dataset: Dataset, results: list[ChunkResult], strict: bool) -> None:
+    """Refuse inputs that can't be bucketed: a bad line under strict, a file that isn't JSONL, no rollouts."""
+    skipped = dataset.skipped
+    if strict and len(skipped):
+        first = skipped.iloc[0]
+        raise bad_line_error(dataset.files[first.file_id], int(first.line), first.reason, first.detail)
+    objects = [0] * len(dataset.files)
+    for result in results:
+        objects[result.chunk.file_index] += result.objects
+    for index, file in enumerate(dataset.files):
+        if dataset.file_lines[index] > dataset.file_blank[index] and objects[index] == 0:
+            first = skipped[skipped.file_id == index].iloc[0]
+            raise BucketingError(
+                f"{display(file.rel)} is not JSONL (one JSON object per line): line {first.line}: {first.reason}; "
+                "is it a pretty-printed JSON document or a binary file? Convert or remove it"
+            )
+    if len(dataset.rows) == 0:
+        hint = ""
+        if len(skipped):
+            first = skipped.iloc[0]
+            hint = f"; e.g. {dataset.where(first.file_id, first.line)}: {first.reason} ({first.detail})"
+        raise BucketingError(f"no rollouts with scores at {dataset.score_path}{hint}; check --scores")

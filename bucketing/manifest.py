@@ -1,0 +1,90 @@
+"""The manifest: what a run read, the plan it applied, and what each bucket holds."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import BucketingError
+from .load import Dataset
+from .metrics import get_metric
+from .plan import Plan, bucket_table
+
+VERSION = 1
+MANIFEST = "manifest.json"
+SKIPPED = "_skipped.jsonl"
+
+
+def file_names(plan: Plan, prefix: str) -> dict[str, str]:
+    """Bucket name -> output file name."""
+    return {name: f"{prefix}{name}.jsonl" for name in plan.names}
+
+
+def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, ids: np.ndarray,
+                   prefix: str = "", order: str = "input") -> dict:
+    """The manifest's content (also what ``--json`` prints)."""
+    files = file_names(plan, prefix)
+    buckets = bucket_table(plan, values, ids)
+    reasons = dataset.skipped_reasons()
+    return {
+        "version": VERSION,
+        "tool": f"bucketing {__version__}",
+        "metric": plan.metric,
+        "direction": get_metric(plan.metric).direction,
+        "params": {
+            "k": plan.params.k,
+            "pass_threshold": plan.params.pass_threshold,
+            "scores": dataset.score_path,
+            "scores_detected": dataset.detected,
+        },
+        "mode": plan.mode,
+        "ties": plan.ties,
+        "cuts": list(plan.cuts),
+        "order": order,
+        "prefix": prefix,
+        "buckets": [
+            {
+                "name": row.name,
+                "file": files[row.name],
+                "count": int(row.count),
+                "share": float(row.share),
+                "min": _number(row.min),
+                "max": _number(row.max),
+                "lower": bucket.lower,
+                "upper": bucket.upper,
+                "difficulty_rank": bucket.rank,
+            }
+            for row, bucket in zip(buckets.itertuples(index=False), plan.buckets)
+        ],
+        "skipped_file": prefix + SKIPPED if len(dataset.skipped) else None,
+        "totals": dataset.totals,
+        "skipped": {reason: info["count"] for reason, info in reasons.items()},
+        "skipped_examples": {reason: info["examples"] for reason, info in reasons.items()},
+        "k_exceeds_n": dataset.k_exceeds_n(plan.params) if plan.metric == "pass_at_k" else 0,
+        "inputs": dataset.inputs(),
+    }
+
+
+def dumps(manifest: dict) -> str:
+    return json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def read_manifest(path: str | Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except OSError as exc:
+        raise BucketingError(f"can't read manifest {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise BucketingError(f"manifest {path} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("version") != VERSION:
+        raise BucketingError(f"{path} is not a version {VERSION} bucketing manifest")
+    return manifest
+
+
+def _number(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)

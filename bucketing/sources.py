@@ -1,0 +1,230 @@
+"""Find input files and read them as blocks of whole lines, split on ``\\n`` only.
+
+Nothing here parses JSON: this module turns a directory into a list of
+:class:`InputFile` and a file (or a byte range of one) into :class:`Block`
+objects that each hold complete lines, in a bounded buffer.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from .errors import BucketingError
+
+SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst")
+WINDOW = 4 << 20  # bytes read at a time; a longer line grows the buffer up to max_line_bytes
+DEFAULT_MAX_LINE_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input file as it was when it was found."""
+
+    path: Path  # as found under the input root (not resolved)
+    rel: str  # path relative to the input root, for messages and the manifest
+    size: int
+    mtime_ns: int
+
+    @property
+    def compression(self) -> str | None:
+        name = self.path.name
+        return "gz" if name.endswith(".gz") else "zst" if name.endswith(".zst") else None
+
+
+def display(path: str | os.PathLike) -> str:
+    """A path made safe to print on one line: control characters and undecodable bytes escaped."""
+    text = os.fsdecode(path)
+    if text.isprintable():
+        return text
+    return repr(text)[1:-1]  # repr escapes \n, \t, \x.. and surrogate-escaped bytes
+
+
+def natural_key(text: str) -> list:
+    """Sort key that puts ``bucket_2`` before ``bucket_10``."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)]
+
+
+def find_inputs(root: str | os.PathLike) -> tuple[list[InputFile], list[str]]:
+    """All ``*.jsonl[.gz|.zst]`` files under ``root``, recursively, in natural order.
+
+    Returns the files and warnings about what was passed over (loops, FIFOs,
+    dangling links, unreadable files, the same file reached twice).
+    """
+    root = Path(root)
+    try:
+        top = root.stat()
+    except OSError as exc:
+        raise BucketingError(f"input {display(root)} can't be read: {exc.strerror}") from None
+    warnings: list[str] = []
+    if stat.S_ISREG(top.st_mode):
+        if not root.name.endswith(SUFFIXES):
+            raise BucketingError(f"input {display(root)} is not a .jsonl, .jsonl.gz or .jsonl.zst file")
+        return [InputFile(root, root.name, top.st_size, top.st_mtime_ns)], warnings
+    if not stat.S_ISDIR(top.st_mode):
+        raise BucketingError(f"input {display(root)} is neither a directory nor a file")
+
+    found: list[InputFile] = []
+    seen_files: set[tuple[int, int]] = set()
+    seen_dirs: set[tuple[int, int]] = {(top.st_dev, top.st_ino)}
+
+    def walk(directory: Path, rel: str) -> None:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: natural_key(e.name))
+        except OSError as exc:
+            warnings.append(f"skipped directory {display(directory)}: {exc.strerror}")
+            return
+        for entry in entries:
+            path, name = Path(entry.path), rel + entry.name
+            try:
+                info = os.stat(path)  # follows links
+            except OSError as exc:
+                if entry.name.endswith(SUFFIXES) or entry.is_symlink():
+                    why = "dangling or looping link" if entry.is_symlink() else exc.strerror
+                    warnings.append(f"skipped {display(name)}: {why}")
+                continue
+            ident = (info.st_dev, info.st_ino)
+            if stat.S_ISDIR(info.st_mode):
+                if ident in seen_dirs:
+                    warnings.append(f"skipped {display(name)}: directory already visited (link loop?)")
+                    continue
+                seen_dirs.add(ident)
+                walk(path, name + "/")
+            elif entry.name.endswith(SUFFIXES):
+                if not stat.S_ISREG(info.st_mode):
+                    warnings.append(f"skipped {display(name)}: not a regular file (FIFO, socket or device)")
+                elif ident in seen_files:
+                    warnings.append(f"skipped {display(name)}: same file as one already read")
+                elif not os.access(path, os.R_OK):
+                    warnings.append(f"skipped {display(name)}: permission denied")
+                else:
+                    seen_files.add(ident)
+                    found.append(InputFile(path, name, info.st_size, info.st_mtime_ns))
+
+    walk(root, "")
+    return found, warnings
+
+
+def open_stream(file: InputFile) -> BinaryIO:
+    """The file's decompressed bytes as an unbuffered binary stream with ``readinto``."""
+    raw = open(file.path, "rb", buffering=0)
+    if file.compression == "gz":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if file.compression == "zst":
+        try:
+            import zstandard
+        except ImportError:
+            raw.close()
+            raise BucketingError(
+                f"{display(file.rel)} is zstd-compressed: install the 'zstandard' package to read it"
+            ) from None
+        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+    return raw
+
+
+@dataclass
+class Block:
+    """Whole lines ``buf[lo:hi]`` starting at byte ``offset`` of the (decompressed) file.
+
+    ``buf`` is reused for the next block: use it before asking for the next one.
+    Only the block at the end of the file may end without ``\\n``.
+    A ``long_line`` block stands for one line longer than the limit: its bytes
+    were not kept, ``hi - lo`` is not its length, ``long_line`` is.
+    """
+
+    buf: bytearray
+    lo: int
+    hi: int
+    offset: int
+    at_eof: bool = False
+    long_line: int = 0  # length of an over-long line (without its \n), else 0
+    long_line_ends_with_newline: bool = False
+
+
+def line_start_at_or_after(file: InputFile, position: int) -> int:
+    """Offset of the first line that starts at or after ``position`` (plain files only)."""
+    if position <= 0:
+        return 0
+    with open(file.path, "rb", buffering=0) as f:
+        f.seek(position - 1)
+        offset = position - 1
+        while chunk := f.read(1 << 20):
+            nl = chunk.find(b"\n")
+            if nl >= 0:
+                return offset + nl + 1
+            offset += len(chunk)
+    return offset
+
+
+def read_blocks(
+    file: InputFile,
+    start: int = 0,
+    stop: int | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> Iterator[Block]:
+    """Blocks of the lines that start in ``[start, stop)``; ``start`` must be a line start.
+
+    Memory stays within about ``max(WINDOW, max_line_bytes)``: a longer line
+    is measured while it is read and reported as a ``long_line`` block.
+    """
+    with open_stream(file) as stream:
+        if start:
+            stream.seek(start)
+        buf = bytearray(WINDOW)
+        have, offset, eof = 0, start, False  # offset = file position of buf[0]
+        while True:
+            if not eof and have < len(buf):
+                n = stream.readinto(memoryview(buf)[have:])
+                if not n:
+                    eof = True
+                have += n or 0
+                if not eof and have < len(buf):
+                    continue  # short read: fill the window first
+            end = buf.rfind(b"\n", 0, have) + 1  # end of the last whole line
+            if stop is not None and offset + end > stop:
+                cut = buf.find(b"\n", max(stop - offset - 1, 0), have) + 1
+                if cut:
+                    yield Block(buf, 0, cut, offset)
+                    return
+            if end == 0:
+                if eof:
+                    if have:
+                        yield Block(buf, 0, have, offset, at_eof=True)
+                    return
+                if len(buf) <= max_line_bytes:
+                    buf = buf + bytes(min(len(buf), max_line_bytes + 1 - len(buf)))
+                    continue
+                length, ends_nl, rest = _skip_long_line(stream, buf, have)
+                yield Block(buf, 0, 0, offset, long_line=length, long_line_ends_with_newline=ends_nl)
+                offset += length + ends_nl
+                buf = bytearray(WINDOW)
+                buf[: len(rest)] = rest
+                have, eof = len(rest), not ends_nl
+                if stop is not None and offset >= stop:
+                    return
+                continue
+            if eof and end == have:
+                yield Block(buf, 0, end, offset, at_eof=True)
+                return
+            yield Block(buf, 0, end, offset)
+            if stop is not None and offset + end >= stop:
+                return
+            rest = have - end
+            buf[:rest] = buf[end:have]
+            offset, have = offset + end, rest
+
+
+def _skip_long_line(stream: BinaryIO, buf: bytearray, have: int) -> tuple[int, bool, bytes]:
+    """Read past the rest of an over-long line; return its length, whether a \\n ended it, and what follows."""
+    length = have
+    while chunk := stream.read(WINDOW):
+        nl = chunk.find(b"\n")
+        if nl >= 0:
+            return length + nl, True, chunk[nl + 1 :]
+        length += len(chunk)
+    return length, False, b""
