@@ -23,14 +23,15 @@ SAMPLE_LINES = 50
 
 
 def detect_score_path(files: list[InputFile]) -> ScorePath:
-    """The first candidate path that holds numbers in at least half the sampled lines."""
+    """The candidate path that holds numbers in the most sampled lines (the earlier one on a tie)."""
     objects = sample_objects(files)
     if not objects:
         return ScorePath.parse(CANDIDATES[0])  # nothing parses: the scan will say why, line by line
-    for text in CANDIDATES:
-        path = ScorePath.parse(text)
-        if sum(_holds_scores(path, obj) for obj in objects) * 2 >= len(objects):
-            return path
+    paths = [ScorePath.parse(text) for text in CANDIDATES]
+    hits = [sum(_holds_scores(path, obj) for obj in objects) for path in paths]
+    best = max(range(len(paths)), key=lambda i: (hits[i], -i))
+    if hits[best]:
+        return paths[best]
     fields = sorted({key for obj in objects for key in obj})
     raise BucketingError(
         f"can't tell where the scores are in {display(files[0].rel)}: none of {', '.join(CANDIDATES)} holds numbers "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,8 +149,7 @@ def run_chunks(chunks: list[Chunk], workers: int | None, progress: Progress | No
         outcomes = map(scan, chunks)
         pool = None
     else:
-        # spawn, not fork: the app calls this from a thread of a multi-threaded server
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(workers, mp_context=_process_context())
         outcomes = (future.result() for future in [pool.submit(scan, chunk) for chunk in chunks])
     try:
         for result, size in zip(outcomes, sizes):
@@ -163,6 +163,11 @@ def run_chunks(chunks: list[Chunk], workers: int | None, progress: Progress | No
         if pool:
             pool.shutdown(cancel_futures=True)
     return results
+
+
+def _process_context() -> multiprocessing.context.BaseContext:
+    """fork where it is safe (one thread: the CLI, scripts), spawn inside a threaded server like the app."""
+    return multiprocessing.get_context("fork" if threading.active_count() == 1 else "spawn")
 
 
 def assemble(

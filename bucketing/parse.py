@@ -11,6 +11,8 @@ from array import array
 from dataclasses import dataclass, field
 
 import msgspec
+import numpy as np
+import pyarrow as pa
 
 from . import scorepath as sp
 from .errors import BadLineError
@@ -76,7 +78,7 @@ def scan(chunk: Chunk) -> ChunkResult:
             continue
         buf, pos, hi, base = block.buf, block.lo, block.hi, block.offset
         with memoryview(buf) as view:
-            all_utf8 = _utf8_error(view[pos:hi]) is None
+            all_utf8 = is_utf8(view[pos:hi])
             while pos < hi:
                 newline = buf.find(b"\n", pos, hi)
                 end = newline if newline >= 0 else hi
@@ -156,6 +158,18 @@ def classify(raw: bytes, path: sp.ScorePath, at_eof: bool = False) -> tuple[str,
     except msgspec.DecodeError as exc:
         return sp.INVALID_JSON, str(exc).removeprefix("JSON is malformed: "), True
     return sp.INVALID_JSON, "rejected by the JSON decoder", True
+
+
+def is_utf8(data: memoryview) -> bool:
+    """Whether ``data`` is valid UTF-8; Arrow's validator runs at GB/s where ``str(data, "utf-8")`` doesn't."""
+    if not data:
+        return True
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int32))
+    try:
+        pa.StringArray.from_buffers(1, offsets, pa.py_buffer(data)).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _utf8_error(data: memoryview) -> str | None:

@@ -1,0 +1,46 @@
+"""Shared fixtures: writing small rollout files, running the CLI, reading bucket outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "examples" / "rollouts"
+
+
+def rollout_line(scores, **extra) -> bytes:
+    """One default-layout line (no newline) with these scores."""
+    record = {"prompt": extra.pop("prompt", "p"), "reward": [{"score": s} for s in scores], **extra}
+    return json.dumps(record, ensure_ascii=False).encode()
+
+
+def write_lines(path: Path, lines, newline: bytes = b"\n", final_newline: bool = True) -> Path:
+    """Write raw byte lines to ``path`` (creating folders)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = newline.join(lines) + (newline if final_newline and lines else b"")
+    path.write_bytes(body)
+    return path
+
+
+def run_cli(*args, cwd: Path = ROOT, entry=("-m", "bucketing")) -> subprocess.CompletedProcess:
+    """Run the command line as a user would, in a fresh process."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, *entry, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def output_lines(out_dir: Path) -> dict[str, list[bytes]]:
+    """Every .jsonl file in ``out_dir`` -> its lines (with their "\\n")."""
+    return {p.name: p.read_bytes().splitlines(keepends=True) for p in sorted(out_dir.glob("*.jsonl"))}
+
+
+@pytest.fixture
+def sample_dir() -> Path:
+    return SAMPLE
