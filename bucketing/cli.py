@@ -17,7 +17,7 @@ from .export import ORDERS, export
 from .load import Dataset, load
 from .manifest import MANIFEST, build_manifest, read_manifest
 from .metrics import METRICS, Params, get_metric
-from .plan import TIES, Plan, percentile_plan, plan_from_manifest, threshold_plan
+from .plan import TIES, Plan, check_name, percentile_plan, plan_from_manifest, threshold_plan
 from .progress import ProgressBar, human_bytes
 from .sources import DEFAULT_MAX_LINE_BYTES, display
 
@@ -155,6 +155,8 @@ def _check_flags(args: argparse.Namespace) -> None:
             raise BucketingError(f"--from-manifest sets the plan; drop {', '.join(given)}")
     if args.thresholds and args.ties == "split":
         raise BucketingError("--ties split applies to percentile buckets, not to --thresholds")
+    if args.prefix:
+        check_name(args.prefix, "prefix")
     if args.max_line_bytes < 1:
         raise BucketingError("--max-line-bytes must be positive")
 
@@ -164,11 +166,12 @@ def _make_plan(args: argparse.Namespace, saved: dict | None, metric: str, data: 
     if saved:
         plan = plan_from_manifest(saved)
         return plan, data.table(plan.params)[metric].to_numpy()
-    params = Params(k=args.k or 1, pass_threshold=0.5 if args.pass_threshold is None else args.pass_threshold)
+    params = Params(k=1 if args.k is None else args.k,
+                    pass_threshold=0.5 if args.pass_threshold is None else args.pass_threshold)
     values = data.table(params)[metric].to_numpy()
     if args.thresholds:
         return threshold_plan(metric, args.thresholds, args.bucket_names, params), values
-    plan = percentile_plan(values, metric, args.num_buckets or 3, args.bucket_names, args.ties or "keep", params)
+    plan = percentile_plan(values, metric, _num_buckets(args), args.bucket_names, args.ties or "keep", params)
     return plan, values
 
 
@@ -177,7 +180,11 @@ def _headline(args: argparse.Namespace, saved: dict | None, metric: str) -> str:
         return f"Bucketing by {metric} using the plan in {display(args.from_manifest)}"
     if args.thresholds:
         return f"Bucketing by {metric} using thresholds: {sorted(args.thresholds)}"
-    return f"Bucketing by {metric} using {args.num_buckets or 3} percentile buckets"
+    return f"Bucketing by {metric} using {_num_buckets(args)} percentile buckets"
+
+
+def _num_buckets(args: argparse.Namespace) -> int:
+    return 3 if args.num_buckets is None else args.num_buckets
 
 
 def _print_summary(out, manifest: dict, values: np.ndarray, plan: Plan) -> None:

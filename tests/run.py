@@ -1,0 +1,42 @@
+"""Install what the tests need and run every test: ``python tests/run.py [pytest args]``.
+
+Installs requirements-dev.txt with pip and, where it can (as root, or with
+password-less sudo), Debian's chromium for the browser tests.  Uses only the
+standard library, so it runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+
+
+def main() -> int:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(ROOT / "requirements-dev.txt")],
+                   check=True)
+    if not os.path.exists(CHROMIUM):
+        install_chromium()
+    return subprocess.call([sys.executable, "-m", "pytest", *sys.argv[1:]], cwd=ROOT)
+
+
+def install_chromium() -> None:
+    """apt-get install chromium, as root or through sudo; say how otherwise (the browser tests then fail)."""
+    if not shutil.which("apt-get"):
+        print(f"note: no apt-get here; install chromium at {CHROMIUM} for the browser tests", file=sys.stderr)
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        if subprocess.call(sudo + command, env=env) != 0:
+            print("note: could not install chromium; run: sudo apt-get install -y chromium", file=sys.stderr)
+            return
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""The command line, as the original user guide and the README use it."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bucketing.progress import ProgressBar
+
+from .conftest import ROOT, output_lines, rollout_line, run_cli, write_lines
+
+SCRIPT = ("bucket_rollouts_by_difficulty.py",)
+FORMATS = ROOT / "examples" / "formats"
+
+GUIDE_COMMANDS = [
+    (["-m", "mean_reward", "-n", "3"], ["easy", "medium", "hard"]),
+    (["-m", "pass_at_k", "-n", "5"], ["very_easy", "easy", "medium", "hard", "very_hard"]),
+    (["-n", "10", "--bucket-names", *[f"level_{i}" for i in range(10)]], [f"level_{i}" for i in range(10)]),
+    (["--bucket-names", "beginner", "intermediate", "expert"], ["beginner", "intermediate", "expert"]),
+    (["-m", "mean_reward", "--thresholds", "0.3", "0.7"], ["bucket_0", "bucket_1", "bucket_2"]),
+    (["--thresholds", "0.3", "0.7", "--bucket-names", "low", "medium", "high"], ["low", "medium", "high"]),
+    (["-m", "mean_reward", "-n", "3", "--prefix", "mean_"], ["mean_easy", "mean_medium", "mean_hard"]),
+    (["-m", "variance", "-n", "3"], ["easy", "medium", "hard"]),
+] + [(["-m", metric, "-n", "3"], ["easy", "medium", "hard"])
+     for metric in ["max_reward", "min_reward", "success_rate", "inverse_mean"]]
+
+
+@pytest.mark.parametrize("flags, files", GUIDE_COMMANDS)
+def test_the_guide_commands_run_unchanged(sample_dir, tmp_path, flags, files):
+    result = run_cli("-i", sample_dir, "-o", tmp_path / "out", *flags, entry=SCRIPT)
+    assert result.returncode == 0, result.stderr
+    written = sorted(p.stem for p in (tmp_path / "out").glob("*.jsonl"))
+    assert written == sorted(files)
+    manifest_name = "mean_manifest.json" if "--prefix" in flags else "manifest.json"
+    assert (tmp_path / "out" / manifest_name).exists()
+    for name in files:
+        assert f"Saved " in result.stdout and f"{name}.jsonl" in result.stdout
+    assert "Bucket statistics" in result.stdout and "Difficulty percentiles" in result.stdout
+
+
+def test_module_and_script_are_the_same_command(sample_dir, tmp_path):
+    a = run_cli("-i", sample_dir, "-o", tmp_path / "a", "-m", "variance", "-n", "4", entry=SCRIPT)
+    b = run_cli("-i", sample_dir, "-o", tmp_path / "b", "-m", "variance", "-n", "4")
+    assert a.returncode == b.returncode == 0
+    assert output_lines(tmp_path / "a") == output_lines(tmp_path / "b")
+    assert a.stdout.replace(str(tmp_path / "a"), "OUT") == b.stdout.replace(str(tmp_path / "b"), "OUT")
+
+
+def test_summary_names_each_bucket_with_its_range(sample_dir, tmp_path):
+    result = run_cli("-i", sample_dir, "-o", tmp_path / "out", "--thresholds", "0.3", "0.7")
+    lines = result.stdout.splitlines()
+    assert any("bucket_2" in line and "mean_reward > 0.7" in line for line in lines)
+    assert any("bucket_0" in line and "mean_reward <= 0.3" in line for line in lines)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    for bucket in manifest["buckets"]:
+        assert f"Saved {bucket['count']} rollouts to {tmp_path / 'out' / bucket['file']}" in result.stdout
+
+
+def test_json_prints_the_manifest(sample_dir, tmp_path):
+    result = run_cli("-i", sample_dir, "-o", tmp_path / "out", "--json", "-m", "pass_at_k", "--k", "4")
+    assert result.returncode == 0
+    printed = json.loads(result.stdout)  # stdout is exactly one JSON object
+    assert printed == json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert printed["params"]["k"] == 4 and printed["metric"] == "pass_at_k"
+    assert "Bucket statistics" in result.stderr  # the human summary moves to stderr
+
+
+def test_dry_run_writes_nothing(sample_dir, tmp_path):
+    result = run_cli("-i", sample_dir, "-o", tmp_path / "out", "--dry-run", "-n", "4")
+    assert result.returncode == 0
+    assert "Bucket statistics" in result.stdout and "nothing was written" in result.stdout
+    assert not (tmp_path / "out").exists()
+    assert run_cli("-i", sample_dir, "--dry-run", "--json").returncode == 0  # -o is optional then
+
+
+def test_from_manifest_applies_the_saved_cut_points(sample_dir, tmp_path):
+    first = run_cli("-i", sample_dir, "-o", tmp_path / "first", "-m", "success_rate", "--pass-threshold", "1",
+                    "-n", "3", "--bucket-names", "a", "b", "c", "--json")
+    saved = json.loads(first.stdout)
+    other = tmp_path / "next_step"
+    write_lines(other / "x.jsonl", [rollout_line(s) for s in ([1, 1], [0, 0], [1, 0, 0, 0], [1.0, 1.0, 0.0])])
+    second = run_cli("-i", other, "-o", tmp_path / "second", "--from-manifest", tmp_path / "first" / "manifest.json",
+                     "--json")
+    assert second.returncode == 0, second.stderr
+    applied = json.loads(second.stdout)
+    assert applied["cuts"] == saved["cuts"] and applied["metric"] == "success_rate"
+    assert applied["params"]["pass_threshold"] == 1
+    assert [b["name"] for b in applied["buckets"]] == ["a", "b", "c"]
+    cuts = saved["cuts"]
+    for bucket in applied["buckets"]:
+        for line in (tmp_path / "second" / bucket["file"]).read_bytes().splitlines():
+            scores = [r["score"] for r in json.loads(line)["reward"]]
+            value = sum(s >= 1 for s in scores) / len(scores)
+            assert (bucket["lower"] is None or value > bucket["lower"]) and (
+                bucket["upper"] is None or value <= bucket["upper"])
+    assert cuts  # the saved plan really had cut points
+
+
+def test_strict_stops_at_the_first_bad_line(tmp_path):
+    write_lines(tmp_path / "in" / "a.jsonl", [rollout_line([1]), b"{oops", rollout_line([0]), b"[]"])
+    result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "--strict")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "a.jsonl:2: invalid JSON" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_lines_are_summarised_with_examples(tmp_path):
+    lines = [rollout_line([1])] + [b'{"reward": []}'] * 7 + [b"{bad"]
+    write_lines(tmp_path / "in" / "a.jsonl", lines)
+    result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out")
+    assert result.returncode == 0
+    assert "empty scores: 7" in result.stdout and "invalid JSON: 1" in result.stdout
+    assert result.stdout.count(": empty scores (") == 5  # up to five examples per reason
+    assert "a.jsonl:2: empty scores" in result.stdout and "a.jsonl:9: invalid JSON" in result.stdout
+    skipped = (tmp_path / "out" / "_skipped.jsonl").read_bytes()
+    assert skipped == b"\n".join(lines[1:]) + b"\n"
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["-m", "hardness"], "invalid choice"),
+        (["-n", "3", "--bucket-names", "a", "b"], "2 bucket names given for 3 buckets"),
+        (["--thresholds", "0.5", "--bucket-names", "a", "b", "c"], "3 bucket names given for 2 buckets"),
+        (["-n", "0"], "at least 1"),
+        (["--thresholds", "0.3", "--ties", "split"], "--ties split"),
+        (["--bucket-names", "a", "b", "_c"], "'_c' is not allowed"),
+        (["--bucket-names", "easy", "EASY", "x"], "same file name ignoring case"),
+        (["--prefix", "../up"], "prefix '../up' is not allowed"),
+        (["--k", "0", "-m", "pass_at_k"], "--k must be"),
+        (["--scores", "reward[.score"], "is not a score path"),
+        (["--from-manifest", "/nonexistent.json"], "can't read manifest"),
+        (["--order", "random"], "invalid choice"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_2(sample_dir, tmp_path, flags, message):
+    result = run_cli("-i", sample_dir, "-o", tmp_path / "out", *flags)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_output_dir_and_missing_input_are_errors(tmp_path):
+    assert run_cli("-i", tmp_path).returncode == 2
+    empty = run_cli("-i", tmp_path, "-o", tmp_path / "out")
+    assert empty.returncode == 2 and "no *.jsonl" in empty.stderr
+    missing = run_cli("-i", tmp_path / "nope", "-o", tmp_path / "out")
+    assert missing.returncode == 2 and "nope" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_from_manifest_refuses_plan_flags(sample_dir, tmp_path):
+    run_cli("-i", sample_dir, "-o", tmp_path / "a")
+    result = run_cli("-i", sample_dir, "-o", tmp_path / "b", "--from-manifest", tmp_path / "a" / "manifest.json",
+                     "-n", "5")
+    assert result.returncode == 2 and "drop -n" in result.stderr
+
+
+def test_existing_output_is_refused_then_overwritten(sample_dir, tmp_path):
+    assert run_cli("-i", sample_dir, "-o", tmp_path / "out").returncode == 0
+    before = (tmp_path / "out" / "easy.jsonl").read_bytes()
+    again = run_cli("-i", sample_dir, "-o", tmp_path / "out", "-m", "variance")
+    assert again.returncode == 2 and "easy.jsonl already exists" in again.stderr and "--overwrite" in again.stderr
+    assert (tmp_path / "out" / "easy.jsonl").read_bytes() == before
+    assert run_cli("-i", sample_dir, "-o", tmp_path / "out", "-m", "variance", "--overwrite").returncode == 0
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["metric"] == "variance"
+
+
+def test_output_inside_input_is_refused(tmp_path, sample_dir):
+    shutil.copytree(sample_dir, tmp_path / "in")
+    result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "in" / "out")
+    assert result.returncode == 2 and "inside the input" in result.stderr
+    assert not (tmp_path / "in" / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "layout, flags, expected_path",
+    [
+        ("rewards_list_layout.jsonl", [], "rewards[]"),
+        ("seed_layout.jsonl", [], "reward[].score"),
+        ("skyrl_dump.jsonl", [], "score"),
+        ("rewards_list_layout.jsonl", ["--scores", "rewards[]"], "rewards[]"),
+    ],
+)
+def test_score_layouts_are_detected_or_given(tmp_path, layout, flags, expected_path):
+    (tmp_path / "in").mkdir()
+    shutil.copy(FORMATS / layout, tmp_path / "in")
+    result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "2", "--json", *flags)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads(result.stdout)
+    assert manifest["params"]["scores"] == expected_path
+    assert manifest["params"]["scores_detected"] == (not flags)
+    assert manifest["totals"]["skipped"] == 0
+    if not flags:
+        assert f"Scores at: {expected_path} (detected" in result.stderr
+
+
+def test_undetectable_layout_is_refused_with_the_fields_seen(tmp_path):
+    write_lines(tmp_path / "in" / "a.jsonl", [b'{"question": "q", "grade": "A"}'] * 3)
+    result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out")
+    assert result.returncode == 2
+    assert "can't tell where the scores are" in result.stderr and "grade, question" in result.stderr
+
+
+def test_a_plugin_metric_is_a_metric_choice(sample_dir, tmp_path):
+    plugin = tmp_path / "my_metrics.py"
+    plugin.write_text(
+        "import bucketing\n"
+        "bucketing.register_metric('spread', lambda s: float(s.max() - s.min()), higher_is_easier=False)\n"
+    )
+    assert "spread" in run_cli("--plugin", plugin, "--help").stdout
+    result = run_cli("-i", sample_dir, "-o", tmp_path / "out", "--plugin", plugin, "-m", "spread", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["direction"] == "higher = harder"
+
+
+def test_k_larger_than_some_n_is_reported(tmp_path):
+    write_lines(tmp_path / "in" / "a.jsonl", [rollout_line([1, 0]), rollout_line([1, 0, 0, 0, 0, 0])])
+    result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-m", "pass_at_k", "--k", "4", "-n", "2")
+    assert "1 rollouts have fewer than k=4 responses" in result.stdout
+
+
+def test_progress_bar_draws_only_on_a_terminal_after_the_delay():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    bar = ProgressBar("Reading", stream=screen, delay=0)
+    bar(50, 100)
+    bar.close()
+    assert "Reading [" in screen.getvalue() and "50%" in screen.getvalue() and screen.getvalue().endswith("\n")
+    pipe = io.StringIO()
+    quiet = ProgressBar("Reading", stream=pipe, delay=0)
+    quiet(50, 100)
+    quiet.close()
+    assert pipe.getvalue() == ""

@@ -1,0 +1,204 @@
+"""Export: byte-exact copies, line order, safe output, atomic writes."""
+
+from __future__ import annotations
+
+import gzip
+import importlib
+import json
+import os
+import stat
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bucketing
+from bucketing.export import TEMP_PREFIX
+
+from .conftest import output_lines, rollout_line, write_lines
+
+export_module = importlib.import_module("bucketing.export")  # the package's `export` is the function
+
+
+def make_input(folder: Path, rows: list[list[float]], name: str = "a.jsonl") -> Path:
+    return write_lines(folder / name, [rollout_line(r, prompt=f"p{i}") for i, r in enumerate(rows)])
+
+
+def export_sample(sample_dir, out, **options):
+    data = bucketing.load(sample_dir)
+    values = data.table()["mean_reward"].to_numpy()
+    plan = bucketing.percentile_plan(values, "mean_reward", 3)
+    return data, plan, bucketing.export(data, plan, out, **options)
+
+
+def test_every_sample_line_is_copied_once_byte_identical(sample_dir, tmp_path):
+    _, _, manifest = export_sample(sample_dir, tmp_path / "out")
+    inputs = Counter(line for p in sample_dir.glob("*.jsonl") for line in p.read_bytes().splitlines(keepends=True))
+    outputs = Counter(line for lines in output_lines(tmp_path / "out").values() for line in lines)
+    assert outputs == inputs
+    assert sum(b["count"] for b in manifest["buckets"]) == sum(inputs.values())
+
+
+def test_lines_keep_input_order_by_default(tmp_path):
+    make_input(tmp_path / "in", [[i % 3 / 2] for i in range(30)])
+    data = bucketing.load(tmp_path / "in")
+    plan = bucketing.threshold_plan("mean_reward", [0.25, 0.75])
+    bucketing.export(data, plan, tmp_path / "out")
+    for lines in output_lines(tmp_path / "out").values():
+        numbers = [int(json.loads(line)["prompt"][1:]) for line in lines]
+        assert numbers == sorted(numbers)
+
+
+def test_difficulty_order_is_easiest_first_and_stable(tmp_path):
+    rows = [[0.0], [1.0], [0.5], [1.0], [0.0], [0.5], [1.0]]
+    make_input(tmp_path / "in", rows)
+    data = bucketing.load(tmp_path / "in")
+    plan = bucketing.percentile_plan(data.table()["mean_reward"], "mean_reward", 1, ["all"])
+    bucketing.export(data, plan, tmp_path / "out", order="difficulty")
+    prompts = [json.loads(line)["prompt"] for line in output_lines(tmp_path / "out")["all.jsonl"]]
+    assert prompts == ["p1", "p3", "p6", "p2", "p5", "p0", "p4"]
+
+
+def test_every_bucket_gets_a_file_even_when_empty(tmp_path):
+    make_input(tmp_path / "in", [[1.0], [1.0]])
+    data = bucketing.load(tmp_path / "in")
+    plan = bucketing.threshold_plan("mean_reward", [0.2, 0.5], ["low", "mid", "high"])
+    manifest = bucketing.export(data, plan, tmp_path / "out", prefix="step1_")
+    assert (tmp_path / "out" / "step1_low.jsonl").read_bytes() == b""
+    assert (tmp_path / "out" / "step1_manifest.json").exists()
+    assert not (tmp_path / "out" / "step1__skipped.jsonl").exists()
+    assert {b["file"] for b in manifest["buckets"]} == {"step1_low.jsonl", "step1_mid.jsonl", "step1_high.jsonl"}
+
+
+def test_compressed_inputs_export_in_difficulty_order(tmp_path):
+    body = b"\n".join(rollout_line([s], prompt=f"p{i}") for i, s in enumerate([0.1, 0.9, 0.5])) + b"\n"
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jsonl.gz").write_bytes(gzip.compress(body))
+    data = bucketing.load(tmp_path / "in")
+    plan = bucketing.percentile_plan(data.table()["mean_reward"], "mean_reward", 1, ["all"])
+    bucketing.export(data, plan, tmp_path / "out", order="difficulty")
+    assert output_lines(tmp_path / "out")["all.jsonl"] == [body.splitlines(keepends=True)[i] for i in (1, 2, 0)]
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def test_files_are_created_with_the_usual_permissions(tmp_path, sample_dir):
+    old = os.umask(0o022)
+    try:
+        export_sample(sample_dir, tmp_path / "out")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out" / "easy.jsonl").stat().st_mode) == 0o644
+
+
+def test_existing_files_are_refused_without_overwrite(sample_dir, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "medium.jsonl").write_text("precious\n")
+    with pytest.raises(bucketing.BucketingError, match="medium.jsonl already exists"):
+        export_sample(sample_dir, out)
+    assert sorted(p.name for p in out.iterdir()) == ["medium.jsonl"]
+    assert (out / "medium.jsonl").read_text() == "precious\n"
+    export_sample(sample_dir, out, overwrite=True)
+    assert (out / "medium.jsonl").read_text() != "precious\n"
+
+
+@pytest.mark.parametrize("where", [".", "sub", "sub/deeper"])
+def test_output_inside_the_input_is_refused(tmp_path, where):
+    make_input(tmp_path / "in", [[1.0], [0.0]])
+    data = bucketing.load(tmp_path / "in")
+    plan = bucketing.threshold_plan("mean_reward", [0.5])
+    with pytest.raises(bucketing.BucketingError, match="inside the input"):
+        bucketing.export(data, plan, tmp_path / "in" / where)
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["a.jsonl"]
+
+
+def test_output_through_a_symlink_into_the_input_is_refused(tmp_path):
+    make_input(tmp_path / "in", [[1.0], [0.0]])
+    (tmp_path / "link").symlink_to(tmp_path / "in")
+    data = bucketing.load(tmp_path / "in")
+    with pytest.raises(bucketing.BucketingError, match="inside the input"):
+        bucketing.export(data, bucketing.threshold_plan("mean_reward", [0.5]), tmp_path / "link" / "out")
+
+
+@pytest.mark.parametrize("prefix", ["../x", "a/b", "_x", ".hidden", "x" * 65])
+def test_unsafe_prefixes_are_refused(sample_dir, tmp_path, prefix):
+    with pytest.raises(bucketing.BucketingError, match="prefix"):
+        export_sample(sample_dir, tmp_path / "out", prefix=prefix)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_input_changed_after_loading_is_refused(tmp_path):
+    path = make_input(tmp_path / "in", [[1.0], [0.0]])
+    data = bucketing.load(tmp_path / "in")
+    with open(path, "ab") as f:
+        f.write(rollout_line([0.5]) + b"\n")
+    with pytest.raises(bucketing.BucketingError, match="changed since it was loaded"):
+        bucketing.export(data, bucketing.threshold_plan("mean_reward", [0.5]), tmp_path / "out")
+
+
+@pytest.mark.parametrize("fault", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_failed_export_leaves_the_earlier_one_intact_and_no_temp_files(sample_dir, tmp_path, monkeypatch, fault):
+    out = tmp_path / "out"
+    export_sample(sample_dir, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    calls = {"n": 0}
+    real_copy = export_module._copy
+
+    def failing_copy(*args):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise fault
+        return real_copy(*args)
+
+    monkeypatch.setattr(export_module, "_copy", failing_copy)
+    with pytest.raises(type(fault)):
+        data = bucketing.load(sample_dir)
+        plan = bucketing.percentile_plan(data.table()["variance"], "variance", 3)
+        bucketing.export(data, plan, out, overwrite=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_failure_while_renaming_leaves_no_temp_files(sample_dir, tmp_path, monkeypatch):
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if str(dst).endswith("manifest.json"):
+            raise OSError(5, "Input/output error")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(export_module.os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        export_sample(sample_dir, tmp_path / "out")
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(TEMP_PREFIX)]
+    assert not (tmp_path / "out" / "manifest.json").exists()  # the manifest is the mark of a finished export
+
+
+def test_copying_falls_back_when_the_kernel_cannot_copy(sample_dir, tmp_path, monkeypatch):
+    def unsupported(*args):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(export_module.os, "copy_file_range", unsupported)
+    export_sample(sample_dir, tmp_path / "out")
+    inputs = sorted(line for p in sample_dir.glob("*.jsonl") for line in p.read_bytes().splitlines())
+    outputs = sorted(line for lines in output_lines(tmp_path / "out").values() for line in lines)
+    assert [line.rstrip(b"\n") for line in outputs] == inputs
+
+
+def test_the_manifest_describes_what_was_written(sample_dir, tmp_path):
+    data, plan, manifest = export_sample(sample_dir, tmp_path / "out")
+    on_disk = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert on_disk == manifest
+    assert on_disk["version"] == 1 and on_disk["metric"] == "mean_reward" and on_disk["mode"] == "percentile"
+    assert on_disk["params"] == {"k": 1, "pass_threshold": 0.5, "scores": "reward[].score", "scores_detected": True}
+    assert [b["difficulty_rank"] for b in on_disk["buckets"]] == [0, 1, 2]
+    assert [b["name"] for b in on_disk["buckets"]] == ["easy", "medium", "hard"]
+    values = data.table()["mean_reward"].to_numpy()
+    ids = plan.assign(values)
+    for rank, bucket in enumerate(on_disk["buckets"]):
+        assert bucket["count"] == int((ids == rank).sum())
+        assert bucket["min"] == values[ids == rank].min() and bucket["max"] == values[ids == rank].max()
+    assert on_disk["buckets"][0]["min"] > on_disk["buckets"][2]["max"]  # easy really holds the easiest
+    assert on_disk["totals"]["files"] == len(list(sample_dir.glob("*.jsonl")))
+    assert sum(i["lines"] for i in on_disk["inputs"]) == on_disk["totals"]["lines"]
+    assert np.isclose(sum(b["share"] for b in on_disk["buckets"]), 1.0)
