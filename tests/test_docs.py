@@ -1,0 +1,94 @@
+"""The README says what the code does: its examples run, its tables match the code."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+
+from bucketing.cli import build_parser
+from bucketing.metrics import METRICS
+
+from .conftest import ROOT, run_cli
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def section(title: str) -> str:
+    """The text under a heading, up to the next heading of the same or a higher level (fences respected)."""
+    lines, level, found, in_code = [], 0, False, False
+    for line in README.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        heading = re.match(r"(#+) (.*)", line) if not in_code else None
+        if heading and found and len(heading.group(1)) <= level:
+            break
+        if found:
+            lines.append(line)
+        if heading and heading.group(2) == title:
+            found, level = True, len(heading.group(1))
+    assert found, f"README has no section {title!r}"
+    return "\n".join(lines) + "\n"
+
+
+def code_blocks(text: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", text, re.S)
+
+
+def test_quick_start_is_two_commands():
+    commands = [block.strip() for block in code_blocks(section("Quick start"), "sh")]
+    assert commands == ["pip install -r requirements.txt && streamlit run app.py", "python tests/run.py"]
+    assert (ROOT / ".ci" / "run").read_text().strip().endswith("python tests/run.py")
+
+
+@pytest.mark.parametrize("block", code_blocks(README, "python"))
+def test_python_examples_run(block, monkeypatch, tmp_path):
+    monkeypatch.chdir(ROOT)
+    before = dict(METRICS)
+    try:
+        exec(compile(block, "README.md", "exec"), {})
+    finally:
+        METRICS.clear()
+        METRICS.update(before)
+
+
+def test_cli_examples_run_on_the_sample(tmp_path):
+    commands = [line for block in code_blocks(section("The command line"), "sh") for line in block.splitlines()
+                if line.startswith("python ")]
+    assert len(commands) >= 6
+    first_output = None
+    for number, command in enumerate(commands):
+        args = shlex.split(command)[1:]
+        script = args.pop(0) if args[0].endswith(".py") else None
+        if script is None:
+            args = args[2:]  # -m bucketing
+        args = [str(ROOT / "examples" / "rollouts") if a in ("./rollouts", "./step_200") else a for a in args]
+        args = [str(tmp_path / f"out{number}") if a.startswith("./bucketed") else a for a in args]
+        if "--from-manifest" in args:
+            args[args.index("--from-manifest") + 1] = str(first_output / "manifest.json")
+        result = run_cli(*args, entry=(script,) if script else ("-m", "bucketing"))
+        assert result.returncode == 0, (command, result.stderr)
+        first_output = first_output or tmp_path / f"out{number}"
+
+
+def test_every_flag_is_documented_and_every_documented_flag_exists():
+    table = section("Flags")
+    documented = set(re.findall(r"`(--[a-z-]+)", table))
+    actual = {option for action in build_parser()._actions for option in action.option_strings
+              if option.startswith("--") and option != "--help"}
+    assert documented == actual
+
+
+def test_the_metric_table_matches_the_registry():
+    rows = re.findall(r"^\| `(\w+)` \| .* \| (easier|harder) \|$", section("Metrics"), re.M)
+    assert {name: direction for name, direction in rows} == {
+        name: "easier" if metric.higher_is_easier else "harder" for name, metric in METRICS.items()
+    }
+
+
+def test_every_skip_reason_is_documented():
+    from bucketing.scorepath import REASONS
+
+    for reason in REASONS:
+        assert f"`{reason}`" in section("Bad lines")
