@@ -98,6 +98,18 @@ def input_lines(data: bytes) -> list[tuple[int, bytes]]:
     return result
 
 
+def count_lines(data: bytes) -> int:
+    """Physical lines: pieces between "\n"s, not counting the empty one after a final "\n"."""
+    return data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+
+
+def is_json_object(content: bytes) -> bool:
+    try:
+        return isinstance(json.loads(content.decode("utf-8")), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
 def expected_output(files: dict[str, bytes]) -> Counter:
     """What the output files must hold together: every non-blank input line once, with "\\n"."""
     return Counter(content + b"\n" for data in files.values() for _, content in input_lines(data))
@@ -853,12 +865,17 @@ def test_every_line_accounted_for(tmp_path_factory, lines, bom, final_newline):
     if not final_newline:
         body = body[: -len(lines[-1][1])]
     files = {"a.jsonl": GOOD + b"\n", "b.jsonl": body}  # a.jsonl keeps the run from failing for lack of rollouts
-    data = bucketing.load(write_input(tmp, files), scores="reward[].score", workers=1)
     spec = input_lines(body)
+    if spec and not any(is_json_object(content) for _, content in spec):
+        # not one JSON object in the file: refused as "not JSONL" (documented), naming the file
+        with pytest.raises(BucketingError, match=r"^b\.jsonl is not JSONL"):
+            bucketing.load(write_input(tmp, files), scores="reward[].score", workers=1)
+        return
+    data = bucketing.load(write_input(tmp, files), scores="reward[].score", workers=1)
     totals = data.totals
-    assert totals["lines"] == 1 + len(lines)
+    assert totals["lines"] == 1 + count_lines(body)
     assert totals["rollouts"] + totals["skipped"] == 1 + len(spec)
-    assert totals["blank"] == len(lines) - len(spec)
+    assert totals["blank"] == count_lines(body) - len(spec)
     assert set(data.skipped["reason"]) <= set(sp.REASONS)
     # line numbers in the index are the spec's physical line numbers
     b_lines = data.rows[data.rows["file_id"] == 1]["line"].tolist() + data.skipped["line"].tolist()

@@ -1,0 +1,61 @@
+"""Memory stays far below the data: line offsets and scores are kept, parsed rollouts never."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from examples.make_rollouts import make_rollouts
+
+from .conftest import ROOT
+
+MB = 1 << 20
+
+PEAK_RSS = """
+import resource, sys
+sys.path.insert(0, {root!r})
+from bucketing.cli import main
+code = main(sys.argv[1:])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # Linux reports KiB
+sys.exit(code)
+"""
+
+
+def peak_rss(*args) -> int:
+    """Peak RSS in bytes of one CLI run in a fresh process (one worker, so it is all in this process)."""
+    result = subprocess.run([sys.executable, "-c", PEAK_RSS.format(root=str(ROOT)), *map(str, args), "--workers", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory) -> int:
+    small = tmp_path_factory.mktemp("small")
+    make_rollouts(small, rollouts=20, files=1, seed=1)
+    return peak_rss("-i", small, "--dry-run")
+
+
+@pytest.mark.slow
+def test_a_large_export_uses_a_fraction_of_the_data_size(tmp_path, baseline):
+    data = tmp_path / "in"
+    make_rollouts(data, files=3, seed=3, line_bytes=20_000, size_bytes=300 * MB)
+    peak = peak_rss("-i", data, "-o", tmp_path / "out", "-n", "5")
+    assert peak - baseline < 40 * MB, f"peak {peak / MB:.0f} MiB, baseline {baseline / MB:.0f} MiB"
+
+
+@pytest.mark.slow
+def test_a_huge_line_without_newline_is_measured_not_held(tmp_path, baseline):
+    data = tmp_path / "in"
+    data.mkdir()
+    with open(data / "a.jsonl", "wb") as f:
+        f.write(b'{"reward": [{"score": 1}]}\n{"reward": [{"score": 0}], "x": "')
+        chunk = b"y" * MB
+        for _ in range(100):
+            f.write(chunk)
+    peak = peak_rss("-i", data, "-o", tmp_path / "out", "--max-line-bytes", str(MB))
+    assert peak - baseline < 40 * MB, f"peak {peak / MB:.0f} MiB, baseline {baseline / MB:.0f} MiB"
+    skipped = tmp_path / "out" / "_skipped.jsonl"
+    assert skipped.stat().st_size == (data / "a.jsonl").stat().st_size - 27 + 1  # copied whole, plus its "\n"
