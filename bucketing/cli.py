@@ -6,6 +6,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -17,7 +18,7 @@ from .export import ORDERS, export
 from .load import Dataset, load
 from .manifest import MANIFEST, build_manifest, read_manifest
 from .metrics import METRICS, Params, get_metric
-from .plan import TIES, Plan, check_name, percentile_plan, plan_from_manifest, threshold_plan
+from .plan import TIES, Plan, check_name, default_names, percentile_plan, plan_from_manifest, threshold_plan
 from .progress import ProgressBar, human_bytes
 from .sources import DEFAULT_MAX_LINE_BYTES, display
 
@@ -118,8 +119,7 @@ def run(args: argparse.Namespace) -> int:
                 f"({totals['blank']} blank, {totals['skipped']} skipped)")
 
     plan, values = _make_plan(args, saved, metric, data)
-    ids = plan.assign(values)
-    manifest = build_manifest(data, plan, values, ids, args.prefix, args.order)
+    manifest = build_manifest(data, plan, values, args.prefix, args.order)
     _print_summary(human, manifest, values, plan)
 
     if not args.dry_run:
@@ -142,6 +142,30 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(manifest, ensure_ascii=False, allow_nan=False))
     return 0
+
+
+def command_line(input_dir: str, output_dir: str, plan: Plan, *, scores: str | None = None, prefix: str = "",
+                 order: str = "input", overwrite: bool = False) -> str:
+    """The shell command that makes the same files as ``export(load(input_dir, scores), plan, output_dir, ...)``."""
+    args = ["python", "-m", "bucketing", "-i", str(input_dir), "-o", str(output_dir), "-m", plan.metric]
+    if plan.params.k != 1:
+        args += ["--k", str(plan.params.k)]
+    if plan.params.pass_threshold != 0.5:
+        args += ["--pass-threshold", repr(float(plan.params.pass_threshold))]
+    if plan.mode == "percentile":
+        args += ["-n", str(len(plan.buckets))]
+        args += ["--ties", plan.ties] if plan.ties != "keep" else []
+        names, defaults = plan.names, default_names(len(plan.buckets))
+    else:
+        args += ["--thresholds", *(repr(float(c)) for c in plan.cuts)]
+        names = [b.name for b in sorted(plan.buckets, key=lambda b: b.interval)]
+        defaults = [f"bucket_{i}" for i in range(len(plan.buckets))]
+    args += ["--bucket-names", *names] if names != defaults else []
+    args += ["--scores", scores] if scores else []
+    args += ["--prefix", prefix] if prefix else []
+    args += ["--order", order] if order != "input" else []
+    args += ["--overwrite"] if overwrite else []
+    return shlex.join(args)
 
 
 def _check_flags(args: argparse.Namespace) -> None:

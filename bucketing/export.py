@@ -49,7 +49,7 @@ def export(
     if values is None:
         values = dataset.table(plan.params)[plan.metric].to_numpy()
     ids = plan.assign(values)
-    manifest = build_manifest(dataset, plan, values, ids, prefix, order)
+    manifest = build_manifest(dataset, plan, values, prefix, order)
     out = Path(out_dir)
     targets = [*file_names(plan, prefix).values()] + ([prefix + SKIPPED] if len(dataset.skipped) else [])
     check_output_dir(out, dataset.root)

@@ -24,11 +24,10 @@ def file_names(plan: Plan, prefix: str) -> dict[str, str]:
     return {name: f"{prefix}{name}.jsonl" for name in plan.names}
 
 
-def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, ids: np.ndarray,
-                   prefix: str = "", order: str = "input") -> dict:
+def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str = "", order: str = "input") -> dict:
     """The manifest's content (also what ``--json`` prints)."""
     files = file_names(plan, prefix)
-    buckets = bucket_table(plan, values, ids)
+    buckets = bucket_table(plan, np.sort(values))
     reasons = dataset.skipped_reasons()
     return {
         "version": VERSION,

@@ -71,14 +71,13 @@ class Plan:
             to_rank[bucket.interval] = bucket.rank
         return to_rank[intervals]
 
-    def to_dict(self) -> dict:
-        return {
-            "metric": self.metric,
-            "mode": self.mode,
-            "ties": self.ties,
-            "cuts": list(self.cuts),
-            "names": self.names,
-        }
+    def edges(self, ordered: np.ndarray) -> np.ndarray:
+        """Where each interval starts in the ascending ``ordered`` values, plus the total at the end."""
+        if self.split_ranks is not None:
+            inner = np.asarray(self.split_ranks[:-1], dtype=np.int64)
+        else:
+            inner = np.searchsorted(ordered, np.asarray(self.cuts, dtype=np.float64), side="right")
+        return np.concatenate([[0], inner, [len(ordered)]]).astype(np.int64)
 
 
 def default_names(count: int) -> list[str]:
@@ -219,23 +218,28 @@ def balanced_boundaries(ordered: np.ndarray, count: int) -> list[int]:
     return path
 
 
-def bucket_table(plan: Plan, values: np.ndarray, ids: np.ndarray) -> pd.DataFrame:
-    """One row per bucket, easiest first: name, count, share, min, max, lower, upper, difficulty_rank."""
-    values = np.asarray(values, dtype=np.float64)
-    count = np.bincount(ids, minlength=len(plan.buckets))
-    low = np.full(len(plan.buckets), np.nan)
-    high = np.full(len(plan.buckets), np.nan)
-    if len(values):
-        grouped = pd.Series(values).groupby(ids).agg(["min", "max"])
-        low[grouped.index] = grouped["min"].to_numpy()
-        high[grouped.index] = grouped["max"].to_numpy()
+def bucket_table(plan: Plan, ordered: np.ndarray) -> pd.DataFrame:
+    """One row per bucket, easiest first: name, count, share, min, max, lower, upper, difficulty_rank.
+
+    ``ordered`` is the metric's values sorted ascending: every bucket is a
+    slice of it, so this costs O(buckets * log n), fast enough to redo on
+    every drag of a threshold.
+    """
+    ordered = np.asarray(ordered, dtype=np.float64)
+    edges = plan.edges(ordered)
+    starts, stops = edges[:-1], edges[1:]
+    count = stops - starts
+    empty = count == 0
+    low = np.where(empty, np.nan, ordered[np.minimum(starts, len(ordered) - 1)])
+    high = np.where(empty, np.nan, ordered[np.maximum(stops - 1, 0)])
+    order = [b.interval for b in plan.buckets]  # easiest first
     return pd.DataFrame(
         {
             "name": plan.names,
-            "count": count,
-            "share": count / max(len(values), 1),
-            "min": low,
-            "max": high,
+            "count": count[order],
+            "share": count[order] / max(len(ordered), 1),
+            "min": low[order],
+            "max": high[order],
             "lower": [b.lower for b in plan.buckets],
             "upper": [b.upper for b in plan.buckets],
             "difficulty_rank": [b.rank for b in plan.buckets],

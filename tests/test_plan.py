@@ -156,10 +156,27 @@ def test_a_plan_survives_the_manifest_round_trip(sample_dir, tmp_path):
     assert [b["count"] for b in manifest["buckets"]] == list(np.bincount(plan.assign(values), minlength=4))
 
 
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.sampled_from([0, 0.25, 0.5, 1]) | st.floats(-2, 2), min_size=1, max_size=100),
+       count=st.integers(1, 6), ties=st.sampled_from(["keep", "split"]), metric=st.sampled_from(["mean_reward", "variance"]))
+def test_bucket_table_from_sorted_values_matches_the_assignment(values, count, ties, metric):
+    values = np.array(values)
+    plan = percentile_plan(values, metric, count, ties=ties)
+    ids = plan.assign(values)
+    table = bucket_table(plan, np.sort(values))
+    for rank, row in table.iterrows():
+        members = values[ids == rank]
+        assert row["count"] == len(members)
+        if len(members):
+            assert row["min"] == members.min() and row["max"] == members.max()
+        else:
+            assert np.isnan(row["min"])
+
+
 def test_bucket_table_reports_ranges_and_shares():
     values = np.array([0.0, 0.0, 0.5, 1.0])
     plan = threshold_plan("mean_reward", [0.25, 0.75], ["low", "mid", "high"])
-    table = bucket_table(plan, values, plan.assign(values)).set_index("name")
+    table = bucket_table(plan, np.sort(values)).set_index("name")
     assert table.loc["low", "count"] == 2 and table.loc["low", "share"] == 0.5
     assert table.loc["high", "min"] == 1.0 and table.loc["mid", "max"] == 0.5
     assert table.loc["high", "difficulty_rank"] == 0
