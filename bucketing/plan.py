@@ -9,7 +9,7 @@ first, so a rollout's bucket index is also its bucket's difficulty rank
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -70,6 +70,13 @@ class Plan:
         for bucket in self.buckets:
             to_rank[bucket.interval] = bucket.rank
         return to_rank[intervals]
+
+    def renamed(self, names: Sequence[str]) -> "Plan":
+        """The same plan with new names, given easiest first."""
+        if len(names) != len(self.buckets):
+            raise BucketingError(f"{len(names)} names given for {len(self.buckets)} buckets")
+        check_names(names)
+        return replace(self, buckets=tuple(replace(b, name=name) for b, name in zip(self.buckets, names)))
 
     def edges(self, ordered: np.ndarray) -> np.ndarray:
         """Where each interval starts in the ascending ``ordered`` values, plus the total at the end."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_DISTINCT_BARS = 60  # up to this many distinct values, draw one bar per value
+MAX_DISTINCT_BARS = 25  # up to this many distinct values, draw one bar per value
 
 
 @dataclass(frozen=True)

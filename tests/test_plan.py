@@ -180,3 +180,15 @@ def test_bucket_table_reports_ranges_and_shares():
     assert table.loc["low", "count"] == 2 and table.loc["low", "share"] == 0.5
     assert table.loc["high", "min"] == 1.0 and table.loc["mid", "max"] == 0.5
     assert table.loc["high", "difficulty_rank"] == 0
+
+
+def test_renaming_keeps_the_cuts_and_checks_the_names():
+    plan = threshold_plan("mean_reward", [0.3, 0.7])
+    renamed = plan.renamed(["top", "middle", "bottom"])  # easiest first
+    assert renamed.cuts == plan.cuts
+    values = np.array([0.9, 0.5, 0.1])
+    assert [renamed.names[i] for i in renamed.assign(values)] == ["top", "middle", "bottom"]
+    with pytest.raises(bucketing.BucketingError):
+        plan.renamed(["a", "A", "b"])
+    with pytest.raises(bucketing.BucketingError):
+        plan.renamed(["a", "b"])

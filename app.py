@@ -1,0 +1,23 @@
+"""Rollout Bucketer: the Streamlit app. ``streamlit run app.py`` opens it on the bundled sample."""
+
+import streamlit as st
+
+from pages.shared import init_state
+
+st.set_page_config(page_title="Rollout Bucketer", page_icon=":material/view_column:", layout="wide")
+init_state()
+
+page = st.navigation(
+    [
+        st.Page("pages/data.py", title="Data", icon=":material/folder_open:", default=True),
+        st.Page("pages/distributions.py", title="Distributions", icon=":material/bar_chart:"),
+        st.Page("pages/buckets.py", title="Buckets", icon=":material/view_column:"),
+        st.Page("pages/export.py", title="Export", icon=":material/save:"),
+    ]
+)
+with st.sidebar:
+    source = st.session_state.get("source")
+    if source:
+        st.caption(f"Data: `{source.path.name}` · {len(source.fingerprint)} files")
+    st.caption("Rollout Bucketer — split RL rollouts into difficulty buckets.")
+page.run()

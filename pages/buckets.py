@@ -1,0 +1,192 @@
+"""Buckets: choose a metric and a bucket count, or drag thresholds on its histogram; preview each bucket."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import bucketing
+from bucketing.metrics import METRICS
+from bucketing.plan import bucket_table
+from bucketing.preview import preview, sample_rows
+from pages import shared
+from pages.charts import drag_data, sizes_figure
+from pages.threshold_drag import threshold_drag
+
+PREVIEW_CHARS = 600
+MODES = {"count": "By bucket count", "thresholds": "By thresholds"}
+
+st.title("Buckets")
+st.caption("Split the rollouts by one metric: equal-size buckets, or thresholds you drag on the histogram. "
+           "Buckets are listed easiest first.")
+
+data = shared.ensure_data()
+if data is None:
+    st.stop()
+s = st.session_state
+
+
+def set_thresholds(values, metric: str) -> None:
+    """Store a new threshold list (sorted, distinct) and refresh the number inputs."""
+    s["thresholds"][metric] = sorted({float(v) for v in values})
+    s["cuts_version"] = s.get("cuts_version", 0) + 1
+    s["mode"] = s["w_mode"] = "thresholds"
+
+
+def typed_threshold(metric: str, index: int) -> None:
+    values = list(s["thresholds"][metric])
+    values[index] = s[f"w_cut_{s.get('cuts_version', 0)}_{index}"]
+    set_thresholds(values, metric)
+
+
+def remove_threshold(metric: str, index: int) -> None:
+    set_thresholds([v for i, v in enumerate(s["thresholds"][metric]) if i != index], metric)
+
+
+def add_threshold(metric: str, ordered: np.ndarray) -> None:
+    """A new cut at the median of the largest bucket, so it splits something."""
+    cuts = s["thresholds"][metric]
+    edges = np.searchsorted(ordered, cuts, side="right")
+    bounds = np.concatenate([[0], edges, [len(ordered)]])
+    widest = int(np.argmax(np.diff(bounds)))
+    part = ordered[bounds[widest] : bounds[widest + 1]]
+    candidates = np.unique(part)
+    new = float(candidates[len(candidates) // 2 - 1]) if len(candidates) > 1 else float(part[0])
+    set_thresholds([*cuts, new], metric)
+
+
+def rename(plan: bucketing.Plan, edited: pd.DataFrame) -> None:
+    names = [str(n).strip() for n in edited["name"]]
+    if names == plan.names:
+        return
+    try:
+        plan.renamed(names)
+    except bucketing.BucketingError as error:
+        st.error(str(error))
+        return
+    s["names"][shared.names_key()] = names
+    st.rerun(scope="fragment")
+
+
+@st.fragment
+def editor() -> None:
+    top = st.columns([2, 2, 2, 1])
+    shared.bind("w_metric", "metric")
+    top[0].selectbox("Metric", list(METRICS), key="w_metric", on_change=shared.save, args=("w_metric", "metric"),
+                     format_func=lambda m: f"{m} ({METRICS[m].direction})")
+    shared.bind("w_mode", "mode")
+    top[1].radio("Buckets", list(MODES), format_func=MODES.get, key="w_mode", horizontal=True,
+                 on_change=shared.save, args=("w_mode", "mode"))
+    metric = s["metric"]
+    values, ordered = shared.column(data, metric)
+    if s["mode"] == "count":
+        shared.bind("w_num_buckets", "num_buckets")
+        top[2].slider("How many", 2, 10, key="w_num_buckets", on_change=shared.save, args=("w_num_buckets", "num_buckets"))
+        shared.bind("w_ties", "ties")
+        top[3].radio("Ties", ["keep", "split"], key="w_ties", on_change=shared.save, args=("w_ties", "ties"),
+                     help="keep: equal values share a bucket. split: exactly equal sizes.")
+    elif not s["thresholds"].get(metric):  # start from the count mode's cut points
+        start = bucketing.percentile_plan(values, metric, s["num_buckets"], ties=s["ties"], params=shared.params())
+        s["thresholds"][metric] = sorted(set(start.cuts))
+
+    try:
+        plan = shared.current_plan(data)
+    except bucketing.BucketingError as error:
+        st.error(str(error))
+        return
+    buckets = bucket_table(plan, ordered)
+
+    st.caption("Drag a red line to move a threshold, double-click the chart to add one." if s["mode"] == "thresholds"
+               else "The lines are the cut points of equal-size buckets; drag one to set thresholds yourself.")
+    sent = threshold_drag(key="threshold_drag", lines=list(plan.cuts), **drag_data(ordered, plan, buckets))
+    if sent and sent.get("seq") != s["drag_seq"]:
+        s["drag_seq"] = sent["seq"]
+        set_thresholds(sent["values"], metric)
+        st.rerun(scope="fragment")
+
+    if s["mode"] == "thresholds":
+        threshold_inputs(metric, ordered)
+    explain(plan, buckets, ordered)
+
+    left, right = st.columns([3, 2])
+    with left:
+        shown = buckets.assign(range=[b.describe_range(metric) for b in plan.buckets])
+        edited = st.data_editor(
+            shown[["name", "range", "count", "share", "min", "max", "difficulty_rank"]],
+            key=f"names_{abs(hash(shared.names_key()))}_{len(plan.buckets)}",
+            hide_index=True,
+            disabled=["range", "count", "share", "min", "max", "difficulty_rank"],
+            column_config={
+                "name": st.column_config.TextColumn("name ✎", help="Click to rename; names become file names"),
+                "share": st.column_config.NumberColumn(format="percent"),
+                "min": st.column_config.NumberColumn(format="%.4g"),
+                "max": st.column_config.NumberColumn(format="%.4g"),
+                "difficulty_rank": st.column_config.NumberColumn("rank", help="0 = easiest"),
+            },
+        )
+        rename(plan, edited)
+    with right:
+        st.plotly_chart(sizes_figure(buckets), key="sizes")
+    preview_section(plan, values)
+
+
+def threshold_inputs(metric: str, ordered: np.ndarray) -> None:
+    cuts = s["thresholds"][metric]
+    version = s.get("cuts_version", 0)
+    columns = st.columns(min(len(cuts), 5) + 1)
+    for i, cut in enumerate(cuts):
+        with columns[i % 5]:
+            key = f"w_cut_{version}_{i}"
+            if key not in s:
+                s[key] = float(cut)
+            st.number_input(f"Threshold {i + 1}", key=key, format="%.6g", step=None,
+                            on_change=typed_threshold, args=(metric, i))
+            st.button("Remove", key=f"rm_{version}_{i}", on_click=remove_threshold, args=(metric, i),
+                      disabled=len(cuts) == 1)
+    columns[-1].button("➕ Add threshold", on_click=add_threshold, args=(metric, ordered))
+
+
+def explain(plan: bucketing.Plan, buckets: pd.DataFrame, ordered: np.ndarray) -> None:
+    """Say plainly when the plan does something surprising."""
+    if ordered[0] == ordered[-1]:
+        st.info(f"Every rollout has the same {plan.metric} ({shared.number(ordered[0])}): "
+                "one bucket takes everything.")
+        return
+    outside = [c for c in plan.cuts if c < ordered[0] or c >= ordered[-1]]
+    if plan.mode == "thresholds" and outside:
+        st.warning(f"Threshold {', '.join(shared.number(c) for c in outside)} lies outside the data "
+                   f"({shared.number(ordered[0])} … {shared.number(ordered[-1])}).")
+    empty = buckets.loc[buckets["count"] == 0, "name"].tolist()
+    if empty:
+        st.warning(f"Empty bucket{'s' if len(empty) > 1 else ''}: {', '.join(empty)} (its file will be empty).")
+
+
+def preview_section(plan: bucketing.Plan, values: np.ndarray) -> None:
+    st.subheader("Preview")
+    left, right = st.columns([2, 1])
+    name = left.selectbox("Bucket", plan.names, key="preview_bucket")
+    full = right.toggle("Show full texts", key="preview_full")
+    rank = plan.names.index(name)
+    rows = sample_rows(plan.assign(values), rank, count=5)
+    if not len(rows):
+        st.caption("This bucket is empty.")
+        return
+    for rollout, row in zip(preview(data, rows), rows):
+        with st.expander(f"{rollout.where} · {plan.metric} = {shared.number(values[row])} · "
+                         f"{len(rollout.scores)} responses", expanded=False):
+            if rollout.prompt is None:
+                st.code(clip(rollout.raw, full), language="json", wrap_lines=True)
+                continue
+            st.markdown("**Prompt**")
+            st.text(clip(rollout.prompt, full))
+            responses = rollout.responses or []
+            for i, score in enumerate(rollout.scores):
+                text = responses[i] if i < len(responses) else ""
+                st.markdown(f"**Response {i + 1}** · score `{score:g}`")
+                st.text(clip(text, full))
+
+
+def clip(text: str, full: bool) -> str:
+    return text if full or len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + f" … (+{len(text) - PREVIEW_CHARS:,} characters)"
+
+
+editor()

@@ -1,0 +1,89 @@
+"""Data: choose a folder of rollouts (or upload files), load it, see what is in it."""
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+import bucketing
+from bucketing.progress import human_bytes
+from pages import shared
+from pages.charts import counts_figure
+
+st.title("Data")
+st.caption("Point the app at a folder of rollout JSONL files (`*.jsonl`, `*.jsonl.gz`, `*.jsonl.zst`, "
+           "searched recursively), or upload files.")
+
+
+def load_folder(path_text: str, scores: str) -> None:
+    """Check the folder is allowed, load it with a progress bar, make it the session's data."""
+    try:
+        source = shared.open_source(shared.allowed(path_text), scores.strip() or None)
+        bar = st.progress(0.0, text="Reading…")
+        data = shared.load(source, lambda done, total: bar.progress(
+            min(done / max(total, 1), 1.0), text=f"Reading {human_bytes(done)} of {human_bytes(total)}"))
+        bar.empty()
+    except bucketing.BucketingError as error:
+        st.error(str(error))
+        return
+    shared.use_source(source)
+    st.session_state["scores_text"] = scores
+    st.toast(f"Loaded {len(data.rows):,} rollouts")
+
+
+current = st.session_state.get("source")
+with st.form("source_form"):
+    left, right = st.columns([3, 1])
+    path_text = left.text_input("Folder", value=str(current.path) if current else shared.sample_text(),
+                                help="A folder under the allowed roots: the folder the app was started in, "
+                                     "the bundled sample, or one listed in BUCKETING_ALLOWED_ROOTS.")
+    scores_text = right.text_input("Scores at", value=st.session_state.get("scores_text", ""),
+                                   placeholder="detected", help="e.g. reward[].score, rewards[], score")
+    if st.form_submit_button("Load", type="primary"):
+        load_folder(path_text, scores_text)
+
+with st.expander("Upload files instead"):
+    uploads = st.file_uploader("Rollout files", type=["jsonl", "gz"], accept_multiple_files=True,
+                               label_visibility="collapsed")
+    if uploads and st.button("Load the uploaded files"):
+        folder = shared.upload_dir()
+        for old in folder.iterdir():
+            old.unlink()
+        for upload in uploads:
+            name = Path(upload.name).name  # never a path from the browser
+            if name.endswith((".jsonl", ".jsonl.gz")):
+                (folder / name).write_bytes(upload.getbuffer())
+        load_folder(str(folder), st.session_state.get("scores_text", ""))
+
+data = shared.ensure_data()
+if data is None:
+    st.stop()
+
+totals = data.totals
+cols = st.columns(5)
+cols[0].metric("Files", f"{totals['files']:,}")
+cols[1].metric("Rollouts", f"{totals['rollouts']:,}")
+cols[2].metric("Lines", f"{totals['lines']:,}")
+cols[3].metric("Skipped", f"{totals['skipped']:,}")
+cols[4].metric("Blank", f"{totals['blank']:,}")
+st.markdown(f"**Scores at** `{data.score_path}`" + (" — detected from the first lines" if data.detected else ""))
+for warning in data.warnings:
+    st.warning(warning)
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Responses per rollout")
+    st.plotly_chart(counts_figure(data.rows["n"].to_numpy(), "responses"), key="responses")
+with right:
+    st.subheader("Files")
+    st.dataframe(pd.DataFrame(data.inputs()), hide_index=True, height=260,
+                 column_config={"bytes": st.column_config.NumberColumn("bytes", format="%d")})
+
+st.subheader("Skipped lines")
+reasons = data.skipped_reasons()
+if not reasons:
+    st.success("No bad lines: every non-blank line has scores.")
+else:
+    st.warning(f"{totals['skipped']:,} lines can't be used; they go to `_skipped.jsonl` on export.")
+    st.dataframe(pd.DataFrame([{"reason": reason, "lines": info["count"], "examples": "\n".join(info["examples"])}
+                               for reason, info in reasons.items()]), hide_index=True)

@@ -1,0 +1,37 @@
+"""Distributions: every metric's histogram side by side; k and the pass threshold apply everywhere."""
+
+import streamlit as st
+
+from bucketing.metrics import METRICS
+from bucketing.summary import describe
+from pages import shared
+from pages.charts import histogram_figure
+
+st.title("Distributions")
+st.caption("How hard are the prompts? One histogram per difficulty metric, one value per rollout.")
+
+data = shared.ensure_data()
+if data is None:
+    st.stop()
+
+left, right, _ = st.columns([1, 1, 2])
+shared.bind("w_k", "k")
+left.number_input("k (for pass_at_k)", min_value=1, max_value=1024, step=1, key="w_k",
+                  on_change=shared.save, args=("w_k", "k"))
+shared.bind("w_pass_threshold", "pass_threshold")
+right.number_input("Pass threshold (score >= passes)", step=0.05, format="%.3g", key="w_pass_threshold",
+                   on_change=shared.save, args=("w_pass_threshold", "pass_threshold"))
+exceeding = data.k_exceeds_n(shared.params())
+if exceeding:
+    st.info(f"{exceeding:,} rollouts have fewer than k = {st.session_state['k']} responses; "
+            "pass_at_k uses k = n for them.")
+
+columns = st.columns(3)
+for index, (name, metric) in enumerate(METRICS.items()):
+    _, ordered = shared.column(data, name)
+    d = describe(ordered)
+    with columns[index % 3]:
+        st.markdown(f"**{name}** · {metric.direction}")
+        st.plotly_chart(histogram_figure(ordered), key=f"hist_{name}")
+        st.caption(f"min {shared.number(d.min)} · median {shared.number(d.median)} · max {shared.number(d.max)} · "
+                   f"{d.distinct:,} distinct values — {metric.description}")

@@ -1,0 +1,111 @@
+"""Export: write the bucket files through the engine; show the manifest and the equivalent command."""
+
+import io
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+import bucketing
+from bucketing.cli import command_line
+from bucketing.export import ORDERS, check_output_dir
+from bucketing.manifest import MANIFEST, SKIPPED, file_names
+from bucketing.plan import check_name
+from bucketing.progress import human_bytes
+from pages import shared
+
+ZIP_LIMIT = 200 << 20  # offer a zip download below this many bytes of output
+
+st.title("Export")
+st.caption("Write one JSONL file per bucket — every input line copied byte for byte — plus a manifest.")
+
+data = shared.ensure_data()
+if data is None:
+    st.stop()
+s = st.session_state
+try:
+    plan = shared.current_plan(data)
+except bucketing.BucketingError as error:
+    st.error(f"The plan on the Buckets page can't be used: {error}")
+    st.stop()
+
+st.markdown(f"**Plan:** {plan.metric}, {len(plan.buckets)} buckets "
+            f"({'equal sizes' if plan.mode == 'percentile' else 'thresholds ' + ', '.join(map(shared.number, plan.cuts))}"
+            f") — {', '.join(plan.names)}. Change it on the Buckets page.")
+
+left, middle, right = st.columns([3, 1, 1])
+shared.bind("w_out_dir", "out_dir")
+left.text_input("Output folder", key="w_out_dir", on_change=shared.save, args=("w_out_dir", "out_dir"),
+                help="Created if needed; must be under the allowed roots and not inside the input folder.")
+shared.bind("w_prefix", "prefix")
+middle.text_input("File prefix", key="w_prefix", on_change=shared.save, args=("w_prefix", "prefix"),
+                  placeholder="none")
+shared.bind("w_order", "order")
+right.radio("Line order", ORDERS, key="w_order", on_change=shared.save, args=("w_order", "order"),
+            format_func={"input": "as in the input", "difficulty": "easiest first"}.get)
+
+try:
+    out = shared.allowed(s["out_dir"])
+    if s["prefix"]:
+        check_name(s["prefix"], "prefix")
+    check_output_dir(out, data.root)
+except bucketing.BucketingError as error:
+    st.error(str(error))
+    st.stop()
+
+targets = [*file_names(plan, s["prefix"]).values(), s["prefix"] + MANIFEST]
+targets += [s["prefix"] + SKIPPED] if len(data.skipped) else []
+existing = [name for name in targets if (out / name).exists()]
+overwrite = False
+if existing:
+    overwrite = st.checkbox(f"Replace {len(existing)} existing file{'s' if len(existing) > 1 else ''} in "
+                            f"`{out}`: {', '.join(existing)}", key="confirm_overwrite")
+
+if st.button("Export", type="primary", disabled=bool(existing) and not overwrite):
+    values, _ = shared.column(data, plan.metric)
+    bar = st.progress(0.0, text="Writing…")
+    try:
+        manifest = bucketing.export(data, plan, out, values=values, prefix=s["prefix"], order=s["order"],
+                                    overwrite=overwrite, progress=lambda done, total: bar.progress(
+                                        min(done / max(total, 1), 1.0), text=f"Writing {human_bytes(done)}"))
+    except (bucketing.BucketingError, OSError) as error:
+        bar.empty()
+        st.error(f"Nothing was written: {error}")
+        st.stop()
+    bar.empty()
+    source = s["source"]
+    s["last_export"] = {
+        "out": str(out),
+        "manifest": manifest,
+        "command": command_line(str(source.path), str(out), plan, scores=source.scores, prefix=s["prefix"],
+                                order=s["order"], overwrite=overwrite),
+    }
+
+last = s.get("last_export")
+if last:
+    manifest = last["manifest"]
+    st.success(f"Wrote {manifest['totals']['rollouts']:,} rollouts to `{last['out']}`"
+               + (f" and {manifest['totals']['skipped']:,} skipped lines to `{manifest['skipped_file']}`"
+                  if manifest["skipped_file"] else ""))
+    st.dataframe(pd.DataFrame(manifest["buckets"])[["name", "file", "count", "share", "min", "max", "difficulty_rank"]],
+                 hide_index=True, column_config={"share": st.column_config.NumberColumn(format="percent")})
+    st.markdown("**The same export from the command line**")
+    st.code(last["command"], language="bash")
+    files = [Path(last["out"]) / b["file"] for b in manifest["buckets"]]
+    files += [Path(last["out"]) / manifest["skipped_file"]] if manifest["skipped_file"] else []
+    files += [Path(last["out"]) / (manifest["prefix"] + MANIFEST)]
+    size = sum(f.stat().st_size for f in files if f.exists())
+    if size <= ZIP_LIMIT:
+
+        def zipped() -> bytes:
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+                for f in files:
+                    archive.write(f, f.name)
+            return buffer.getvalue()
+
+        st.download_button(f"Download all as .zip ({human_bytes(size)} before compression)", data=zipped,
+                           file_name="buckets.zip", mime="application/zip", on_click="ignore")
+    with st.expander("manifest.json"):
+        st.json(manifest, expanded=1)

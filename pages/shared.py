@@ -1,0 +1,209 @@
+"""What every page shares: the loaded data, the settings, the current plan.
+
+State lives in ``st.session_state`` under plain (non-widget) keys, so it
+survives page switches; widgets are seeded from it and write back to it.
+Loaded data sits in one process-wide store (``st.cache_resource``), keyed by
+the input's path, score path and every file's size and mtime, and is shared
+read-only between sessions.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import plotly.colors
+import streamlit as st
+
+import bucketing
+from bucketing.roots import SAMPLE, allowed_roots, resolve_allowed
+from bucketing.sources import find_inputs
+
+DEFAULTS: dict[str, Any] = {
+    "k": 1,
+    "pass_threshold": 0.5,
+    "metric": "mean_reward",
+    "mode": "count",  # or "thresholds"
+    "num_buckets": 3,
+    "ties": "keep",
+    "thresholds": {},  # metric -> list of cut values
+    "names": {},  # plan shape -> names, easiest first
+    "drag_seq": None,
+    "out_dir": "bucketed",
+    "prefix": "",
+    "order": "input",
+}
+STORE_SIZE = 3  # datasets kept in memory at once (all sessions together)
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    scores: str | None
+    fingerprint: tuple  # (rel, size, mtime) of every input file
+
+
+class _Store:
+    """A small LRU of loaded datasets and derived metric columns, shared by all sessions."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.items: OrderedDict[Any, Any] = OrderedDict()
+
+    def get(self, key: tuple, make: Callable[[], Any], size: int = STORE_SIZE):
+        """The value for ``key``, made once; keeps at most ``size`` values of the same kind (``key[0]``)."""
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        value = make()  # outside the lock: a long load must not block other sessions
+        with self.lock:
+            self.items[key] = value
+            same_kind = [k for k in self.items if k[0] == key[0]]
+            for oldest in same_kind[: max(len(same_kind) - size, 0)]:
+                del self.items[oldest]
+        return value
+
+
+@st.cache_resource
+def store() -> _Store:
+    return _Store()
+
+
+def init_state() -> None:
+    for key, value in DEFAULTS.items():
+        if key not in st.session_state:
+            st.session_state[key] = value.copy() if isinstance(value, (dict, list)) else value
+
+
+def bind(widget_key: str, state_key: str) -> None:
+    """Seed a widget from its state key; call ``save(widget_key, state_key)`` as its on_change."""
+    if widget_key not in st.session_state:
+        st.session_state[widget_key] = st.session_state[state_key]
+
+
+def save(widget_key: str, state_key: str) -> None:
+    st.session_state[state_key] = st.session_state[widget_key]
+
+
+# --- folders -------------------------------------------------------------------------------
+
+
+def upload_dir() -> Path:
+    """This session's own folder for uploaded files."""
+    if "upload_dir" not in st.session_state:
+        st.session_state["upload_dir"] = tempfile.mkdtemp(prefix="bucketing-upload-")
+    return Path(st.session_state["upload_dir"])
+
+
+def roots() -> list[Path]:
+    return allowed_roots(extra=[upload_dir()])
+
+
+def allowed(text: str) -> Path:
+    """The real path of a folder the user typed, if the app may use it (else BucketingError)."""
+    return resolve_allowed(text, roots())
+
+
+def sample_text() -> str:
+    """The bundled sample, as a path relative to the working directory where possible."""
+    try:
+        return str(SAMPLE.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(SAMPLE)
+
+
+# --- data ----------------------------------------------------------------------------------
+
+
+def open_source(path: Path, scores: str | None) -> Source:
+    files, _ = find_inputs(path)
+    return Source(path, scores or None, tuple((f.rel, f.size, f.mtime_ns) for f in files))
+
+
+def load(source: Source, progress: Callable[[int, int], None] | None = None) -> bucketing.Dataset:
+    return store().get(("dataset", source), lambda: bucketing.load(source.path, scores=source.scores,
+                                                                    progress=progress))
+
+
+def use_source(source: Source) -> None:
+    st.session_state["source"] = source
+
+
+def dataset() -> bucketing.Dataset | None:
+    """The session's loaded data (loading it again, without progress, if the store let it go)."""
+    source = st.session_state.get("source")
+    return load(source) if source else None
+
+
+def ensure_data() -> bucketing.Dataset | None:
+    """The session's data; on a first visit, the bundled sample. Shows a message and returns None on failure."""
+    if "source" not in st.session_state:
+        try:
+            use_source(open_source(SAMPLE, None))
+        except bucketing.BucketingError as error:
+            st.error(str(error))
+            return None
+    try:
+        return dataset()
+    except bucketing.BucketingError as error:
+        st.error(f"The data can't be read any more: {error}. Load it again on the Data page.")
+        return None
+
+
+def params() -> bucketing.Params:
+    return bucketing.Params(k=int(st.session_state["k"]), pass_threshold=float(st.session_state["pass_threshold"]))
+
+
+def table(data: bucketing.Dataset) -> pd.DataFrame:
+    """The metric table of the session's data for the current params (shared, read-only)."""
+    key = ("table", st.session_state["source"], params())
+    return store().get(key, lambda: data.table(params()), size=6)
+
+
+def column(data: bucketing.Dataset, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """A metric's values in row order, and sorted ascending."""
+    def make():
+        values = table(data)[metric].to_numpy()
+        return values, np.sort(values)
+
+    return store().get(("column", st.session_state["source"], params(), metric), make, size=16)
+
+
+# --- the plan ------------------------------------------------------------------------------
+
+
+def names_key() -> tuple:
+    s = st.session_state
+    count = s["num_buckets"] if s["mode"] == "count" else len(s["thresholds"].get(s["metric"], [])) + 1
+    return (s["metric"], s["mode"], count)
+
+
+def current_plan(data: bucketing.Dataset) -> bucketing.Plan:
+    """The plan the Buckets page describes, built by the engine (raises BucketingError for bad settings)."""
+    s = st.session_state
+    if s["mode"] == "thresholds" and s["thresholds"].get(s["metric"]):
+        plan = bucketing.threshold_plan(s["metric"], s["thresholds"][s["metric"]], params=params())
+    else:
+        values, _ = column(data, s["metric"])
+        plan = bucketing.percentile_plan(values, s["metric"], s["num_buckets"], ties=s["ties"], params=params())
+    names = s["names"].get(names_key())
+    return plan.renamed(names) if names else plan
+
+
+def bucket_colors(count: int) -> list[str]:
+    """One colour per difficulty rank: green (easiest) to red (hardest)."""
+    if count == 1:
+        return ["#4c9f70"]
+    return plotly.colors.sample_colorscale("RdYlGn", [1 - i / (count - 1) * 0.9 - 0.05 for i in range(count)])
+
+
+def number(value: float) -> str:
+    """Readable number: 0.75, 1.25, 3.3e-05."""
+    return "–" if value is None or np.isnan(value) else f"{value:.4g}"
