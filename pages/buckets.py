@@ -29,7 +29,7 @@ def set_thresholds(values, metric: str) -> None:
     """Store a new threshold list (sorted, distinct) and refresh the number inputs."""
     s["thresholds"][metric] = sorted({float(v) for v in values})
     s["cuts_version"] = s.get("cuts_version", 0) + 1
-    s["mode"] = s["w_mode"] = "thresholds"
+    s["mode"] = "thresholds"
 
 
 def typed_threshold(metric: str, index: int) -> None:
@@ -43,32 +43,56 @@ def remove_threshold(metric: str, index: int) -> None:
 
 
 def add_threshold(metric: str, ordered: np.ndarray) -> None:
-    """A new cut at the median of the largest bucket, so it splits something."""
+    """A new cut that halves the largest bucket that still has two different values."""
     cuts = s["thresholds"][metric]
-    edges = np.searchsorted(ordered, cuts, side="right")
-    bounds = np.concatenate([[0], edges, [len(ordered)]])
-    widest = int(np.argmax(np.diff(bounds)))
-    part = ordered[bounds[widest] : bounds[widest + 1]]
-    candidates = np.unique(part)
-    new = float(candidates[len(candidates) // 2 - 1]) if len(candidates) > 1 else float(part[0])
-    set_thresholds([*cuts, new], metric)
+    bounds = np.concatenate([[0], np.searchsorted(ordered, cuts, side="right"), [len(ordered)]])
+    parts = [ordered[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a and ordered[a] != ordered[b - 1]]
+    if not parts:
+        st.toast("Every bucket holds a single value already: there is nothing left to split.")
+        return
+    part = max(parts, key=len)
+    middle = part[len(part) // 2]
+    new = middle if middle < part[-1] else part[part < part[-1]][-1]
+    set_thresholds([*cuts, float(new)], metric)
 
 
-def rename(plan: bucketing.Plan, edited: pd.DataFrame) -> None:
-    names = [str(n).strip() for n in edited["name"]]
-    if names == plan.names:
+def names_editor_key() -> str:
+    metric, mode, count = shared.names_key()
+    return f"names_{metric}_{mode}_{count}"
+
+
+def apply_pending_edits(data: bucketing.Dataset) -> None:
+    """Take in what the browser sent since the last run: a dragged threshold, names typed in the table.
+
+    Both arrive as widget state before this run starts, so handling them first lets every widget
+    below be drawn from the new state in this same run.
+    """
+    drag = s.get("threshold_drag") or {}
+    sent = drag.get("thresholds") if hasattr(drag, "get") else None
+    if sent and sent.get("seq") != s["drag_seq"]:
+        s["drag_seq"] = sent["seq"]
+        set_thresholds(sent["values"], s["metric"])
+    edits = (s.get(names_editor_key()) or {}).get("edited_rows") or {}
+    if not edits:
         return
     try:
-        plan.renamed(names)
+        names = shared.current_plan(data).names
+    except bucketing.BucketingError:
+        return
+    for row, change in edits.items():
+        if "name" in change and 0 <= int(row) < len(names):
+            names[int(row)] = str(change["name"] or "").strip()
+    try:
+        bucketing.threshold_plan(s["metric"], range(len(names) - 1), names)  # checks the names
     except bucketing.BucketingError as error:
-        st.error(str(error))
+        st.error(f"{error}; the old names are kept.")
         return
     s["names"][shared.names_key()] = names
-    st.rerun(scope="fragment")
 
 
 @st.fragment
 def editor() -> None:
+    apply_pending_edits(data)
     top = st.columns([2, 2, 2, 1])
     shared.bind("w_metric", "metric")
     top[0].selectbox("Metric", list(METRICS), key="w_metric", on_change=shared.save, args=("w_metric", "metric"),
@@ -97,11 +121,7 @@ def editor() -> None:
 
     st.caption("Drag a red line to move a threshold, double-click the chart to add one." if s["mode"] == "thresholds"
                else "The lines are the cut points of equal-size buckets; drag one to set thresholds yourself.")
-    sent = threshold_drag(key="threshold_drag", lines=list(plan.cuts), **drag_data(ordered, plan, buckets))
-    if sent and sent.get("seq") != s["drag_seq"]:
-        s["drag_seq"] = sent["seq"]
-        set_thresholds(sent["values"], metric)
-        st.rerun(scope="fragment")
+    threshold_drag(key="threshold_drag", lines=list(plan.cuts), **drag_data(ordered, plan, buckets))
 
     if s["mode"] == "thresholds":
         threshold_inputs(metric, ordered)
@@ -110,9 +130,9 @@ def editor() -> None:
     left, right = st.columns([3, 2])
     with left:
         shown = buckets.assign(range=[b.describe_range(metric) for b in plan.buckets])
-        edited = st.data_editor(
+        st.data_editor(
             shown[["name", "range", "count", "share", "min", "max", "difficulty_rank"]],
-            key=f"names_{abs(hash(shared.names_key()))}_{len(plan.buckets)}",
+            key=names_editor_key(),
             hide_index=True,
             disabled=["range", "count", "share", "min", "max", "difficulty_rank"],
             column_config={
@@ -123,7 +143,6 @@ def editor() -> None:
                 "difficulty_rank": st.column_config.NumberColumn("rank", help="0 = easiest"),
             },
         )
-        rename(plan, edited)
     with right:
         st.plotly_chart(sizes_figure(buckets), key="sizes")
     preview_section(plan, values)

@@ -83,9 +83,12 @@ def init_state() -> None:
 
 
 def bind(widget_key: str, state_key: str) -> None:
-    """Seed a widget from its state key; call ``save(widget_key, state_key)`` as its on_change."""
-    if widget_key not in st.session_state:
-        st.session_state[widget_key] = st.session_state[state_key]
+    """Set a widget from its state key before it is drawn; pass ``save`` as its on_change to write back.
+
+    The state key is the truth: widget state is dropped on pages that don't draw the widget, and code
+    (a drag, a button) may change the state key between runs.
+    """
+    st.session_state[widget_key] = st.session_state[state_key]
 
 
 def save(widget_key: str, state_key: str) -> None:
@@ -194,6 +197,8 @@ def current_plan(data: bucketing.Dataset) -> bucketing.Plan:
         values, _ = column(data, s["metric"])
         plan = bucketing.percentile_plan(values, s["metric"], s["num_buckets"], ties=s["ties"], params=params())
     names = s["names"].get(names_key())
+    if not names and plan.mode == "thresholds":  # friendlier than the CLI's bucket_0.. in ascending order
+        names = bucketing.default_names(len(plan.buckets))
     return plan.renamed(names) if names else plan
 
 

@@ -1,0 +1,233 @@
+"""Every page of the app through Streamlit's AppTest: load, explore, bucket, drag (as the component sends), export."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import bucketing
+from bucketing.plan import bucket_table
+from bucketing.roots import ENV
+
+from .conftest import ROOT, SAMPLE, output_lines, rollout_line, write_lines
+
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch) -> AppTest:
+    """The app on the bundled sample, with tmp_path as an extra allowed root."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv(ENV, str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    return at
+
+
+def go(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def load_folder(at: AppTest, folder, scores: str = "") -> AppTest:
+    go(at, "data")
+    at.text_input[0].set_value(str(folder))
+    at.text_input[1].set_value(scores)
+    at.button[0].click().run()  # the form's Load button
+    assert not at.exception, at.exception
+    return at
+
+
+def bucket_rows(at: AppTest) -> list[dict]:
+    return at.dataframe[0].value.to_dict("records")
+
+
+def drag(at: AppTest, values: list[float], seq: int = 1) -> AppTest:
+    """What the threshold chart sends when the user releases a dragged line."""
+    at.session_state["threshold_drag"] = {"thresholds": {"values": values, "seq": seq}}
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_opens_on_the_bundled_sample(app):
+    totals = bucketing.load(SAMPLE).totals
+    assert metric(app, "Rollouts") == f"{totals['rollouts']:,}"
+    assert metric(app, "Files") == str(totals["files"])
+    assert any("reward[].score" in m.value for m in app.markdown)
+    assert app.get("plotly_chart")  # responses per rollout
+
+
+def test_a_folder_with_bad_lines_shows_them(app, tmp_path):
+    write_lines(tmp_path / "in" / "a.jsonl", [rollout_line([1]), b"{oops", rollout_line([0, 1]), b'{"reward": []}'])
+    load_folder(app, tmp_path / "in")
+    assert metric(app, "Rollouts") == "2" and metric(app, "Skipped") == "2"
+    reasons = app.dataframe[-1].value
+    assert set(reasons["reason"]) == {"invalid JSON", "empty scores"}
+    assert "a.jsonl:2" in " ".join(reasons["examples"])
+
+
+@pytest.mark.parametrize("where, message", [
+    ("/", "outside the folders this app may use"),
+    ("../..", "outside the folders this app may use"),
+    ("{tmp}/missing", "can't be read"),
+    ("{tmp}/empty", "no *.jsonl"),
+    ("{tmp}/notes.txt", "is not a .jsonl"),
+])
+def test_bad_folders_get_a_message_and_keep_the_loaded_data(app, tmp_path, where, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("hello")
+    load_folder(app, where.format(tmp=tmp_path))
+    assert any(message in e.value for e in app.error), [e.value for e in app.error]
+    assert metric(app, "Rollouts") == "240"  # still the sample
+
+
+def test_distributions_show_all_seven_metrics_and_k_applies_everywhere(app):
+    go(app, "distributions")
+    charts = app.get("plotly_chart")
+    assert len(charts) == len(bucketing.METRICS)
+    captions = " ".join(c.value for c in app.caption)
+    assert "distinct values" in captions
+    app.number_input(key="w_k").set_value(4).run()
+    app.number_input(key="w_pass_threshold").set_value(1.0).run()
+    assert app.session_state["k"] == 4 and app.session_state["pass_threshold"] == 1.0
+    go(app, "buckets")
+    app.selectbox(key="w_metric").set_value("pass_at_k").run()
+    data = bucketing.load(SAMPLE)
+    values = np.sort(data.table(bucketing.Params(k=4, pass_threshold=1.0))["pass_at_k"].to_numpy())
+    plan = bucketing.percentile_plan(values, "pass_at_k", 3, params=bucketing.Params(k=4, pass_threshold=1.0))
+    assert [r["count"] for r in bucket_rows(app)] == bucket_table(plan, values)["count"].tolist()
+
+
+def test_bucket_count_sets_the_table(app):
+    go(app, "buckets")
+    app.slider(key="w_num_buckets").set_value(5).run()
+    rows = bucket_rows(app)
+    assert [r["name"] for r in rows] == ["very_easy", "easy", "medium", "hard", "very_hard"]
+    assert sum(r["count"] for r in rows) == 240
+    app.radio(key="w_ties").set_value("split").run()
+    counts = [r["count"] for r in bucket_rows(app)]
+    assert max(counts) - min(counts) <= 1
+
+
+def test_a_drag_sets_thresholds_and_the_counts_follow(app):
+    go(app, "buckets")
+    drag(app, [0.25, 0.8])
+    assert app.session_state["mode"] == "thresholds"
+    values = np.sort(bucketing.load(SAMPLE).table()["mean_reward"].to_numpy())
+    rows = bucket_rows(app)
+    expected = bucket_table(bucketing.threshold_plan("mean_reward", [0.25, 0.8]), values)
+    assert [r["count"] for r in rows] == expected["count"].tolist()
+    assert [r["range"] for r in rows] == ["mean_reward > 0.8", "0.25 < mean_reward <= 0.8", "mean_reward <= 0.25"]
+    assert [n.value for n in app.number_input] == [0.25, 0.8]
+    drag(app, [0.25, 0.5, 0.8], seq=2)  # a line added by double-click
+    assert len(bucket_rows(app)) == 4
+
+
+def test_threshold_inputs_add_and_remove(app):
+    go(app, "buckets")
+    app.radio(key="w_mode").set_value("thresholds").run()
+    start = list(app.session_state["thresholds"]["mean_reward"])
+    assert start  # seeded from the count mode's cut points
+    next(b for b in app.button if "Add threshold" in b.label).click().run()
+    assert len(app.session_state["thresholds"]["mean_reward"]) == len(start) + 1
+    next(b for b in app.button if b.label == "Remove").click().run()
+    assert len(app.session_state["thresholds"]["mean_reward"]) == len(start)
+    app.number_input[0].set_value(1.5).run()  # above every value: the easiest bucket empties
+    assert any("outside the data" in w.value for w in app.warning)
+    assert any("Empty bucket" in w.value for w in app.warning)
+
+
+def test_names_are_edited_in_the_table_and_checked(app):
+    go(app, "buckets")
+    key = "names_mean_reward_count_3"
+    app.session_state[key] = {"edited_rows": {0: {"name": "warmup"}}, "added_rows": [], "deleted_rows": []}
+    app.run()
+    assert [r["name"] for r in bucket_rows(app)] == ["warmup", "medium", "hard"]
+    app.session_state[key] = {"edited_rows": {0: {"name": "../evil"}}, "added_rows": [], "deleted_rows": []}
+    app.run()
+    assert any("not allowed" in e.value for e in app.error)
+    assert [r["name"] for r in bucket_rows(app)] == ["warmup", "medium", "hard"]
+
+
+def test_all_equal_values_are_explained(app, tmp_path):
+    write_lines(tmp_path / "same" / "a.jsonl", [rollout_line([1, 1]) for _ in range(5)])
+    load_folder(app, tmp_path / "same")
+    go(app, "buckets")
+    assert any("one bucket takes everything" in i.value for i in app.info)
+
+
+def test_state_survives_page_switches(app):
+    go(app, "buckets")
+    drag(app, [0.3, 0.6])
+    app.selectbox(key="w_metric").set_value("min_reward").run()
+    go(app, "export")
+    go(app, "data")
+    go(app, "buckets")
+    assert app.selectbox(key="w_metric").value == "min_reward"
+    app.selectbox(key="w_metric").set_value("mean_reward").run()
+    assert app.session_state["thresholds"]["mean_reward"] == [0.3, 0.6]
+    assert app.radio(key="w_mode").value == "thresholds"
+
+
+def test_export_writes_what_the_engine_writes(app, tmp_path):
+    go(app, "buckets")
+    drag(app, [0.3, 0.7])
+    go(app, "export")
+    app.text_input(key="w_out_dir").set_value(str(tmp_path / "out")).run()
+    app.radio(key="w_order").set_value("difficulty").run()
+    next(b for b in app.button if b.label == "Export").click().run()
+    assert not app.exception and any("Wrote 240 rollouts" in s.value for s in app.success)
+
+    data = bucketing.load(SAMPLE)
+    plan = bucketing.threshold_plan("mean_reward", [0.3, 0.7]).renamed(["easy", "medium", "hard"])
+    bucketing.export(data, plan, tmp_path / "engine", order="difficulty")
+    assert output_lines(tmp_path / "out") == output_lines(tmp_path / "engine")
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["cuts"] == [0.3, 0.7] and manifest["order"] == "difficulty"
+    assert "python -m bucketing" in app.code[0].value and "--thresholds 0.3 0.7" in app.code[0].value
+
+
+def test_export_asks_before_replacing_files(app, tmp_path):
+    go(app, "export")
+    app.text_input(key="w_out_dir").set_value(str(tmp_path / "out")).run()
+    next(b for b in app.button if b.label == "Export").click().run()
+    before = (tmp_path / "out" / "easy.jsonl").read_bytes()
+    go(app, "buckets")
+    app.slider(key="w_num_buckets").set_value(3).run()
+    app.selectbox(key="w_metric").set_value("variance").run()
+    go(app, "export")
+    export_button = next(b for b in app.button if b.label == "Export")
+    assert export_button.disabled
+    assert (tmp_path / "out" / "easy.jsonl").read_bytes() == before
+    app.checkbox(key="confirm_overwrite").check().run()
+    next(b for b in app.button if b.label == "Export").click().run()
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["metric"] == "variance"
+
+
+@pytest.mark.parametrize("out, message", [
+    ("/etc/buckets", "outside the folders"),
+    ("examples/rollouts/out", "inside the input"),
+])
+def test_export_refuses_bad_output_folders(app, out, message):
+    go(app, "export")
+    app.text_input(key="w_out_dir").set_value(out).run()
+    assert any(message in e.value for e in app.error), [e.value for e in app.error]
+    assert not any(b.label == "Export" for b in app.button)
+    assert not (ROOT / out).exists()
+
+
+def test_export_refuses_a_bad_prefix(app, tmp_path):
+    go(app, "export")
+    app.text_input(key="w_out_dir").set_value(str(tmp_path / "out")).run()
+    app.text_input(key="w_prefix").set_value("../x").run()
+    assert any("prefix" in e.value for e in app.error)
+    assert not (tmp_path / "out").exists()
