@@ -92,3 +92,17 @@ def test_every_skip_reason_is_documented():
 
     for reason in REASONS:
         assert f"`{reason}`" in section("Bad lines")
+
+
+def test_the_app_is_safe_by_default_as_the_readme_says():
+    import tomllib
+
+    from bucketing.roots import ENV
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"
+    assert config["client"]["showErrorDetails"] in ("none", "type")
+    assert config["browser"]["gatherUsageStats"] is False
+    assert config["server"].get("enableXsrfProtection", True) is True
+    assert config["server"]["maxUploadSize"] <= 1024
+    assert ENV in section("The app") and "127.0.0.1" in section("The app")
