@@ -34,7 +34,10 @@ def set_thresholds(values, metric: str) -> None:
 
 def typed_threshold(metric: str, index: int) -> None:
     values = list(s["thresholds"][metric])
-    values[index] = s[f"w_cut_{s.get('cuts_version', 0)}_{index}"]
+    typed = s[f"w_cut_{s.get('cuts_version', 0)}_{index}"]
+    if typed in values[:index] + values[index + 1 :]:
+        st.toast(f"There is a threshold at {shared.number(typed)} already; the two became one.")
+    values[index] = typed
     set_thresholds(values, metric)
 
 

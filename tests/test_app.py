@@ -231,3 +231,61 @@ def test_export_refuses_a_bad_prefix(app, tmp_path):
     app.text_input(key="w_prefix").set_value("../x").run()
     assert any("prefix" in e.value for e in app.error)
     assert not (tmp_path / "out").exists()
+
+
+def test_reopening_an_unchanged_folder_does_not_read_it_again(app, tmp_path, monkeypatch):
+    write_lines(tmp_path / "in" / "a.jsonl", [rollout_line([1, 0]), rollout_line([0, 0])])
+    calls = []
+    real_load = bucketing.load
+    monkeypatch.setattr(bucketing, "load", lambda *a, **k: calls.append(a) or real_load(*a, **k))
+    load_folder(app, tmp_path / "in")
+    load_folder(app, SAMPLE)
+    load_folder(app, tmp_path / "in")
+    assert len(calls) == 1  # the sample was loaded before the patch; the folder once
+    write_lines(tmp_path / "in" / "a.jsonl", [rollout_line([1, 0]), rollout_line([0, 0]), rollout_line([1])])
+    load_folder(app, tmp_path / "in")
+    assert len(calls) == 2 and metric(app, "Rollouts") == "3"  # changed on disk: read again
+
+
+def test_histograms_are_pre_binned_bars(app):
+    go(app, "distributions")
+    for chart in app.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        assert [trace["type"] for trace in spec["data"]] == ["bar"]
+        assert len(spec["data"][0]["y"]) <= 60  # bins, not one point per rollout
+
+
+def test_preview_shows_prompt_and_scored_responses(app):
+    go(app, "buckets")
+    app.selectbox(key="preview_bucket").set_value("easy").run()
+    texts = [m.value for m in app.markdown]
+    assert "**Prompt**" in texts
+    assert any(t.startswith("**Response 1** · score") for t in texts)
+    assert len(app.expander) == 5
+
+
+def test_preview_truncates_long_texts_with_a_way_to_see_them_whole(app, tmp_path):
+    long_prompt = "why " * 500
+    write_lines(tmp_path / "in" / "a.jsonl", [rollout_line([1, 0], prompt=long_prompt)] * 3)
+    load_folder(app, tmp_path / "in")
+    go(app, "buckets")
+    app.selectbox(key="preview_bucket").set_value(app.selectbox(key="preview_bucket").options[-1]).run()
+    prompt_texts = [t.value for t in app.text if t.value.startswith("why")]
+    assert prompt_texts and all(t.endswith("(+1,400 characters)") for t in prompt_texts)
+    app.toggle(key="preview_full").set_value(True).run()
+    assert long_prompt.strip() in [t.value.strip() for t in app.text]
+
+
+def test_typing_a_duplicate_threshold_merges_it(app):
+    go(app, "buckets")
+    drag(app, [0.3, 0.6])
+    app.number_input[1].set_value(0.3).run()
+    assert app.session_state["thresholds"]["mean_reward"] == [0.3]
+    assert len(bucket_rows(app)) == 2
+
+
+def test_export_offers_a_zip_of_small_outputs(app, tmp_path):
+    go(app, "export")
+    app.text_input(key="w_out_dir").set_value(str(tmp_path / "out")).run()
+    next(b for b in app.button if b.label == "Export").click().run()
+    assert any("zip" in str(e.proto).lower() for e in app.get("download_button"))

@@ -1,0 +1,284 @@
+"""Helpers for the browser tests: start the app as a real server, drive chromium, read what the pages show."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from .conftest import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run"]
+SCREENSHOTS = ROOT / "tests" / "screenshots"
+TIMEOUT_MS = 30_000  # any single wait in a page
+APP = '[data-testid="stApp"]'
+STATUS = '[data-testid="stStatusWidget"]'
+ERROR_BANNER = "This app has encountered an error"
+
+
+def require_browser() -> None:
+    """Skip (or, when $CI is set, fail) when chromium or the playwright package is missing."""
+    problems = []
+    if not os.path.exists(CHROMIUM):
+        problems.append(f"{CHROMIUM} is missing: apt-get install chromium (Debian's package; "
+                        "never `playwright install`)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        problems.append("the playwright pip package is missing: pip install -r requirements-dev.txt")
+    if problems:
+        message = "browser tests can't run: " + "; ".join(problems)
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+# --- the server ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    port: int
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def server_env(allowed_roots: list[Path]) -> dict[str, str]:
+    """This environment minus STREAMLIT_* overrides (so the repo's config is what applies), plus the allowed roots."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")}
+    env["BUCKETING_ALLOWED_ROOTS"] = os.pathsep.join(str(p) for p in allowed_roots)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@contextmanager
+def streamlit_server(log: Path, allowed_roots: list[Path], *, address: str | None = "127.0.0.1",
+                     cwd: Path = ROOT) -> Iterator[Server]:
+    """``streamlit run app.py`` on a free port; yields once /_stcore/health says ok; terminates (then kills) it."""
+    port = free_port()
+    args = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+            "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    if address is not None:
+        args += ["--server.address", address]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        process = subprocess.Popen(args, cwd=cwd, env=server_env(allowed_roots), stdout=out, stderr=subprocess.STDOUT)
+    server = Server(port, process, log)
+    try:
+        wait_healthy(server)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def wait_healthy(server: Server, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise AssertionError(f"streamlit exited with {server.process.returncode}:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(server.url + "/_stcore/health", timeout=2) as response:
+                if response.read().decode().strip() == "ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"streamlit did not answer /_stcore/health within {timeout} s:\n{server.log_tail()}")
+
+
+def listening_addresses(port: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Every local address with a TCP socket in LISTEN state on ``port`` (from /proc/net/tcp{,6}, else ``ss``)."""
+    found: set = set()
+    tables = [(Path("/proc/net/tcp"), 4), (Path("/proc/net/tcp6"), 6)]
+    if not tables[0][0].exists():
+        return _listening_ss(port)
+    for table, version in tables:
+        if not table.exists():
+            continue
+        for line in table.read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state = fields[1], fields[3]
+            host, port_hex = local.split(":")
+            if state != "0A" or int(port_hex, 16) != port:  # 0A = LISTEN
+                continue
+            raw = bytes.fromhex(host)
+            if version == 4:
+                found.add(ipaddress.IPv4Address(raw[::-1]))
+            else:  # four little-endian 32-bit words
+                found.add(ipaddress.IPv6Address(b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))))
+    return found
+
+
+def _listening_ss(port: int) -> set:
+    if not shutil.which("ss"):
+        pytest.skip("neither /proc/net/tcp nor ss is available to list listening sockets")
+    out = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True).stdout
+    found = set()
+    for line in out.splitlines():
+        local = line.split()[3]
+        host, _, port_text = local.rpartition(":")
+        if port_text == str(port):
+            host = host.strip("[]").split("%")[0]
+            found.add(ipaddress.ip_address("0.0.0.0" if host == "*" else host))
+    return found
+
+
+# --- the page ------------------------------------------------------------------------------
+
+
+def settle(page, timeout: int = TIMEOUT_MS) -> None:
+    """Wait until the app is drawn and no script run is going on (a rerun starts ~150 ms after an interaction)."""
+    from playwright.sync_api import expect
+
+    page.locator(APP).wait_for(state="visible", timeout=timeout)
+    page.wait_for_timeout(250)
+    expect(page.locator(APP)).to_have_attribute("data-test-script-state", "notRunning", timeout=timeout)
+    expect(page.locator(STATUS)).to_have_count(0, timeout=timeout)
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 20, message: str | Callable[[], str] = "") -> object:
+    """Poll ``condition`` until it returns something truthy (which is returned)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s: {message() if callable(message) else message}")
+        time.sleep(0.1)
+
+
+def open_page(page, server: Server, title: str | None = None, path: str = "") -> None:
+    page.goto(f"{server.url}/{path}")
+    settle(page)
+    if title:
+        from playwright.sync_api import expect
+
+        expect(page.locator("h1").first).to_have_text(title, timeout=TIMEOUT_MS)
+    settle(page)
+
+
+def go_to(page, title: str) -> None:
+    """Switch page by the sidebar link, as a user does (keeps the session and its state)."""
+    from playwright.sync_api import expect
+
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).click()
+    expect(page.locator("h1").first).to_have_text(title, timeout=TIMEOUT_MS)
+    settle(page)
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def app_text(page) -> str:
+    return page.locator(APP).inner_text()
+
+
+def assert_no_error_shown(page, where: str) -> None:
+    text = app_text(page)
+    assert "Traceback" not in text, f"{where}: the page shows a Python traceback:\n{text[:3000]}"
+    assert page.locator('[data-testid="stException"]').count() == 0, f"{where}: the page shows an exception:\n{text[:3000]}"
+    assert ERROR_BANNER not in text, f"{where}: the page shows an error:\n{text[:3000]}"
+
+
+# --- the Buckets page ----------------------------------------------------------------------
+
+CHART = 'svg[data-testid="threshold-drag"]'
+
+
+def line_labels(page) -> list[str]:
+    return [t.strip() for t in page.locator(f"{CHART} g.td-line text").all_text_contents()]
+
+
+def region_labels(page) -> list[str]:
+    return [t.strip() for t in page.locator(f"{CHART} text.td-region-label").all_text_contents()]
+
+
+def sizes(page) -> dict[str, int]:
+    """Bucket name -> count, from the sizes bar chart's figure data (what Python sent).
+
+    Empty while a rerun briefly shows the old and the new chart side by side.
+    """
+    charts = page.locator(".st-key-sizes .js-plotly-plot").evaluate_all(
+        "els => els.map(el => { const d = el._fullData && el._fullData[0]; return d ? [Array.from(d.x), Array.from(d.y)] : null; })")
+    if len(charts) != 1 or charts[0] is None:
+        return {}
+    return {str(name): int(count) for name, count in zip(*charts[0])}
+
+
+def mode_selected(page) -> str:
+    radio = page.locator('[data-testid="stRadio"]').filter(has=page.get_by_role("radiogroup", name="Buckets"))
+    return radio.locator('[data-testid="stRadioOption"][data-selected="true"]').inner_text().strip()
+
+
+def threshold_inputs(page) -> list[float]:
+    """The values in the "Threshold N" number inputs (drawn by Python in thresholds mode)."""
+    values = page.locator('input[aria-label^="Threshold "]').evaluate_all("els => els.map(e => e.value)")
+    return [float(v) for v in values]
+
+
+def center(box: dict) -> tuple[float, float]:
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def axis_scale(page) -> tuple[float, float]:
+    """(value at screen x = 0, value per screen pixel) from the chart's axis tick labels."""
+    ticks = []
+    for tick in page.locator(f"{CHART} text.td-axis").all():
+        x, _ = center(tick.bounding_box())
+        ticks.append((x, float(tick.text_content())))
+    (x0, v0), (x1, v1) = min(ticks), max(ticks)
+    per_px = (v1 - v0) / (x1 - x0)
+    return v0 - x0 * per_px, per_px
+
+
+def drag_line(page, index: int, dx: float, steps: int = 12) -> tuple[float, float]:
+    """Drag threshold line ``index`` by its knob ``dx`` screen pixels with the real mouse; returns the start point."""
+    knob = page.locator(f'{CHART} g[data-testid="threshold-line-{index}"] rect.td-knob')
+    knob.scroll_into_view_if_needed()
+    x, y = center(knob.bounding_box())
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, steps + 1):
+        page.mouse.move(x + dx * step / steps, y + (2 if step % 2 else 0))
+    page.mouse.move(x + dx, y)
+    page.mouse.up()
+    return x, y
