@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.shared import init_state
+from pages.common.shared import init_state
 
 st.set_page_config(page_title="Rollout Bucketer", page_icon=":material/view_column:", layout="wide")
 init_state()

@@ -7,7 +7,7 @@ from itertools import islice
 
 from .errors import BucketingError
 from .scorepath import BadScores, ScorePath
-from .sources import InputFile, display, read_blocks
+from .sources import BOM, InputFile, display, read_blocks
 
 CANDIDATES = (
     "reward[].score",  # the default layout
@@ -49,7 +49,7 @@ def sample_objects(files: list[InputFile]) -> list[dict]:
         lines = bytes(block.buf[block.lo : block.hi]).split(b"\n")
         for line in islice((line for line in lines if line.strip()), SAMPLE_LINES):
             try:
-                value = json.loads(line.removeprefix(b"\xef\xbb\xbf"))
+                value = json.loads(line.removeprefix(BOM))
             except (ValueError, RecursionError):
                 continue
             if isinstance(value, dict):

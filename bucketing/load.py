@@ -43,7 +43,7 @@ class Dataset:
 
     def table(self, params: Params = Params()) -> pd.DataFrame:
         """One row per rollout: file, line, offset, length, n and every registered metric."""
-        names = [display(f.rel) for f in self.files]
+        names = file_labels(self.files)
         table = pd.DataFrame(
             {
                 "file": pd.Categorical.from_codes(self.rows["file_id"].to_numpy(), categories=names),
@@ -92,6 +92,18 @@ class Dataset:
             {"path": display(f.rel), "bytes": f.size, "lines": lines}
             for f, lines in zip(self.files, self.file_lines)
         ]
+
+
+def file_labels(files: list[InputFile]) -> list[str]:
+    """Printable, distinct names of the files (two odd names can print alike; the second gets a " #2")."""
+    labels: list[str] = []
+    for file in files:
+        label, number = display(file.rel), 1
+        while label in labels:
+            number += 1
+            label = f"{display(file.rel)} #{number}"
+        labels.append(label)
+    return labels
 
 
 def load(
@@ -208,8 +220,16 @@ def check_dataset(dataset: Dataset, results: list[ChunkResult], strict: bool) ->
         first = skipped.iloc[0]
         raise bad_line_error(dataset.files[first.file_id], int(first.line), first.reason, first.detail)
     objects = [0] * len(dataset.files)
+    opens = [False] * len(dataset.files)
     for result in results:
-        objects[result.chunk.file_index] += result.objects
+        index = result.chunk.file_index
+        objects[index] += result.objects
+        opens[index] = opens[index] or result.opens_document
+        if opens[index] and result.closes_document:
+            raise BucketingError(
+                f"{display(result.chunk.file.rel)} is not JSONL: it starts and ends with a lone bracket, like a "
+                "pretty-printed JSON document; write one JSON object per line (e.g. jq -c '.[]')"
+            )
     for index, file in enumerate(dataset.files):
         if dataset.file_lines[index] > dataset.file_blank[index] and objects[index] == 0:
             first = skipped[skipped.file_id == index].iloc[0]

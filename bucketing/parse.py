@@ -6,6 +6,7 @@ A line that fails is looked at again, slowly, to name the reason it is bad.
 
 from __future__ import annotations
 
+import codecs
 import json
 from array import array
 from dataclasses import dataclass, field
@@ -16,9 +17,8 @@ import pyarrow as pa
 
 from . import scorepath as sp
 from .errors import BadLineError
-from .sources import DEFAULT_MAX_LINE_BYTES, InputFile, display, read_blocks
+from .sources import BOM, DEFAULT_MAX_LINE_BYTES, InputFile, display, read_blocks
 
-BOM = b"\xef\xbb\xbf"
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 
 
@@ -56,6 +56,9 @@ class ChunkResult:
     scores: array = field(default_factory=lambda: array("d"))
     skipped: list[tuple[int, int, int, bool, str, str]] = field(default_factory=list)  # line, offset, length, clean, reason, detail
     stopped: bool = False  # --strict hit a bad line
+    lines_seen: bool = False
+    opens_document: bool = False  # the file's first non-blank line is a lone "[" or "{"
+    closes_document: bool = False  # ... and its last one a lone "]" or "}"
 
 
 def scan(chunk: Chunk) -> ChunkResult:
@@ -70,7 +73,7 @@ def scan(chunk: Chunk) -> ChunkResult:
     for block in read_blocks(chunk.file, chunk.start, chunk.stop, limit):
         if block.long_line:
             n += 1
-            result.skipped.append((n, block.offset, block.long_line, block.long_line_ends_with_newline, sp.TOO_LONG,
+            result.skipped.append((n, block.offset, block.long_line, block.long_line_clean, sp.TOO_LONG,
                                    f"{block.long_line} bytes, more than --max-line-bytes {limit}"))
             result.objects += 1  # not known; don't let one huge line make the file look like non-JSONL
             if chunk.strict:
@@ -93,30 +96,38 @@ def scan(chunk: Chunk) -> ChunkResult:
                     continue
                 clean = newline >= 0 and stop == end
                 line = view[start:stop]
-                reason = None
+                if stop - start < 8:  # a lone bracket: the first or last line of a pretty-printed document?
+                    bracket = bytes(line).strip()
+                    result.opens_document = result.opens_document or (not result.lines_seen and chunk.start == 0
+                                                                      and bracket in (b"[", b"{"))
+                    result.closes_document = chunk.stop is None and bracket in (b"]", b"}")
+                else:
+                    result.closes_document = False
+                result.lines_seen = True
+                scores = None
                 if stop - start > limit:
                     reason, detail = sp.TOO_LONG, f"{stop - start} bytes, more than --max-line-bytes {limit}"
                     result.objects += 1
-                elif not all_utf8 and (utf8_error := _utf8_error(line)):
-                    reason, detail = sp.INVALID_UTF8, utf8_error
                 else:
-                    try:
-                        scores = extract(decode(line))
-                    except _DECODE_ERRORS:
-                        reason, detail, is_object = classify(bytes(line), path, at_eof=newline < 0)
+                    if all_utf8 or is_utf8(line):
+                        try:
+                            scores = extract(decode(line))
+                        except _DECODE_ERRORS:
+                            pass
+                    if scores is None:
+                        scores, reason, detail, is_object = second_look(bytes(line), path, at_eof=newline < 0)
                         result.objects += is_object
                     else:
                         result.objects += 1
-                        if not scores:
-                            reason, detail = sp.EMPTY, f"{path.text} is empty"
-                        else:
-                            rows_line.append(n)
-                            rows_offset.append(base + start)
-                            rows_length.append(stop - start)
-                            rows_clean.append(clean)
-                            rows_count.append(len(scores))
-                            rows_scores.extend(scores)
-                            continue
+                        reason, detail = sp.EMPTY, f"{path.text} is empty"
+                if scores:
+                    rows_line.append(n)
+                    rows_offset.append(base + start)
+                    rows_length.append(stop - start)
+                    rows_clean.append(clean)
+                    rows_count.append(len(scores))
+                    rows_scores.extend(scores)
+                    continue
                 result.skipped.append((n, base + start, stop - start, clean, reason, detail))
                 if chunk.strict:
                     result.stopped = True
@@ -128,57 +139,65 @@ def scan(chunk: Chunk) -> ChunkResult:
     return result
 
 
-def classify(raw: bytes, path: sp.ScorePath, at_eof: bool = False) -> tuple[str, str, bool]:
-    """Why a line failed the fast decode: ``(reason, detail, is_json_object)``.
+def second_look(raw: bytes, path: sp.ScorePath, at_eof: bool = False) -> tuple[list[float] | None, str, str, bool]:
+    """Look again, slowly, at a line the fast decoder refused: ``(scores, reason, detail, is_json_object)``.
 
-    ``reason`` is always one of :data:`scorepath.REASONS`.
+    ``scores`` is set when the line is fine after all (a duplicate key whose last value is good,
+    as in Python's json); otherwise ``reason`` is one of :data:`scorepath.REASONS`.
     """
-    if utf8_error := _utf8_error(memoryview(raw)):
-        return sp.INVALID_UTF8, utf8_error, False
     try:
         text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        unfinished = at_eof and raw.startswith(b"{")  # a file's unfinished last object still shows it is JSONL
+        if at_eof and _is_cut_short(raw):
+            return None, sp.TRUNCATED, "the file ends inside a UTF-8 character", unfinished
+        return None, sp.INVALID_UTF8, f"bad byte at position {exc.start}", unfinished
+    try:
         # parse_int=float: a 5000-digit integer becomes inf (reported as not finite), not a ValueError
         value = json.loads(text, parse_int=float)
     except RecursionError:
-        return sp.TOO_DEEP, "more levels of [ ] and { } than the parser allows", False
+        return None, sp.TOO_DEEP, "more levels of [ ] and { } than the parser allows", False
+    except json.JSONDecodeError as exc:
+        detail = f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
+        cut_short = at_eof and (exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"))
+        return None, (sp.TRUNCATED if cut_short else sp.INVALID_JSON), detail, at_eof and text.startswith("{")
     except ValueError as exc:
-        detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-        return (sp.TRUNCATED if at_eof else sp.INVALID_JSON), detail, False
+        return None, sp.INVALID_JSON, str(exc), False
     if not isinstance(value, dict):
-        return sp.NOT_OBJECT, f"the line is {sp.kind_of(value)}", False
+        return None, sp.NOT_OBJECT, f"the line is {sp.kind_of(value)}", False
     try:
-        path.scores_of(value)
+        scores = path.scores_of(value)
     except sp.BadScores as bad:
-        return bad.reason, bad.detail, True
+        return None, bad.reason, bad.detail, True
     # Python's parser is laxer than JSON (NaN, lone surrogates, any depth it can recurse):
     try:
         msgspec.json.decode(raw)
     except RecursionError:
-        return sp.TOO_DEEP, "more levels of [ ] and { } than the parser allows", True
+        return None, sp.TOO_DEEP, "more levels of [ ] and { } than the parser allows", True
     except msgspec.DecodeError as exc:
-        return sp.INVALID_JSON, str(exc).removeprefix("JSON is malformed: "), True
-    return sp.INVALID_JSON, "rejected by the JSON decoder", True
+        return None, sp.INVALID_JSON, str(exc).removeprefix("JSON is malformed: "), True
+    return scores, "", "", True  # valid JSON whose last duplicate key holds the scores
+
+
+def _is_cut_short(raw: bytes) -> bool:
+    """Valid UTF-8 except for an incomplete character at the very end."""
+    try:
+        codecs.utf_8_decode(raw, "strict", False)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def is_utf8(data: memoryview) -> bool:
     """Whether ``data`` is valid UTF-8; Arrow's validator runs at GB/s where ``str(data, "utf-8")`` doesn't."""
     if not data:
         return True
-    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int32))
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
     try:
-        pa.StringArray.from_buffers(1, offsets, pa.py_buffer(data)).validate(full=True)
+        pa.LargeStringArray.from_buffers(1, offsets, pa.py_buffer(data)).validate(full=True)
     except pa.ArrowInvalid:
         return False
     return True
-
-
-def _utf8_error(data: memoryview) -> str | None:
-    """Where ``data`` stops being UTF-8, or None when it is valid."""
-    try:
-        str(data, "utf-8")
-    except UnicodeDecodeError as exc:
-        return f"bad byte at position {exc.start}"
-    return None
 
 
 def bad_line_error(file: InputFile, line: int, reason: str, detail: str) -> BadLineError:

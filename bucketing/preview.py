@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
 from .load import Dataset
-from .sources import open_stream
+from .sources import read_range
 
 PROMPT_FIELDS = ("prompt", "input", "input_prompt", "question", "problem", "query", "content")
 RESPONSE_FIELDS = ("responses", "completions", "outputs", "output", "output_response", "response", "completion")
@@ -28,13 +27,7 @@ class Rollout:
 def read_line(dataset: Dataset, row: int) -> bytes:
     """The original bytes of rollout ``row`` (an index into ``dataset.rows``)."""
     file_id, offset, length = (int(dataset.rows[c].iat[row]) for c in ("file_id", "offset", "length"))
-    file = dataset.files[file_id]
-    if file.compression is None:
-        with open(file.path, "rb") as f:
-            return os.pread(f.fileno(), length, offset)
-    with open_stream(file) as stream:  # compressed: seeking forward decompresses up to the offset
-        stream.seek(offset)
-        return stream.read(length)
+    return read_range(dataset.files[file_id], offset, length)
 
 
 def preview(dataset: Dataset, rows: Sequence[int]) -> list[Rollout]:

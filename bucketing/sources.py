@@ -8,7 +8,9 @@ objects that each hold complete lines, in a bounded buffer.
 from __future__ import annotations
 
 import gzip
+import io
 import os
+import zlib
 import re
 import stat
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from .errors import BucketingError
 SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst")
 WINDOW = 4 << 20  # bytes read at a time; a longer line grows the buffer up to max_line_bytes
 DEFAULT_MAX_LINE_BYTES = 64 << 20
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, dropped at the start of a file
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,8 @@ def display(path: str | os.PathLike) -> str:
 
 def natural_key(text: str) -> list:
     """Sort key that puts ``bucket_2`` before ``bucket_10``."""
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)]
+    # isdecimal, not isdigit: "²" is a digit that int() refuses
+    return [(0, int(part), "") if part.isdecimal() else (1, 0, part) for part in re.split(r"(\d+)", text)]
 
 
 def find_inputs(root: str | os.PathLike) -> tuple[list[InputFile], list[str]]:
@@ -123,8 +127,68 @@ def open_stream(file: InputFile) -> BinaryIO:
             raise BucketingError(
                 f"{display(file.rel)} is zstd-compressed: install the 'zstandard' package to read it"
             ) from None
-        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+        return _ZstdReader(raw, zstandard)
     return raw
+
+
+class _ZstdReader(io.RawIOBase):
+    """The frames of a zstd file one after another; EOFError when the file ends inside a frame.
+
+    (zstandard's own stream reader stops after the first frame, and returns a
+    cut-off frame's data as if it were complete.)
+    """
+
+    def __init__(self, raw: BinaryIO, zstandard):
+        self.raw, self.zstandard = raw, zstandard
+        self.frame = zstandard.ZstdDecompressor().decompressobj()
+        self.in_frame = False
+        self.pending, self.used = b"", 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        while self.used == len(self.pending):
+            compressed = self.raw.read(WINDOW)
+            if not compressed:
+                if self.in_frame:
+                    raise EOFError("the file ends in the middle of a zstd frame")
+                return 0
+            self.pending, self.used = self._decompress(compressed), 0
+        count = min(len(target), len(self.pending) - self.used)
+        target[:count] = self.pending[self.used : self.used + count]
+        self.used += count
+        return count
+
+    def _decompress(self, compressed: bytes) -> bytes:
+        parts = []
+        while compressed:
+            self.in_frame = True
+            parts.append(self.frame.decompress(compressed))
+            compressed = b""
+            if self.frame.eof:  # a frame ended: what follows is the next one
+                compressed = self.frame.unused_data
+                self.frame = self.zstandard.ZstdDecompressor().decompressobj()
+                self.in_frame = False
+        return b"".join(parts)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def read_range(file: InputFile, offset: int, length: int) -> bytes:
+    """``length`` bytes of the file's (decompressed) content from ``offset``."""
+    if file.compression is None:
+        with open(file.path, "rb") as f:
+            return os.pread(f.fileno(), length, offset)
+    with open_stream(file) as stream:  # compressed: decompress up to the offset
+        while offset > 0:
+            skipped = len(stream.read(min(offset, WINDOW)))
+            if not skipped:
+                return b""
+            offset -= skipped
+        return stream.read(length)
 
 
 @dataclass
@@ -142,8 +206,9 @@ class Block:
     hi: int
     offset: int
     at_eof: bool = False
-    long_line: int = 0  # length of an over-long line (without its \n), else 0
+    long_line: int = 0  # length of an over-long line (without BOM, \r, \n), else 0; offset is where it starts
     long_line_ends_with_newline: bool = False
+    long_line_clean: bool = False  # followed by exactly "\n"
 
 
 def line_start_at_or_after(file: InputFile, position: int) -> int:
@@ -171,7 +236,27 @@ def read_blocks(
 
     Memory stays within about ``max(WINDOW, max_line_bytes)``: a longer line
     is measured while it is read and reported as a ``long_line`` block.
+    A file that can't be read or decompressed raises :class:`BucketingError`.
     """
+    try:
+        yield from _read_blocks(file, start, stop, max_line_bytes)
+    except (OSError, EOFError, zlib.error) as error:
+        raise _damaged(file, error) from None
+    except Exception as error:  # zstandard.ZstdError, without importing zstandard here
+        if type(error).__name__ != "ZstdError":
+            raise
+        raise _damaged(file, error) from None
+
+
+def _damaged(file: InputFile, error: Exception) -> BucketingError:
+    what = "decompressed" if file.compression else "read"
+    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return BucketingError(f"{display(file.rel)} can't be {what} ({reason}); repair or remove it")
+
+
+def _read_blocks(file: InputFile, start: int, stop: int | None, max_line_bytes: int) -> Iterator[Block]:
+    # room for the longest allowed line plus a BOM, a \r and its \n
+    largest = max_line_bytes + len(BOM) + 2
     with open_stream(file) as stream:
         if start:
             stream.seek(start)
@@ -196,15 +281,14 @@ def read_blocks(
                     if have:
                         yield Block(buf, 0, have, offset, at_eof=True)
                     return
-                if len(buf) <= max_line_bytes:
-                    buf = buf + bytes(min(len(buf), max_line_bytes + 1 - len(buf)))
+                if len(buf) < largest:
+                    buf = buf + bytes(min(len(buf), largest - len(buf)))
                     continue
-                length, ends_nl, rest = _skip_long_line(stream, buf, have)
-                yield Block(buf, 0, 0, offset, long_line=length, long_line_ends_with_newline=ends_nl)
-                offset += length + ends_nl
+                block, offset, rest = _skip_long_line(stream, buf, have, offset)
+                yield block
                 buf = bytearray(WINDOW)
                 buf[: len(rest)] = rest
-                have, eof = len(rest), not ends_nl
+                have, eof = len(rest), not block.long_line_ends_with_newline
                 if stop is not None and offset >= stop:
                     return
                 continue
@@ -219,12 +303,19 @@ def read_blocks(
             offset, have = offset + end, rest
 
 
-def _skip_long_line(stream: BinaryIO, buf: bytearray, have: int) -> tuple[int, bool, bytes]:
-    """Read past the rest of an over-long line; return its length, whether a \\n ended it, and what follows."""
-    length = have
+def _skip_long_line(stream: BinaryIO, buf: bytearray, have: int, offset: int) -> tuple[Block, int, bytes]:
+    """Read past an over-long line that starts ``buf``; its block, the offset after it, and the bytes after it."""
+    bom = len(BOM) if offset == 0 and buf.startswith(BOM) else 0
+    length, last, ends_nl, rest = have, buf[have - 1], False, b""
     while chunk := stream.read(WINDOW):
         nl = chunk.find(b"\n")
         if nl >= 0:
-            return length + nl, True, chunk[nl + 1 :]
-        length += len(chunk)
-    return length, False, b""
+            if nl:
+                last = chunk[nl - 1]
+            length, ends_nl, rest = length + nl, True, chunk[nl + 1 :]
+            break
+        length, last = length + len(chunk), chunk[-1]
+    cr = 1 if ends_nl and last == 13 else 0  # a CRLF line's \r is not part of it
+    block = Block(buf, 0, 0, offset + bom, long_line=length - bom - cr, long_line_ends_with_newline=ends_nl,
+                  long_line_clean=ends_nl and not cr)
+    return block, offset + length + ends_nl, rest

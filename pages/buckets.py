@@ -8,13 +8,14 @@ import bucketing
 from bucketing.metrics import METRICS
 from bucketing.plan import bucket_table
 from bucketing.preview import preview, sample_rows
-from pages import shared
-from pages.charts import drag_data, sizes_figure
-from pages.threshold_drag import threshold_drag
+from pages.common import shared
+from pages.common.charts import drag_data, sizes_figure
+from pages.common.threshold_drag import threshold_drag
 
 PREVIEW_CHARS = 600
 MODES = {"count": "By bucket count", "thresholds": "By thresholds"}
 
+shared.start_page()
 st.title("Buckets")
 st.caption("Split the rollouts by one metric: equal-size buckets, or thresholds you drag on the histogram. "
            "Buckets are listed easiest first.")

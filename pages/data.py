@@ -7,9 +7,10 @@ import streamlit as st
 
 import bucketing
 from bucketing.progress import human_bytes
-from pages import shared
-from pages.charts import counts_figure
+from pages.common import shared
+from pages.common.charts import counts_figure
 
+shared.start_page()
 st.title("Data")
 st.caption("Point the app at a folder of rollout JSONL files (`*.jsonl`, `*.jsonl.gz`, `*.jsonl.zst`, "
            "searched recursively), or upload files.")

@@ -4,9 +4,10 @@ import streamlit as st
 
 from bucketing.metrics import METRICS
 from bucketing.summary import describe
-from pages import shared
-from pages.charts import histogram_figure
+from pages.common import shared
+from pages.common.charts import histogram_figure
 
+shared.start_page()
 st.title("Distributions")
 st.caption("How hard are the prompts? One histogram per difficulty metric, one value per rollout.")
 

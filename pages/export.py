@@ -13,10 +13,11 @@ from bucketing.export import ORDERS, check_output_dir
 from bucketing.manifest import MANIFEST, SKIPPED, file_names
 from bucketing.plan import check_name
 from bucketing.progress import human_bytes
-from pages import shared
+from pages.common import shared
 
 ZIP_LIMIT = 200 << 20  # offer a zip download below this many bytes of output
 
+shared.start_page()
 st.title("Export")
 st.caption("Write one JSONL file per bucket — every input line copied byte for byte — plus a manifest.")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import importlib
 import json
-import math
 import os
 import random
 import re
@@ -436,15 +435,9 @@ def _corrupt_inputs() -> list:
     raw = b"".join(rollout([i % 3], prompt=f"row {i}") + b"\n" for i in range(3000))
     gz = gzip.compress(raw)
     cases = [
-        pytest.param("x.jsonl.gz", raw, id="plain text named .gz",
-                     marks=pytest.mark.xfail(strict=True, reason="BUG: gzip.BadGzipFile surfaces as exit 1 "
-                                                                 "'error: Not a gzipped file' without the file name")),
-        pytest.param("x.jsonl.gz", gz + b"trailing garbage", id="gzip with trailing garbage",
-                     marks=pytest.mark.xfail(strict=True, reason="BUG: gzip.BadGzipFile surfaces as exit 1 "
-                                                                 "'error: Not a gzipped file' without the file name")),
-        pytest.param("x.jsonl.gz", gz[: len(gz) // 2], id="truncated gzip",
-                     marks=pytest.mark.xfail(strict=True, reason="BUG: truncated .gz raises EOFError: Python "
-                                                                 "traceback instead of a one-line error")),
+        pytest.param("x.jsonl.gz", raw, id="plain text named .gz"),
+        pytest.param("x.jsonl.gz", gz + b"trailing garbage", id="gzip with trailing garbage"),
+        pytest.param("x.jsonl.gz", gz[: len(gz) // 2], id="truncated gzip"),
     ]
     try:
         import zstandard
@@ -452,12 +445,8 @@ def _corrupt_inputs() -> list:
         return cases
     zst = zstandard.ZstdCompressor().compress(raw)
     cases += [
-        pytest.param("x.jsonl.zst", b"this is not zstd data\n" * 10, id="junk named .zst",
-                     marks=pytest.mark.xfail(strict=True, reason="BUG: zstandard.ZstdError escapes: Python "
-                                                                 "traceback instead of a one-line error")),
-        pytest.param("x.jsonl.zst", zst[:-50], id="truncated zstd",
-                     marks=pytest.mark.xfail(strict=True, reason="BUG: a truncated .zst reads as an EMPTY file: "
-                                                                 "its rollouts are silently dropped, exit 0")),
+        pytest.param("x.jsonl.zst", b"this is not zstd data\n" * 10, id="junk named .zst"),
+        pytest.param("x.jsonl.zst", zst[:-50], id="truncated zstd"),
     ]
     return cases
 
@@ -632,9 +621,6 @@ def test_odd_input_directory_name_in_errors(tmp_path):
     assert_no_broken_lines(proc.stderr, [b"empty\n\xff dir"])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: two names that display the same ('a\\nb.jsonl' with a real newline and "
-                                       "'a\\\\nb.jsonl' with a backslash) crash Dataset.table(): pandas "
-                                       "'Categorical categories must be unique' traceback")
 def test_names_that_escape_to_the_same_text(tmp_path):
     files = {"a\nb.jsonl": GOOD + b"\n", "a\\nb.jsonl": rollout([1]) + b"\n"}
     write_tree(tmp_path / "in", files)
@@ -650,8 +636,6 @@ def test_names_that_escape_to_the_same_text(tmp_path):
         pytest.param("run1\u00b22.jsonl", id="superscript between digits in an input"),
     ],
 )
-@pytest.mark.xfail(strict=True, reason="BUG: natural_key calls int() on str.isdigit() parts: a name with '²' right "
-                                       "after digits raises ValueError (traceback) while listing the directory")
 def test_names_with_unicode_digit_characters(tmp_path, stray):
     write_tree(tmp_path / "in", {"a_2.jsonl": GOOD + b"\n", "a_10.jsonl": rollout([1]) + b"\n", stray: GOOD + b"\n"})
     proc = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "1")

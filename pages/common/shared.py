@@ -76,6 +76,20 @@ def store() -> _Store:
     return _Store()
 
 
+def start_page() -> None:
+    """First call of every page: set up the state, even when app.py did not run first.
+
+    A folder named pages/ beside app.py makes Streamlit start in its old multipage mode, where a
+    page opened first on a fresh server (a bookmark, a reload) runs alone, without app.py; the
+    mode ends for good once app.py's st.navigation runs. Ending it here sends the next run
+    through app.py (a rerun now would drop the click that started this one).
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+    init_state()
+
+
 def init_state() -> None:
     for key, value in DEFAULTS.items():
         if key not in st.session_state:
