@@ -15,14 +15,11 @@ from pages.common.threshold_drag import threshold_drag
 PREVIEW_CHARS = 600
 MODES = {"count": "By bucket count", "thresholds": "By thresholds"}
 
-shared.start_page()
-st.title("Buckets")
-st.caption("Split the rollouts by one metric: equal-size buckets, or thresholds you drag on the histogram. "
-           "Buckets are listed easiest first.")
-
-data = shared.ensure_data()
-if data is None:
-    st.stop()
+data = shared.open_page(
+    "Buckets",
+    "Split the rollouts by one metric: equal-size buckets, or thresholds you drag on the histogram. "
+    "Buckets are listed easiest first.",
+)
 s = st.session_state
 
 

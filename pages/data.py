@@ -10,10 +10,11 @@ from bucketing.progress import human_bytes
 from pages.common import shared
 from pages.common.charts import counts_figure
 
-shared.start_page()
-st.title("Data")
-st.caption("Point the app at a folder of rollout JSONL files (`*.jsonl`, `*.jsonl.gz`, `*.jsonl.zst`, "
-           "searched recursively), or upload files.")
+shared.page_header(
+    "Data",
+    "Point the app at a folder of rollout JSONL files (`*.jsonl`, `*.jsonl.gz`, `*.jsonl.zst`, "
+    "searched recursively), or upload files.",
+)
 
 
 def load_folder(path_text: str, scores: str) -> None:

@@ -7,13 +7,10 @@ from bucketing.summary import describe
 from pages.common import shared
 from pages.common.charts import histogram_figure
 
-shared.start_page()
-st.title("Distributions")
-st.caption("How hard are the prompts? One histogram per difficulty metric, one value per rollout.")
-
-data = shared.ensure_data()
-if data is None:
-    st.stop()
+data = shared.open_page(
+    "Distributions",
+    "How hard are the prompts? One histogram per difficulty metric, one value per rollout.",
+)
 
 left, right, _ = st.columns([1, 1, 2])
 shared.bind("w_k", "k")

@@ -17,13 +17,10 @@ from pages.common import shared
 
 ZIP_LIMIT = 200 << 20  # offer a zip download below this many bytes of output
 
-shared.start_page()
-st.title("Export")
-st.caption("Write one JSONL file per bucket — every input line copied byte for byte — plus a manifest.")
-
-data = shared.ensure_data()
-if data is None:
-    st.stop()
+data = shared.open_page(
+    "Export",
+    "Write one JSONL file per bucket — every input line copied byte for byte — plus a manifest.",
+)
 s = st.session_state
 try:
     plan = shared.current_plan(data)

@@ -632,21 +632,21 @@ def test_too_long_line_through_the_cli(tmp_path):
     assert manifest == json.loads((tmp_path / "out" / "manifest.json").read_text())
 
 
+LINE_SHAPES = [
+    pytest.param(b"", b"\n", id="LF"),
+    pytest.param(b"", b"", id="no newline at EOF"),
+    pytest.param(b"", b"\r\n", id="CRLF"),
+    pytest.param(BOM, b"\n", id="BOM"),
+]
+
+
 def window() -> int:
     from bucketing import sources
 
     return sources.WINDOW
 
 
-@pytest.mark.parametrize(
-    "prefix, ending",
-    [
-        pytest.param(b"", b"\n", id="LF"),
-        pytest.param(b"", b"", id="no newline at EOF"),
-        pytest.param(b"", b"\r\n", id="CRLF"),
-        pytest.param(BOM, b"\n", id="BOM"),
-    ],
-)
+@pytest.mark.parametrize("prefix, ending", LINE_SHAPES)
 def test_huge_line_is_skipped_and_copied_byte_identical(tmp_path, prefix, ending):
     huge = padded(window() + 12_345)
     files = {"a.jsonl": prefix + huge + (ending or b"\n") + GOOD + b"\n" + GOOD_B + b"\n" + huge + ending}
@@ -660,15 +660,7 @@ def test_huge_line_is_skipped_and_copied_byte_identical(tmp_path, prefix, ending
     assert outputs["_skipped.jsonl"] == [huge + b"\n", huge + b"\n"]
 
 
-@pytest.mark.parametrize(
-    "prefix, ending",
-    [
-        pytest.param(b"", b"\n", id="LF"),
-        pytest.param(b"", b"", id="no newline at EOF"),
-        pytest.param(b"", b"\r\n", id="CRLF"),
-        pytest.param(BOM, b"\n", id="BOM"),
-    ],
-)
+@pytest.mark.parametrize("prefix, ending", LINE_SHAPES)
 def test_line_of_exactly_max_line_bytes_is_accepted_at_large_limits(tmp_path, prefix, ending):
     limit = window()
     line = padded(limit)

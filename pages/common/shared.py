@@ -76,6 +76,21 @@ def store() -> _Store:
     return _Store()
 
 
+def open_page(title: str, caption: str) -> bucketing.Dataset:
+    """Start a page that needs the data: header, then the session's data (the page stops without it)."""
+    page_header(title, caption)
+    data = ensure_data()
+    if data is None:
+        st.stop()
+    return data
+
+
+def page_header(title: str, caption: str) -> None:
+    start_page()
+    st.title(title)
+    st.caption(caption)
+
+
 def start_page() -> None:
     """First call of every page: set up the state, even when app.py did not run first.
 
