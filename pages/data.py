@@ -22,8 +22,9 @@ def load_folder(path_text: str, scores: str) -> None:
     try:
         source = shared.open_source(shared.allowed(path_text), scores.strip() or None)
         bar = st.progress(0.0, text="Reading…")
+        files = len(source.fingerprint)
         data = shared.load(source, lambda done, total: bar.progress(
-            min(done / max(total, 1), 1.0), text=f"Reading {human_bytes(done)} of {human_bytes(total)}"))
+            min(done / max(total, 1), 1.0), text=f"Reading {files:,} files: {human_bytes(done)} of {human_bytes(total)}"))
         bar.empty()
     except bucketing.BucketingError as error:
         st.error(str(error))

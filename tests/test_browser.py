@@ -341,7 +341,34 @@ def test_no_page_ever_shows_a_traceback(browser, tmp_path):
             context.close()
 
 
-# --- known bugs --------------------------------------------------------------------------
+# --- uploads and pages opened first ------------------------------------------------------
+
+
+def test_uploaded_files_are_loaded(browser, server, tmp_path):
+    import gzip
+
+    good = b'{"prompt": "a", "reward": [{"score": 1}, {"score": 0}]}\n'
+    (tmp_path / "one.jsonl").write_bytes(good * 3 + b"{broken\n")
+    (tmp_path / "two.jsonl.gz").write_bytes(gzip.compress(good * 2))
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        tab = context.new_page()
+        tab.set_default_timeout(TIMEOUT_MS)
+        open_page(tab, server, "Data")
+        tab.get_by_text("Upload files instead").click()
+        tab.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+            [str(tmp_path / "one.jsonl"), str(tmp_path / "two.jsonl.gz")])
+        tab.get_by_role("button", name="Load the uploaded files").click()
+        rollouts = tab.locator('[data-testid="stMetric"]').filter(has_text="Rollouts")
+        expect(rollouts.locator('[data-testid="stMetricValue"]')).to_have_text("5")
+        skipped = tab.locator('[data-testid="stMetric"]').filter(has_text="Skipped")
+        expect(skipped.locator('[data-testid="stMetricValue"]')).to_have_text("1")
+        settle(tab)
+        assert_no_error_shown(tab, "Data after an upload")
+        screenshot(tab, "10-upload")
+    finally:
+        context.close()
+
 
 
 def test_a_page_opened_directly_on_a_fresh_server_works(browser, tmp_path):
