@@ -162,7 +162,7 @@ def threshold_inputs(metric: str, ordered: np.ndarray) -> None:
                             on_change=typed_threshold, args=(metric, i))
             st.button("Remove", key=f"rm_{version}_{i}", on_click=remove_threshold, args=(metric, i),
                       disabled=len(cuts) == 1)
-    columns[-1].button("➕ Add threshold", on_click=add_threshold, args=(metric, ordered))
+    columns[-1].button("Add threshold", icon=":material/add:", on_click=add_threshold, args=(metric, ordered))
 
 
 def explain(plan: bucketing.Plan, buckets: pd.DataFrame, ordered: np.ndarray) -> None:

@@ -89,7 +89,7 @@ if last:
     st.dataframe(pd.DataFrame(manifest["buckets"])[["name", "file", "count", "share", "min", "max", "difficulty_rank"]],
                  hide_index=True, column_config={"share": st.column_config.NumberColumn(format="percent")})
     st.markdown("**The same export from the command line**")
-    st.code(last["command"], language="bash")
+    st.code(last["command"], language="bash", wrap_lines=True)
     files = [Path(last["out"]) / b["file"] for b in manifest["buckets"]]
     files += [Path(last["out"]) / manifest["skipped_file"]] if manifest["skipped_file"] else []
     files += [Path(last["out"]) / (manifest["prefix"] + MANIFEST)]
