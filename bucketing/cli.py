@@ -66,6 +66,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("--order", choices=ORDERS, default="input", help="line order inside each bucket file (default: input)")
     add("--scores", metavar="PATH", help="where each line's scores are, e.g. reward[].score, rewards[], score (default: detected)")
     add("--overwrite", action="store_true", help="replace bucket files that already exist in the output directory")
+    add("--no-fsync", dest="fsync", action="store_false",
+        help="don't flush each file to the disk before renaming it (faster; a power cut could then lose data)")
     add("--strict", action="store_true", help="stop with exit 1 at the first bad line instead of skipping it")
     add("--dry-run", action="store_true", help="print statistics and the plan; write nothing")
     add("--json", action="store_true", help="print the summary (the manifest) as one JSON object on stdout")
@@ -126,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         bar = None if args.json else ProgressBar("Writing")
         try:
             export(data, plan, args.output_dir, values=values, prefix=args.prefix, order=args.order,
-                   overwrite=args.overwrite, progress=bar)
+                   overwrite=args.overwrite, progress=bar, fsync=args.fsync)
         finally:
             bar and bar.close()
         out = Path(args.output_dir)

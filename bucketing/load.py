@@ -8,17 +8,22 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import pandas as pd
 
 from .detect import detect_score_path
 from .errors import BucketingError
 from .metrics import Params, Scores, compute_all, k_exceeds_n
-from .parse import Chunk, ChunkResult, bad_line_error, scan
+from .parse import ROW_FIELDS, Chunk, ChunkResult, bad_line_error, scan
 from .scorepath import ScorePath
 from .sources import DEFAULT_MAX_LINE_BYTES, InputFile, display, find_inputs, line_start_at_or_after
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas is imported where it is first needed, not at the top: the command line starts the
+# worker processes first and imports pandas (a quarter of a second) while they read.
 
 PARALLEL_MIN_BYTES = 32 << 20  # below this, starting worker processes costs more than it saves
 CHUNK_BYTES = 64 << 20  # large plain files are scanned in ranges of about this size
@@ -43,6 +48,8 @@ class Dataset:
 
     def table(self, params: Params = Params()) -> pd.DataFrame:
         """One row per rollout: file, line, offset, length, n and every registered metric."""
+        import pandas as pd
+
         names = file_labels(self.files)
         table = pd.DataFrame(
             {
@@ -162,7 +169,10 @@ def run_chunks(chunks: list[Chunk], workers: int | None, progress: Progress | No
         pool = None
     else:
         pool = ProcessPoolExecutor(workers, mp_context=_process_context())
-        outcomes = (future.result() for future in [pool.submit(scan, chunk) for chunk in chunks])
+        futures = [pool.submit(scan, chunk) for chunk in chunks]
+        import pandas  # noqa: F401  (needed next; importing it now overlaps with the workers' reading)
+
+        outcomes = (future.result() for future in futures)
     try:
         for result, size in zip(outcomes, sizes):
             results.append(result)
@@ -186,6 +196,8 @@ def assemble(
     root: Path, files: list[InputFile], results: list[ChunkResult], score_path: str, detected: bool, warnings: list[str]
 ) -> Dataset:
     """Join the chunks' results into one dataset, with line numbers counted per file."""
+    import pandas as pd
+
     file_lines = [0] * len(files)
     file_blank = [0] * len(files)
     parts, skipped = [], []
@@ -194,22 +206,17 @@ def assemble(
         first_line = file_lines[index]
         file_lines[index] += result.lines
         file_blank[index] += result.blank
-        parts.append(
-            {
-                "file_id": np.full(len(result.line), index, dtype=np.int32),
-                "line": np.frombuffer(result.line, dtype=np.int64) + first_line,
-                "offset": np.frombuffer(result.offset, dtype=np.int64),
-                "length": np.frombuffer(result.length, dtype=np.int64),
-                "clean": np.frombuffer(result.clean, dtype=np.int8).astype(bool),
-            }
-        )
+        fields = np.frombuffer(result.rows, dtype=np.int64).reshape(-1, len(ROW_FIELDS))
+        part = dict(zip(ROW_FIELDS, fields.T))
+        part["line"] = part["line"] + first_line
+        part["file_id"] = np.full(len(fields), index, dtype=np.int32)
+        parts.append(part)
         skipped += [(index, line + first_line, *rest) for line, *rest in result.skipped]
-    rows = pd.DataFrame({key: np.concatenate([p[key] for p in parts]) for key in parts[0]})
-    counts = np.concatenate([np.frombuffer(r.count, dtype=np.int64) for r in results]).astype(np.int64)
+    columns = {key: np.concatenate([p[key] for p in parts]) for key in ("file_id", "line", "offset", "length", "n")}
+    rows = pd.DataFrame({**columns, "clean": np.concatenate([p["clean"] for p in parts]).astype(bool)})
     flat = np.concatenate([np.frombuffer(r.scores, dtype=np.float64) for r in results])
-    rows.insert(4, "n", counts)
     skipped_frame = pd.DataFrame(skipped, columns=["file_id", "line", "offset", "length", "clean", "reason", "detail"])
-    return Dataset(root, files, rows, Scores(flat, counts), skipped_frame, score_path, detected,
+    return Dataset(root, files, rows, Scores(flat, columns["n"].copy()), skipped_frame, score_path, detected,
                    file_lines, file_blank, warnings)
 
 

@@ -35,6 +35,9 @@ class Chunk:
     strict: bool = False
 
 
+ROW_FIELDS = ("line", "offset", "length", "clean", "n")  # clean: the content is followed by exactly "\n"
+
+
 @dataclass
 class ChunkResult:
     """What a chunk holds: one row per good line, one entry per bad line.
@@ -47,35 +50,28 @@ class ChunkResult:
     lines: int = 0
     blank: int = 0
     objects: int = 0  # lines that are JSON objects, good or not
-    bytes_read: int = 0
-    line: array = field(default_factory=lambda: array("q"))
-    offset: array = field(default_factory=lambda: array("q"))
-    length: array = field(default_factory=lambda: array("q"))
-    clean: array = field(default_factory=lambda: array("b"))  # content is followed by exactly b"\n"
-    count: array = field(default_factory=lambda: array("q"))
+    rows: array = field(default_factory=lambda: array("q"))  # per good line: ROW_FIELDS, flat
     scores: array = field(default_factory=lambda: array("d"))
     skipped: list[tuple[int, int, int, bool, str, str]] = field(default_factory=list)  # line, offset, length, clean, reason, detail
     stopped: bool = False  # --strict hit a bad line
-    lines_seen: bool = False
     opens_document: bool = False  # the file's first non-blank line is a lone "[" or "{"
     closes_document: bool = False  # ... and its last one a lone "]" or "}"
 
 
 def scan(chunk: Chunk) -> ChunkResult:
-    """Scan one chunk. Never raises for bad lines; records them (and stops first one under strict)."""
+    """Scan one chunk. Never raises for bad lines; records them (and stops at the first under strict)."""
     path = sp.ScorePath(chunk.score_path)
     decode, extract = path.decoder.decode, path.extract
     result = ChunkResult(chunk)
-    rows_line, rows_offset, rows_length, rows_clean = result.line, result.offset, result.length, result.clean
-    rows_count, rows_scores = result.count, result.scores
+    rows, all_scores, skipped = result.rows, result.scores, result.skipped
     limit = chunk.max_line_bytes
-    n = 0
+    n = objects = blank = last_line = last_closer = 0
     for block in read_blocks(chunk.file, chunk.start, chunk.stop, limit):
         if block.long_line:
             n += 1
-            result.skipped.append((n, block.offset, block.long_line, block.long_line_clean, sp.TOO_LONG,
-                                   f"{block.long_line} bytes, more than --max-line-bytes {limit}"))
-            result.objects += 1  # not known; don't let one huge line make the file look like non-JSONL
+            objects += 1  # not known; one huge line must not make the file look like non-JSONL
+            skipped.append((n, block.offset, block.long_line, block.long_line_clean, sp.TOO_LONG,
+                            f"{block.long_line} bytes, more than --max-line-bytes {limit}"))
             if chunk.strict:
                 break
             continue
@@ -89,53 +85,51 @@ def scan(chunk: Chunk) -> ChunkResult:
                 n += 1
                 if stop > start and buf[stop - 1] == 13:  # CRLF: the \r is not part of the line
                     stop -= 1
-                if base + start == 0 and buf.startswith(BOM, start, stop):
+                if base + start == 0 and buf[start : start + 3] == BOM:
                     start += 3
-                if stop == start or (buf[start] != 123 and not buf[start:stop].strip(b" \t\r")):  # 123 = "{"
-                    result.blank += 1
-                    continue
-                clean = newline >= 0 and stop == end
+                if stop == start or buf[start] != 123:  # not "{": blank, or a bracket, or bad
+                    text = buf[start:stop].strip(b" \t\r")
+                    if not text:
+                        blank += 1
+                        continue
+                    if text in (b"[", b"{") and not last_line and chunk.start == 0:
+                        result.opens_document = True
+                    elif text in (b"]", b"}"):
+                        last_closer = n
+                last_line = n
                 line = view[start:stop]
-                if stop - start < 8:  # a lone bracket: the first or last line of a pretty-printed document?
-                    bracket = bytes(line).strip()
-                    result.opens_document = result.opens_document or (not result.lines_seen and chunk.start == 0
-                                                                      and bracket in (b"[", b"{"))
-                    result.closes_document = chunk.stop is None and bracket in (b"]", b"}")
-                else:
-                    result.closes_document = False
-                result.lines_seen = True
                 scores = None
-                if stop - start > limit:
-                    reason, detail = sp.TOO_LONG, f"{stop - start} bytes, more than --max-line-bytes {limit}"
-                    result.objects += 1
-                else:
-                    if all_utf8 or is_utf8(line):
-                        try:
-                            scores = extract(decode(line))
-                        except _DECODE_ERRORS:
-                            pass
-                    if scores is None:
-                        scores, reason, detail, is_object = second_look(bytes(line), path, at_eof=newline < 0)
-                        result.objects += is_object
-                    else:
-                        result.objects += 1
-                        reason, detail = sp.EMPTY, f"{path.text} is empty"
-                if scores:
-                    rows_line.append(n)
-                    rows_offset.append(base + start)
-                    rows_length.append(stop - start)
-                    rows_clean.append(clean)
-                    rows_count.append(len(scores))
-                    rows_scores.extend(scores)
+                if stop - start <= limit and (all_utf8 or is_utf8(line)):
+                    try:
+                        scores = extract(decode(line))
+                    except _DECODE_ERRORS:
+                        pass
+                if scores:  # the common case: a good line
+                    objects += 1
+                    rows.extend((n, base + start, stop - start, newline >= 0 and stop == end, len(scores)))
+                    all_scores.extend(scores)
                     continue
-                result.skipped.append((n, base + start, stop - start, clean, reason, detail))
+                if stop - start > limit:
+                    objects += 1
+                    reason, detail = sp.TOO_LONG, f"{stop - start} bytes, more than --max-line-bytes {limit}"
+                elif scores is not None:
+                    objects += 1
+                    reason, detail = sp.EMPTY, f"{path.text} is empty"
+                else:
+                    scores, reason, detail, is_object = second_look(bytes(line), path, at_eof=newline < 0)
+                    objects += is_object
+                    if scores:  # fine after all (a duplicate key)
+                        rows.extend((n, base + start, stop - start, newline >= 0 and stop == end, len(scores)))
+                        all_scores.extend(scores)
+                        continue
+                skipped.append((n, base + start, stop - start, newline >= 0 and stop == end, reason, detail))
                 if chunk.strict:
                     result.stopped = True
                     break
-        result.bytes_read = base + hi - chunk.start
         if result.stopped:
             break
-    result.lines = n
+    result.lines, result.objects, result.blank = n, objects, blank
+    result.closes_document = chunk.stop is None and last_closer > 0 and last_closer == last_line
     return result
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import pandas as pd
 
 from .errors import BucketingError
 from .metrics import Params, get_metric
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 TIES = ("keep", "split")
@@ -232,6 +234,8 @@ def bucket_table(plan: Plan, ordered: np.ndarray) -> pd.DataFrame:
     slice of it, so this costs O(buckets * log n), fast enough to redo on
     every drag of a threshold.
     """
+    import pandas as pd  # here, not at the top: see load.py
+
     ordered = np.asarray(ordered, dtype=np.float64)
     edges = plan.edges(ordered)
     starts, stops = edges[:-1], edges[1:]

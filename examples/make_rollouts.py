@@ -249,11 +249,13 @@ N_WEIGHTS /= N_WEIGHTS.sum()
 CHOICE_HEAD = '{"message": {"role": "assistant", "content": "'
 CHOICE_TAIL = '"}}'
 
+# Padding reads like model output: English, with a little unicode (about 2% of the words), as most
+# reasoning traces are. (Text that is mostly CJK costs more to validate as UTF-8: see benchmarks/.)
 FILLER_WORDS = (
     "the model then checks each case and rewrites the draft so that every step is justified "
-    "before moving on while keeping notes about edge cases inputs outputs and timing "
-    "café naïve über façade déjà señor 数据 模型 推理 验证 ∀ ∃ ≈ → λ ∞ ≤ ≥"
-).split()
+    "before moving on while keeping notes about edge cases inputs outputs and timing ".split() * 24
+    + "café naïve über façade déjà señor 数据 模型 推理 验证 ∀ ∃ ≈ → λ ∞ ≤ ≥".split()
+)
 
 
 def _escape(text: str) -> str:

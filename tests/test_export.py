@@ -202,3 +202,13 @@ def test_the_manifest_describes_what_was_written(sample_dir, tmp_path):
     assert on_disk["totals"]["files"] == len(list(sample_dir.glob("*.jsonl")))
     assert sum(i["lines"] for i in on_disk["inputs"]) == on_disk["totals"]["lines"]
     assert np.isclose(sum(b["share"] for b in on_disk["buckets"]), 1.0)
+
+
+@pytest.mark.parametrize("fsync, flushes", [(True, True), (False, False)])
+def test_files_are_flushed_to_disk_unless_asked_not_to(sample_dir, tmp_path, monkeypatch, fsync, flushes):
+    flushed = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(export_module.os, "fsync", lambda fd: flushed.append(fd) or real_fsync(fd))
+    _, _, manifest = export_sample(sample_dir, tmp_path / "out", fsync=fsync)
+    # every bucket file, the manifest and the directory, or nothing at all
+    assert len(flushed) == (len(manifest["buckets"]) + 2 if flushes else 0)
