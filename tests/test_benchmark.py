@@ -1,0 +1,25 @@
+"""The benchmark runs (at a tiny size: a smoke test, no time is asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+
+def test_the_benchmark_runs_and_reports_every_measurement(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "benchmarks/run.py", "--sizes", "5MB", "--rounds", "1", "--rollouts", "5000",
+         "--work", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    for row in ["original: load + 7 metrics", "ours: full run", "cat > /dev/null", "load: original / ours",
+                "drag a threshold", "change the metric"]:
+        assert row in result.stdout
+    saved = sorted((ROOT / "benchmarks" / "results").glob("*.json"))[-1]
+    results = json.loads(saved.read_text())
+    assert results["sizes"]["5MB"]["rollouts"] > 0
+    assert all(seconds > 0 for seconds in results["sizes"]["5MB"]["median_seconds"].values())
