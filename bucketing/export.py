@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import secrets
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 import numpy as np
 
@@ -63,9 +65,7 @@ def export(
     check_unchanged(dataset)
     out.mkdir(parents=True, exist_ok=True)
     with _Writer(out, dataset, progress, fsync) as writer:
-        pieces = _pieces(dataset, plan, values, ids, order)
-        for dest, name in enumerate(targets):
-            writer.write_file(name, pieces[dest])
+        writer.write_files(list(zip(targets, _pieces(dataset, plan, values, ids, order))))
         writer.commit(extra={prefix + MANIFEST: dumps(manifest).encode()})
     return manifest
 
@@ -119,6 +119,8 @@ class _Writer:
         self.temps: dict[str, Path] = {}  # final name -> temp path
         self.sources: dict[int, int] = {}  # file_id -> fd of its (decompressed) bytes
         self.spools: list[Path] = []
+        self.lock = threading.Lock()
+        self.cancelled = False
         self.done = 0
         self.total = int(dataset.rows["length"].sum() + dataset.skipped["length"].sum())
 
@@ -136,24 +138,42 @@ class _Writer:
         path = self.out / f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name}"
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), path
 
-    def _source(self, file_id: int) -> int:
-        """An fd holding the file's bytes at the offsets the scan saw (compressed files are spooled)."""
-        if file_id not in self.sources:
+    def _open_sources(self, file_ids) -> None:
+        """An fd per input file, holding its bytes at the offsets the scan saw (compressed files are spooled)."""
+        for file_id in sorted(set(file_ids)):
             file = self.dataset.files[file_id]
             if file.compression is None:
                 self.sources[file_id] = os.open(file.path, os.O_RDONLY)
             else:
                 fd, path = self._temp("spool")
                 self.spools.append(path)
+                self.sources[file_id] = fd
                 with open_stream(file) as stream, os.fdopen(os.dup(fd), "wb") as spool:
                     shutil.copyfileobj(stream, spool, 1 << 20)
-                self.sources[file_id] = fd
-        return self.sources[file_id]
 
-    def write_file(self, name: str, pieces: dict) -> None:
-        """Copy the pieces' bytes, one "\\n"-terminated line each, into a temp file for ``name``."""
-        fd, path = self._temp(name)
-        self.temps[name] = path
+    def write_files(self, jobs: list[tuple[str, dict]]) -> None:
+        """Write each ``(name, pieces)`` to its temp file, several at once (the copies run outside the GIL)."""
+        self._open_sources(np.concatenate([pieces["file_id"] for _, pieces in jobs]).tolist())
+        opened = []
+        for name, _ in jobs:  # in order, so that commit renames in this order
+            fd, self.temps[name] = self._temp(name)
+            opened.append(fd)
+        workers = max(1, min(len(jobs), os.cpu_count() or 1))
+        with ThreadPoolExecutor(workers) as pool:
+            pending = {pool.submit(self._write_file, fd, pieces) for fd, (_, pieces) in zip(opened, jobs)}
+            try:
+                while pending:  # progress is reported from this thread (the app's progress bar needs that)
+                    finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                    for future in finished:
+                        future.result()
+                    if self.progress:
+                        self.progress(self.done, self.total)
+            except BaseException:  # a failed copy or Ctrl-C: the other copies stop at their next line
+                self.cancelled = True
+                raise
+
+    def _write_file(self, fd: int, pieces: dict) -> None:
+        """Copy the pieces' bytes, one "\n"-terminated line each, to ``fd``; then flush and close it."""
         try:
             file_id, offset, length, clean = pieces["file_id"], pieces["offset"], pieces["length"], pieces["clean"]
             end = offset + length + clean  # a clean line's "\n" is copied with it
@@ -162,16 +182,20 @@ class _Writer:
             firsts = np.flatnonzero(~joins)
             lasts = np.append(firsts[1:], len(offset)) - 1
             for first, last in zip(firsts.tolist(), lasts.tolist()):
-                _copy(self._source(int(file_id[first])), fd, int(offset[first]), int(end[last] - offset[first]))
+                if self.cancelled:
+                    return
+                _copy(self.sources[int(file_id[first])], fd, int(offset[first]), int(end[last] - offset[first]))
                 if not clean[last]:
                     _write_all(fd, b"\n")
-                self.done += int(end[last] - offset[first])
-                if self.progress:
-                    self.progress(self.done, self.total)
+                self._advance(int(end[last] - offset[first]))
             if self.fsync:
                 os.fsync(fd)
         finally:
             os.close(fd)
+
+    def _advance(self, count: int) -> None:
+        with self.lock:
+            self.done += count
 
     def commit(self, extra: dict[str, bytes]) -> None:
         """Write the small files in ``extra`` last, then rename every temp file to its final name."""

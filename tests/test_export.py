@@ -212,3 +212,14 @@ def test_files_are_flushed_to_disk_unless_asked_not_to(sample_dir, tmp_path, mon
     _, _, manifest = export_sample(sample_dir, tmp_path / "out", fsync=fsync)
     # every bucket file, the manifest and the directory, or nothing at all
     assert len(flushed) == (len(manifest["buckets"]) + 2 if flushes else 0)
+
+
+def test_progress_is_reported_from_the_calling_thread_and_reaches_the_total(sample_dir, tmp_path):
+    import threading
+
+    seen = []
+    export_sample(sample_dir, tmp_path / "out",
+                  progress=lambda done, total: seen.append((done, total, threading.current_thread())))
+    assert seen and all(thread is threading.main_thread() for _, _, thread in seen)
+    assert [done for done, _, _ in seen] == sorted(done for done, _, _ in seen)
+    assert seen[-1][0] == seen[-1][1] > 0
