@@ -122,7 +122,8 @@ class _Writer:
         self.lock = threading.Lock()
         self.cancelled = False
         self.done = 0
-        self.total = int(dataset.rows["length"].sum() + dataset.skipped["length"].sum())
+        lines = len(dataset.rows) + len(dataset.skipped)
+        self.total = int(dataset.rows["length"].sum() + dataset.skipped["length"].sum()) + lines  # each + "\n"
 
     def __enter__(self) -> "_Writer":
         return self
@@ -187,7 +188,7 @@ class _Writer:
                 _copy(self.sources[int(file_id[first])], fd, int(offset[first]), int(end[last] - offset[first]))
                 if not clean[last]:
                     _write_all(fd, b"\n")
-                self._advance(int(end[last] - offset[first]))
+                self._advance(int(end[last] - offset[first]) + (not clean[last]))
             if self.fsync:
                 os.fsync(fd)
         finally:
