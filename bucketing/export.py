@@ -8,11 +8,13 @@ only when all of them are complete; the manifest is renamed last.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import secrets
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 
@@ -58,16 +60,61 @@ def export(
     out = Path(out_dir)
     targets = [*file_names(plan, prefix).values()] + ([prefix + SKIPPED] if len(dataset.skipped) else [])
     check_output_dir(out, dataset.root)
-    if not overwrite:
-        for name in targets + [prefix + MANIFEST]:
-            if os.path.lexists(out / name):
-                raise BucketingError(f"{display(out / name)} already exists; pass --overwrite to replace it")
     check_unchanged(dataset)
-    out.mkdir(parents=True, exist_ok=True)
-    with _Writer(out, dataset, progress, fsync) as writer:
-        writer.write_files(list(zip(targets, _pieces(dataset, plan, values, ids, order))))
-        writer.commit(extra={prefix + MANIFEST: dumps(manifest).encode()})
+    if not out.exists():
+        out.mkdir(parents=True, exist_ok=True)
+    with _locked(out):
+        check_targets(out, targets + [prefix + MANIFEST], dataset, overwrite)
+        remove_leftovers(out)
+        with _Writer(out, dataset, progress, fsync) as writer:
+            writer.write_files(list(zip(targets, _pieces(dataset, plan, values, ids, order))))
+            writer.commit(extra={prefix + MANIFEST: dumps(manifest).encode()})
     return manifest
+
+
+@contextmanager
+def _locked(out: Path):
+    """Hold an exclusive lock on the output directory itself (no lock file): one export at a time."""
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BucketingError(
+                f"another export is writing to {display(out)} right now; wait for it to finish or choose another folder"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def check_targets(out: Path, names: list[str], dataset: Dataset, overwrite: bool) -> None:
+    """Refuse to replace files without ``overwrite``, and ever to replace (a hard link to) an input file."""
+    inputs = {}
+    for file in dataset.files:
+        info = os.stat(file.path)
+        inputs[(info.st_dev, info.st_ino)] = file
+    for name in names:
+        target = out / name
+        if not os.path.lexists(target):
+            continue
+        if not overwrite:
+            raise BucketingError(f"{display(target)} already exists; pass --overwrite to replace it")
+        try:
+            info = os.stat(target)
+        except OSError:
+            continue  # a dangling link: replacing it harms nothing
+        same = inputs.get((info.st_dev, info.st_ino))
+        if same is not None:
+            raise BucketingError(f"{display(target)} is the input file {display(same.rel)} (a link to it); "
+                                 "choose another output folder")
+
+
+def remove_leftovers(out: Path) -> None:
+    """Delete temp files an interrupted export left behind (only ours: they carry TEMP_PREFIX)."""
+    for entry in os.scandir(out):
+        if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+            os.unlink(entry.path)
 
 
 def check_output_dir(out: Path, root: Path) -> None:

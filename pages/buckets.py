@@ -122,7 +122,8 @@ def editor() -> None:
 
     st.caption("Drag a red line to move a threshold, double-click the chart to add one." if s["mode"] == "thresholds"
                else "The lines are the cut points of equal-size buckets; drag one to set thresholds yourself.")
-    threshold_drag(key="threshold_drag", lines=list(plan.cuts), **drag_data(ordered, plan, buckets))
+    threshold_drag(key="threshold_drag", lines=list(plan.cuts),
+                   **drag_data(shared.bars(data, metric), ordered, plan, buckets))
 
     if s["mode"] == "thresholds":
         threshold_inputs(metric, ordered)

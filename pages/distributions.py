@@ -30,6 +30,6 @@ for index, (name, metric) in enumerate(METRICS.items()):
     d = describe(ordered)
     with columns[index % 3]:
         st.markdown(f"**{name}** · {metric.direction}")
-        st.plotly_chart(histogram_figure(ordered), key=f"hist_{name}")
+        st.plotly_chart(histogram_figure(shared.bars(data, name)), key=f"hist_{name}")
         st.caption(f"min {shared.number(d.min)} · median {shared.number(d.median)} · max {shared.number(d.max)} · "
                    f"{d.distinct:,} distinct values — {metric.description}")

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 import bucketing
-from bucketing.summary import Histogram, histogram
+from bucketing.summary import Histogram
 
 from .shared import bucket_colors, number
 
@@ -24,8 +24,7 @@ def _bar_bounds(bars: Histogram) -> tuple[np.ndarray, np.ndarray]:
     return bars.left - half, bars.left + half
 
 
-def histogram_figure(ordered: np.ndarray, title: str = "", height: int = 220) -> go.Figure:
-    bars = histogram(ordered)
+def histogram_figure(bars: Histogram, title: str = "", height: int = 220) -> go.Figure:
     left, right = _bar_bounds(bars)
     figure = go.Figure(go.Bar(x=(left + right) / 2, y=bars.counts, width=right - left,
                               hovertemplate="%{x:.4g}: %{y} rollouts<extra></extra>"))
@@ -54,9 +53,8 @@ def sizes_figure(buckets: pd.DataFrame, height: int = 240) -> go.Figure:
     return figure
 
 
-def drag_data(ordered: np.ndarray, plan: bucketing.Plan, buckets: pd.DataFrame) -> dict:
+def drag_data(bars: Histogram, ordered: np.ndarray, plan: bucketing.Plan, buckets: pd.DataFrame) -> dict:
     """What the threshold chart draws: bars, bucket regions (coloured by rank), domain, snapping step, ticks."""
-    bars = histogram(ordered)
     left, right = _bar_bounds(bars)
     lo, hi = float(left.min()), float(right.max())
     pad = (hi - lo) * 0.03 or 0.5

@@ -24,6 +24,7 @@ import streamlit as st
 import bucketing
 from bucketing.roots import SAMPLE, allowed_roots, resolve_allowed
 from bucketing.sources import find_inputs
+from bucketing.summary import Histogram, histogram
 
 DEFAULTS: dict[str, Any] = {
     "k": 1,
@@ -206,6 +207,12 @@ def column(data: bucketing.Dataset, metric: str) -> tuple[np.ndarray, np.ndarray
         return values, np.sort(values)
 
     return store().get(("column", st.session_state["source"], params(), metric), make, size=16)
+
+
+def bars(data: bucketing.Dataset, metric: str) -> Histogram:
+    """A metric's histogram, made once per data, params and metric (a drag redraws it without recounting)."""
+    key = ("bars", st.session_state["source"], params(), metric)
+    return store().get(key, lambda: histogram(column(data, metric)[1]), size=16)
 
 
 # --- the plan ------------------------------------------------------------------------------
