@@ -6,6 +6,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -88,9 +89,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     except BucketingError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the export has removed its temp files by now
         print("interrupted: no bucket file was written or changed", file=sys.stderr)
-        return 130
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)  # not the exit handlers: the worker pool's would print a traceback on Ctrl-C
     except OSError as error:  # disk full, permissions, I/O errors: the export has cleaned up after itself
         where = f" ({display(error.filename)})" if error.filename else ""
         print(f"error: {error.strerror or error}{where}; no bucket file was written or changed", file=sys.stderr)

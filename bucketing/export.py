@@ -8,6 +8,7 @@ only when all of them are complete; the manifest is renamed last.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -183,8 +184,11 @@ class _Writer:
 
     def _temp(self, name: str) -> tuple[int, Path]:
         """A new file only this run uses; mode 0666 minus the umask, like any file the user creates."""
-        path = self.out / f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name}"
+        path = self._new_temp_path(name)
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), path
+
+    def _new_temp_path(self, name: str) -> Path:
+        return self.out / f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name}"
 
     def _open_sources(self, file_ids) -> None:
         """An fd per input file, holding its bytes at the offsets the scan saw (compressed files are spooled)."""
@@ -256,11 +260,42 @@ class _Writer:
                     os.fsync(fd)
             finally:
                 os.close(fd)
-        for name, path in list(self.temps.items()):  # insertion order: buckets, skipped, manifest
-            os.replace(path, self.out / name)
-            del self.temps[name]
+        self._swap_in()
         if self.fsync:
             _fsync_dir(self.out)
+
+    def _swap_in(self) -> None:
+        """Rename every temp file to its final name (buckets, skipped, manifest last), all or none.
+
+        The files of an earlier export are first hard-linked to temp names: if a rename fails, the
+        ones already done are undone from those links. (A leftover link, after a kill, is only a
+        second name for a file that still has its final one: deleting it next time loses nothing.)
+        """
+        earlier: dict[str, Path] = {}
+        placed: list[str] = []
+        try:
+            for name in self.temps:
+                if os.path.lexists(self.out / name):
+                    earlier[name] = self._new_temp_path("earlier-" + name)
+                    os.link(self.out / name, earlier[name], follow_symlinks=False)
+            for name, path in self.temps.items():
+                os.replace(path, self.out / name)
+                placed.append(name)
+        except BaseException:
+            for name in placed:  # undo: the earlier file (or none) back under its name
+                os.unlink(self.out / name)
+                if name in earlier:
+                    os.link(earlier[name], self.out / name, follow_symlinks=False)
+            raise
+        finally:
+            for path in earlier.values():
+                path.unlink(missing_ok=True)
+            for name in placed:
+                del self.temps[name]
+
+
+# copy_file_range can't do this copy (across file systems on old kernels, unsupported file systems): copy through memory
+_CANNOT_COPY_IN_KERNEL = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF, errno.ETXTBSY}
 
 
 def _copy(source: int, target: int, offset: int, count: int) -> None:
@@ -268,7 +303,9 @@ def _copy(source: int, target: int, offset: int, count: int) -> None:
     while count > 0:
         try:
             copied = os.copy_file_range(source, target, count, offset)
-        except OSError:  # e.g. across file systems on old kernels: copy through memory
+        except OSError as error:
+            if error.errno not in _CANNOT_COPY_IN_KERNEL:
+                raise  # a full disk or an I/O error: nothing else will do better
             copied = _copy_through_memory(source, target, offset, count)
         if copied == 0:
             raise BucketingError("an input file got shorter while it was copied; load the input again")

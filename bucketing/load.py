@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -168,7 +171,8 @@ def run_chunks(chunks: list[Chunk], workers: int | None, progress: Progress | No
         outcomes = map(scan, chunks)
         pool = None
     else:
-        pool = ProcessPoolExecutor(workers, mp_context=_process_context())
+        pool = ProcessPoolExecutor(workers, mp_context=_process_context(), initializer=_start_worker,
+                                   initargs=(os.getpid(),))
         futures = [pool.submit(scan, chunk) for chunk in chunks]
         import pandas  # noqa: F401  (needed next; importing it now overlaps with the workers' reading)
 
@@ -185,6 +189,19 @@ def run_chunks(chunks: list[Chunk], workers: int | None, progress: Progress | No
         if pool:
             pool.shutdown(cancel_futures=True)
     return results
+
+
+def _start_worker(parent: int) -> None:
+    """Workers ignore Ctrl-C (the parent stops them, and says so once) and die with their parent.
+
+    Without the second part a killed parent would leave its workers waiting forever on a queue
+    they themselves hold open.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
 
 
 def _process_context() -> multiprocessing.context.BaseContext:

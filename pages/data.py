@@ -35,12 +35,17 @@ def load_folder(path_text: str, scores: str) -> None:
 
 
 current = st.session_state.get("source")
+# Keyed, and seeded only when missing: a widget whose default changed between runs would lose what was typed.
+if "w_folder" not in st.session_state:
+    st.session_state["w_folder"] = str(current.path) if current else shared.sample_text()
+if "w_scores" not in st.session_state:
+    st.session_state["w_scores"] = st.session_state.get("scores_text", "")
 with st.form("source_form"):
     left, right = st.columns([3, 1])
-    path_text = left.text_input("Folder", value=str(current.path) if current else shared.sample_text(),
+    path_text = left.text_input("Folder", key="w_folder",
                                 help="A folder under the allowed roots: the folder the app was started in, "
                                      "the bundled sample, or one listed in BUCKETING_ALLOWED_ROOTS.")
-    scores_text = right.text_input("Scores at", value=st.session_state.get("scores_text", ""),
+    scores_text = right.text_input("Scores at", key="w_scores",
                                    placeholder="detected", help="e.g. reward[].score, rewards[], score")
     if st.form_submit_button("Load", type="primary"):
         load_folder(path_text, scores_text)

@@ -20,6 +20,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import bucketing
+from bucketing.export import TEMP_PREFIX
+from bucketing.manifest import MANIFEST
 from bucketing.plan import NAME_PATTERN
 from bucketing.roots import ENV
 from pages.common import shared
@@ -118,9 +120,13 @@ def export_button(at: AppTest):
 
 
 def state(path: Path):
-    """What is at ``path``: None, "file", or a directory's sorted entries (links followed)."""
+    """What is at ``path``: None, "file", or a directory's entries an export could have made (links followed).
+
+    Only export-like names are compared, so that other programs writing to /, /etc or /root can't fail the test.
+    """
     if path.is_dir():
-        return sorted(os.listdir(path))
+        return sorted(n for n in os.listdir(path)
+                      if n.endswith((".jsonl", MANIFEST)) or n.startswith(TEMP_PREFIX) or n == UNIQUE)
     return "file" if path.exists() else None
 
 
