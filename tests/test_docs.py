@@ -106,3 +106,26 @@ def test_the_app_is_safe_by_default_as_the_readme_says():
     assert config["server"].get("enableXsrfProtection", True) is True
     assert config["server"]["maxUploadSize"] <= 1024
     assert ENV in section("The app") and "127.0.0.1" in section("The app")
+
+
+def collected(*files: str) -> int:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                          *files], cwd=ROOT, capture_output=True, text=True).stdout
+    return int(re.search(r"(\d+) tests? collected", out).group(1))
+
+
+def test_the_robustness_counts_are_the_tests_counts():
+    from . import test_faults, test_fuzz
+
+    text = section("Robustness")
+    hostile = collected("tests/test_bad_lines.py", "tests/test_inputs.py")
+    assert f"{hostile} cases" in text
+    assert f"{len(test_faults.FAULTS)} injected I/O errors" in text
+    kills = collected("tests/test_faults.py::test_a_killed_export_never_leaves_a_partial_file_and_the_next_run_cleans_up")
+    assert f"{kills} kills" in text
+    security = collected("tests/test_app_security.py")
+    assert f"{security} attempts" in text
+    assert f"{test_fuzz.CLASSIFIER_EXAMPLES:,} random or mutated lines" in text

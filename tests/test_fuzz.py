@@ -25,7 +25,10 @@ mutated = st.builds(lambda raw, cut, junk: raw[:cut] + junk + raw[cut:], near_js
 raw_lines = st.one_of(st.binary(max_size=200), near_json, mutated).filter(lambda b: b"\n" not in b)
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+CLASSIFIER_EXAMPLES = 1500  # the README's robustness section quotes this
+
+
+@settings(max_examples=CLASSIFIER_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=raw_lines, path=st.sampled_from(PATHS), at_eof=st.booleans())
 @example(raw=b'{"reward": [{"score": 1e400}]}', path=PATHS[0], at_eof=False)
 @example(raw=b'{"reward": [{"score": NaN}]}', path=PATHS[0], at_eof=True)
