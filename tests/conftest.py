@@ -44,3 +44,33 @@ def output_lines(out_dir: Path) -> dict[str, list[bytes]]:
 @pytest.fixture
 def sample_dir() -> Path:
     return SAMPLE
+
+
+# --- browser tests: one server and one chromium per test module ---
+
+
+@pytest.fixture(scope="module")
+def allowed_root(tmp_path_factory) -> Path:
+    """A folder outside the repo the app may read and write (passed in BUCKETING_ALLOWED_ROOTS)."""
+    return tmp_path_factory.mktemp("browser").resolve()
+
+
+@pytest.fixture(scope="module")
+def server(allowed_root):
+    from .browser_support import streamlit_server
+
+    with streamlit_server(allowed_root / "server.log", [allowed_root]) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from .browser_support import CHROMIUM, LAUNCH_ARGS, require_browser
+
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield chromium
+        chromium.close()

@@ -13,7 +13,6 @@ import re
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +20,6 @@ from bucketing.metrics import METRICS
 
 from .browser_support import (
     CHART,
-    LAUNCH_ARGS,
-    CHROMIUM,
     TIMEOUT_MS,
     app_text,
     assert_no_error_shown,
@@ -35,7 +32,6 @@ from .browser_support import (
     mode_selected,
     open_page,
     region_labels,
-    require_browser,
     screenshot,
     settle,
     sizes,
@@ -53,29 +49,6 @@ DRAG_PX = -200  # leftwards, in screen pixels
 
 
 # --- fixtures ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def allowed_root(tmp_path_factory) -> Path:
-    """A folder outside the repo the app may write to (passed in BUCKETING_ALLOWED_ROOTS)."""
-    return tmp_path_factory.mktemp("browser-out").resolve()
-
-
-@pytest.fixture(scope="module")
-def server(allowed_root):
-    with streamlit_server(allowed_root / "server.log", [allowed_root]) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

@@ -24,19 +24,15 @@ from examples.make_rollouts import make_rollouts
 
 from .browser_support import (
     CHART,
-    CHROMIUM,
-    LAUNCH_ARGS,
     TIMEOUT_MS,
     app_text,
     assert_no_error_shown,
     drag_line,
     mode_selected,
     region_labels,
-    require_browser,
     screenshot,
     settle,
     sizes,
-    streamlit_server,
     threshold_inputs,
     wait_until,
 )
@@ -93,28 +89,6 @@ def engine_counts(session: Session, cuts: list[float]) -> dict[str, int]:
     plan = plan.renamed(bucketing.default_names(len(plan.buckets)))
     table = bucket_table(plan, values)
     return dict(zip(table["name"], (int(c) for c in table["count"])))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def allowed_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("sessions").resolve()
-
-
-@pytest.fixture(scope="module")
-def server(allowed_root):
-    with streamlit_server(allowed_root / "server.log", [allowed_root]) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

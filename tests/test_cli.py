@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -38,7 +37,7 @@ def test_the_guide_commands_run_unchanged(sample_dir, tmp_path, flags, files):
     manifest_name = "mean_manifest.json" if "--prefix" in flags else "manifest.json"
     assert (tmp_path / "out" / manifest_name).exists()
     for name in files:
-        assert f"Saved " in result.stdout and f"{name}.jsonl" in result.stdout
+        assert "Saved " in result.stdout and f"{name}.jsonl" in result.stdout
     assert "Bucket statistics" in result.stdout and "Difficulty percentiles" in result.stdout
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import os
 import shlex
-import shutil
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from bucketing.preview import preview, read_line, sample_rows
 from bucketing.roots import ENV, allowed_roots, resolve_allowed
 from bucketing.summary import MAX_DISTINCT_BARS, describe, histogram
 
-from .conftest import output_lines, rollout_line, run_cli, write_lines
+from .conftest import output_lines, rollout_line, run_cli
 
 
 def test_histogram_counts_every_value_once():
