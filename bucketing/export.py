@@ -11,18 +11,19 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import shutil
 import secrets
+import shutil
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
+
 import numpy as np
 
 from .errors import BucketingError
 from .load import Dataset, Progress
-from .metrics import get_metric
 from .manifest import MANIFEST, SKIPPED, build_manifest, dumps, file_names
+from .metrics import get_metric
 from .plan import Plan, check_name
 from .sources import display, open_stream
 

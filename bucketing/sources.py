@@ -10,9 +10,9 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import zlib
 import re
 import stat
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
