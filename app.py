@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from pages.common.shared import init_state
+from pages.common.shared import configure_page, init_state
 
-st.set_page_config(page_title="Rollout Bucketer", page_icon=":material/view_column:", layout="wide")
+configure_page()
 init_state()
 
 page = st.navigation(

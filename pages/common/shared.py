@@ -102,8 +102,14 @@ def start_page() -> None:
     """
     from streamlit.runtime.pages_manager import PagesManager
 
-    PagesManager.uses_pages_directory = False
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        configure_page()  # app.py did not run: give this one run the app's look
     init_state()
+
+
+def configure_page() -> None:
+    st.set_page_config(page_title="Rollout Bucketer", page_icon=":material/view_column:", layout="wide")
 
 
 def init_state() -> None:
