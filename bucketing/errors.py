@@ -12,6 +12,11 @@ class BucketingError(Exception):
     exit_code = 2
 
 
+def bad_line_text(where: str, reason: str, detail: str = "") -> str:
+    """``file:line: reason (detail)``, as every message about a bad line reads."""
+    return f"{where}: {reason}" + (f" ({detail})" if detail else "")
+
+
 class BadLineError(BucketingError):
     """A bad input line under ``--strict``."""
 
@@ -19,5 +24,4 @@ class BadLineError(BucketingError):
 
     def __init__(self, where: str, reason: str, detail: str = ""):
         self.where, self.reason, self.detail = where, reason, detail
-        text = f"{where}: {reason}" + (f" ({detail})" if detail else "")
-        super().__init__(f"{text}; fix or remove the line, or drop --strict to skip bad lines")
+        super().__init__(f"{bad_line_text(where, reason, detail)}; fix or remove the line, or drop --strict to skip bad lines")

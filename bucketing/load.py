@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .detect import detect_score_path
-from .errors import BucketingError
+from .errors import BadLineError, BucketingError, bad_line_text
 from .metrics import Params, Scores, compute_all, k_exceeds_n
-from .parse import ROW_FIELDS, Chunk, ChunkResult, bad_line_error, scan
+from .parse import ROW_FIELDS, Chunk, ChunkResult, scan
 from .scorepath import ScorePath
 from .sources import DEFAULT_MAX_LINE_BYTES, InputFile, display, find_inputs, line_start_at_or_after
 
@@ -91,7 +91,7 @@ class Dataset:
             summary[str(reason)] = {
                 "count": len(group),
                 "examples": [
-                    f"{self.where(f, ln)}: {reason}" + (f" ({detail})" if detail else "")
+                    bad_line_text(self.where(f, ln), str(reason), detail)
                     for f, ln, detail in zip(first["file_id"], first["line"], first["detail"])
                 ],
             }
@@ -242,7 +242,7 @@ def check_dataset(dataset: Dataset, results: list[ChunkResult], strict: bool) ->
     skipped = dataset.skipped
     if strict and len(skipped):
         first = skipped.iloc[0]
-        raise bad_line_error(dataset.files[first.file_id], int(first.line), first.reason, first.detail)
+        raise BadLineError(dataset.where(first.file_id, int(first.line)), first.reason, first.detail)
     objects = [0] * len(dataset.files)
     opens = [False] * len(dataset.files)
     for result in results:
@@ -265,5 +265,5 @@ def check_dataset(dataset: Dataset, results: list[ChunkResult], strict: bool) ->
         hint = ""
         if len(skipped):
             first = skipped.iloc[0]
-            hint = f"; e.g. {dataset.where(first.file_id, first.line)}: {first.reason} ({first.detail})"
+            hint = "; e.g. " + bad_line_text(dataset.where(first.file_id, first.line), first.reason, first.detail)
         raise BucketingError(f"no rollouts with scores at {dataset.score_path}{hint}; check --scores")

@@ -16,8 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import scorepath as sp
-from .errors import BadLineError
-from .sources import BOM, DEFAULT_MAX_LINE_BYTES, InputFile, display, read_blocks
+from .sources import BOM, DEFAULT_MAX_LINE_BYTES, InputFile, read_blocks
 
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 
@@ -71,7 +70,7 @@ def scan(chunk: Chunk) -> ChunkResult:
             n += 1
             objects += 1  # not known; one huge line must not make the file look like non-JSONL
             skipped.append((n, block.offset, block.long_line, block.long_line_clean, sp.TOO_LONG,
-                            f"{block.long_line} bytes, more than --max-line-bytes {limit}"))
+                            _too_long(block.long_line, limit)))
             if chunk.strict:
                 break
             continue
@@ -111,7 +110,7 @@ def scan(chunk: Chunk) -> ChunkResult:
                     continue
                 if stop - start > limit:
                     objects += 1
-                    reason, detail = sp.TOO_LONG, f"{stop - start} bytes, more than --max-line-bytes {limit}"
+                    reason, detail = sp.TOO_LONG, _too_long(stop - start, limit)
                 elif scores is not None:
                     objects += 1
                     reason, detail = sp.EMPTY, f"{path.text} is empty"
@@ -131,6 +130,10 @@ def scan(chunk: Chunk) -> ChunkResult:
     result.lines, result.objects, result.blank = n, objects, blank
     result.closes_document = chunk.stop is None and last_closer > 0 and last_closer == last_line
     return result
+
+
+def _too_long(length: int, limit: int) -> str:
+    return f"{length} bytes, more than --max-line-bytes {limit}"
 
 
 def second_look(raw: bytes, path: sp.ScorePath, at_eof: bool = False) -> tuple[list[float] | None, str, str, bool]:
@@ -192,7 +195,3 @@ def is_utf8(data: memoryview) -> bool:
     except pa.ArrowInvalid:
         return False
     return True
-
-
-def bad_line_error(file: InputFile, line: int, reason: str, detail: str) -> BadLineError:
-    return BadLineError(f"{display(file.rel)}:{line}", reason, detail)

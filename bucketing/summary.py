@@ -18,10 +18,6 @@ class Histogram:
     counts: np.ndarray
     exact: bool  # one bar per distinct value (left == right)
 
-    @property
-    def centers(self) -> np.ndarray:
-        return (self.left + self.right) / 2
-
 
 @dataclass(frozen=True)
 class Description:
