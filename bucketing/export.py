@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import BucketingError
 from .load import Dataset, Progress
-from .manifest import MANIFEST, SKIPPED, build_manifest, dumps, file_names
+from .manifest import build_manifest, dumps, output_names
 from .metrics import get_metric
 from .plan import Plan, check_name
 from .sources import display, open_stream
@@ -60,17 +60,17 @@ def export(
     ids = plan.assign(values)
     manifest = build_manifest(dataset, plan, values, prefix, order)
     out = Path(out_dir)
-    targets = [*file_names(plan, prefix).values()] + ([prefix + SKIPPED] if len(dataset.skipped) else [])
+    *targets, manifest_name = output_names(plan, prefix, with_skipped=len(dataset.skipped) > 0)
     check_output_dir(out, dataset.root)
     check_unchanged(dataset)
     if not out.exists():
         out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
-        check_targets(out, targets + [prefix + MANIFEST], dataset, overwrite)
+        check_targets(out, [*targets, manifest_name], dataset, overwrite)
         remove_leftovers(out)
         with _Writer(out, dataset, progress, fsync) as writer:
             writer.write_files(list(zip(targets, _pieces(dataset, plan, values, ids, order))))
-            writer.commit(extra={prefix + MANIFEST: dumps(manifest).encode()})
+            writer.commit(extra={manifest_name: dumps(manifest).encode()})
     return manifest
 
 

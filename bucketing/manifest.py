@@ -24,6 +24,11 @@ def file_names(plan: Plan, prefix: str) -> dict[str, str]:
     return {name: f"{prefix}{name}.jsonl" for name in plan.names}
 
 
+def output_names(plan: Plan, prefix: str, with_skipped: bool) -> list[str]:
+    """Every file an export writes, in the order it renames them: buckets (easiest first), skipped, manifest."""
+    return [*file_names(plan, prefix).values()] + ([prefix + SKIPPED] if with_skipped else []) + [prefix + MANIFEST]
+
+
 def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str = "", order: str = "input") -> dict:
     """The manifest's content (also what ``--json`` prints)."""
     files = file_names(plan, prefix)

@@ -10,7 +10,7 @@ import streamlit as st
 import bucketing
 from bucketing.cli import command_line
 from bucketing.export import ORDERS, check_output_dir
-from bucketing.manifest import MANIFEST, SKIPPED, file_names
+from bucketing.manifest import MANIFEST, output_names
 from bucketing.plan import check_name
 from bucketing.progress import human_bytes
 from pages.common import shared
@@ -52,9 +52,7 @@ except bucketing.BucketingError as error:
     st.error(str(error))
     st.stop()
 
-targets = [*file_names(plan, s["prefix"]).values(), s["prefix"] + MANIFEST]
-targets += [s["prefix"] + SKIPPED] if len(data.skipped) else []
-existing = [name for name in targets if (out / name).exists()]
+existing = [name for name in output_names(plan, s["prefix"], len(data.skipped) > 0) if (out / name).exists()]
 overwrite = False
 if existing:
     overwrite = st.checkbox(f"Replace {len(existing)} existing file{'s' if len(existing) > 1 else ''} in "
