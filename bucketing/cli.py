@@ -66,6 +66,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("--ties", choices=TIES, help="keep: equal values share a bucket (default); split: exactly equal sizes")
     add("--order", choices=ORDERS, default="input", help="line order inside each bucket file (default: input)")
     add("--scores", metavar="PATH", help="where each line's scores are, e.g. reward[].score, rewards[], score (default: detected)")
+    add("--group-by", metavar="FIELD[,FIELD]",
+        help="lines with equal values of these fields are one rollout, across files (e.g. input; step,input)")
     add("--overwrite", action="store_true", help="replace bucket files that already exist in the output directory")
     add("--no-fsync", dest="fsync", action="store_false",
         help="don't flush each file to the disk before renaming it (faster; a power cut could then lose data)")
@@ -110,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
     bar = None if args.json else ProgressBar("Reading")
     try:
-        data = load(args.input_dir, scores=args.scores, max_line_bytes=args.max_line_bytes, strict=args.strict,
+        data = load(args.input_dir, scores=args.scores, group_by=args.group_by, max_line_bytes=args.max_line_bytes, strict=args.strict,
                     workers=args.workers, progress=bar)
     finally:
         bar and bar.close()
@@ -118,9 +120,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     size = sum(f.size for f in data.files)
     _say(human, f"Found {len(data.files)} JSONL files in {display(args.input_dir)} ({human_bytes(size)})")
-    _say(human, f"Scores at: {data.score_path}" + (" (detected; pass --scores to change)" if data.detected else ""))
+    layout = data.layout
+    if data.detected:
+        _say(human, f"Detected layout: {layout.describe()} (as flags: {shlex.join(layout.flags())})")
+    else:
+        _say(human, f"Layout: {layout.describe()}")
     totals = data.totals
-    _say(human, f"Loaded {totals['rollouts']} rollouts from {totals['lines']} lines "
+    grouped = f" (grouped from {totals['rollout_lines']} lines)" if layout.grouped else ""
+    _say(human, f"Loaded {totals['rollouts']} rollouts{grouped} from {totals['lines']} lines "
                 f"({totals['blank']} blank, {totals['skipped']} skipped)")
 
     plan, values = _make_plan(args, saved, metric, data)
@@ -137,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.output_dir)
         _say(human, "")
         for bucket in manifest["buckets"]:
-            _say(human, f"Saved {bucket['count']} rollouts to {display(out / bucket['file'])}")
+            lines = f" ({bucket['lines']} lines)" if layout.grouped else ""
+            _say(human, f"Saved {bucket['count']} rollouts{lines} to {display(out / bucket['file'])}")
         if manifest["skipped_file"]:
             _say(human, f"Saved {totals['skipped']} skipped lines to {display(out / manifest['skipped_file'])}")
         _say(human, f"Saved manifest to {display(out / (args.prefix + MANIFEST))}")
@@ -149,9 +157,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_line(input_dir: str, output_dir: str, plan: Plan, *, scores: str | None = None, prefix: str = "",
-                 order: str = "input", overwrite: bool = False) -> str:
-    """The shell command that makes the same files as ``export(load(input_dir, scores), plan, output_dir, ...)``."""
+def command_line(input_dir: str, output_dir: str, plan: Plan, *, scores: str | None = None,
+                 group_by: Sequence[str] = (), prefix: str = "", order: str = "input", overwrite: bool = False) -> str:
+    """The shell command that makes the same files as ``export(load(input_dir, scores, group_by), plan, output_dir, ...)``."""
     args = ["python", "-m", "bucketing", "-i", str(input_dir), "-o", str(output_dir), "-m", plan.metric]
     if plan.params.k != 1:
         args += ["--k", str(plan.params.k)]
@@ -167,6 +175,7 @@ def command_line(input_dir: str, output_dir: str, plan: Plan, *, scores: str | N
         defaults = [f"bucket_{i}" for i in range(len(plan.buckets))]
     args += ["--bucket-names", *names] if names != defaults else []
     args += ["--scores", scores] if scores else []
+    args += ["--group-by", ",".join(group_by)] if group_by else []
     args += ["--prefix", prefix] if prefix else []
     args += ["--order", order] if order != "input" else []
     args += ["--overwrite"] if overwrite else []

@@ -1,41 +1,87 @@
-"""Guess where the scores live when ``--scores`` is not given, from the first lines of the input."""
+"""Guess the layout when ``--scores`` is not given: where the scores are and which lines make a rollout.
+
+Known shapes are tried on the first lines of the input; the one that fits the most
+lines wins (the earlier one on a tie).  When no shape fits, or the lines hold one
+score each but nothing says which prompt they belong to, we refuse and list the
+fields we saw rather than guess.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from itertools import islice
 
 from .errors import BucketingError
+from .layout import Layout
 from .scorepath import BadScores, ScorePath
 from .sources import BOM, InputFile, display, read_blocks
 
-CANDIDATES = (
-    "reward[].score",  # the default layout
-    "rewards[]",
-    "scores[]",
-    "reward[]",
-    "rewards[].score",
-    "scores[].score",
-    "score",
-    "reward",
-)
 SAMPLE_LINES = 50
 
 
-def detect_score_path(files: list[InputFile]) -> ScorePath:
-    """The candidate path that holds numbers in the most sampled lines (the earlier one on a tie)."""
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    scores: str
+    group_by: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()  # other fields a line of this shape has
+
+    def fits(self, obj: dict) -> bool:
+        if not all(field in obj for field in self.needs):
+            return False
+        try:
+            Layout(self.scores, self.group_by).key_of_value(obj) if self.group_by else None
+            ScorePath(self.scores).scores_of(obj)
+        except BadScores:
+            return False
+        return True
+
+
+# One line per response, grouped into prompts (a prompt's difficulty pools all its samples, across steps):
+DUMPS = (
+    Shape("verl dump", "score", ("input",), needs=("output",)),
+    Shape("SkyRL dump", "score", ("input_prompt",), needs=("output_response",)),
+    Shape("NeMo-RL dump", "rewards", ("idx",), needs=("content",)),
+)
+# One line per prompt, its responses' scores in a list:
+PER_PROMPT = tuple(
+    Shape("one line per prompt", path)
+    for path in ("reward[].score", "rewards[]", "scores[]", "reward[]", "rewards[].score", "scores[].score")
+)
+SHAPES = PER_PROMPT[:1] + DUMPS + PER_PROMPT[1:]
+CANDIDATES = tuple(shape.scores for shape in PER_PROMPT)  # score paths tried when --group-by is given
+ONE_SCORE = ("score", "reward", "rewards", "acc")  # a single number per line: one response each
+
+
+def detect_layout(files: list[InputFile], group_by: tuple[str, ...] = ()) -> Layout:
+    """The layout of the input: the shape that fits the most sampled lines (``group_by`` given: only the scores)."""
     objects = sample_objects(files)
     if not objects:
-        return ScorePath.parse(CANDIDATES[0])  # nothing parses: the scan will say why, line by line
-    paths = [ScorePath.parse(text) for text in CANDIDATES]
-    hits = [sum(_holds_scores(path, obj) for obj in objects) for path in paths]
-    best = max(range(len(paths)), key=lambda i: (hits[i], -i))
+        return Layout(CANDIDATES[0], group_by)  # nothing parses: the scan will say why, line by line
+    if group_by:
+        shapes = [Shape("", path, group_by) for path in (*CANDIDATES, *ONE_SCORE)]
+    else:
+        shapes = list(SHAPES)
+    hits = [sum(shape.fits(obj) for obj in objects) for shape in shapes]
+    best = max(range(len(shapes)), key=lambda i: (hits[i], -i))
     if hits[best]:
-        return paths[best]
+        shape = shapes[best]
+        return Layout(shape.scores, shape.group_by, name=shape.name)
     fields = sorted({key for obj in objects for key in obj})
+    seen = f"fields seen: {', '.join(fields[:20])}"
+    where = display(files[0].rel)
+    single = [path for path in ONE_SCORE if any(Shape("", path).fits(obj) for obj in objects)]
+    if single and not group_by:
+        raise BucketingError(
+            f"{where} has one score per line at {single[0]}, but nothing says which lines are the same prompt "
+            f"({seen}); pass --group-by FIELD (e.g. the prompt's field), or --scores {single[0]} to make "
+            "each line its own rollout"
+        )
+    tried = ", ".join(dict.fromkeys(shape.scores for shape in shapes))
     raise BucketingError(
-        f"can't tell where the scores are in {display(files[0].rel)}: none of {', '.join(CANDIDATES)} holds numbers "
-        f"(fields seen: {', '.join(fields[:20])}); pass --scores PATH, e.g. --scores reward[].score"
+        f"can't tell where the scores are in {where}: none of {tried} holds numbers ({seen}); "
+        "pass --scores PATH, e.g. --scores reward[].score"
     )
 
 
@@ -57,11 +103,3 @@ def sample_objects(files: list[InputFile]) -> list[dict]:
         if len(objects) >= SAMPLE_LINES:
             break
     return objects
-
-
-def _holds_scores(path: ScorePath, obj: dict) -> bool:
-    try:
-        path.scores_of(obj)
-    except BadScores:
-        return False
-    return True

@@ -140,19 +140,24 @@ def check_unchanged(dataset: Dataset) -> None:
 
 
 def _pieces(dataset: Dataset, plan: Plan, values: np.ndarray, ids: np.ndarray, order: str) -> list[dict]:
-    """Per output file, in the order to write: arrays file_id, offset, length, clean."""
-    rows, skipped = dataset.rows, dataset.skipped
-    dest = np.concatenate([ids.astype(np.int64), np.full(len(skipped), len(plan.buckets))])
+    """Per output file, in the order to write: arrays file_id, offset, length, clean.
+
+    Every line goes where its rollout goes; a rollout's lines stay in input order.
+    """
+    lines, skipped = dataset.lines, dataset.skipped
+    rollout = lines["rollout"].to_numpy()
+    dest = np.concatenate([ids.astype(np.int64)[rollout], np.full(len(skipped), len(plan.buckets))])
     columns = {
-        key: np.concatenate([rows[key].to_numpy(), skipped[key].to_numpy()]).astype(np.int64)
+        key: np.concatenate([lines[key].to_numpy(), skipped[key].to_numpy()]).astype(np.int64)
         for key in ("file_id", "offset", "length", "clean")
     }
-    if order == "difficulty":  # easiest first; equal values keep input order
+    if order == "difficulty":  # easiest first; equal values keep the order of the rollouts' first lines
         easier = -values if get_metric(plan.metric).higher_is_easier else values
-        rank = np.concatenate([easier, np.zeros(len(skipped))])
+        keys = (np.concatenate([easier[rollout], np.zeros(len(skipped))]),
+                np.concatenate([rollout, np.zeros(len(skipped), dtype=np.int64)]))
     else:
-        rank = np.zeros(len(dest))
-    sort = np.lexsort((columns["offset"], columns["file_id"], rank, dest))
+        keys = ()
+    sort = np.lexsort((columns["offset"], columns["file_id"], *keys[::-1], dest))
     bounds = np.searchsorted(dest[sort], np.arange(len(plan.buckets) + 2))
     return [
         {key: column[sort[bounds[d] : bounds[d + 1]]] for key, column in columns.items()}
@@ -171,8 +176,8 @@ class _Writer:
         self.lock = threading.Lock()
         self.cancelled = False
         self.done = 0
-        lines = len(dataset.rows) + len(dataset.skipped)
-        self.total = int(dataset.rows["length"].sum() + dataset.skipped["length"].sum()) + lines  # each + "\n"
+        lines = len(dataset.lines) + len(dataset.skipped)
+        self.total = int(dataset.lines["length"].sum() + dataset.skipped["length"].sum()) + lines  # each + "\n"
 
     def __enter__(self) -> "_Writer":
         return self

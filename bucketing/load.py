@@ -10,16 +10,17 @@ import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .detect import detect_score_path
+from .detect import detect_layout
 from .errors import BadLineError, BucketingError, bad_line_text
+from .layout import KEY_BYTES, Layout, parse_group_by
 from .metrics import Params, Scores, compute_all, k_exceeds_n
 from .parse import ROW_FIELDS, Chunk, ChunkResult, scan
-from .scorepath import ScorePath
 from .sources import DEFAULT_MAX_LINE_BYTES, InputFile, display, find_inputs, line_start_at_or_after
 
 if TYPE_CHECKING:
@@ -36,21 +37,44 @@ Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
 @dataclass
 class Dataset:
-    """What a load found: the input files, one row per rollout, every score, and the skipped lines."""
+    """What a load found: the input files, its good lines, one row per rollout, every score, the skipped lines.
+
+    A rollout is one line, or with a grouping layout all the lines of one group.
+    """
 
     root: Path
     files: list[InputFile]
-    rows: pd.DataFrame  # file_id, line, offset, length, n, clean (content followed by exactly "\n")
-    scores: Scores
+    lines: pd.DataFrame  # per good line: file_id, line, offset, length, n, clean (followed by exactly "\n"), rollout
+    rows: pd.DataFrame  # per rollout: the columns of its first line, n = all its scores; ungrouped: ``lines`` itself
+    scores: Scores  # per rollout
     skipped: pd.DataFrame  # file_id, line, offset, length, clean, reason, detail
-    score_path: str
-    detected: bool  # the score path was guessed, not given
+    layout: Layout
+    detected: bool  # the layout was guessed, not given
     file_lines: list[int]
     file_blank: list[int]
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def score_path(self) -> str:
+        return self.layout.scores
+
+    def lines_per_rollout(self) -> np.ndarray:
+        return np.bincount(self.lines["rollout"].to_numpy(), minlength=len(self.rows))
+
+    def lines_of(self, rollout: int) -> np.ndarray:
+        """Indices into ``lines`` of one rollout's lines, in input order."""
+        if not self.layout.grouped:
+            return np.array([rollout])
+        order, starts = self._lines_by_rollout
+        return order[starts[rollout] : starts[rollout + 1]]
+
+    @cached_property
+    def _lines_by_rollout(self) -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(self.lines["rollout"].to_numpy(), kind="stable")
+        return order, np.concatenate([[0], np.cumsum(self.lines_per_rollout())])
+
     def table(self, params: Params = Params()) -> pd.DataFrame:
-        """One row per rollout: file, line, offset, length, n and every registered metric."""
+        """One row per rollout: file, line, offset, length (of its first line), n, lines and every metric."""
         import pandas as pd
 
         names = file_labels(self.files)
@@ -61,6 +85,7 @@ class Dataset:
                 "offset": self.rows["offset"].to_numpy(),
                 "length": self.rows["length"].to_numpy(),
                 "n": self.scores.counts,
+                "lines": self.lines_per_rollout(),
             }
         )
         for name, values in compute_all(self.scores, params).items():
@@ -79,6 +104,7 @@ class Dataset:
             "files": len(self.files),
             "lines": int(sum(self.file_lines)),
             "rollouts": len(self.rows),
+            "rollout_lines": len(self.lines),
             "blank": int(sum(self.file_blank)),
             "skipped": len(self.skipped),
         }
@@ -120,6 +146,7 @@ def load(
     input_path: str | os.PathLike,
     *,
     scores: str | None = None,
+    group_by: str | list[str] | None = None,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     strict: bool = False,
     workers: int | None = None,
@@ -127,8 +154,10 @@ def load(
 ) -> Dataset:
     """Read every input file under ``input_path`` once and index its lines and scores.
 
-    ``scores`` is the score path (see :mod:`bucketing.scorepath`); when None it
-    is detected from the first lines.  Bad lines are skipped with a reason
+    ``scores`` is the score path (see :mod:`bucketing.scorepath`); ``group_by``
+    names fields whose equal values make lines one rollout (``"input"``,
+    ``"step,input"``).  Without ``scores`` the layout is detected from the first
+    lines (see :mod:`bucketing.detect`).  Bad lines are skipped with a reason
     (``strict=True``: the first one raises :class:`BadLineError`).  Files are
     scanned in parallel when there is enough data (``workers``: default, one
     per core).
@@ -136,15 +165,18 @@ def load(
     files, warnings = find_inputs(input_path)
     if not files:
         raise BucketingError(f"no *.jsonl, *.jsonl.gz or *.jsonl.zst files under {display(input_path)}")
-    path = ScorePath.parse(scores) if scores else detect_score_path(files)
-    chunks = make_chunks(files, path.text, max_line_bytes, strict)
+    if scores:  # named by the user: booleans there count as 1/0
+        layout = Layout.parse(scores, group_by, booleans=True)
+    else:
+        layout = detect_layout(files, parse_group_by(group_by))
+    chunks = make_chunks(files, layout, max_line_bytes, strict)
     results = run_chunks(chunks, workers, progress, strict)
-    dataset = assemble(Path(input_path), files, results, path.text, detected=scores is None, warnings=warnings)
+    dataset = assemble(Path(input_path), files, results, layout, detected=scores is None, warnings=warnings)
     check_dataset(dataset, results, strict)
     return dataset
 
 
-def make_chunks(files: list[InputFile], score_path: str, max_line_bytes: int, strict: bool) -> list[Chunk]:
+def make_chunks(files: list[InputFile], layout: Layout, max_line_bytes: int, strict: bool) -> list[Chunk]:
     """One chunk per file; plain files larger than CHUNK_BYTES are cut at line starts."""
     chunks = []
     for index, file in enumerate(files):
@@ -155,7 +187,7 @@ def make_chunks(files: list[InputFile], score_path: str, max_line_bytes: int, st
                 if starts[-1] < start < file.size:
                     starts.append(start)
         stops: list[int | None] = [*starts[1:], None]
-        chunks += [Chunk(file, index, score_path, a, b, max_line_bytes, strict) for a, b in zip(starts, stops)]
+        chunks += [Chunk(file, index, layout, a, b, max_line_bytes, strict) for a, b in zip(starts, stops)]
     return chunks
 
 
@@ -210,9 +242,9 @@ def _process_context() -> multiprocessing.context.BaseContext:
 
 
 def assemble(
-    root: Path, files: list[InputFile], results: list[ChunkResult], score_path: str, detected: bool, warnings: list[str]
+    root: Path, files: list[InputFile], results: list[ChunkResult], layout: Layout, detected: bool, warnings: list[str]
 ) -> Dataset:
-    """Join the chunks' results into one dataset, with line numbers counted per file."""
+    """Join the chunks' results into one dataset, with line numbers counted per file and lines grouped."""
     import pandas as pd
 
     file_lines = [0] * len(files)
@@ -230,11 +262,45 @@ def assemble(
         parts.append(part)
         skipped += [(index, line + first_line, *rest) for line, *rest in result.skipped]
     columns = {key: np.concatenate([p[key] for p in parts]) for key in ("file_id", "line", "offset", "length", "n")}
-    rows = pd.DataFrame({**columns, "clean": np.concatenate([p["clean"] for p in parts]).astype(bool)})
+    columns["clean"] = np.concatenate([p["clean"] for p in parts]).astype(bool)
     flat = np.concatenate([np.frombuffer(r.scores, dtype=np.float64) for r in results])
+    count = len(columns["n"])
+    if layout.grouped:
+        rollout, firsts = group_lines(b"".join(r.keys for r in results), count)
+        scores = scores_by_rollout(Scores(flat, columns["n"].copy()), rollout)
+        lines = pd.DataFrame({**columns, "rollout": rollout})
+        rows = pd.DataFrame({key: column[firsts] for key, column in columns.items()})
+        rows["n"] = scores.counts
+    else:
+        lines = rows = pd.DataFrame({**columns, "rollout": np.arange(count)})
+        scores = Scores(flat, columns["n"].copy())
     skipped_frame = pd.DataFrame(skipped, columns=["file_id", "line", "offset", "length", "clean", "reason", "detail"])
-    return Dataset(root, files, rows, Scores(flat, columns["n"].copy()), skipped_frame, score_path, detected,
-                   file_lines, file_blank, warnings)
+    return Dataset(root, files, lines, rows, scores, skipped_frame, layout, detected, file_lines, file_blank, warnings)
+
+
+def group_lines(keys: bytes, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rollout of every line (rollouts numbered in the order of their first lines), and each rollout's first line."""
+    pairs = np.frombuffer(keys, dtype="<u8").reshape(count, KEY_BYTES // 8)
+    order = np.lexsort(pairs.T[::-1])  # stable: a group's lines stay in input order
+    ordered = pairs[order]
+    starts = np.ones(count, dtype=bool)
+    starts[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    firsts = order[starts]  # the first line of each group, groups in key order
+    renumber = np.empty(len(firsts), dtype=np.int64)
+    renumber[np.argsort(firsts)] = np.arange(len(firsts))
+    rollout = np.empty(count, dtype=np.int64)
+    rollout[order] = renumber[np.cumsum(starts) - 1]
+    return rollout, np.sort(firsts)
+
+
+def scores_by_rollout(per_line: Scores, rollout: np.ndarray) -> Scores:
+    """Every line's scores, gathered so that each rollout's are contiguous (its lines in input order)."""
+    order = np.argsort(rollout, kind="stable")
+    counts = per_line.counts[order]
+    placed = np.cumsum(counts) - counts  # where each line's scores start in the result
+    gather = np.repeat(per_line.starts[order] - placed, counts) + np.arange(int(counts.sum()))
+    totals = np.bincount(rollout, weights=per_line.counts).astype(np.int64)
+    return Scores(per_line.flat[gather], totals)
 
 
 def check_dataset(dataset: Dataset, results: list[ChunkResult], strict: bool) -> None:

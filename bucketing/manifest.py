@@ -33,6 +33,7 @@ def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str
     """The manifest's content (also what ``--json`` prints)."""
     files = file_names(plan, prefix)
     buckets = bucket_table(plan, np.sort(values))
+    lines = np.bincount(plan.assign(values), weights=dataset.lines_per_rollout(), minlength=len(plan.buckets))
     reasons = dataset.skipped_reasons()
     return {
         "version": VERSION,
@@ -44,6 +45,8 @@ def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str
             "pass_threshold": plan.params.pass_threshold,
             "scores": dataset.score_path,
             "scores_detected": dataset.detected,
+            "group_by": list(dataset.layout.group_by),
+            "layout": dataset.layout.name or None,  # the known layout detected, e.g. "verl dump"
         },
         "mode": plan.mode,
         "ties": plan.ties,
@@ -55,6 +58,7 @@ def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str
                 "name": row.name,
                 "file": files[row.name],
                 "count": int(row.count),
+                "lines": int(bucket_lines),
                 "share": float(row.share),
                 "min": _number(row.min),
                 "max": _number(row.max),
@@ -62,7 +66,7 @@ def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str
                 "upper": bucket.upper,
                 "difficulty_rank": bucket.rank,
             }
-            for row, bucket in zip(buckets.itertuples(index=False), plan.buckets)
+            for row, bucket, bucket_lines in zip(buckets.itertuples(index=False), plan.buckets, lines)
         ],
         "skipped_file": prefix + SKIPPED if len(dataset.skipped) else None,
         "totals": dataset.totals,

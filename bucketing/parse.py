@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import scorepath as sp
+from .layout import Layout
 from .sources import BOM, DEFAULT_MAX_LINE_BYTES, InputFile, read_blocks
 
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
@@ -27,7 +28,7 @@ class Chunk:
 
     file: InputFile
     file_index: int
-    score_path: str
+    layout: Layout
     start: int = 0
     stop: int | None = None
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
@@ -51,6 +52,7 @@ class ChunkResult:
     objects: int = 0  # lines that are JSON objects, good or not
     rows: array = field(default_factory=lambda: array("q"))  # per good line: ROW_FIELDS, flat
     scores: array = field(default_factory=lambda: array("d"))
+    keys: bytearray = field(default_factory=bytearray)  # per good line, when grouped: its group key (layout.KEY_BYTES)
     skipped: list[tuple[int, int, int, bool, str, str]] = field(default_factory=list)  # line, offset, length, clean, reason, detail
     stopped: bool = False  # --strict hit a bad line
     opens_document: bool = False  # the file's first non-blank line is a lone "[" or "{"
@@ -59,10 +61,11 @@ class ChunkResult:
 
 def scan(chunk: Chunk) -> ChunkResult:
     """Scan one chunk. Never raises for bad lines; records them (and stops at the first under strict)."""
-    path = sp.ScorePath(chunk.score_path)
-    decode, extract = path.decoder.decode, path.extract
+    layout = chunk.layout
+    reader = layout.reader
+    decode, extract, key_of = reader.decode, reader.scores, reader.key
     result = ChunkResult(chunk)
-    rows, all_scores, skipped = result.rows, result.scores, result.skipped
+    rows, all_scores, keys, skipped = result.rows, result.scores, result.keys, result.skipped
     limit = chunk.max_line_bytes
     n = objects = blank = last_line = last_closer = 0
     for block in read_blocks(chunk.file, chunk.start, chunk.stop, limit):
@@ -97,29 +100,41 @@ def scan(chunk: Chunk) -> ChunkResult:
                         last_closer = n
                 last_line = n
                 line = view[start:stop]
-                scores = None
+                scores = key = None
+                reason = ""
                 if stop - start <= limit and (all_utf8 or is_utf8(line)):
                     try:
-                        scores = extract(decode(line))
+                        obj = decode(line)
+                        scores = extract(obj)
+                        if scores and key_of is not None:
+                            key = key_of(obj)
                     except _DECODE_ERRORS:
-                        pass
-                if scores:  # the common case: a good line
+                        scores = None
+                    except sp.BadScores as bad:  # the group field is missing
+                        reason, detail = bad.reason, bad.detail
+                if scores and not reason:  # the common case: a good line
                     objects += 1
                     rows.extend((n, base + start, stop - start, newline >= 0 and stop == end, len(scores)))
                     all_scores.extend(scores)
+                    if key is not None:
+                        keys += key
                     continue
                 if stop - start > limit:
                     objects += 1
                     reason, detail = sp.TOO_LONG, _too_long(stop - start, limit)
+                elif reason:
+                    objects += 1
                 elif scores is not None:
                     objects += 1
-                    reason, detail = sp.EMPTY, f"{path.text} is empty"
+                    reason, detail = sp.EMPTY, f"{layout.scores} is empty"
                 else:
-                    scores, reason, detail, is_object = second_look(bytes(line), path, at_eof=newline < 0)
+                    scores, key, reason, detail, is_object = second_look(bytes(line), layout, at_eof=newline < 0)
                     objects += is_object
                     if scores:  # fine after all (a duplicate key)
                         rows.extend((n, base + start, stop - start, newline >= 0 and stop == end, len(scores)))
                         all_scores.extend(scores)
+                        if key is not None:
+                            keys += key
                         continue
                 skipped.append((n, base + start, stop - start, newline >= 0 and stop == end, reason, detail))
                 if chunk.strict:
@@ -136,44 +151,51 @@ def _too_long(length: int, limit: int) -> str:
     return f"{length} bytes, more than --max-line-bytes {limit}"
 
 
-def second_look(raw: bytes, path: sp.ScorePath, at_eof: bool = False) -> tuple[list[float] | None, str, str, bool]:
-    """Look again, slowly, at a line the fast decoder refused: ``(scores, reason, detail, is_json_object)``.
+def second_look(
+    raw: bytes, layout: Layout, at_eof: bool = False
+) -> tuple[list[float] | None, bytes | None, str, str, bool]:
+    """Look again, slowly, at a line the fast decoder refused: ``(scores, key, reason, detail, is_json_object)``.
 
     ``scores`` is set when the line is fine after all (a duplicate key whose last value is good,
-    as in Python's json); otherwise ``reason`` is one of :data:`scorepath.REASONS`.
+    as in Python's json), with its group ``key`` when the layout groups lines; otherwise
+    ``reason`` is one of :data:`scorepath.REASONS`.
     """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         unfinished = at_eof and raw.startswith(b"{")  # a file's unfinished last object still shows it is JSONL
         if at_eof and _is_cut_short(raw):
-            return None, sp.TRUNCATED, "the file ends inside a UTF-8 character", unfinished
-        return None, sp.INVALID_UTF8, f"bad byte at position {exc.start}", unfinished
+            return None, None, sp.TRUNCATED, "the file ends inside a UTF-8 character", unfinished
+        return None, None, sp.INVALID_UTF8, f"bad byte at position {exc.start}", unfinished
     try:
         # parse_int=float: a 5000-digit integer becomes inf (reported as not finite), not a ValueError
         value = json.loads(text, parse_int=float)
     except RecursionError:
-        return None, sp.TOO_DEEP, "more levels of [ ] and { } than the parser allows", False
+        return None, None, sp.TOO_DEEP, "more levels of [ ] and { } than the parser allows", False
     except json.JSONDecodeError as exc:
         detail = f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
         cut_short = at_eof and (exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"))
-        return None, (sp.TRUNCATED if cut_short else sp.INVALID_JSON), detail, at_eof and text.startswith("{")
+        return None, None, (sp.TRUNCATED if cut_short else sp.INVALID_JSON), detail, at_eof and text.startswith("{")
     except ValueError as exc:
-        return None, sp.INVALID_JSON, str(exc), False
+        return None, None, sp.INVALID_JSON, str(exc), False
     if not isinstance(value, dict):
-        return None, sp.NOT_OBJECT, f"the line is {sp.kind_of(value)}", False
+        return None, None, sp.NOT_OBJECT, f"the line is {sp.kind_of(value)}", False
     try:
-        scores = path.scores_of(value)
+        scores = layout.path.scores_of(value)
     except sp.BadScores as bad:
-        return None, bad.reason, bad.detail, True
+        return None, None, bad.reason, bad.detail, True
     # Python's parser is laxer than JSON (NaN, lone surrogates, any depth it can recurse):
     try:
         msgspec.json.decode(raw)
     except RecursionError:
-        return None, sp.TOO_DEEP, "more levels of [ ] and { } than the parser allows", True
+        return None, None, sp.TOO_DEEP, "more levels of [ ] and { } than the parser allows", True
     except msgspec.DecodeError as exc:
-        return None, sp.INVALID_JSON, str(exc).removeprefix("JSON is malformed: "), True
-    return scores, "", "", True  # valid JSON whose last duplicate key holds the scores
+        return None, None, sp.INVALID_JSON, str(exc).removeprefix("JSON is malformed: "), True
+    try:
+        key = layout.key_of_value(value) if layout.grouped else None
+    except sp.BadScores as bad:
+        return None, None, bad.reason, bad.detail, True
+    return scores, key, "", "", True  # valid JSON whose last duplicate key holds the scores
 
 
 def _is_cut_short(raw: bytes) -> bool:

@@ -15,37 +15,56 @@ PROMPT_FIELDS = ("prompt", "input", "input_prompt", "question", "problem", "quer
 RESPONSE_FIELDS = ("responses", "completions", "outputs", "output", "output_response", "response", "completion")
 
 
+MAX_LINES = 32  # of a grouped rollout's lines, the first this many are shown
+
+
 @dataclass(frozen=True)
 class Rollout:
-    where: str  # file:line
-    scores: list[float]
+    where: str  # file:line of its first line, and how many more lines it has
+    scores: list[float]  # of the lines shown
     prompt: str | None  # None when no known prompt field was found
     responses: list[str] | None
-    raw: str  # the whole line as text
+    raw: str  # the lines shown, as text
 
 
-def read_line(dataset: Dataset, row: int) -> bytes:
-    """The original bytes of rollout ``row`` (an index into ``dataset.rows``)."""
-    file_id, offset, length = (int(dataset.rows[c].iat[row]) for c in ("file_id", "offset", "length"))
+def read_line(dataset: Dataset, index: int) -> bytes:
+    """The original bytes of good line ``index`` (an index into ``dataset.lines``)."""
+    file_id, offset, length = (int(dataset.lines[c].iat[index]) for c in ("file_id", "offset", "length"))
     return read_range(dataset.files[file_id], offset, length)
 
 
-def preview(dataset: Dataset, rows: Sequence[int]) -> list[Rollout]:
+def preview(dataset: Dataset, rows: Sequence[int], max_lines: int = MAX_LINES) -> list[Rollout]:
+    """Rollouts ``rows`` as people read them: the prompt, then each response with its score.
+
+    A grouped rollout's responses come from its lines (the first ``max_lines``), in input order.
+    """
     starts = dataset.scores.starts
     result = []
     for row in rows:
         row = int(row)
-        text = read_line(dataset, row).decode("utf-8", errors="replace")
-        count = int(dataset.scores.counts[row])
+        indices = dataset.lines_of(row)
+        shown = indices[:max_lines]
+        texts = [read_line(dataset, int(i)).decode("utf-8", errors="replace") for i in shown]
+        count = int(dataset.lines["n"].to_numpy()[shown].sum())
         scores = dataset.scores.flat[starts[row] : starts[row] + count].tolist()
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = None
-        prompt, responses = (_prompt(value), _responses(value)) if isinstance(value, dict) else (None, None)
-        where = f"{dataset.files[int(dataset.rows['file_id'].iat[row])].rel}:{int(dataset.rows['line'].iat[row])}"
-        result.append(Rollout(where, scores, prompt, responses, text))
+        values = [_parse(text) for text in texts]
+        prompt = _prompt(values[0]) if isinstance(values[0], dict) else None
+        responses = None
+        if prompt is not None:
+            responses = [r for v in values if isinstance(v, dict) for r in (_responses(v) or [])]
+        first = int(indices[0])
+        where = f"{dataset.files[int(dataset.lines['file_id'].iat[first])].rel}:{int(dataset.lines['line'].iat[first])}"
+        if len(indices) > 1:
+            where += f" + {len(indices) - 1} more lines"
+        result.append(Rollout(where, scores, prompt, responses or None, "\n".join(texts)))
     return result
+
+
+def _parse(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def sample_rows(ids: np.ndarray, bucket: int, count: int = 5, seed: int = 0) -> np.ndarray:
@@ -59,11 +78,14 @@ def sample_rows(ids: np.ndarray, bucket: int, count: int = 5, seed: int = 0) -> 
 def _prompt(value: dict) -> str | None:
     for field in PROMPT_FIELDS:
         if field in value:
-            return _text(value[field])
+            return _text([m for m in value[field] if not _is_reply(m)] if _has_replies(value[field]) else value[field])
     return None
 
 
 def _responses(value: dict) -> list[str] | None:
+    for field in PROMPT_FIELDS:  # a conversation (NeMo-RL's content): the assistant's turns are the responses
+        if field in value and _has_replies(value[field]) and not any(f in value for f in RESPONSE_FIELDS):
+            return [_text(m["content"]) for m in value[field] if _is_reply(m)]
     for field in RESPONSE_FIELDS:
         if field not in value:
             continue
@@ -74,6 +96,15 @@ def _responses(value: dict) -> list[str] | None:
             found = [found]
         return [_text(item) for item in found]
     return None
+
+
+def _is_reply(message: Any) -> bool:
+    return isinstance(message, dict) and message.get("role") == "assistant" and "content" in message
+
+
+def _has_replies(value: Any) -> bool:
+    """A list of chat messages that holds a user turn and an assistant turn."""
+    return isinstance(value, list) and any(map(_is_reply, value)) and not all(map(_is_reply, value))
 
 
 def _text(value: Any) -> str:

@@ -1,9 +1,9 @@
 """Where a line's scores live: ``reward[].score``, ``rewards[]``, ``score`` ...
 
 A score path is dot-separated field names; ``[]`` after a name means "a list:
-take every element".  From a path we build a msgspec type that declares only
-those fields, so the decoder skips everything else in C, and a function that
-pulls the floats out of the decoded object.
+take every element".  This module parses paths, walks parsed JSON values
+slowly to name what is wrong with a line, and names the reasons a line is
+skipped; :mod:`bucketing.layout` builds the fast decoder.
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
-from typing import Any, Callable
-
-import msgspec
+from typing import Any
 
 from .errors import BucketingError
 
@@ -34,8 +31,9 @@ EMPTY = "empty scores"
 NOT_NUMBER = "score not a number"
 NOT_FINITE = "score not finite"
 TOO_LONG = "line too long"
+MISSING_GROUP = "missing group field"
 REASONS = (INVALID_UTF8, INVALID_JSON, TRUNCATED, TOO_DEEP, NOT_OBJECT, MISSING, NOT_LIST, EMPTY,
-           NOT_NUMBER, NOT_FINITE, TOO_LONG)
+           NOT_NUMBER, NOT_FINITE, TOO_LONG, MISSING_GROUP)
 
 
 class BadScores(Exception):
@@ -49,6 +47,7 @@ class BadScores(Exception):
 @dataclass(frozen=True)
 class ScorePath:
     text: str
+    booleans: bool = False  # true/false are scores 1/0 (only when the user named the path)
 
     @classmethod
     def parse(cls, text: str) -> "ScorePath":
@@ -64,15 +63,6 @@ class ScorePath:
     def steps(self) -> tuple[tuple[str, bool], ...]:
         """``(field, is_list)`` for each dot-separated part."""
         return tuple((part.removesuffix("[]"), part.endswith("[]")) for part in self.text.split("."))
-
-    @cached_property
-    def decoder(self) -> msgspec.json.Decoder:
-        return _decoder(self.text)
-
-    @cached_property
-    def extract(self) -> Callable[[Any], list[float]]:
-        """Function from a decoded object to its list of scores."""
-        return _extractor(self.steps)
 
     def scores_of(self, value: Any) -> list[float]:
         """The scores of an already-parsed JSON value; raises :class:`BadScores`."""
@@ -95,10 +85,12 @@ class ScorePath:
                 else:
                     found.extend((element, f"{where}{field}[{i}].") for i, element in enumerate(child))
             items = found
-        return [_number(value, where.rstrip(".")) for value, where in items]
+        return [_number(value, where.rstrip("."), self.booleans) for value, where in items]
 
 
-def _number(value: Any, where: str) -> float:
+def _number(value: Any, where: str, booleans: bool = False) -> float:
+    if isinstance(value, bool) and booleans:
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadScores(NOT_NUMBER, f"{where} is {kind_of(value)}")
     number = float(value)
@@ -122,26 +114,3 @@ def kind_of(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
     return "a number"
-
-
-@lru_cache(maxsize=32)
-def _decoder(text: str) -> msgspec.json.Decoder:
-    """A decoder for the minimal type that holds only the score path's fields."""
-    kind: Any = float
-    for depth, (field, is_list) in enumerate(reversed(ScorePath(text).steps)):
-        if is_list:
-            kind = list[kind]
-        kind = msgspec.defstruct(f"_Level{depth}", [("v", kind)], rename={"v": field})
-    return msgspec.json.Decoder(kind)
-
-
-def _extractor(steps: tuple[tuple[str, bool], ...]) -> Callable[[Any], list[float]]:
-    """Builds ``obj -> [scores]`` for the structs of :func:`_decoder` (fields are all named ``v``)."""
-    if len(steps) == 1:
-        return (lambda obj: obj.v) if steps[0][1] else (lambda obj: [obj.v])
-    if steps == ((steps[0][0], True), (steps[1][0], False)):  # the common "reward[].score" shape
-        return lambda obj: [item.v for item in obj.v]
-    inner = _extractor(steps[1:])
-    if steps[0][1]:
-        return lambda obj: [score for item in obj.v for score in inner(item)]
-    return lambda obj: inner(obj.v)

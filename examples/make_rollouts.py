@@ -19,10 +19,15 @@ Lines are assembled from pre-escaped text pieces with string formatting (no
 ``json.dumps`` per line) and streamed to disk, so gigabytes are cheap to make.
 The same arguments always give byte-identical files.
 
+With ``--layout verl|skyrl|nemo`` the same rollouts are written the way those
+trainers dump them: one line per response, a prompt's responses split over two
+consecutive step files (``{step}.jsonl``, ``dump_{i}.jsonl``,
+``train_data_step{N}.jsonl``), as when a prompt is sampled again at the next step.
+
 Usage::
 
     python examples/make_rollouts.py --out DIR --rollouts N --files F --seed S \\
-        [--line-bytes B] [--size 2GB]
+        [--line-bytes B] [--size 2GB] [--layout prompt|verl|skyrl|nemo]
 """
 
 from __future__ import annotations
@@ -268,6 +273,11 @@ def _score_fragments(table: Sequence[str]) -> tuple[str, ...]:
     return tuple(f'{{"score": {s}}}' for s in table)
 
 
+def _number(fragment: str) -> str:
+    """The number of a ``{"score": x}`` fragment, spelled as it is there."""
+    return fragment[len('{"score": '):-1]
+
+
 def _score_tables() -> tuple[list[tuple[str, ...]], dict[str, list[int]]]:
     """All score tables as reward fragments, and the table ids each family may use."""
     tables: list[tuple[str, ...]] = []
@@ -319,8 +329,9 @@ class _Draw(NamedTuple):
 class RolloutStream:
     """An endless, deterministic sequence of rollout lines (UTF-8 bytes, each ending in ``\\n``)."""
 
-    def __init__(self, seed: int, line_bytes: int | None = None):
+    def __init__(self, seed: int, line_bytes: int | None = None, layout: str = "prompt"):
         setup_rng = np.random.default_rng([seed, 0])
+        self.layout = layout
         self.rng = np.random.default_rng([seed, 1])
         self.line_bytes = line_bytes
         self.tables, self.table_ids = _score_tables()
@@ -337,6 +348,41 @@ class RolloutStream:
         while True:
             for draw in self._draws():
                 yield self._line(draw)
+
+    def dumps(self) -> Iterator[list[bytes]]:
+        """Per rollout, its responses as the lines of a trainer's dump (``layout``); call ``step_of`` first."""
+        render = {"verl": self._verl_line, "skyrl": self._skyrl_line, "nemo": self._nemo_line}[self.layout]
+        while True:
+            for d in self._draws():
+                fam = FAMILIES[d.family]
+                num, self.num = self.num, self.num + 1
+                prompts = self.prompts[d.family]
+                prompt = prompts[d.picks[0] % len(prompts)].format(d.picks[1] % 997 + 2, d.picks[2] % 12 + 2)
+                table, pool = self.tables[d.table], self.responses[d.family]
+                yield [self._fit(render, fam, num, prompt, pool[d.bodies[j]], _number(table[d.scores[j]]), d.pad_at[j])
+                       for j in range(d.n)]
+
+    def _fit(self, render, fam: Family, num: int, prompt: str, content: str, score: str, pad_at: float) -> bytes:
+        """One dump line, its response padded to about ``line_bytes``."""
+        line = render(fam, num, prompt, content, score)
+        if self.line_bytes and self.line_bytes - len(line.encode()) > 2:
+            content = self._padded([content], self.line_bytes - len(line.encode()), [pad_at])[0]
+            line = render(fam, num, prompt, content, score)
+        return line.encode()
+
+    def _verl_line(self, fam: Family, num: int, prompt: str, content: str, score: str) -> str:
+        acc = "true" if float(score) > 0 else "false"
+        return (f'{{"input": "<|im_start|>user\\n{prompt}<|im_end|>\\n<|im_start|>assistant\\n", '
+                f'"output": "{content}", "gts": "{fam.name}_{num}", "score": {score}, "step": {{step}}, '
+                f'"acc": {acc}}}\n')
+
+    def _skyrl_line(self, fam: Family, num: int, prompt: str, content: str, score: str) -> str:
+        return (f'{{"input_prompt": "{prompt}", "output_response": "{content}", "score": {score}, '
+                f'"stop_reason": "stop", "env_class": "{fam.name}", "data_source": "{fam.sources[num % len(fam.sources)]}"}}\n')
+
+    def _nemo_line(self, fam: Family, num: int, prompt: str, content: str, score: str) -> str:
+        return (f'{{"content": [{{"role": "user", "content": "{prompt}"}}, {{"role": "assistant", "content": '
+                f'"{content}"}}], "rewards": {score}, "idx": {num}, "generation_lengths": {len(content)}}}\n')
 
     def _draws(self) -> Iterator[_Draw]:
         """``BLOCK`` rollouts' randomness, drawn with whole-array calls."""
@@ -419,8 +465,12 @@ def _grades(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
     return np.where(penalty, len(GRADES) + rng.integers(len(PENALTIES), size=shape), grade)
 
 
+LAYOUTS = ("prompt", "verl", "skyrl", "nemo")
+DUMP_NAMES = {"verl": "{step}.jsonl", "skyrl": "dump_{i}.jsonl", "nemo": "train_data_step{step}.jsonl"}
+
+
 def make_rollouts(out_dir, *, rollouts: int = 300, files: int = 4, seed: int = 0,
-                  line_bytes: int | None = None, size_bytes: int | None = None) -> list[Path]:
+                  line_bytes: int | None = None, size_bytes: int | None = None, layout: str = "prompt") -> list[Path]:
     """Write ``files`` JSONL files of rollouts into ``out_dir`` and return their paths in order.
 
     Without ``size_bytes``, ``rollouts`` lines are spread over the files in order.
@@ -432,6 +482,8 @@ def make_rollouts(out_dir, *, rollouts: int = 300, files: int = 4, seed: int = 0
         raise ValueError("files must be at least 1")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if layout != "prompt":
+        return _make_dump(out_dir, layout, rollouts, files, seed, line_bytes, size_bytes)
     paths = [out_dir / f"rollouts_{i}.jsonl" for i in range(files)]
     lines = iter(RolloutStream(seed, line_bytes))
     if size_bytes is None:
@@ -449,6 +501,29 @@ def make_rollouts(out_dir, *, rollouts: int = 300, files: int = 4, seed: int = 0
                     line = next(lines)
                     out.write(line)
                     total += len(line)
+    return paths
+
+
+def _make_dump(out_dir: Path, layout: str, rollouts: int, files: int, seed: int,
+               line_bytes: int | None, size_bytes: int | None) -> list[Path]:
+    """One line per response; each prompt's responses split over step files ``f`` and ``f + 1``."""
+    paths = [out_dir / DUMP_NAMES[layout].format(step=i + 1, i=i) for i in range(files)]
+    outs = [open(path, "wb", buffering=1 << 20) for path in paths]
+    try:
+        stream, total, r = RolloutStream(seed, line_bytes, layout).dumps(), 0, 0
+        while (total < size_bytes) if size_bytes is not None else (r < rollouts):
+            f = total * files // size_bytes if size_bytes is not None else r * files // rollouts
+            lines = next(stream)
+            half = (len(lines) + 1) // 2
+            for j, line in enumerate(lines):
+                step = min(f + (j >= half), files - 1)
+                line = line.replace(b"{step}", str(step + 1).encode())
+                outs[step].write(line)
+                total += len(line)
+            r += 1
+    finally:
+        for out in outs:
+            out.close()
     return paths
 
 
@@ -470,6 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
     parser.add_argument("--line-bytes", type=int, default=None, help="pad responses so lines are about this long")
     parser.add_argument("--size", type=parse_size, default=None, help="write until the total reaches this (e.g. 2GB)")
+    parser.add_argument("--layout", choices=LAYOUTS, default="prompt",
+                        help="prompt: one line per prompt (default); verl, skyrl, nemo: those trainers' dumps")
     return parser
 
 
@@ -477,7 +554,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Write the files the command line asks for and report their total size on stderr."""
     args = build_parser().parse_args(argv)
     paths = make_rollouts(args.out, rollouts=args.rollouts, files=args.files, seed=args.seed,
-                          line_bytes=args.line_bytes, size_bytes=args.size)
+                          line_bytes=args.line_bytes, size_bytes=args.size, layout=args.layout)
     total = sum(p.stat().st_size for p in paths)
     print(f"wrote {len(paths)} files, {total:,} bytes, to {args.out}", file=sys.stderr)
 

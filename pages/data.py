@@ -1,5 +1,6 @@
 """Data: choose a folder of rollouts (or upload files), load it, see what is in it."""
 
+import shlex
 from pathlib import Path
 
 import pandas as pd
@@ -17,10 +18,10 @@ shared.page_header(
 )
 
 
-def load_folder(path_text: str, scores: str) -> None:
+def load_folder(path_text: str, scores: str, group_by: str) -> None:
     """Check the folder is allowed, load it with a progress bar, make it the session's data."""
     try:
-        source = shared.open_source(shared.allowed(path_text), scores.strip() or None)
+        source = shared.open_source(shared.allowed(path_text), scores.strip() or None, group_by.strip() or None)
         bar = st.progress(0.0, text="Reading…")
         files = len(source.fingerprint)
         data = shared.load(source, lambda done, total: bar.progress(
@@ -30,7 +31,7 @@ def load_folder(path_text: str, scores: str) -> None:
         st.error(str(error))
         return
     shared.use_source(source)
-    st.session_state["scores_text"] = scores
+    st.session_state["scores_text"], st.session_state["group_text"] = scores, group_by
     st.toast(f"Loaded {len(data.rows):,} rollouts")
 
 
@@ -38,17 +39,22 @@ current = st.session_state.get("source")
 # Keyed, and seeded only when missing: a widget whose default changed between runs would lose what was typed.
 if "w_folder" not in st.session_state:
     st.session_state["w_folder"] = str(current.path) if current else shared.sample_text()
-if "w_scores" not in st.session_state:
-    st.session_state["w_scores"] = st.session_state.get("scores_text", "")
+for key, saved in (("w_scores", "scores_text"), ("w_group", "group_text")):
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get(saved, "")
 with st.form("source_form"):
-    left, right = st.columns([3, 1])
+    left, middle, right = st.columns([3, 1, 1])
     path_text = left.text_input("Folder", key="w_folder",
                                 help="A folder under the allowed roots: the folder the app was started in, "
                                      "the bundled sample, or one listed in BUCKETING_ALLOWED_ROOTS.")
-    scores_text = right.text_input("Scores at", key="w_scores",
-                                   placeholder="detected", help="e.g. reward[].score, rewards[], score")
+    scores_text = middle.text_input("Scores at", key="w_scores", placeholder="detected",
+                                    help="e.g. reward[].score, rewards[], score; true/false count as 1/0 here")
+    group_text = right.text_input("Group lines by", key="w_group", placeholder="detected",
+                                  help="Fields whose equal values make lines one rollout (one prompt), across "
+                                       "files: input for verl dumps, step,input per step. Empty, with scores "
+                                       "given: one line = one rollout.")
     if st.form_submit_button("Load", type="primary"):
-        load_folder(path_text, scores_text)
+        load_folder(path_text, scores_text, group_text)
 
 with st.expander("Upload files instead"):
     uploads = st.file_uploader("Rollout files", type=["jsonl", "gz"], accept_multiple_files=True,
@@ -61,7 +67,7 @@ with st.expander("Upload files instead"):
             name = Path(upload.name).name  # never a path from the browser
             if name.endswith((".jsonl", ".jsonl.gz")):
                 (folder / name).write_bytes(upload.getbuffer())
-        load_folder(str(folder), st.session_state.get("scores_text", ""))
+        load_folder(str(folder), st.session_state.get("scores_text", ""), st.session_state.get("group_text", ""))
 
 data = shared.ensure_data()
 if data is None:
@@ -70,11 +76,15 @@ if data is None:
 totals = data.totals
 cols = st.columns(5)
 cols[0].metric("Files", f"{totals['files']:,}")
-cols[1].metric("Rollouts", f"{totals['rollouts']:,}")
+cols[1].metric("Rollouts", f"{totals['rollouts']:,}",
+               help=f"grouped from {totals['rollout_lines']:,} lines" if data.layout.grouped else None)
 cols[2].metric("Lines", f"{totals['lines']:,}")
 cols[3].metric("Skipped", f"{totals['skipped']:,}")
 cols[4].metric("Blank", f"{totals['blank']:,}")
-st.markdown(f"**Scores at** `{data.score_path}`" + (" — detected from the first lines" if data.detected else ""))
+layout = data.layout
+how = "detected from the first lines" if data.detected else "as you set it"
+st.markdown(f"**Layout** ({how}): {layout.describe()} — as flags `{shlex.join(layout.flags())}`",
+            help="Change it with Scores at / Group lines by above and Load again.")
 for warning in data.warnings:
     st.warning(warning)
 
@@ -82,6 +92,9 @@ left, right = st.columns(2)
 with left:
     st.subheader("Responses per rollout")
     st.plotly_chart(counts_figure(data.rows["n"].to_numpy(), "responses"), key="responses")
+    if layout.grouped:
+        st.caption(f"{totals['rollout_lines']:,} lines grouped into {totals['rollouts']:,} rollouts by "
+                   f"{', '.join(layout.group_by)}: a rollout's responses are all its lines' scores.")
 with right:
     st.subheader("Files")
     st.dataframe(pd.DataFrame(data.inputs()), hide_index=True, height=260,

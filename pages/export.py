@@ -10,6 +10,7 @@ import streamlit as st
 import bucketing
 from bucketing.cli import command_line
 from bucketing.export import ORDERS, check_output_dir
+from bucketing.layout import parse_group_by
 from bucketing.manifest import MANIFEST, output_names
 from bucketing.plan import check_name
 from bucketing.progress import human_bytes
@@ -74,7 +75,8 @@ if st.button("Export", type="primary", disabled=bool(existing) and not overwrite
     s["last_export"] = {
         "out": str(out),
         "manifest": manifest,
-        "command": command_line(str(source.path), str(out), plan, scores=source.scores, prefix=s["prefix"],
+        "command": command_line(str(source.path), str(out), plan, scores=source.scores,
+                                group_by=parse_group_by(source.group_by), prefix=s["prefix"],
                                 order=s["order"], overwrite=overwrite),
     }
 
@@ -84,7 +86,7 @@ if last:
     st.success(f"Wrote {manifest['totals']['rollouts']:,} rollouts to `{last['out']}`"
                + (f" and {manifest['totals']['skipped']:,} skipped lines to `{manifest['skipped_file']}`"
                   if manifest["skipped_file"] else ""))
-    st.dataframe(pd.DataFrame(manifest["buckets"])[["name", "file", "count", "share", "min", "max", "difficulty_rank"]],
+    st.dataframe(pd.DataFrame(manifest["buckets"])[["name", "file", "count", "lines", "share", "min", "max", "difficulty_rank"]],
                  hide_index=True, column_config={"share": st.column_config.NumberColumn(format="percent")})
     st.markdown("**The same export from the command line**")
     st.code(last["command"], language="bash", wrap_lines=True)

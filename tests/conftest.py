@@ -20,6 +20,13 @@ def rollout_line(scores, **extra) -> bytes:
     return json.dumps(record, ensure_ascii=False).encode()
 
 
+def line_totals(data) -> dict:
+    """``data.totals`` of an ungrouped load, where every good line is one rollout (checked here)."""
+    totals = dict(data.totals)
+    assert totals.pop("rollout_lines") == totals["rollouts"]
+    return totals
+
+
 def write_lines(path: Path, lines, newline: bytes = b"\n", final_newline: bool = True) -> Path:
     """Write raw byte lines to ``path`` (creating folders)."""
     path.parent.mkdir(parents=True, exist_ok=True)

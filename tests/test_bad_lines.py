@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 import bucketing
 from bucketing import scorepath as sp
 from bucketing.errors import BadLineError, BucketingError
+from .conftest import line_totals
 
 # ----------------------------------------------------------------------------------------------
 # helpers (kept in this file on purpose: no conftest.py)
@@ -322,7 +323,7 @@ def cases_with_ids(cases):
 def test_accepted_line(tmp_path, line, scores):
     files = {"a.jsonl": GOOD + b"\n" + line + b"\n" + GOOD_B + b"\n"}
     data = load_file(tmp_path, files["a.jsonl"], scores="reward[].score")
-    assert data.totals == {"files": 1, "lines": 3, "rollouts": 3, "blank": 0, "skipped": 0}
+    assert line_totals(data) == {"files": 1, "lines": 3, "rollouts": 3, "blank": 0, "skipped": 0}
     assert data.skipped.empty
     index = row_of(data, 2)
     assert scores_of_row(data, index) == [float(s) for s in scores]
@@ -343,8 +344,9 @@ def test_accepted_line(tmp_path, line, scores):
 @pytest.mark.parametrize("line, reason", [c[1:] for c in SKIPPED], ids=[c[0] for c in SKIPPED])
 def test_skipped_line(tmp_path, line, reason):
     files = {"a.jsonl": GOOD + b"\n" + line + b"\n" + GOOD_B + b"\n"}
-    data = load_file(tmp_path, files["a.jsonl"], scores="reward[].score")
-    assert data.totals == {"files": 1, "lines": 3, "rollouts": 2, "blank": 0, "skipped": 1}
+    data = load_file(tmp_path, files["a.jsonl"])  # detected (a named path would take true/false as 1/0)
+    assert data.layout.scores == "reward[].score" and data.detected
+    assert line_totals(data) == {"files": 1, "lines": 3, "rollouts": 2, "blank": 0, "skipped": 1}
     bad = skipped_at(data, 2)
     if reason is None:
         assert bad["reason"] in sp.REASONS
@@ -364,7 +366,7 @@ def test_skipped_line(tmp_path, line, reason):
 def test_skipped_line_under_strict(tmp_path, line, reason):
     data = GOOD + b"\n" + GOOD + b"\n" + line + b"\n" + GOOD_B + b"\n"
     with pytest.raises(BadLineError) as caught:
-        load_file(tmp_path, data, scores="reward[].score", strict=True)
+        load_file(tmp_path, data, strict=True)
     assert caught.value.where == "a.jsonl:3"
     assert caught.value.reason in sp.REASONS
     if reason is not None:
@@ -388,7 +390,8 @@ def test_skipped_line_under_strict(tmp_path, line, reason):
         ("rewards[]", b'{"reward":[1]}', sp.MISSING),
         ("score", b'{"score":0.25}', [0.25]),
         ("score", b'{"score":[1]}', sp.NOT_NUMBER),
-        ("score", b'{"score":true}', sp.NOT_NUMBER),
+        ("score", b'{"score":true}', [1]),  # a named path: booleans are 1/0
+        ("score", b'{"score":false}', [0]),
         ("score", b'{"score":-Infinity}', sp.NOT_FINITE),
         ("score", b'{"score":1,"score":2}', [2]),
         ("score", b'{"points":1}', sp.MISSING),
@@ -416,7 +419,7 @@ def test_truncated_last_line_at_every_position(tmp_path, cut):
     partial = GOOD[:cut]
     files = {"a.jsonl": GOOD_B + b"\n" + partial}
     data = load_file(tmp_path, files["a.jsonl"], scores="reward[].score")
-    assert data.totals == {"files": 1, "lines": 2, "rollouts": 1, "blank": 0, "skipped": 1}
+    assert line_totals(data) == {"files": 1, "lines": 2, "rollouts": 1, "blank": 0, "skipped": 1}
     bad = skipped_at(data, 2)
     assert bad["reason"] == sp.TRUNCATED
     assert bad["length"] == len(partial)
@@ -457,7 +460,7 @@ def test_valid_last_line_without_newline_is_accepted_and_gets_one(tmp_path, name
     raw = GOOD + b"\n" + GOOD_B
     files = {name: gzip.compress(raw) if name.endswith(".gz") else raw, "b.jsonl": rollout([0.25]) + b"\n"}
     data = bucketing.load(write_input(tmp_path, files), workers=1)
-    assert data.totals == {"files": 2, "lines": 3, "rollouts": 3, "blank": 0, "skipped": 0}
+    assert line_totals(data) == {"files": 2, "lines": 3, "rollouts": 3, "blank": 0, "skipped": 0}
     assert scores_of_row(data, row_of(data, 2, file_id=0)) == [1, 1, 0, 1.25]
     assert data.table()["mean_reward"].tolist() == [0.5, 0.8125, 0.25]
     proc = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "1", "--order", "input")
@@ -478,7 +481,7 @@ def test_blank_and_whitespace_only_lines(tmp_path):
     lines = [b"", GOOD, b"", b"   ", b"\t", b" \t \t", b"\r", b" \r", GOOD_B, b"", b"  "]
     files = {"a.jsonl": b"\n".join(lines)}  # ends with a whitespace-only line without "\n"
     data = load_file(tmp_path, files["a.jsonl"], scores="reward[].score")
-    assert data.totals == {"files": 1, "lines": len(lines), "rollouts": 2, "blank": len(lines) - 2, "skipped": 0}
+    assert line_totals(data) == {"files": 1, "lines": len(lines), "rollouts": 2, "blank": len(lines) - 2, "skipped": 0}
     assert data.rows["line"].tolist() == [2, 9]
     assert data.table()["mean_reward"].tolist() == [0.5, 0.8125]
     proc = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "1", "--json")
@@ -501,7 +504,7 @@ def test_crlf_file(tmp_path):
     lines = [GOOD, rollout([0.25, 0.75]), b"", GOOD_B]
     files = {"a.jsonl": b"\r\n".join(lines) + b"\r\n"}
     data = load_file(tmp_path, files["a.jsonl"], scores="reward[].score")
-    assert data.totals == {"files": 1, "lines": 4, "rollouts": 3, "blank": 1, "skipped": 0}
+    assert line_totals(data) == {"files": 1, "lines": 4, "rollouts": 3, "blank": 1, "skipped": 0}
     assert data.table()["mean_reward"].tolist() == [0.5, 0.5, 0.8125]
     assert data.rows["length"].tolist() == [len(GOOD), len(lines[1]), len(GOOD_B)]  # the \r is not counted
     proc = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "1")
@@ -531,7 +534,7 @@ def test_only_one_trailing_cr_is_dropped(tmp_path):
 def test_lone_cr_does_not_split_a_line(tmp_path):
     files = {"a.jsonl": GOOD + b"\r" + GOOD_B + b"\n" + rollout([0.5]) + b"\n"}
     data = load_file(tmp_path, files["a.jsonl"], scores="reward[].score")
-    assert data.totals == {"files": 1, "lines": 2, "rollouts": 1, "blank": 0, "skipped": 1}
+    assert line_totals(data) == {"files": 1, "lines": 2, "rollouts": 1, "blank": 0, "skipped": 1}
     assert skipped_at(data, 1)["reason"] == sp.INVALID_JSON
     assert data.rows["line"].tolist() == [2]
     export_all(data, tmp_path / "out")
@@ -559,7 +562,7 @@ def test_unicode_and_ascii_line_separators_never_split_a_line(tmp_path, separato
 def test_bom_at_file_start_is_dropped_and_later_bom_is_skipped(tmp_path):
     files = {"a.jsonl": BOM + GOOD + b"\n" + BOM + GOOD_B + b"\n" + rollout([0.25]) + b"\n"}
     data = load_file(tmp_path, files["a.jsonl"], scores="reward[].score")
-    assert data.totals == {"files": 1, "lines": 3, "rollouts": 2, "blank": 0, "skipped": 1}
+    assert line_totals(data) == {"files": 1, "lines": 3, "rollouts": 2, "blank": 0, "skipped": 1}
     first = row_of(data, 1)
     assert int(data.rows["offset"].iloc[first]) == 3 and int(data.rows["length"].iloc[first]) == len(GOOD)
     assert data.table()["mean_reward"].tolist() == [0.5, 0.25]
@@ -582,7 +585,7 @@ def test_bom_then_good_line_in_each_line_ending(tmp_path, rest):
 
 def test_bom_before_a_blank_first_line(tmp_path):
     data = load_file(tmp_path, BOM + b"  \n" + GOOD + b"\n", scores="reward[].score")
-    assert data.totals == {"files": 1, "lines": 2, "rollouts": 1, "blank": 1, "skipped": 0}
+    assert line_totals(data) == {"files": 1, "lines": 2, "rollouts": 1, "blank": 1, "skipped": 0}
 
 
 def test_bom_at_the_start_of_every_file(tmp_path):
@@ -651,7 +654,7 @@ def test_huge_line_is_skipped_and_copied_byte_identical(tmp_path, prefix, ending
     huge = padded(window() + 12_345)
     files = {"a.jsonl": prefix + huge + (ending or b"\n") + GOOD + b"\n" + GOOD_B + b"\n" + huge + ending}
     data = load_file(tmp_path, files["a.jsonl"], scores="reward[].score", max_line_bytes=1000)
-    assert data.totals == {"files": 1, "lines": 4, "rollouts": 2, "blank": 0, "skipped": 2}
+    assert line_totals(data) == {"files": 1, "lines": 4, "rollouts": 2, "blank": 0, "skipped": 2}
     assert data.skipped["reason"].tolist() == [sp.TOO_LONG, sp.TOO_LONG]
     assert data.rows["line"].tolist() == [2, 3]
     assert data.table()["mean_reward"].tolist() == [0.5, 0.8125]
@@ -697,7 +700,8 @@ def test_every_case_through_the_cli_and_the_manifest(tmp_path):
 
     good_count = len(cases) + 1
     assert manifest["totals"] == {"files": 1, "lines": len(lines), "rollouts": good_count + len(expected_ok),
-                                  "blank": 2, "skipped": len(expected_reasons)}
+                                  "rollout_lines": good_count + len(expected_ok), "blank": 2,
+                                  "skipped": len(expected_reasons)}
     assert manifest["params"]["scores"] == "reward[].score"
     assert manifest["skipped"] == dict(Counter(reason for _, reason in expected_reasons))
     assert list(manifest["skipped"].values()) == sorted(manifest["skipped"].values(), reverse=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import shutil
 
 import pytest
@@ -177,25 +178,33 @@ def test_output_inside_input_is_refused(tmp_path, sample_dir):
 
 
 @pytest.mark.parametrize(
-    "layout, flags, expected_path",
+    "layout, flags, scores, group_by, rollouts",
     [
-        ("rewards_list_layout.jsonl", [], "rewards[]"),
-        ("seed_layout.jsonl", [], "reward[].score"),
-        ("skyrl_dump.jsonl", [], "score"),
-        ("rewards_list_layout.jsonl", ["--scores", "rewards[]"], "rewards[]"),
+        ("rewards_list_layout.jsonl", [], "rewards[]", [], 2),
+        ("seed_layout.jsonl", [], "reward[].score", [], 3),
+        ("skyrl_dump.jsonl", [], "score", ["input_prompt"], 1),
+        ("verl_rollout_dump_12.jsonl", [], "score", ["input"], 2),
+        ("rewards_list_layout.jsonl", ["--scores", "rewards[]"], "rewards[]", [], 2),
+        ("verl_rollout_dump_12.jsonl", ["--scores", "score"], "score", [], 8),  # named scores: one line, one rollout
+        ("verl_rollout_dump_12.jsonl", ["--group-by", "step,input"], "score", ["step", "input"], 2),
     ],
 )
-def test_score_layouts_are_detected_or_given(tmp_path, layout, flags, expected_path):
+def test_layouts_are_detected_or_given(tmp_path, layout, flags, scores, group_by, rollouts):
     (tmp_path / "in").mkdir()
     shutil.copy(FORMATS / layout, tmp_path / "in")
     result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "2", "--json", *flags)
     assert result.returncode == 0, result.stderr
     manifest = json.loads(result.stdout)
-    assert manifest["params"]["scores"] == expected_path
-    assert manifest["params"]["scores_detected"] == (not flags)
-    assert manifest["totals"]["skipped"] == 0
-    if not flags:
-        assert f"Scores at: {expected_path} (detected" in result.stderr
+    assert manifest["params"]["scores"] == scores and manifest["params"]["group_by"] == group_by
+    assert manifest["params"]["scores_detected"] == ("--scores" not in flags)
+    assert manifest["totals"]["skipped"] == 0 and manifest["totals"]["rollouts"] == rollouts
+    lines = (FORMATS / layout).read_bytes().count(b"\n")
+    assert manifest["totals"]["rollout_lines"] == sum(b["lines"] for b in manifest["buckets"]) == lines
+    if not flags:  # what was detected, and the flags that say it
+        equivalent = shlex.join(["--scores", scores] + (["--group-by", ",".join(group_by)] if group_by else []))
+        assert "Detected layout: " in result.stderr and f"(as flags: {equivalent})" in result.stderr
+    assert sorted(sum(output_lines(tmp_path / "out").values(), [])) == sorted(
+        (FORMATS / layout).read_bytes().splitlines(keepends=True))
 
 
 def test_undetectable_layout_is_refused_with_the_fields_seen(tmp_path):

@@ -190,13 +190,14 @@ def test_the_manifest_describes_what_was_written(sample_dir, tmp_path):
     on_disk = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert on_disk == manifest
     assert on_disk["version"] == 1 and on_disk["metric"] == "mean_reward" and on_disk["mode"] == "percentile"
-    assert on_disk["params"] == {"k": 1, "pass_threshold": 0.5, "scores": "reward[].score", "scores_detected": True}
+    assert on_disk["params"] == {"k": 1, "pass_threshold": 0.5, "scores": "reward[].score", "scores_detected": True,
+                                 "group_by": [], "layout": "one line per prompt"}
     assert [b["difficulty_rank"] for b in on_disk["buckets"]] == [0, 1, 2]
     assert [b["name"] for b in on_disk["buckets"]] == ["easy", "medium", "hard"]
     values = data.table()["mean_reward"].to_numpy()
     ids = plan.assign(values)
     for rank, bucket in enumerate(on_disk["buckets"]):
-        assert bucket["count"] == int((ids == rank).sum())
+        assert bucket["count"] == bucket["lines"] == int((ids == rank).sum())
         assert bucket["min"] == values[ids == rank].min() and bucket["max"] == values[ids == rank].max()
     assert on_disk["buckets"][0]["min"] > on_disk["buckets"][2]["max"]  # easy really holds the easiest
     assert on_disk["totals"]["files"] == len(list(sample_dir.glob("*.jsonl")))

@@ -10,13 +10,14 @@ from hypothesis import strategies as st
 
 import bucketing
 from bucketing import scorepath as sp
+from bucketing.layout import Layout
 from bucketing.parse import second_look
 
-PATHS = [sp.ScorePath.parse(p) for p in ("reward[].score", "rewards[]", "score")]
+PATHS = [Layout.parse(p) for p in ("reward[].score", "rewards[]", "score")] + [Layout.parse("score", "input")]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(["reward", "score", "rewards", "x"]), children, max_size=4),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(["reward", "score", "rewards", "input", "x"]), children, max_size=4),
     max_leaves=12,
 )
 near_json = st.builds(lambda v: json.dumps(v, allow_nan=True).encode(), json_values)
@@ -34,9 +35,10 @@ CLASSIFIER_EXAMPLES = 1500  # the README's robustness section quotes this
 @example(raw=b'{"reward": [{"score": NaN}]}', path=PATHS[0], at_eof=True)
 @example(raw=b"\xef\xbb\xbf{}", path=PATHS[0], at_eof=False)
 def test_the_classifier_returns_scores_or_a_known_reason(raw, path, at_eof):
-    scores, reason, detail, is_object = second_look(raw, path, at_eof)
+    scores, key, reason, detail, is_object = second_look(raw, path, at_eof)
     if scores is not None:
         assert scores and all(math.isfinite(s) for s in scores) and reason == ""
+        assert (key is not None and len(key) == 16) == path.grouped
     else:
         assert reason in sp.REASONS and isinstance(detail, str)
     assert isinstance(is_object, bool)

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 import bucketing
 from bucketing import scorepath as sp
 from bucketing.errors import BadLineError, BucketingError
+from .conftest import line_totals
 
 # ----------------------------------------------------------------------------------------------
 # helpers (kept in this file on purpose: no conftest.py)
@@ -289,7 +290,7 @@ def test_empty_file(tmp_path, name, content):
     write_tree(tmp_path / "in", {"a.jsonl": GOOD + b"\n", name: content})
     data = bucketing.load(tmp_path / "in", workers=1)
     assert [f.rel for f in data.files] == ["a.jsonl", name]
-    assert data.totals == {"files": 2, "lines": 1, "rollouts": 1, "blank": 0, "skipped": 0}
+    assert line_totals(data) == {"files": 2, "lines": 1, "rollouts": 1, "blank": 0, "skipped": 0}
     proc = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "1", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["inputs"][1]["lines"] == 0
@@ -575,7 +576,7 @@ def test_odd_file_names_are_loaded_and_messages_stay_on_one_line(tmp_path):
     data = bucketing.load(root, workers=1)
     assert len(data.files) == len(ODD_NAMES)
     assert sorted(os.fsencode(f.path.name) for f in data.files) == sorted(_raw(n) for n in ODD_NAMES)
-    assert data.totals == {"files": len(ODD_NAMES), "lines": 2 * len(ODD_NAMES), "rollouts": len(ODD_NAMES),
+    assert line_totals(data) == {"files": len(ODD_NAMES), "lines": 2 * len(ODD_NAMES), "rollouts": len(ODD_NAMES),
                            "blank": 0, "skipped": len(ODD_NAMES)}
     assert len(data.warnings) == 1 and all("\n" not in w for w in data.warnings)
     for reason in data.skipped_reasons().values():

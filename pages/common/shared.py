@@ -46,8 +46,9 @@ STORE_SIZE = 3  # datasets kept in memory at once (all sessions together)
 @dataclass(frozen=True)
 class Source:
     path: Path
-    scores: str | None
+    scores: str | None  # None: the layout is detected
     fingerprint: tuple  # (rel, size, mtime) of every input file
+    group_by: str | None = None  # e.g. "step,input"; None: detected (or one line = one rollout with scores)
 
 
 class _Store:
@@ -161,14 +162,14 @@ def sample_text() -> str:
 # --- data ----------------------------------------------------------------------------------
 
 
-def open_source(path: Path, scores: str | None) -> Source:
+def open_source(path: Path, scores: str | None, group_by: str | None = None) -> Source:
     files, _ = find_inputs(path)
-    return Source(path, scores or None, tuple((f.rel, f.size, f.mtime_ns) for f in files))
+    return Source(path, scores or None, tuple((f.rel, f.size, f.mtime_ns) for f in files), group_by or None)
 
 
 def load(source: Source, progress: Callable[[int, int], None] | None = None) -> bucketing.Dataset:
-    return store().get(("dataset", source), lambda: bucketing.load(source.path, scores=source.scores,
-                                                                    progress=progress))
+    return store().get(("dataset", source), lambda: bucketing.load(
+        source.path, scores=source.scores, group_by=source.group_by, progress=progress))
 
 
 def use_source(source: Source) -> None:

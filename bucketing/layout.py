@@ -1,0 +1,206 @@
+"""How a line is read: where its scores are, and which of its fields say what rollout it belongs to.
+
+By default one line is one rollout.  With group fields (``--group-by input``) every
+line whose values of those fields are equal belongs to the same rollout, across
+files, as in trainers' dumps of one line per response.  A line's group is kept as
+a 16-byte hash of its values, never as text.
+
+From a layout we build one msgspec type that declares only the score path and the
+group fields (everything else is skipped in C), and functions that pull the
+scores and the group key out of a decoded line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable, Union
+
+import msgspec
+
+from .errors import BucketingError
+from .scorepath import MISSING_GROUP, BadScores, ScorePath
+
+KEY_BYTES = 16  # one group key per line: a BLAKE2b digest of the group fields' values
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z_][A-Za-z0-9_\-]*)*$")
+_CANONICAL = msgspec.json.Encoder(order="sorted")
+_UNSET = msgspec.UNSET
+
+
+def parse_group_by(text: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """``"step,input"`` or ``["step", "input"]`` -> ``("step", "input")``; empty or None -> ``()``."""
+    if not text:
+        return ()
+    parts = text.split(",") if isinstance(text, str) else [p for item in text for p in item.split(",")]
+    fields = tuple(part.strip() for part in parts if part.strip())
+    for field in fields:
+        if not _FIELD.match(field):
+            raise BucketingError(
+                f"--group-by {field!r} is not a field: use field names joined by '.', e.g. input or extra_info.index"
+            )
+    if len(set(fields)) < len(fields):
+        raise BucketingError(f"--group-by names a field twice: {','.join(fields)}")
+    return fields
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the scores are, which fields group lines into rollouts, and whether booleans count as 1/0."""
+
+    scores: str  # a score path, e.g. "reward[].score"
+    group_by: tuple[str, ...] = ()
+    booleans: bool = False  # true/false score 1/0: only when the user named the score path
+    name: str = ""  # the known layout it was detected as, e.g. "verl dump"
+
+    @classmethod
+    def parse(cls, scores: str, group_by=None, *, booleans: bool = False, name: str = "") -> "Layout":
+        layout = cls(ScorePath.parse(scores).text, parse_group_by(group_by), booleans, name)
+        layout.reader  # noqa: B018  (refuses a group field that runs into the score path, now)
+        return layout
+
+    @property
+    def path(self) -> ScorePath:
+        return ScorePath(self.scores, self.booleans)
+
+    @property
+    def grouped(self) -> bool:
+        return bool(self.group_by)
+
+    @property
+    def reader(self) -> "LineReader":
+        return _reader(self.scores, self.group_by, self.booleans)  # cached: layouts travel to worker processes
+
+    def flags(self) -> list[str]:
+        """The command-line flags that select this layout."""
+        return ["--scores", self.scores] + (["--group-by", ",".join(self.group_by)] if self.group_by else [])
+
+    def describe(self) -> str:
+        """One line for people: what a rollout is and where its scores are."""
+        unit = f"lines with equal {', '.join(self.group_by)}" if self.group_by else "one line"
+        known = f"{self.name}: " if self.name else ""
+        return f"{known}one rollout = {unit}; scores at {self.scores}"
+
+    def key_of_value(self, value: dict) -> bytes:
+        """The group key of an already-parsed line (the slow path); raises :class:`BadScores`."""
+        parts = []
+        for field in self.group_by:
+            item: Any = value
+            for step in field.split("."):
+                if not isinstance(item, dict) or step not in item:
+                    raise BadScores(MISSING_GROUP, f"no field {field}")
+                item = item[step]
+            if item is None:
+                raise BadScores(MISSING_GROUP, f"{field} is null")
+            parts.append(_canonical(item))
+        return _digest(parts)
+
+
+@dataclass(frozen=True)
+class LineReader:
+    """The fast path: ``decode(line)`` then ``scores(obj)`` and ``key(obj)`` (None when not grouped)."""
+
+    decode: Callable[[Any], Any]
+    scores: Callable[[Any], list]
+    key: Callable[[Any], bytes] | None
+
+
+@lru_cache(maxsize=32)
+def _reader(scores: str, group_by: tuple[str, ...], booleans: bool) -> LineReader:
+    path = ScorePath(scores, booleans)
+    groups = {i: tuple(field.split(".")) for i, field in enumerate(group_by)}
+    for field, steps in zip(group_by, groups.values()):
+        if steps[0] == path.steps[0][0]:
+            raise BucketingError(f"--group-by {field} and the scores at {scores} share the field {steps[0]}; "
+                                 "group by a field outside the scores")
+    score_type = _score_type(path.steps[1:], bool | float if booleans else float)
+    fields, rename, reach = _group_fields(groups, 0)
+    fields.insert(0, ("s", list[score_type] if path.steps[0][1] else score_type))
+    rename["s"] = path.steps[0][0]
+    line_type = msgspec.defstruct("_Line", fields, rename=rename)
+    key = _key_function([(field, reach[i]) for i, field in enumerate(group_by)]) if group_by else None
+    return LineReader(msgspec.json.Decoder(line_type).decode, _extractor(path.steps), key)
+
+
+def _score_type(steps: tuple[tuple[str, bool], ...], score: Any) -> Any:
+    """Nested structs, one per step below the first, each holding only the next step as attribute ``s``."""
+    kind = score
+    for depth, (field, is_list) in enumerate(reversed(steps)):
+        kind = msgspec.defstruct(f"_Score{depth}", [("s", list[kind] if is_list else kind)], rename={"s": field})
+    return kind
+
+
+def _group_fields(paths: dict[int, tuple[str, ...]], depth: int) -> tuple[list, dict, dict[int, tuple[str, ...]]]:
+    """Struct fields for the group paths at one level: ``g{i}`` raw JSON, ``o{j}`` objects on the way.
+
+    Returns the fields, their renames to the JSON names, and per group field the attributes that reach it.
+    All default to UNSET: a line without them is a bad line with a reason, not a decode error.
+    """
+    fields: list[tuple] = []
+    rename: dict[str, str] = {}
+    reach: dict[int, tuple[str, ...]] = {}
+    nested: dict[str, dict[int, tuple[str, ...]]] = {}
+    for i, steps in paths.items():
+        if len(steps) == 1:
+            fields.append((f"g{i}", msgspec.Raw, _UNSET))
+            rename[f"g{i}"], reach[i] = steps[0], (f"g{i}",)
+        else:
+            nested.setdefault(steps[0], {})[i] = steps[1:]
+    for j, (name, inner) in enumerate(nested.items()):
+        if name in rename.values():
+            raise BucketingError(f"--group-by names both {name} and a field inside it; choose one")
+        sub_fields, sub_rename, sub_reach = _group_fields(inner, depth + 1)
+        sub = msgspec.defstruct(f"_Group{depth}_{j}", sub_fields, rename=sub_rename)
+        fields.append((f"o{j}", Union[sub, None], _UNSET))
+        rename[f"o{j}"] = name
+        reach.update({i: (f"o{j}", *attributes) for i, attributes in sub_reach.items()})
+    return fields, rename, reach
+
+
+def _key_function(getters: list[tuple[str, tuple[str, ...]]]) -> Callable[[Any], bytes]:
+    def key(obj: Any) -> bytes:
+        parts = []
+        for field, attributes in getters:
+            item = obj
+            for attribute in attributes:
+                item = getattr(item, attribute) if item is not None else _UNSET
+                if item is _UNSET:
+                    raise BadScores(MISSING_GROUP, f"no field {field}")
+            if item is None:  # a sub-object on the way is null
+                raise BadScores(MISSING_GROUP, f"no field {field}")
+            raw = bytes(item)
+            if raw == b"null":
+                raise BadScores(MISSING_GROUP, f"{field} is null")
+            # a string without escapes is already in canonical form (the common case, and the cheap one)
+            parts.append(raw if raw[:1] == b'"' and b"\\" not in raw else _canonical(msgspec.json.decode(raw)))
+        return _digest(parts)
+
+    return key
+
+
+def _canonical(value: Any) -> bytes:
+    """One spelling per JSON value: object keys sorted, 12 and 12.0 alike, "\\u00e9" and "é" alike."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return _CANONICAL.encode(value)
+
+
+def _digest(parts: list[bytes]) -> bytes:
+    digest = hashlib.blake2b(digest_size=KEY_BYTES)
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "little"))
+        digest.update(part)
+    return digest.digest()
+
+
+def _extractor(steps: tuple[tuple[str, bool], ...]) -> Callable[[Any], list]:
+    """Builds ``obj -> [scores]`` for the structs of :func:`_score_type` (the score path is attribute ``s``)."""
+    if len(steps) == 1:
+        return (lambda obj: obj.s) if steps[0][1] else (lambda obj: [obj.s])
+    if steps == ((steps[0][0], True), (steps[1][0], False)):  # the common "reward[].score" shape
+        return lambda obj: [item.s for item in obj.s]
+    inner = _extractor(steps[1:])
+    if steps[0][1]:
+        return lambda obj: [score for item in obj.s for score in inner(item)]
+    return lambda obj: inner(obj.s)
