@@ -37,10 +37,11 @@ def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
-def load_folder(at: AppTest, folder, scores: str = "") -> AppTest:
+def load_folder(at: AppTest, folder, scores: str = "", group_by: str = "") -> AppTest:
     go(at, "data")
-    at.text_input[0].set_value(str(folder))
-    at.text_input[1].set_value(scores)
+    at.text_input(key="w_folder").set_value(str(folder))
+    at.text_input(key="w_scores").set_value(scores)
+    at.text_input(key="w_group").set_value(group_by)
     at.button[0].click().run()  # the form's Load button
     assert not at.exception, at.exception
     return at
@@ -289,3 +290,66 @@ def test_export_offers_a_zip_of_small_outputs(app, tmp_path):
     app.text_input(key="w_out_dir").set_value(str(tmp_path / "out")).run()
     next(b for b in app.button if b.label == "Export").click().run()
     assert any("zip" in str(e.proto).lower() for e in app.get("download_button"))
+
+
+def verl_dump(folder) -> list[dict]:
+    """Two steps of a verl dump: prompt "a" answered in both files, "b" only in the second."""
+    lines = [
+        {"input": "a", "output": "a1", "score": 1, "step": 1, "acc": True},
+        {"input": "b", "output": "b1", "score": 0.0, "step": 2, "acc": False},
+        {"input": "a", "output": "a2", "score": 0.5, "step": 2, "acc": True},
+        {"input": "b", "output": "b2", "score": 0, "step": 2, "acc": False},
+    ]
+    write_lines(folder / "1.jsonl", [json.dumps(lines[0]).encode()])
+    write_lines(folder / "2.jsonl", [json.dumps(line).encode() for line in lines[1:]])
+    return lines
+
+
+def test_a_trainer_dump_is_detected_grouped_and_its_layout_can_be_changed(app, tmp_path):
+    verl_dump(tmp_path / "in")
+    load_folder(app, tmp_path / "in")
+    assert metric(app, "Rollouts") == "2" and metric(app, "Lines") == "4"
+    layout = next(m.value for m in app.markdown if m.value.startswith("**Layout**"))
+    assert "detected" in layout and "verl dump" in layout and "--scores score --group-by input" in layout
+
+    load_folder(app, tmp_path / "in", scores="acc", group_by="step,input")  # booleans, per step
+    assert metric(app, "Rollouts") == "3"
+    layout = next(m.value for m in app.markdown if m.value.startswith("**Layout**"))
+    assert "as you set it" in layout and "--scores acc --group-by step,input" in layout
+    go(app, "distributions")
+    go(app, "buckets")
+    assert sum(row["count"] for row in bucket_rows(app)) == 3
+
+    load_folder(app, tmp_path / "in", scores="score", group_by="input,input")  # the same checks as the CLI
+    assert any("names a field twice" in e.value for e in app.error)
+    assert metric(app, "Rollouts") == "3"  # the loaded data stays
+
+
+def test_the_preview_of_a_grouped_rollout_shows_every_line_s_response(app, tmp_path):
+    verl_dump(tmp_path / "in")
+    load_folder(app, tmp_path / "in")
+    go(app, "buckets")
+    easiest = app.selectbox(key="preview_bucket").options[0]
+    app.selectbox(key="preview_bucket").set_value(easiest).run()
+    labels = [e.label for e in app.expander]
+    assert labels and "1.jsonl:1 + 1 more lines" in labels[0] and "2 responses" in labels[0]
+    texts = [t.value for t in app.text]
+    assert "a1" in texts and "a2" in texts
+    responses = [m.value for m in app.markdown if m.value.startswith("**Response")]
+    assert responses == ["**Response 1** · score `1`", "**Response 2** · score `0.5`"]
+
+
+def test_export_of_a_grouped_dump_keeps_groups_together_and_gives_the_command(app, tmp_path):
+    lines = verl_dump(tmp_path / "in")
+    load_folder(app, tmp_path / "in", scores="score", group_by="input")
+    go(app, "export")
+    app.text_input(key="w_out_dir").set_value(str(tmp_path / "out")).run()
+    next(b for b in app.button if b.label == "Export").click().run()
+    assert not app.exception
+    written = output_lines(tmp_path / "out")
+    for name, file_lines in written.items():
+        inputs = {json.loads(line)["input"] for line in file_lines}
+        assert len(inputs) <= 1, (name, inputs)  # a prompt's lines never split between buckets
+    assert sorted(sum(written.values(), [])) == sorted(json.dumps(line).encode() + b"\n" for line in lines)
+    command = app.code[0].value
+    assert "--scores score --group-by input" in command

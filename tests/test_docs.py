@@ -87,6 +87,22 @@ def test_the_metric_table_matches_the_registry():
     }
 
 
+def test_the_layout_table_lists_every_layout_detection_knows():
+    import shlex
+
+    from bucketing.detect import DUMPS, PER_PROMPT
+    from bucketing.layout import Layout
+
+    rows = re.findall(r"^\| (.+?) \| (.+?) \| `(.+?)`", section("Input layouts"), re.M)
+    documented = {name: flags for name, _, flags in rows}
+    for shape in DUMPS:
+        name = next(n for n in documented if n.startswith(shape.name))
+        assert documented[name] == shlex.join(Layout(shape.scores, shape.group_by).flags())
+        assert all(f"`{field}`" in dict((n, w) for n, w, _ in rows)[name] for field in (*shape.needs, *shape.group_by))
+    per_prompt = next(w for n, w, _ in rows if n == "one line per prompt")
+    assert all(f"`{shape.scores}`" in per_prompt for shape in PER_PROMPT)
+
+
 def test_every_skip_reason_is_documented():
     from bucketing.scorepath import REASONS
 

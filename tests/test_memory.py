@@ -47,6 +47,16 @@ def test_a_large_export_uses_a_fraction_of_the_data_size(tmp_path, baseline):
 
 
 @pytest.mark.slow
+def test_a_grouped_dump_keeps_a_hash_per_line_not_its_text(tmp_path, baseline):
+    data = tmp_path / "in"
+    make_rollouts(data, files=4, seed=4, line_bytes=2_000, size_bytes=300 * MB, layout="verl")
+    lines = sum(path.read_bytes().count(b"\n") for path in data.iterdir())
+    peak = peak_rss("-i", data, "-o", tmp_path / "out", "-n", "5")
+    # per line: its offset, length, line number, scores and a 16-byte group key, plus the grouping's sort
+    assert peak - baseline < 40 * MB + 200 * lines, f"peak {peak / MB:.0f} MiB, baseline {baseline / MB:.0f} MiB, {lines} lines"
+
+
+@pytest.mark.slow
 def test_a_huge_line_without_newline_is_measured_not_held(tmp_path, baseline):
     data = tmp_path / "in"
     data.mkdir()
