@@ -13,12 +13,14 @@ from .conftest import ROOT
 
 MB = 1 << 20
 
+# VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child of a big pytest process would start high
 PEAK_RSS = """
-import resource, sys
+import re, sys
 sys.path.insert(0, {root!r})
 from bucketing.cli import main
 code = main(sys.argv[1:])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # Linux reports KiB
+with open("/proc/self/status") as status:
+    print(int(re.search(r"VmHWM:\\s+(\\d+) kB", status.read()).group(1)) * 1024)
 sys.exit(code)
 """
 
