@@ -3,6 +3,7 @@
     python benchmarks/run.py                      # 0.5, 1, 2 and 4 GB, 3 rounds each (about 20 minutes)
     python benchmarks/run.py --sizes 2GB --rounds 5
     python benchmarks/run.py --sizes 20MB --rounds 1 --rollouts 20000   # a smoke test (CI)
+    python benchmarks/run.py --sizes 2GB --layout verl   # a trainer's dump: lines of ~4 KB, grouped by prompt
 
 For each size it generates rollouts with ``examples/make_rollouts.py`` (lines of about
 20 KB, 4-16 responses, ties, some unicode), warms the page cache, then runs every
@@ -35,10 +36,13 @@ TIME = "/usr/bin/time"  # GNU time (Debian package "time")
 UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9}
 
 
-def commands(data: Path, out: Path) -> dict[str, list[str]]:
-    """What is timed, by name. ``{out}`` folders are emptied before each run."""
+def commands(data: Path, out: Path, layout: str = "prompt") -> dict[str, list[str]]:
+    """What is timed, by name. ``{out}`` folders are emptied before each run.
+
+    A dump layout (one line per response) has no original to compare with: the script can't group lines.
+    """
     files = " ".join(f"'{p}'" for p in sorted(data.glob("*.jsonl")))
-    return {
+    runs = {
         "original: load + 7 metrics": [PY, "benchmarks/original.py", "-i", str(data), "--all-metrics"],
         "ours: load + 7 metrics (--dry-run)": [PY, "-m", "bucketing", "-i", str(data), "--dry-run"],
         "original: full run": [PY, "benchmarks/original.py", "-i", str(data), "-o", str(out / "original")],
@@ -48,6 +52,7 @@ def commands(data: Path, out: Path) -> dict[str, list[str]]:
         "cat > file": ["sh", "-c", f"mkdir -p '{out}/cat' && cat {files} > '{out}/cat/all.jsonl'"],
         "cat > file + sync": ["sh", "-c", f"mkdir -p '{out}/cat' && cat {files} > '{out}/cat/all.jsonl' && sync '{out}/cat/all.jsonl'"],
     }
+    return {name: argv for name, argv in runs.items() if layout == "prompt" or not name.startswith("original")}
 
 
 def timed(argv: list[str], scratch: Path) -> tuple[float, int]:
@@ -73,14 +78,15 @@ def timed(argv: list[str], scratch: Path) -> tuple[float, int]:
     return wall, int(report.read_text().split()[-1]) * 1024  # KiB
 
 
-def benchmark_size(size: int, rounds: int, work: Path) -> dict:
-    data = work / f"data-{size}"
+def benchmark_size(size: int, rounds: int, work: Path, layout: str = "prompt") -> dict:
+    data = work / (f"data-{size}" if layout == "prompt" else f"data-{layout}-{size}")
     if not (data / "done").exists():
         shutil.rmtree(data, ignore_errors=True)
-        make_rollouts(data, files=16, seed=1, line_bytes=20_000, size_bytes=size)
+        line_bytes = 20_000 if layout == "prompt" else 4_000
+        make_rollouts(data, files=16, seed=1, line_bytes=line_bytes, size_bytes=size, layout=layout)
         (data / "done").write_text("")
     out = work / "out"
-    runs = commands(data, out)
+    runs = commands(data, out, layout)
     subprocess.run(runs["cat > /dev/null"], check=True)  # warm the page cache
     samples: dict[str, list[tuple[float, int]]] = {name: [] for name in runs}
     for _ in range(rounds):
@@ -93,6 +99,7 @@ def benchmark_size(size: int, rounds: int, work: Path) -> dict:
     result = {
         "bytes": sum(p.stat().st_size for p in data.glob("*.jsonl")),
         "rollouts": summary["totals"]["rollouts"],
+        "lines": summary["totals"]["rollout_lines"],
         "median_seconds": {name: statistics.median(w for w, _ in s) for name, s in samples.items()},
         "peak_rss_bytes": {name: max(r for _, r in s) for name, s in samples.items()},
         "all_seconds": {name: [w for w, _ in s] for name, s in samples.items()},
@@ -101,15 +108,18 @@ def benchmark_size(size: int, rounds: int, work: Path) -> dict:
     return result
 
 
+RATIOS = {  # name: (numerator, denominator)
+    "load: original / ours (target >= 30)": ("original: load + 7 metrics", "ours: load + 7 metrics (--dry-run)"),
+    "load: ours / cat > /dev/null (target <= 4)": ("ours: load + 7 metrics (--dry-run)", "cat > /dev/null"),
+    "full: original / ours (target >= 16)": ("original: full run", "ours: full run"),
+    "full: original / ours --no-fsync": ("original: full run", "ours: full run --no-fsync"),
+    "full: ours / (cat > file + sync)": ("ours: full run", "cat > file + sync"),
+    "full: ours --no-fsync / cat > file (target <= 1.4)": ("ours: full run --no-fsync", "cat > file"),
+}
+
+
 def ratios(t: dict[str, float]) -> dict[str, float]:
-    return {
-        "load: original / ours (target >= 30)": t["original: load + 7 metrics"] / t["ours: load + 7 metrics (--dry-run)"],
-        "load: ours / cat > /dev/null (target <= 4)": t["ours: load + 7 metrics (--dry-run)"] / t["cat > /dev/null"],
-        "full: original / ours (target >= 16)": t["original: full run"] / t["ours: full run"],
-        "full: original / ours --no-fsync": t["original: full run"] / t["ours: full run --no-fsync"],
-        "full: ours / (cat > file + sync)": t["ours: full run"] / t["cat > file + sync"],
-        "full: ours --no-fsync / cat > file (target <= 1.4)": t["ours: full run --no-fsync"] / t["cat > file"],
-    }
+    return {name: t[a] / t[b] for name, (a, b) in RATIOS.items() if a in t and b in t}
 
 
 def interactive(rollouts: int, rounds: int = 20) -> dict:
@@ -176,11 +186,12 @@ def parse_size(text: str) -> int:
 
 
 def report(results: dict) -> str:
-    lines = [f"Machine: {results['machine']}", ""]
+    lines = [f"Machine: {results['machine']}; layout: {results['layout']}", ""]
     names = list(next(iter(results["sizes"].values()))["median_seconds"])
     header = "| | " + " | ".join(f"{size}" for size in results["sizes"]) + " |"
     lines += [header, "|---" * (len(results["sizes"]) + 1) + "|"]
     lines.append("| rollouts | " + " | ".join(f"{r['rollouts']:,}" for r in results["sizes"].values()) + " |")
+    lines.append("| lines | " + " | ".join(f"{r['lines']:,}" for r in results["sizes"].values()) + " |")
     for name in names:
         cells = [f"{r['median_seconds'][name]:.2f} s ({r['peak_rss_bytes'][name] / 2**20:,.0f} MiB)"
                  for r in results["sizes"].values()]
@@ -199,12 +210,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rollouts", type=int, default=1_000_000, help="table size for the interactive timings")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bucketing-benchmark"), help="data and scratch space")
+    parser.add_argument("--layout", default="prompt", choices=("prompt", "verl", "skyrl", "nemo"),
+                        help="the data's layout (examples/make_rollouts.py --layout)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    results = {"machine": machine(), "sizes": {}}
+    results = {"machine": machine(), "layout": args.layout, "sizes": {}}
     for text in args.sizes.split(","):
         print(f"{text}: generating and timing ...", file=sys.stderr, flush=True)
-        results["sizes"][text] = benchmark_size(parse_size(text), args.rounds, args.work)
+        results["sizes"][text] = benchmark_size(parse_size(text), args.rounds, args.work, args.layout)
     print(f"interactive work on {args.rollouts:,} rollouts ...", file=sys.stderr, flush=True)
     results["interactive"] = interactive(args.rollouts)
     folder = ROOT / "benchmarks" / "results"

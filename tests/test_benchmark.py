@@ -23,3 +23,17 @@ def test_the_benchmark_runs_and_reports_every_measurement(tmp_path):
     results = json.loads(saved.read_text())
     assert results["sizes"]["5MB"]["rollouts"] > 0
     assert all(seconds > 0 for seconds in results["sizes"]["5MB"]["median_seconds"].values())
+
+
+def test_the_benchmark_times_a_trainer_dump(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "benchmarks/run.py", "--sizes", "2MB", "--rounds", "1", "--rollouts", "1000",
+         "--work", str(tmp_path), "--layout", "verl"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "layout: verl" in result.stdout and "ours: full run" in result.stdout
+    assert "original" not in result.stdout  # the original script can't group lines into prompts
+    saved = json.loads(sorted((ROOT / "benchmarks" / "results").glob("*.json"))[-1].read_text())
+    point = saved["sizes"]["2MB"]
+    assert point["lines"] > point["rollouts"] > 0
