@@ -159,34 +159,63 @@ def _group_fields(paths: dict[int, tuple[str, ...]], depth: int) -> tuple[list, 
 
 
 def _key_function(getters: list[tuple[str, tuple[str, ...]]]) -> Callable[[Any], bytes]:
+    if len(getters) == 1 and len(getters[0][1]) == 1:  # one top-level field, the usual case: no loops
+        field, (attribute,) = getters[0]
+
+        def key(obj: Any) -> bytes:
+            return _digest([_canonical_raw(getattr(obj, attribute), field)])
+
+        return key
+
     def key(obj: Any) -> bytes:
         parts = []
         for field, attributes in getters:
             item = obj
             for attribute in attributes:
-                item = getattr(item, attribute) if item is not None else _UNSET
-                if item is _UNSET:
-                    raise BadScores(MISSING_GROUP, f"no field {field}")
-            if item is None:  # a sub-object on the way is null
-                raise BadScores(MISSING_GROUP, f"no field {field}")
-            raw = bytes(item)
-            if raw == b"null":
-                raise BadScores(MISSING_GROUP, f"{field} is null")
-            # a string without escapes is already in canonical form (the common case, and the cheap one)
-            parts.append(raw if raw[:1] == b'"' and b"\\" not in raw else _canonical(msgspec.json.decode(raw)))
+                if item is None or item is _UNSET:  # an object on the way is null or missing
+                    break
+                item = getattr(item, attribute)
+            parts.append(_canonical_raw(item, field))
         return _digest(parts)
 
     return key
 
 
+# escapes that msgspec's encoder also writes, and only so: a string that uses no others is canonical
+_NOT_CANONICAL = (b"\\u", b"\\/")
+
+
+def _canonical_raw(raw: Any, field: str) -> bytes:
+    """The canonical spelling of a raw JSON value (see :func:`_canonical`); raises for a missing or null one."""
+    if raw is _UNSET or raw is None:  # None: a sub-object on the way is null
+        raise BadScores(MISSING_GROUP, f"no field {field}")
+    raw = bytes(raw)
+    if raw[:1] == b'"' and _NOT_CANONICAL[0] not in raw and _NOT_CANONICAL[1] not in raw:
+        return raw  # the common case, and the cheap one
+    if raw == b"null":
+        raise BadScores(MISSING_GROUP, f"{field} is null")
+    return _canonical(msgspec.json.decode(raw))
+
+
 def _canonical(value: Any) -> bytes:
     """One spelling per JSON value: object keys sorted, 12 and 12.0 alike, "\\u00e9" and "é" alike."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return _CANONICAL.encode(value)
+    return _CANONICAL.encode(_integral(value))
+
+
+def _integral(value: Any) -> Any:
+    """``value`` with every float that is a whole number made an int, at any depth."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    return value
 
 
 def _digest(parts: list[bytes]) -> bytes:
+    if len(parts) == 1:
+        return hashlib.blake2b(parts[0], digest_size=KEY_BYTES).digest()
     digest = hashlib.blake2b(digest_size=KEY_BYTES)
     for part in parts:
         digest.update(len(part).to_bytes(8, "little"))

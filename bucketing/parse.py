@@ -186,13 +186,13 @@ def second_look(
         return None, None, bad.reason, bad.detail, True
     # Python's parser is laxer than JSON (NaN, lone surrogates, any depth it can recurse):
     try:
-        msgspec.json.decode(raw)
+        strict = msgspec.json.decode(raw)
     except RecursionError:
         return None, None, sp.TOO_DEEP, "more levels of [ ] and { } than the parser allows", True
     except msgspec.DecodeError as exc:
         return None, None, sp.INVALID_JSON, str(exc).removeprefix("JSON is malformed: "), True
-    try:
-        key = layout.key_of_value(value) if layout.grouped else None
+    try:  # from msgspec's reading, whose numbers are those of the fast path (json's here are all floats)
+        key = layout.key_of_value(strict) if layout.grouped else None
     except sp.BadScores as bad:
         return None, None, bad.reason, bad.detail, True
     return scores, key, "", "", True  # valid JSON whose last duplicate key holds the scores
