@@ -30,11 +30,13 @@ _UNSET = msgspec.UNSET
 
 
 def parse_group_by(text: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
-    """``"step,input"`` or ``["step", "input"]`` -> ``("step", "input")``; empty or None -> ``()``."""
-    if not text:
+    """``"step,input"`` or ``["step", "input"]`` -> ``("step", "input")``; None or ``[]`` -> ``()``."""
+    if text is None or (not text and not isinstance(text, str)):
         return ()
     parts = text.split(",") if isinstance(text, str) else [p for item in text for p in item.split(",")]
     fields = tuple(part.strip() for part in parts if part.strip())
+    if not fields:
+        raise BucketingError(f"--group-by {text!r} names no field: give one or more, e.g. input or step,input")
     for field in fields:
         if not _FIELD.match(field):
             raise BucketingError(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import itertools
 import json
 import pickle
 from collections import Counter
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bucketing
@@ -129,7 +130,8 @@ def test_generated_dumps_are_detected_and_grouped_like_the_oracle(tmp_path, monk
         for path, number, _ in group["lines"]:
             by_position[(path.name, number)] = rank[key]
     names = [f.path.name for f in data.files]
-    actual = {(names[f], int(ln)): int(r) for f, ln, r in zip(data.lines["file_id"], data.lines["line"], data.lines["rollout"])}
+    lines = data.lines
+    actual = {(names[f], int(ln)): int(r) for f, ln, r in zip(lines["file_id"], lines["line"], lines["rollout"])}
     assert actual == by_position
 
     # each rollout's scores are its lines' scores in input order; its row is its first line
@@ -137,7 +139,8 @@ def test_generated_dumps_are_detected_and_grouped_like_the_oracle(tmp_path, monk
     for r, key in enumerate(keys):
         assert rollout_scores(data, r) == groups[key]["scores"]
         first_path, first_line, _ = groups[key]["lines"][0]
-        assert (names[int(data.rows["file_id"].iat[r])], int(data.rows["line"].iat[r])) == (first_path.name, first_line)
+        row = data.rows.iloc[r]
+        assert (names[int(row["file_id"])], int(row["line"])) == (first_path.name, first_line)
         assert table["lines"].iat[r] == len(groups[key]["lines"])
         assert table["n"].iat[r] == len(groups[key]["scores"])
     means = np.array([np.mean(groups[key]["scores"]) for key in keys])
@@ -148,13 +151,14 @@ def test_generated_dumps_are_detected_and_grouped_like_the_oracle(tmp_path, monk
     monkeypatch.setattr(LOAD_MODULE, "PARALLEL_MIN_BYTES", 1)
     chunks = LOAD_MODULE.make_chunks(data.files, data.layout, 1 << 20, False)
     assert len(chunks) >= 3 * len(paths)
-    parallel = bucketing.load(tmp_path / "in", workers=2)
-    pd.testing.assert_frame_equal(parallel.lines, data.lines)
-    pd.testing.assert_frame_equal(parallel.rows, data.rows)
-    np.testing.assert_array_equal(parallel.scores.flat, data.scores.flat)
-    np.testing.assert_array_equal(parallel.scores.counts, data.scores.counts)
-    pd.testing.assert_frame_equal(parallel.table(), table)
-    assert parallel.layout == data.layout and parallel.totals == data.totals
+    for workers in (2, None):  # None: one per core, as PARALLEL_MIN_BYTES is now passed
+        parallel = bucketing.load(tmp_path / "in", workers=workers)
+        pd.testing.assert_frame_equal(parallel.lines, data.lines)
+        pd.testing.assert_frame_equal(parallel.rows, data.rows)
+        np.testing.assert_array_equal(parallel.scores.flat, data.scores.flat)
+        np.testing.assert_array_equal(parallel.scores.counts, data.scores.counts)
+        pd.testing.assert_frame_equal(parallel.table(), table)
+        assert parallel.layout == data.layout and parallel.totals == data.totals
 
 
 # ----------------------------------------------------------------------------------------------
@@ -168,13 +172,13 @@ SPLIT_FILES = {
         b'{"input":"B","output":"b1","score":0}',
         b'{"input": "C", "output": "c1",   "score": 1.0}',
         b'{"input": "A \\u00e9", "output": "a2", "score": 1}',
-        b'{"input": "D", "output": "d1", "score": 0.5}',
+        b'{"input": "D", "output": "d1", "score": 0.0}',  # D ties with B (mean 0): their lines interleave
     ],
     "10.jsonl": [
         b'{"input": "B", "output": "b2", "score": 0}',
         b'{"output": "a3", "input": "A \xc3\xa9", "score": 0}',
         b'{"input": "C", "output": "c2", "score": 1}',
-        b'{"input": "D", "output": "d2", "score": 0.25}',
+        b'{"input": "D", "output": "d2", "score": 0}',
         b'{"input": "E", "output": "e1", "score": 0.75}',
     ],
 }
@@ -198,12 +202,13 @@ def test_a_group_split_across_files_is_one_rollout_with_all_its_scores(tmp_path)
     data = bucketing.load(tmp_path / "in", scores="score", group_by="input")
     groups = oracle_groups(paths, ("input",), "score")
     assert len(data.rows) == len(groups) == 5
-    first = list(groups)[0]
+    first = next(iter(groups))
     assert len({p for p, _, _ in groups[first]["lines"]}) == 2
     assert rollout_scores(data, 0) == groups[first]["scores"] == [1.0, 1.0, 0.0]
     assert [rollout_scores(data, r) for r in range(len(groups))] == [g["scores"] for g in groups.values()]
-    lines = data.lines_of(0)
-    assert [(data.files[int(data.lines["file_id"].iat[i])].path.name, int(data.lines["line"].iat[i])) for i in lines] == [
+    of_first = data.lines.iloc[data.lines_of(0)]
+    names = [f.path.name for f in data.files]
+    assert [(names[f], int(n)) for f, n in zip(of_first["file_id"], of_first["line"])] == [
         (p.name, n) for p, n, _ in groups[first]["lines"]]
 
 
@@ -231,8 +236,9 @@ def test_export_keeps_each_group_in_one_bucket_byte_identical(tmp_path, order):
         for line in read_out(out, bucket["file"]):
             assert bucket_of.setdefault(key_of[line], bucket["name"]) == bucket["name"]  # a group in one file
     assert set(bucket_of) == set(groups)
+    assert bucket_of[canonical(["B"])] == bucket_of[canonical(["D"])]  # tied means: one bucket, lines interleaved
     ranked = [[mean[k] for k in groups if bucket_of[k] == b["name"]] for b in manifest["buckets"]]
-    for easier, harder in zip(ranked, ranked[1:]):  # buckets easiest first
+    for easier, harder in itertools.pairwise(ranked):  # buckets easiest first
         if easier and harder:
             assert min(easier) > max(harder)
 
@@ -278,21 +284,22 @@ def test_booleans_count_as_1_and_0_only_for_a_named_score_path(tmp_path):
     raw = [b'{"input": "q", "output": "a", "score": 1, "acc": true}',
            b'{"input": "q", "output": "b", "score": 0, "acc": false}',
            b'{"input": "q", "output": "c", "score": true, "acc": 1}',
-           b'{"input": "q", "output": "d", "score": 0.5, "acc": 0.5}']
+           b'{"input": "q", "output": "d", "score": 0.5, "acc": 0.5}',
+           b'{"input": "q", "output": "e", "score": 0, "score": 1, "acc": "x", "acc": true}']  # read slowly
     write_lines(tmp_path / "in" / "a.jsonl", raw)
 
     named = bucketing.load(tmp_path / "in", scores="acc", group_by="input")
     assert len(named.rows) == 1 and named.totals["skipped"] == 0
-    assert rollout_scores(named, 0) == [1.0, 0.0, 1.0, 0.5]
+    assert rollout_scores(named, 0) == [1.0, 0.0, 1.0, 0.5, 1.0]
     assert named.detected is False and named.layout.booleans
 
     named_score = bucketing.load(tmp_path / "in", scores="score", group_by="input")
-    assert rollout_scores(named_score, 0) == [1.0, 0.0, 1.0, 0.5]
+    assert rollout_scores(named_score, 0) == [1.0, 0.0, 1.0, 0.5, 1.0]
 
     for group_by in (None, "input"):  # detected: the verl layout, or only the score path
         detected = bucketing.load(tmp_path / "in", group_by=group_by)
         assert detected.detected and detected.layout.scores == "score" and detected.layout.group_by == ("input",)
-        assert rollout_scores(detected, 0) == [1.0, 0.0, 0.5]
+        assert rollout_scores(detected, 0) == [1.0, 0.0, 0.5, 1.0]
         assert detected.skipped["reason"].tolist() == [sp.NOT_NUMBER]
         assert detected.skipped["line"].tolist() == [3]
         assert "boolean" in detected.skipped["detail"].iat[0]
@@ -387,6 +394,9 @@ def rollouts_of(tmp_path: Path, lines: list[bytes], group_by="g", name="x") -> l
         (b'"\\u00e9"', b'"\\u00E9"', True),
         (b'"a/b"', b'"a\\/b"', True),
         (b'"\xf0\x9f\x99\x82"', b'"\\ud83d\\ude42"', True),  # a surrogate pair
+        (b'"\\b\\f\\t\\n\\r"', b'"\\u0008\\u000c\\u0009\\u000A\\u000d"', True),
+        (b'"\\"\\\\"', b'"\\u0022\\u005c"', True),
+        (b'"\x7f\xe2\x80\xa8"', b'"\\u007f\\u2028"', True),
         (b"12", b"12.0", True),
         (b"12", b"1.2e1", True),
         (b"0", b"-0.0", True),
@@ -445,8 +455,10 @@ def test_group_by_step_and_input_separates_the_steps(tmp_path):
 
 def test_group_fields_are_not_concatenated_ambiguously(tmp_path):
     lines = [jline(a="x,y", b="z", score=1), jline(a="x", b="y,z", score=0),
-             jline(a="xy", b="", score=0), jline(a="x", b="y", score=0)]
-    assert rollouts_of(tmp_path, lines, "a,b") == [0, 1, 2, 3]
+             jline(a="xy", b="", score=0), jline(a="x", b="y", score=0),
+             jline(a=1, b=23, score=0), jline(a=12, b=3, score=0), jline(a=[1], b=[2], score=0),
+             jline(a=[1, 2], b=[], score=0)]
+    assert rollouts_of(tmp_path, lines, "a,b") == list(range(len(lines)))
 
 
 def test_groups_span_files_in_subfolders_and_compressed_files(tmp_path):
@@ -548,6 +560,8 @@ def test_group_by_alone_detects_the_score_path(tmp_path, line, scores):
     ["--scores", "score", "--group-by", "a.b,a"],
     ["--scores", "score", "--group-by", "a,a.b"],
     ["--group-by", "reward"],  # detection lands on reward[].score
+    ["--scores", "score", "--group-by", ""],
+    ["--scores", "score", "--group-by", " , "],
 ])
 def test_bad_group_by_values_are_one_line_errors(tmp_path, flags):
     write_lines(tmp_path / "in" / "a.jsonl", [
@@ -665,12 +679,15 @@ def test_preview_of_a_nemo_conversation_gives_the_assistant_turns(tmp_path):
         return jline(content=[{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
                      rewards=reward, idx=idx, generation_lengths=len(answer))
 
-    write_lines(tmp_path / "in" / "train_data_step1.jsonl", [nemo(4, "What is 6*7?", "42", 1), nemo(5, "Name a colour.", "red", 1)])
-    write_lines(tmp_path / "in" / "train_data_step2.jsonl", [nemo(4, "What is 6*7?", "41", 0), nemo(4, "What is 6*7?", "forty-two", 0.5)])
+    question = "What is 6*7?"
+    write_lines(tmp_path / "in" / "train_data_step1.jsonl",
+                [nemo(4, question, "42", 1), nemo(5, "Name a colour.", "red", 1)])
+    write_lines(tmp_path / "in" / "train_data_step2.jsonl",
+                [nemo(4, question, "41", 0), nemo(4, question, "forty-two", 0.5)])
     data = bucketing.load(tmp_path / "in")
     assert data.layout.name == "NeMo-RL dump" and data.layout.group_by == ("idx",)
     shown, other = preview(data, [0, 1])
-    assert "What is 6*7?" in shown.prompt and "42" not in shown.prompt
+    assert question in shown.prompt and "42" not in shown.prompt
     assert shown.responses == ["42", "41", "forty-two"] and shown.scores == [1.0, 0.0, 0.5]
     assert shown.where == "train_data_step1.jsonl:1 + 2 more lines"
     assert other.responses == ["red"] and other.scores == [1.0] and other.where == "train_data_step1.jsonl:2"
