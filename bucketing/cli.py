@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     get_metric(metric)
     _say(human, f"\n{RULE}\n{_headline(args, saved, metric)}\n{RULE}\n")
 
+    if saved and args.scores is None and args.group_by is None and not saved["params"].get("scores_detected", True):
+        args.scores, args.group_by = saved["params"]["scores"], saved["params"].get("group_by") or None  # its layout too
     bar = None if args.json else ProgressBar("Reading")
     try:
         data = load(args.input_dir, scores=args.scores, group_by=args.group_by, max_line_bytes=args.max_line_bytes, strict=args.strict,

@@ -94,12 +94,13 @@ def test_the_layout_table_lists_every_layout_detection_knows():
     from bucketing.layout import Layout
 
     rows = re.findall(r"^\| (.+?) \| (.+?) \| `(.+?)`", section("Input layouts"), re.M)
-    documented = {name: flags for name, _, flags in rows}
+    flags = {name: flag for name, _, flag in rows}
+    recognised = {name: how for name, how, _ in rows}
     for shape in DUMPS:
-        name = next(n for n in documented if n.startswith(shape.name))
-        assert documented[name] == shlex.join(Layout(shape.scores, shape.group_by).flags())
-        assert all(f"`{field}`" in dict((n, w) for n, w, _ in rows)[name] for field in (*shape.needs, *shape.group_by))
-    per_prompt = next(w for n, w, _ in rows if n == "one line per prompt")
+        name = next(n for n in flags if n.startswith(shape.name))
+        assert flags[name] == shlex.join(Layout(shape.scores, shape.group_by).flags())
+        assert all(f"`{field}`" in recognised[name] for field in (*shape.needs, *shape.group_by))
+    per_prompt = recognised["one line per prompt"]
     assert all(f"`{shape.scores}`" in per_prompt for shape in PER_PROMPT)
 
 

@@ -702,3 +702,20 @@ def test_preview_of_the_generated_dumps(tmp_path):
         for shown, group in zip(preview(data, rows), groups.values()):
             assert shown.scores == group["scores"][:32]
             assert shown.responses is not None and len(shown.responses) == min(len(group["lines"]), 32)
+
+
+def test_from_manifest_reuses_the_layout_that_was_set(tmp_path):
+    """The next step's dump is grouped as the saved run was, without repeating --scores / --group-by."""
+    for step in (1, 2):
+        write_lines(tmp_path / f"step{step}" / "a.jsonl", [
+            jline(q="x", step=step, ok=True), jline(q="x", step=step, ok=False),
+            jline(q="y", step=step, ok=True), jline(q="y", step=step, ok=True),
+        ])
+    first = run_cli("-i", tmp_path / "step1", "-o", tmp_path / "out1", "-n", "2", "--scores", "ok", "--group-by", "q")
+    assert first.returncode == 0, first.stderr
+    again = run_cli("-i", tmp_path / "step2", "-o", tmp_path / "out2", "--json",
+                    "--from-manifest", tmp_path / "out1" / "manifest.json")
+    assert again.returncode == 0, again.stderr
+    manifest = json.loads(again.stdout)
+    assert manifest["params"]["scores"] == "ok" and manifest["params"]["group_by"] == ["q"]
+    assert manifest["totals"]["rollouts"] == 2 and [b["count"] for b in manifest["buckets"]] == [1, 1]
