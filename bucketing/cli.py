@@ -77,6 +77,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("--from-manifest", metavar="FILE", help="apply the metric, params, cut points and names of a saved manifest")
     add("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES, help="skip longer lines (default: 64 MiB)")
     add("--workers", type=int, help="processes for reading (default: one per core on large inputs)")
+    add("--engine", choices=("local", "ray"), default="local",
+        help="local: this machine (default); ray: a Ray cluster through Ray Data (pip install -r requirements-cluster.txt)")
+    add("--ray-address", metavar="ADDRESS", help="with --engine ray: the cluster to join (auto, ray://host:port); "
+                                                 "default: start Ray on this machine")
+    add("--single-file", action="store_true",
+        help="with --engine ray: one {prefix}{name}.jsonl per bucket instead of a folder of part files")
     add("--plugin", action="append", default=[], metavar="MODULE",
         help="import a module or .py file first (e.g. one that calls bucketing.register_metric)")
     return parser
@@ -114,8 +120,13 @@ def run(args: argparse.Namespace) -> int:
         args.scores, args.group_by = saved["params"]["scores"], saved["params"].get("group_by") or None  # its layout too
     bar = None if args.json else ProgressBar("Reading")
     try:
-        data = load(args.input_dir, scores=args.scores, group_by=args.group_by, max_line_bytes=args.max_line_bytes, strict=args.strict,
-                    workers=args.workers, progress=bar)
+        if args.engine == "ray":
+            data = _ray_engine().load(args.input_dir, scores=args.scores, group_by=args.group_by,
+                                      max_line_bytes=args.max_line_bytes, strict=args.strict,
+                                      address=args.ray_address, progress=bar)
+        else:
+            data = load(args.input_dir, scores=args.scores, group_by=args.group_by, max_line_bytes=args.max_line_bytes,
+                        strict=args.strict, workers=args.workers, progress=bar)
     finally:
         bar and bar.close()
     for warning in data.warnings:
@@ -139,19 +150,24 @@ def run(args: argparse.Namespace) -> int:
     if not args.dry_run:
         bar = None if args.json else ProgressBar("Writing")
         try:
-            export(data, plan, args.output_dir, values=values, prefix=args.prefix, order=args.order,
-                   overwrite=args.overwrite, progress=bar, fsync=args.fsync)
+            if args.engine == "ray":
+                manifest = _ray_engine().export(data, plan, args.output_dir, values=values, prefix=args.prefix,
+                                                order=args.order, overwrite=args.overwrite,
+                                                single_file=args.single_file, progress=bar)
+            else:
+                export(data, plan, args.output_dir, values=values, prefix=args.prefix, order=args.order,
+                       overwrite=args.overwrite, progress=bar, fsync=args.fsync)
         finally:
             bar and bar.close()
-        out = Path(args.output_dir)
+        out = args.output_dir.rstrip("/") + "/"  # a path or a URI
         _say(human, "")
         for bucket in manifest["buckets"]:
             lines = f" ({bucket['lines']} lines)" if layout.grouped else ""
-            _say(human, f"Saved {bucket['count']} rollouts{lines} to {display(out / bucket['file'])}")
+            _say(human, f"Saved {bucket['count']} rollouts{lines} to {display(out + bucket['file'])}")
         if manifest["skipped_file"]:
-            _say(human, f"Saved {totals['skipped']} skipped lines to {display(out / manifest['skipped_file'])}")
-        _say(human, f"Saved manifest to {display(out / (args.prefix + MANIFEST))}")
-        _say(human, f"\n{RULE}\nBucketing complete! Output saved to {display(out)}\n{RULE}\n")
+            _say(human, f"Saved {totals['skipped']} skipped lines to {display(out + manifest['skipped_file'])}")
+        _say(human, f"Saved manifest to {display(out + args.prefix + MANIFEST)}")
+        _say(human, f"\n{RULE}\nBucketing complete! Output saved to {display(args.output_dir)}\n{RULE}\n")
     else:
         _say(human, f"\n{RULE}\nDry run: nothing was written\n{RULE}\n")
     if args.json:
@@ -184,9 +200,27 @@ def command_line(input_dir: str, output_dir: str, plan: Plan, *, scores: str | N
     return shlex.join(args)
 
 
+def _ray_engine():
+    """The Ray engine, imported only when asked for (the local engine never needs Ray)."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise BucketingError("--engine ray needs Ray: pip install -r requirements-cluster.txt") from None
+    from . import ray_engine
+
+    return ray_engine
+
+
 def _check_flags(args: argparse.Namespace) -> None:
     if not args.dry_run and not args.output_dir:
         raise BucketingError("-o/--output-dir is required (or pass --dry-run)")
+    if args.engine != "ray":
+        given = [flag for flag, value in [("--ray-address", args.ray_address), ("--single-file", args.single_file)]
+                 if value]
+        if given:
+            raise BucketingError(f"{', '.join(given)} applies to --engine ray")
+    elif args.order != "input":
+        raise BucketingError("--engine ray writes lines in input order; drop --order difficulty (or use --engine local)")
     if args.from_manifest:
         given = [flag for flag, value in [("-m", args.metric), ("-n", args.num_buckets), ("--thresholds", args.thresholds),
                                           ("--bucket-names", args.bucket_names), ("--k", args.k),

@@ -94,8 +94,9 @@ def check_targets(out: Path, names: list[str], dataset: Dataset, overwrite: bool
     """Refuse to replace files without ``overwrite``, and ever to replace (a hard link to) an input file."""
     inputs = {}
     for file in dataset.files:
-        info = os.stat(file.path)
-        inputs[(info.st_dev, info.st_ino)] = file
+        if file.uri is None:
+            info = os.stat(file.path)
+            inputs[(info.st_dev, info.st_ino)] = file
     for name in names:
         target = out / name
         if not os.path.lexists(target):
@@ -119,8 +120,10 @@ def remove_leftovers(out: Path) -> None:
             os.unlink(entry.path)
 
 
-def check_output_dir(out: Path, root: Path) -> None:
+def check_output_dir(out: Path, root: Path | str) -> None:
     """The output may not be the input directory or inside it (it would be read next time)."""
+    if isinstance(root, str):  # a URI: no local folder to be inside of
+        return
     source = root.resolve() if root.is_dir() else root.resolve().parent
     target = out.resolve()
     if target == source or source in target.parents:
@@ -131,6 +134,8 @@ def check_output_dir(out: Path, root: Path) -> None:
 
 def check_unchanged(dataset: Dataset) -> None:
     for file in dataset.files:
+        if file.uri is not None:
+            continue  # object stores: the spool taken at export time is what gets copied
         try:
             info = os.stat(file.path)
         except OSError as exc:
@@ -139,18 +144,27 @@ def check_unchanged(dataset: Dataset) -> None:
             raise BucketingError(f"{display(file.rel)} changed since it was loaded; load the input again")
 
 
+def every_line(dataset: Dataset, ids: np.ndarray, buckets: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every non-blank input line (good, then skipped): its file_id, offset, length, clean, and its output.
+
+    The output of a good line is its rollout's bucket (``ids``); skipped lines go to output ``buckets``.
+    """
+    lines, skipped = dataset.lines, dataset.skipped
+    dest = np.concatenate([ids.astype(np.int64)[lines["rollout"].to_numpy()], np.full(len(skipped), buckets)])
+    columns = {
+        key: np.concatenate([lines[key].to_numpy(), skipped[key].to_numpy()]).astype(np.int64)
+        for key in ("file_id", "offset", "length", "clean")
+    }
+    return columns, dest
+
+
 def _pieces(dataset: Dataset, plan: Plan, values: np.ndarray, ids: np.ndarray, order: str) -> list[dict]:
     """Per output file, in the order to write: arrays file_id, offset, length, clean.
 
     Every line goes where its rollout goes; a rollout's lines stay in input order.
     """
-    lines, skipped = dataset.lines, dataset.skipped
-    rollout = lines["rollout"].to_numpy()
-    dest = np.concatenate([ids.astype(np.int64)[rollout], np.full(len(skipped), len(plan.buckets))])
-    columns = {
-        key: np.concatenate([lines[key].to_numpy(), skipped[key].to_numpy()]).astype(np.int64)
-        for key in ("file_id", "offset", "length", "clean")
-    }
+    columns, dest = every_line(dataset, ids, len(plan.buckets))
+    rollout, skipped = dataset.lines["rollout"].to_numpy(), dataset.skipped
     if order == "difficulty":  # easiest first; equal values keep the order of the rollouts' first lines
         easier = -values if get_metric(plan.metric).higher_is_easier else values
         keys = (np.concatenate([easier[rollout], np.zeros(len(skipped))]),
@@ -197,10 +211,10 @@ class _Writer:
         return self.out / f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name}"
 
     def _open_sources(self, file_ids) -> None:
-        """An fd per input file, holding its bytes at the offsets the scan saw (compressed files are spooled)."""
+        """An fd per input file, holding its bytes at the offsets the scan saw (compressed and remote ones spooled)."""
         for file_id in sorted(set(file_ids)):
             file = self.dataset.files[file_id]
-            if file.compression is None:
+            if file.local:
                 self.sources[file_id] = os.open(file.path, os.O_RDONLY)
             else:
                 fd, path = self._temp("spool")

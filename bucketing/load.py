@@ -21,7 +21,7 @@ from .errors import BadLineError, BucketingError, bad_line_text
 from .layout import KEY_BYTES, Layout, parse_group_by
 from .metrics import Params, Scores, compute_all, k_exceeds_n
 from .parse import ROW_FIELDS, Chunk, ChunkResult, scan
-from .sources import DEFAULT_MAX_LINE_BYTES, InputFile, display, find_inputs, line_start_at_or_after
+from .sources import DEFAULT_MAX_LINE_BYTES, InputFile, display, find_inputs, is_uri, line_start_at_or_after
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,7 +42,7 @@ class Dataset:
     A rollout is one line, or with a grouping layout all the lines of one group.
     """
 
-    root: Path
+    root: Path | str  # a str for a URI
     files: list[InputFile]
     lines: pd.DataFrame  # per good line: file_id, line, offset, length, n, clean (followed by exactly "\n"), rollout
     rows: pd.DataFrame  # per rollout: the columns of its first line, n = all its scores; ungrouped: ``lines`` itself
@@ -162,6 +162,32 @@ def load(
     scanned in parallel when there is enough data (``workers``: default, one
     per core).
     """
+    reading = prepare_load(input_path, scores=scores, group_by=group_by, max_line_bytes=max_line_bytes, strict=strict)
+    return reading.finish(run_chunks(reading.chunks, workers, progress, strict))
+
+
+@dataclass
+class Reading:
+    """What a load will read, before reading it: the files, the layout, the chunks (any engine scans these)."""
+
+    root: Path | str
+    files: list[InputFile]
+    warnings: list[str]
+    layout: Layout
+    detected: bool
+    chunks: list[Chunk]
+    strict: bool
+
+    def finish(self, results: list[ChunkResult]) -> Dataset:
+        """The dataset from the chunks' results (in chunk order), checked."""
+        dataset = assemble(self.root, self.files, results, self.layout, self.detected, self.warnings)
+        check_dataset(dataset, results, self.strict)
+        return dataset
+
+
+def prepare_load(input_path: str | os.PathLike, *, scores: str | None = None, group_by=None,
+              max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, strict: bool = False) -> Reading:
+    """Find the files, settle the layout (given, or detected from the first lines) and cut the chunks."""
     files, warnings = find_inputs(input_path)
     if not files:
         raise BucketingError(f"no *.jsonl, *.jsonl.gz or *.jsonl.zst files under {display(input_path)}")
@@ -169,11 +195,9 @@ def load(
         layout = Layout.parse(scores, group_by, booleans=True)
     else:
         layout = detect_layout(files, parse_group_by(group_by))
+    root = input_path if is_uri(input_path) else Path(input_path)
     chunks = make_chunks(files, layout, max_line_bytes, strict)
-    results = run_chunks(chunks, workers, progress, strict)
-    dataset = assemble(Path(input_path), files, results, layout, detected=scores is None, warnings=warnings)
-    check_dataset(dataset, results, strict)
-    return dataset
+    return Reading(root, files, warnings, layout, scores is None, chunks, strict)
 
 
 def make_chunks(files: list[InputFile], layout: Layout, max_line_bytes: int, strict: bool) -> list[Chunk]:
@@ -242,7 +266,7 @@ def _process_context() -> multiprocessing.context.BaseContext:
 
 
 def assemble(
-    root: Path, files: list[InputFile], results: list[ChunkResult], layout: Layout, detected: bool, warnings: list[str]
+    root: Path | str, files: list[InputFile], results: list[ChunkResult], layout: Layout, detected: bool, warnings: list[str]
 ) -> Dataset:
     """Join the chunks' results into one dataset, with line numbers counted per file and lines grouped."""
     import pandas as pd

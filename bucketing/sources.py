@@ -29,15 +29,25 @@ BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, dropped at the start of a file
 class InputFile:
     """One input file as it was when it was found."""
 
-    path: Path  # as found under the input root (not resolved)
+    path: Path  # as found under the input root (not resolved); for a URI, the path part
     rel: str  # path relative to the input root, for messages and the manifest
     size: int
     mtime_ns: int
+    uri: str | None = None  # set for files read through pyarrow's file systems (s3://, gs://, file://)
 
     @property
     def compression(self) -> str | None:
         name = self.path.name
         return "gz" if name.endswith(".gz") else "zst" if name.endswith(".zst") else None
+
+    @property
+    def local(self) -> bool:
+        """A plain local file: readable at any offset with ``os.pread``."""
+        return self.uri is None and self.compression is None
+
+
+def is_uri(path: str | os.PathLike) -> bool:
+    return isinstance(path, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path) is not None
 
 
 def display(path: str | os.PathLike) -> str:
@@ -60,6 +70,8 @@ def find_inputs(root: str | os.PathLike) -> tuple[list[InputFile], list[str]]:
     Returns the files and warnings about what was passed over (loops, FIFOs,
     dangling links, unreadable files, the same file reached twice).
     """
+    if is_uri(root):
+        return _find_uri_inputs(root), []
     root = Path(root)
     try:
         top = root.stat()
@@ -114,9 +126,47 @@ def find_inputs(root: str | os.PathLike) -> tuple[list[InputFile], list[str]]:
     return found, warnings
 
 
+def _find_uri_inputs(root: str) -> list[InputFile]:
+    """The input files under a URI (a file or a folder, recursively), through pyarrow's file systems."""
+    import pyarrow
+    import pyarrow.fs as pafs
+
+    try:
+        fs, base = pafs.FileSystem.from_uri(root)
+        top = fs.get_file_info(base)
+        if top.type == pafs.FileType.File:
+            infos, prefix = [top], base.rsplit("/", 1)[0] + "/"
+        elif top.type == pafs.FileType.Directory:
+            infos, prefix = fs.get_file_info(pafs.FileSelector(base, recursive=True)), base.rstrip("/") + "/"
+        else:
+            raise BucketingError(f"input {display(root)} can't be read: not found")
+    except (OSError, ValueError, pyarrow.ArrowException) as exc:
+        raise BucketingError(f"input {display(root)} can't be read: {exc}") from None
+    scheme = root.split("://", 1)[0]
+    found = [
+        InputFile(Path(info.path), info.path.removeprefix(prefix), info.size, info.mtime_ns or 0,
+                  uri=f"{scheme}://{info.path}" if scheme != "file" else f"file://{info.path}")
+        for info in infos
+        if info.type == pafs.FileType.File and info.base_name.endswith(SUFFIXES)
+    ]
+    if top.type == pafs.FileType.File and not found:
+        raise BucketingError(f"input {display(root)} is not a .jsonl, .jsonl.gz or .jsonl.zst file")
+    return sorted(found, key=lambda f: natural_key(f.rel))
+
+
+def _open_raw(file: InputFile) -> BinaryIO:
+    """The file's stored bytes, local or through pyarrow's file system for its URI."""
+    if file.uri is None:
+        return open(file.path, "rb", buffering=0)
+    import pyarrow.fs as pafs
+
+    fs, path = pafs.FileSystem.from_uri(file.uri)
+    return fs.open_input_file(path)
+
+
 def open_stream(file: InputFile) -> BinaryIO:
     """The file's decompressed bytes as an unbuffered binary stream with ``readinto``."""
-    raw = open(file.path, "rb", buffering=0)
+    raw = _open_raw(file)
     if file.compression == "gz":
         return gzip.GzipFile(fileobj=raw, mode="rb")
     if file.compression == "zst":
@@ -179,10 +229,13 @@ class _ZstdReader(io.RawIOBase):
 
 def read_range(file: InputFile, offset: int, length: int) -> bytes:
     """``length`` bytes of the file's (decompressed) content from ``offset``."""
-    if file.compression is None:
+    if file.local:
         with open(file.path, "rb") as f:
             return os.pread(f.fileno(), length, offset)
-    with open_stream(file) as stream:  # compressed: decompress up to the offset
+    with open_stream(file) as stream:  # compressed or remote: read up to the offset
+        if file.compression is None:
+            stream.seek(offset)
+            offset = 0
         while offset > 0:
             skipped = len(stream.read(min(offset, WINDOW)))
             if not skipped:
@@ -215,7 +268,7 @@ def line_start_at_or_after(file: InputFile, position: int) -> int:
     """Offset of the first line that starts at or after ``position`` (plain files only)."""
     if position <= 0:
         return 0
-    with open(file.path, "rb", buffering=0) as f:
+    with _open_raw(file) as f:
         f.seek(position - 1)
         offset = position - 1
         while chunk := f.read(1 << 20):

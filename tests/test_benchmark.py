@@ -37,3 +37,11 @@ def test_the_benchmark_times_a_trainer_dump(tmp_path):
     saved = json.loads(sorted((ROOT / "benchmarks" / "results").glob("*.json"))[-1].read_text())
     point = saved["sizes"]["2MB"]
     assert point["lines"] > point["rollouts"] > 0
+
+
+def test_the_ray_scaling_benchmark_runs(tmp_path):
+    result = subprocess.run([sys.executable, "benchmarks/ray_scaling.py", "--size", "3MB", "--rounds", "1",
+                             "--work", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    for row in ["| local engine |", "| ray, 1 worker |", "| ray, 2 workers |"]:
+        assert row in result.stdout

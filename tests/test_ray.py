@@ -1,0 +1,196 @@
+"""The Ray engine (``--engine ray``) against the local one: same lines in the same buckets, same manifest.
+
+A local Ray with two CPUs runs in this process; ``tests/test_ray_cluster.py`` runs a two-node cluster.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import ray
+
+import bucketing
+from bucketing import ray_engine
+from examples.make_rollouts import make_rollouts
+
+from .conftest import ROOT, rollout_line, run_cli, write_lines
+
+LOAD_MODULE = importlib.import_module("bucketing.load")
+
+
+@pytest.fixture(scope="module")
+def faults(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("faults")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray(faults):
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={
+        "py_modules": [str(ROOT / "bucketing"), str(ROOT / "tests" / "ray_faults.py")],
+        "env_vars": {"BUCKETING_TEST_FAULTS": str(faults)},
+        "worker_process_setup_hook": "ray_faults.install",
+    })
+    yield
+    ray.shutdown()
+
+
+def mixed_input(folder: Path) -> Path:
+    """Generated rollouts in two files, a gzipped file, and a file of good and bad lines."""
+    make_rollouts(folder / "gen", rollouts=400, files=2, seed=11)
+    with gzip.open(folder / "z.jsonl.gz", "wb") as f:
+        f.write(b"".join(rollout_line([i % 2, 1, 0.5]) + b"\n" for i in range(30)))
+    write_lines(folder / "bad.jsonl", [rollout_line([1, 1]), b"{oops", b"", rollout_line([0]), b'{"reward": []}',
+                                       rollout_line([0.25, 1]) + b"\r"])
+    return folder
+
+
+def part_bytes(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(folder.glob("part-*.jsonl")))
+
+
+def assert_same_buckets(ray_out: Path, local_out: Path, ray_manifest: dict, local_manifest: dict) -> None:
+    """Every bucket (and the skipped lines) byte-identical in input order; counts, cuts and ranges equal."""
+    assert ray_manifest["cuts"] == local_manifest["cuts"] and ray_manifest["totals"] == local_manifest["totals"]
+    assert ray_manifest["skipped"] == local_manifest["skipped"]
+    for ours, theirs in zip(ray_manifest["buckets"], local_manifest["buckets"], strict=True):
+        for key in ("name", "count", "lines", "min", "max", "lower", "upper", "difficulty_rank"):
+            assert ours[key] == theirs[key], key
+        assert ours["file"] == ours["name"] + "/" and ours["parts"] == sorted(p.name for p in (ray_out / ours["name"]).iterdir())
+        assert part_bytes(ray_out / ours["name"]) == (local_out / theirs["file"]).read_bytes()
+    if local_manifest["skipped_file"]:
+        assert part_bytes(ray_out / "_skipped") == (local_out / local_manifest["skipped_file"]).read_bytes()
+    assert not [p for p in ray_out.rglob("*") if p.name.startswith(".")]  # no temp part, no staging folder
+
+
+@pytest.mark.parametrize("chunk_bytes", [64 << 20, 64 << 10])  # whole files; and files cut into ranges
+def test_the_ray_engine_writes_what_the_local_engine_writes(tmp_path, monkeypatch, chunk_bytes):
+    data = mixed_input(tmp_path / "in")
+    monkeypatch.setattr(LOAD_MODULE, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(ray_engine, "WRITE_SLICE", chunk_bytes)
+    local = bucketing.load(data)
+    remote = ray_engine.load(str(data))
+    assert remote.totals == local.totals and remote.skipped_reasons() == local.skipped_reasons()
+    table, values = local.table(), remote.table()["mean_reward"].to_numpy()
+    assert (table["mean_reward"].to_numpy() == values).all()
+    plan = bucketing.percentile_plan(values, "mean_reward", 4)
+    local_manifest = bucketing.export(local, plan, tmp_path / "local", values=values)
+    ray_manifest = ray_engine.export(remote, plan, str(tmp_path / "ray"), values=values)
+    assert ray_manifest["engine"] == "ray"
+    assert len(list((tmp_path / "ray").glob("*/part-*.jsonl"))) > len(plan.buckets)  # several tasks wrote
+    assert_same_buckets(tmp_path / "ray", tmp_path / "local", ray_manifest, local_manifest)
+
+
+def test_a_grouped_dump_on_ray_keeps_groups_together(tmp_path):
+    make_rollouts(tmp_path / "in", rollouts=120, files=3, seed=5, layout="verl")
+    local, remote = bucketing.load(tmp_path / "in"), ray_engine.load(str(tmp_path / "in"))
+    assert remote.layout == local.layout and remote.totals == local.totals
+    values = remote.table()["success_rate"].to_numpy()
+    plan = bucketing.percentile_plan(values, "success_rate", 3)
+    local_manifest = bucketing.export(local, plan, tmp_path / "local", values=values)
+    ray_manifest = ray_engine.export(remote, plan, str(tmp_path / "ray"), values=values)
+    assert_same_buckets(tmp_path / "ray", tmp_path / "local", ray_manifest, local_manifest)
+
+
+def test_single_file_output_equals_the_local_files(tmp_path):
+    data = mixed_input(tmp_path / "in")
+    local = run_cli("-i", data, "-o", tmp_path / "local", "-n", "3", "--json")
+    remote = run_cli("-i", data, "-o", tmp_path / "ray", "-n", "3", "--json", "--engine", "ray", "--single-file")
+    assert local.returncode == 0 and remote.returncode == 0, remote.stderr
+    local_files = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert local_files == sorted(p.name for p in (tmp_path / "ray").iterdir())
+    for name in local_files:
+        if name != "manifest.json":
+            assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+    ray_manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    local_manifest = json.loads((tmp_path / "local" / "manifest.json").read_text())
+    assert ray_manifest.pop("engine") == "ray" and ray_manifest == local_manifest
+
+
+def test_a_uri_input_reads_like_a_path(tmp_path):
+    data = mixed_input(tmp_path / "in")
+    by_uri = ray_engine.load(f"file://{data}")
+    by_path = bucketing.load(data)
+    assert by_uri.totals == by_path.totals
+    assert (by_uri.table()["variance"].to_numpy() == by_path.table()["variance"].to_numpy()).all()
+
+
+def test_a_worker_that_dies_half_way_is_retried_without_duplicate_lines(tmp_path, faults, monkeypatch):
+    data = mixed_input(tmp_path / "in")
+    monkeypatch.setattr(ray_engine, "WRITE_SLICE", 64 << 10)
+    local = bucketing.load(data)
+    values = local.table()["mean_reward"].to_numpy()
+    plan = bucketing.percentile_plan(values, "mean_reward", 3)
+    local_manifest = bucketing.export(local, plan, tmp_path / "local", values=values)
+    for number in (0, 2):
+        (faults / f"crash-{number}").touch()
+    ray_manifest = ray_engine.export(ray_engine.load(str(data)), plan, str(tmp_path / "ray"), values=values)
+    assert not list(faults.iterdir())  # both crashes happened (the first attempts removed their files)
+    assert_same_buckets(tmp_path / "ray", tmp_path / "local", ray_manifest, local_manifest)
+
+
+def test_a_failed_run_leaves_no_part_under_a_final_name(tmp_path, faults, monkeypatch):
+    data = mixed_input(tmp_path / "in")
+    monkeypatch.setattr(ray_engine, "WRITE_SLICE", 64 << 10)
+    remote = ray_engine.load(str(data))
+    values = remote.table()["mean_reward"].to_numpy()
+    plan = bucketing.percentile_plan(values, "mean_reward", 3)
+    (faults / "fail-1").touch()
+    try:
+        with pytest.raises(bucketing.BucketingError, match="injected failure in write task 1"):
+            ray_engine.export(remote, plan, str(tmp_path / "ray"), values=values)
+    finally:
+        (faults / "fail-1").unlink()
+    assert list((tmp_path / "ray").iterdir()) == []  # no bucket folder, no manifest, no staging left
+
+
+def test_an_earlier_export_is_kept_unless_overwrite(tmp_path):
+    data = mixed_input(tmp_path / "in")
+    first = run_cli("-i", data, "-o", tmp_path / "ray", "-n", "2", "--engine", "ray")
+    assert first.returncode == 0, first.stderr
+    before = {p: p.read_bytes() for p in (tmp_path / "ray").rglob("*") if p.is_file()}
+    again = run_cli("-i", data, "-o", tmp_path / "ray", "-n", "3", "--engine", "ray")
+    assert again.returncode == 2 and "already exists; pass --overwrite" in again.stderr
+    assert {p: p.read_bytes() for p in (tmp_path / "ray").rglob("*") if p.is_file()} == before
+    replaced = run_cli("-i", data, "-o", tmp_path / "ray", "-n", "2", "-m", "max_reward", "--engine", "ray",
+                       "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    assert manifest["metric"] == "max_reward"
+    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == ["_skipped", "bucket_0", "bucket_1",
+                                                                   "manifest.json"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--engine", "ray", "--order", "difficulty"], "writes lines in input order"),
+    (["--ray-address", "auto"], "applies to --engine ray"),
+    (["--single-file"], "applies to --engine ray"),
+])
+def test_flags_that_do_not_fit_the_engine_are_refused(tmp_path, flags, message):
+    result = run_cli("-i", mixed_input(tmp_path / "in"), "-o", tmp_path / "out", *flags)
+    assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_local_engine_never_imports_ray(tmp_path):
+    data = mixed_input(tmp_path / "in")
+    script = (
+        "import sys, bucketing, bucketing.cli\n"
+        f"code = bucketing.cli.main(['-i', {str(data)!r}, '-o', {str(tmp_path / 'out')!r}])\n"
+        "assert code == 0 and not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')], 'ray imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_strict_stops_at_the_same_first_bad_line(tmp_path):
+    data = mixed_input(tmp_path / "in")
+    with pytest.raises(bucketing.BadLineError) as local:
+        bucketing.load(data, strict=True)
+    with pytest.raises(bucketing.BadLineError) as remote:
+        ray_engine.load(str(data), strict=True)
+    assert str(remote.value) == str(local.value) and remote.value.where == "bad.jsonl:2"
