@@ -194,3 +194,18 @@ def test_strict_stops_at_the_same_first_bad_line(tmp_path):
     with pytest.raises(bucketing.BadLineError) as remote:
         ray_engine.load(str(data), strict=True)
     assert str(remote.value) == str(local.value) and remote.value.where == "bad.jsonl:2"
+
+
+def test_uri_input_and_output_through_both_engines(tmp_path):
+    """file:// stands in for s3:// and gs:// here: the same pyarrow file system calls."""
+    data = mixed_input(tmp_path / "in")
+    flags = ["-i", f"file://{data}", "-n", "3", "--json"]
+    local = run_cli(*flags, "-o", tmp_path / "local")  # the local engine reads the URI (and spools it to export)
+    remote = run_cli(*flags, "-o", f"file://{tmp_path / 'ray'}", "--engine", "ray")
+    assert local.returncode == 0 and remote.returncode == 0, (local.stderr, remote.stderr)
+    by_path = run_cli("-i", data, "-n", "3", "-o", tmp_path / "by_path")
+    assert by_path.returncode == 0
+    for name in sorted(p.name for p in (tmp_path / "by_path").glob("*.jsonl")):
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "by_path" / name).read_bytes()
+    assert_same_buckets(tmp_path / "ray", tmp_path / "local", json.loads(remote.stdout), json.loads(local.stdout))
+    assert "Found 4 JSONL files" in remote.stdout or "Found 4 JSONL files" in remote.stderr
