@@ -19,9 +19,19 @@ from .export import ORDERS, export
 from .load import Dataset, load
 from .manifest import MANIFEST, build_manifest, read_manifest
 from .metrics import METRICS, Params, get_metric
-from .plan import TIES, Plan, check_name, default_names, percentile_plan, plan_from_manifest, threshold_plan
+from .plan import (
+    PRESETS,
+    TIES,
+    Plan,
+    check_name,
+    default_names,
+    percentile_plan,
+    plan_from_manifest,
+    threshold_plan,
+)
 from .progress import ProgressBar, human_bytes
 from .sources import DEFAULT_MAX_LINE_BYTES, display
+from .split import check_fraction
 
 RULE = "=" * 60
 EXAMPLES = """\
@@ -60,6 +70,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("-n", "--num-buckets", type=int, help="number of percentile buckets (default: 3)")
     add("--bucket-names", nargs="+", metavar="NAME", help="bucket names: easiest first with -n, ascending values with --thresholds")
     add("--thresholds", nargs="+", type=float, metavar="T", help="fixed cut points instead of percentiles (overrides -n)")
+    add("--preset", choices=list(PRESETS), help="learnability: solved / learnable / unsolved by success rate at the "
+                                                "pass threshold (instead of -m, -n, --thresholds)")
+    add("--cumulative", action="store_true",
+        help="also write cumulative/{prefix}{name}.jsonl: that bucket and every easier one (curriculum stages)")
+    add("--val-fraction", type=float, metavar="F",
+        help="split each bucket once into train/ and val/ (F of each bucket to val), the same on every run")
+    add("--seed", type=int, default=0, help="with --val-fraction: another seed, another split (default: 0)")
     add("--prefix", default="", help="prefix for every output file name")
     add("--k", type=int, help="k of pass_at_k (default: 1)")
     add("--pass-threshold", type=float, help="a response passes when its score >= this (default: 0.5)")
@@ -112,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     _check_flags(args)
     human = sys.stderr if args.json else sys.stdout
     saved = read_manifest(args.from_manifest) if args.from_manifest else None
-    metric = saved["metric"] if saved else args.metric or "mean_reward"
+    metric = saved["metric"] if saved else "success_rate" if args.preset else args.metric or "mean_reward"
     get_metric(metric)
     _say(human, f"\n{RULE}\n{_headline(args, saved, metric)}\n{RULE}\n")
 
@@ -155,8 +172,9 @@ def run(args: argparse.Namespace) -> int:
                                                 order=args.order, overwrite=args.overwrite,
                                                 single_file=args.single_file, progress=bar)
             else:
-                export(data, plan, args.output_dir, values=values, prefix=args.prefix, order=args.order,
-                       overwrite=args.overwrite, progress=bar, fsync=args.fsync)
+                manifest = export(data, plan, args.output_dir, values=values, prefix=args.prefix, order=args.order,
+                                  overwrite=args.overwrite, progress=bar, fsync=args.fsync,
+                                  cumulative=args.cumulative, val_fraction=args.val_fraction, seed=args.seed)
         finally:
             bar and bar.close()
         out = args.output_dir.rstrip("/") + "/"  # a path or a URI
@@ -166,6 +184,9 @@ def run(args: argparse.Namespace) -> int:
             _say(human, f"Saved {bucket['count']} rollouts{lines} to {display(out + bucket['file'])}")
         if manifest["skipped_file"]:
             _say(human, f"Saved {totals['skipped']} skipped lines to {display(out + manifest['skipped_file'])}")
+        extra = [f for f in manifest.get("files", []) if f["cumulative"] or f["part"] != "all"]
+        for file in extra:
+            _say(human, f"Saved {file['rollouts']} rollouts to {display(out + file['file'])}")
         _say(human, f"Saved manifest to {display(out + args.prefix + MANIFEST)}")
         _say(human, f"\n{RULE}\nBucketing complete! Output saved to {display(args.output_dir)}\n{RULE}\n")
     else:
@@ -227,6 +248,15 @@ def _check_flags(args: argparse.Namespace) -> None:
                                           ("--pass-threshold", args.pass_threshold), ("--ties", args.ties)] if value is not None]
         if given:
             raise BucketingError(f"--from-manifest sets the plan; drop {', '.join(given)}")
+    if args.preset:
+        given = [flag for flag, value in [("-m", args.metric), ("-n", args.num_buckets), ("--thresholds", args.thresholds),
+                                          ("--ties", args.ties), ("--from-manifest", args.from_manifest)] if value]
+        if given:
+            raise BucketingError(f"--preset sets the metric and the buckets; drop {', '.join(given)}")
+    if args.engine == "ray" and (args.cumulative or args.val_fraction is not None):
+        raise BucketingError("--cumulative and --val-fraction are written by the local engine; drop --engine ray")
+    if args.val_fraction is not None:
+        check_fraction(args.val_fraction)
     if args.thresholds and args.ties == "split":
         raise BucketingError("--ties split applies to percentile buckets, not to --thresholds")
     if args.prefix:
@@ -243,6 +273,9 @@ def _make_plan(args: argparse.Namespace, saved: dict | None, metric: str, data: 
     params = Params(k=1 if args.k is None else args.k,
                     pass_threshold=0.5 if args.pass_threshold is None else args.pass_threshold)
     values = data.table(params)[metric].to_numpy()
+    if args.preset:
+        plan = PRESETS[args.preset](params)
+        return (plan.renamed(args.bucket_names) if args.bucket_names else plan), values
     if args.thresholds:
         return threshold_plan(metric, args.thresholds, args.bucket_names, params), values
     plan = percentile_plan(values, metric, _num_buckets(args), args.bucket_names, args.ties or "keep", params)
@@ -250,6 +283,8 @@ def _make_plan(args: argparse.Namespace, saved: dict | None, metric: str, data: 
 
 
 def _headline(args: argparse.Namespace, saved: dict | None, metric: str) -> str:
+    if args.preset:
+        return f"Bucketing by {metric} using the {args.preset} preset"
     if saved:
         return f"Bucketing by {metric} using the plan in {display(args.from_manifest)}"
     if args.thresholds:

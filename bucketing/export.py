@@ -22,10 +22,11 @@ import numpy as np
 
 from .errors import BucketingError
 from .load import Dataset, Progress
-from .manifest import build_manifest, dumps, output_names
+from .manifest import MANIFEST, Output, build_manifest, dumps, outputs
 from .metrics import get_metric
 from .plan import Plan, check_name
 from .sources import display, open_stream
+from .split import check_fraction, validation_rollouts
 
 TEMP_PREFIX = ".bucketing-tmp-"
 ORDERS = ("input", "difficulty")
@@ -42,9 +43,15 @@ def export(
     overwrite: bool = False,
     progress: Progress | None = None,
     fsync: bool = True,
+    cumulative: bool = False,
+    val_fraction: float | None = None,
+    seed: int = 0,
 ) -> dict:
     """Write ``{prefix}{name}.jsonl`` per bucket, ``{prefix}_skipped.jsonl`` and ``{prefix}manifest.json``.
 
+    ``cumulative`` adds ``cumulative/{prefix}{name}.jsonl``: that bucket and every easier one.
+    ``val_fraction`` splits each bucket once into ``train/`` and ``val/`` (see :mod:`bucketing.split`;
+    ``seed`` picks another split), cumulative stages included.
     ``values`` are the plan's metric values (computed when None).  ``fsync=False``
     skips flushing each file to the disk before its rename: faster on slow disks;
     a crash of the program still leaves no partial file, a power cut could.  Returns the
@@ -57,19 +64,25 @@ def export(
         check_name(prefix, "prefix")
     if values is None:
         values = dataset.table(plan.params)[plan.metric].to_numpy()
+    if val_fraction is not None:
+        check_fraction(val_fraction)
     ids = plan.assign(values)
-    manifest = build_manifest(dataset, plan, values, prefix, order)
     out = Path(out_dir)
-    *targets, manifest_name = output_names(plan, prefix, with_skipped=len(dataset.skipped) > 0)
+    files = outputs(plan, prefix, len(dataset.skipped) > 0, cumulative, val_fraction is not None)
+    manifest_name = prefix + MANIFEST
     check_output_dir(out, dataset.root)
     check_unchanged(dataset)
     if not out.exists():
         out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
-        check_targets(out, [*targets, manifest_name], dataset, overwrite)
+        check_targets(out, [*(f.name for f in files), manifest_name], dataset, overwrite)
         remove_leftovers(out)
+        validation = None if val_fraction is None else validation_rollouts(dataset, ids, val_fraction, seed)
+        pieces = _pieces(dataset, plan, values, ids, order, files, validation)
+        manifest = build_manifest(dataset, plan, values, prefix, order)
+        describe_outputs(manifest, dataset, plan, files, pieces, val_fraction, seed)
         with _Writer(out, dataset, progress, fsync) as writer:
-            writer.write_files(list(zip(targets, _pieces(dataset, plan, values, ids, order))))
+            writer.write_files([(f.name, p) for f, p in zip(files, pieces)])
             writer.commit(extra={manifest_name: dumps(manifest).encode()})
     return manifest
 
@@ -158,24 +171,50 @@ def every_line(dataset: Dataset, ids: np.ndarray, buckets: int) -> tuple[dict[st
     return columns, dest
 
 
-def _pieces(dataset: Dataset, plan: Plan, values: np.ndarray, ids: np.ndarray, order: str) -> list[dict]:
-    """Per output file, in the order to write: arrays file_id, offset, length, clean.
+def _pieces(dataset: Dataset, plan: Plan, values: np.ndarray, ids: np.ndarray, order: str, files: list[Output],
+            validation: np.ndarray | None) -> list[dict]:
+    """Per output file, in the order to write: arrays file_id, offset, length, clean; and its rollout count.
 
     Every line goes where its rollout goes; a rollout's lines stay in input order.
     """
     columns, dest = every_line(dataset, ids, len(plan.buckets))
-    rollout, skipped = dataset.lines["rollout"].to_numpy(), dataset.skipped
+    skipped = len(dataset.skipped)
+    rollout = np.concatenate([dataset.lines["rollout"].to_numpy(), np.full(skipped, -1)])
     if order == "difficulty":  # easiest first; equal values keep the order of the rollouts' first lines
         easier = -values if get_metric(plan.metric).higher_is_easier else values
-        keys = (np.concatenate([easier[rollout], np.zeros(len(skipped))]),
-                np.concatenate([rollout, np.zeros(len(skipped), dtype=np.int64)]))
+        keys = (np.concatenate([easier[rollout[: len(rollout) - skipped]], np.zeros(skipped)]), rollout)
     else:
         keys = ()
-    sort = np.lexsort((columns["offset"], columns["file_id"], *keys[::-1], dest))
-    bounds = np.searchsorted(dest[sort], np.arange(len(plan.buckets) + 2))
-    return [
-        {key: column[sort[bounds[d] : bounds[d + 1]]] for key, column in columns.items()}
-        for d in range(len(plan.buckets) + 1)
+    sort = np.lexsort((columns["offset"], columns["file_id"], *keys[::-1]))
+    ids = np.asarray(ids, dtype=np.int64)
+    pieces = []
+    for output in files:
+        if output.buckets:
+            taken = ids <= output.buckets[-1] if output.cumulative else ids == output.buckets[0]
+            if output.part != "all":
+                taken &= validation if output.part == "val" else ~validation
+            chosen = np.concatenate([taken, [False]])[rollout]  # a line goes where its rollout goes
+        else:
+            taken, chosen = np.zeros(0, dtype=bool), dest == len(plan.buckets)
+        members = sort[chosen[sort]]
+        piece = {key: column[members] for key, column in columns.items()}
+        piece["rollouts"] = int(taken.sum())
+        pieces.append(piece)
+    return pieces
+
+
+def describe_outputs(manifest: dict, dataset: Dataset, plan: Plan, files: list[Output], pieces: list[dict],
+                     val_fraction: float | None, seed: int) -> None:
+    """Record what the export writes beyond the buckets: stages, the split and every file's counts."""
+    manifest["cumulative"] = any(f.cumulative for f in files)
+    manifest["split"] = None if val_fraction is None else {
+        "val_fraction": val_fraction, "seed": seed,
+        "by": "group key" if dataset.layout.grouped else "line bytes (BLAKE2b)",
+    }
+    manifest["files"] = [
+        {"file": f.name, "buckets": [plan.names[b] for b in f.buckets], "part": f.part, "cumulative": f.cumulative,
+         "rollouts": p["rollouts"], "lines": int(len(p["offset"]))}
+        for f, p in zip(files, pieces)
     ]
 
 
@@ -208,7 +247,8 @@ class _Writer:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), path
 
     def _new_temp_path(self, name: str) -> Path:
-        return self.out / f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name}"
+        """Next to the final files, whatever sub-folder the final name is in (``/`` becomes ``__``)."""
+        return self.out / f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name.replace('/', '__')}"
 
     def _open_sources(self, file_ids) -> None:
         """An fd per input file, holding its bytes at the offsets the scan saw (compressed and remote ones spooled)."""
@@ -299,6 +339,7 @@ class _Writer:
                     earlier[name] = self._new_temp_path("earlier-" + name)
                     os.link(self.out / name, earlier[name], follow_symlinks=False)
             for name, path in self.temps.items():
+                (self.out / name).parent.mkdir(parents=True, exist_ok=True)  # cumulative/, train/, val/
                 os.replace(path, self.out / name)
                 placed.append(name)
         except BaseException:

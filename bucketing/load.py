@@ -53,6 +53,7 @@ class Dataset:
     file_lines: list[int]
     file_blank: list[int]
     warnings: list[str] = field(default_factory=list)
+    keys: np.ndarray | None = None  # grouped: each rollout's group key, as two uint64 columns
 
     @property
     def score_path(self) -> str:
@@ -289,8 +290,11 @@ def assemble(
     columns["clean"] = np.concatenate([p["clean"] for p in parts]).astype(bool)
     flat = np.concatenate([np.frombuffer(r.scores, dtype=np.float64) for r in results])
     count = len(columns["n"])
+    keys = None
     if layout.grouped:
-        rollout, firsts = group_lines(b"".join(r.keys for r in results), count)
+        all_keys = b"".join(r.keys for r in results)
+        rollout, firsts = group_lines(all_keys, count)
+        keys = np.frombuffer(all_keys, dtype="<u8").reshape(count, KEY_BYTES // 8)[firsts]
         scores = scores_by_rollout(Scores(flat, columns["n"].copy()), rollout)
         lines = pd.DataFrame({**columns, "rollout": rollout})
         rows = pd.DataFrame({key: column[firsts] for key, column in columns.items()})
@@ -299,7 +303,8 @@ def assemble(
         lines = rows = pd.DataFrame({**columns, "rollout": np.arange(count)})
         scores = Scores(flat, columns["n"].copy())
     skipped_frame = pd.DataFrame(skipped, columns=["file_id", "line", "offset", "length", "clean", "reason", "detail"])
-    return Dataset(root, files, lines, rows, scores, skipped_frame, layout, detected, file_lines, file_blank, warnings)
+    return Dataset(root, files, lines, rows, scores, skipped_frame, layout, detected, file_lines, file_blank, warnings,
+                   keys)
 
 
 def group_lines(keys: bytes, count: int) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,41 @@ def file_names(plan: Plan, prefix: str) -> dict[str, str]:
     return {name: f"{prefix}{name}.jsonl" for name in plan.names}
 
 
-def output_names(plan: Plan, prefix: str, with_skipped: bool) -> list[str]:
-    """Every file an export writes, in the order it renames them: buckets (easiest first), skipped, manifest."""
-    return [*file_names(plan, prefix).values()] + ([prefix + SKIPPED] if with_skipped else []) + [prefix + MANIFEST]
+PARTS = ("all", "train", "val")
+
+
+@dataclass(frozen=True)
+class Output:
+    """One file an export writes: the buckets whose rollouts it holds, and which part of the split."""
+
+    name: str  # relative to the output folder, e.g. "easy.jsonl", "cumulative/easy.jsonl", "val/hard.jsonl"
+    buckets: tuple[int, ...]  # bucket indices, 0 = easiest; () = the skipped lines
+    part: str = "all"  # "all", or "train" / "val" of a split
+    cumulative: bool = False  # a stage: this bucket and every easier one
+
+
+def outputs(plan: Plan, prefix: str, with_skipped: bool, cumulative: bool = False, split: bool = False) -> list[Output]:
+    """Every file an export writes but the manifest, in the order it renames them.
+
+    The buckets (easiest first), the skipped lines, then with ``cumulative`` the stages
+    ``cumulative/...``; with ``split``, the same again under ``train/`` and ``val/``.
+    """
+    files = file_names(plan, prefix)
+    result = [Output(files[name], (i,)) for i, name in enumerate(plan.names)]
+    result += [Output(prefix + SKIPPED, ())] if with_skipped else []
+    for part in PARTS if split else PARTS[:1]:
+        folder = "" if part == "all" else part + "/"
+        if part != "all":
+            result += [Output(folder + files[name], (i,), part) for i, name in enumerate(plan.names)]
+        if cumulative:
+            result += [Output(f"{folder}cumulative/{files[name]}", tuple(range(i + 1)), part, True)
+                       for i, name in enumerate(plan.names)]
+    return result
+
+
+def output_names(plan: Plan, prefix: str, with_skipped: bool, cumulative: bool = False, split: bool = False) -> list[str]:
+    """Every file an export writes, in the order it renames them, the manifest last."""
+    return [o.name for o in outputs(plan, prefix, with_skipped, cumulative, split)] + [prefix + MANIFEST]
 
 
 def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str = "", order: str = "input") -> dict:
@@ -65,6 +98,7 @@ def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str
                 "lower": bucket.lower,
                 "upper": bucket.upper,
                 "difficulty_rank": bucket.rank,
+                "label": bucket.label,
             }
             for row, bucket, bucket_lines in zip(buckets.itertuples(index=False), plan.buckets, lines)
         ],

@@ -8,6 +8,7 @@ first, so a rollout's bucket index is also its bucket's difficulty rank
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Sequence
@@ -32,8 +33,11 @@ class Bucket:
     interval: int  # 0 = lowest metric values
     lower: float | None  # values > lower (None: no lower bound)
     upper: float | None  # values <= upper (None: no upper bound)
+    label: str | None = None  # what the range means, in words (a preset's buckets)
 
     def describe_range(self, metric: str) -> str:
+        if self.label:
+            return self.label
         if self.lower is None and self.upper is None:
             return f"any {metric}"
         if self.lower is None:
@@ -176,6 +180,29 @@ def threshold_plan(
     return Plan(metric, "thresholds", cuts, _buckets(cuts, names, ranks), "keep", params)
 
 
+LEARNABILITY = (  # by interval of success_rate: none pass, some pass, all pass
+    ("unsolved", "no response passes"),
+    ("learnable", "some responses pass"),
+    ("solved", "every response passes"),
+)
+
+
+def learnability_plan(params: Params = Params()) -> Plan:
+    """Three buckets by success rate at the pass threshold: solved, learnable, unsolved (easiest first).
+
+    The filter trainers apply (DAPO, POLARIS, Skywork-OR1): prompts never or always solved teach
+    nothing under group-relative advantages; the learnable ones do.
+    """
+    cuts = (0.0, math.nextafter(1.0, 0.0))  # success_rate <= 0; 0 < rate < 1; rate == 1
+    names = [name for name, _ in LEARNABILITY]
+    plan = threshold_plan("success_rate", cuts, names, params)
+    labels = dict(LEARNABILITY)
+    return replace(plan, buckets=tuple(replace(b, label=labels[b.name]) for b in plan.buckets))
+
+
+PRESETS = {"learnability": learnability_plan}
+
+
 def plan_from_manifest(manifest: dict) -> Plan:
     """The plan a manifest recorded, to apply to other data (by value: cuts and names)."""
     try:
@@ -187,6 +214,7 @@ def plan_from_manifest(manifest: dict) -> Plan:
         by_interval = sorted(manifest["buckets"], key=_interval_key)
         names = [bucket["name"] for bucket in by_interval]
         ranks = [int(bucket["difficulty_rank"]) for bucket in by_interval]
+        labels = {bucket["name"]: bucket.get("label") for bucket in by_interval}
     except BucketingError:
         raise
     except (KeyError, TypeError, ValueError) as exc:
@@ -194,7 +222,8 @@ def plan_from_manifest(manifest: dict) -> Plan:
     if list(cuts) != sorted(cuts) or len(names) != len(cuts) + 1 or sorted(ranks) != list(range(len(names))):
         raise BucketingError("the manifest's cuts and buckets don't fit together")
     check_names(names)
-    return Plan(metric, "thresholds", cuts, _buckets(cuts, names, ranks), "keep", params)
+    buckets = tuple(replace(b, label=labels[b.name]) for b in _buckets(cuts, names, ranks))
+    return Plan(metric, "thresholds", cuts, buckets, "keep", params)
 
 
 def _interval_key(bucket: dict) -> tuple[float, float]:

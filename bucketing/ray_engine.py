@@ -34,7 +34,7 @@ from .load import Dataset, Progress, prepare_load
 from .manifest import MANIFEST, SKIPPED, build_manifest, dumps
 from .parse import scan
 from .plan import Plan
-from .sources import DEFAULT_MAX_LINE_BYTES, InputFile, display, is_uri, open_stream
+from .sources import DEFAULT_MAX_LINE_BYTES, InputFile, display, is_uri, read_ranges
 
 TEMP_PREFIX = ".bucketing-tmp-"
 WRITE_SLICE = 256 << 20  # bytes of a plain file one write task copies
@@ -227,26 +227,22 @@ def _copy_lines(task: _WriteTask) -> list[tuple[str, str]]:
     fs, staging = _output(task.staging)
     part = f"part-{task.number:05d}.jsonl"
     attempt = secrets.token_hex(4)
-    outs = {}
+    outs: dict = {}
+    dests = task.dest.tolist()
     try:
-        with open_stream(task.file) as source:
-            position = 0
-            if task.file.compression is None and len(task.offset):
-                source.seek(int(task.offset[0]))
-                position = int(task.offset[0])
-            for offset, length, dest in zip(task.offset.tolist(), task.length.tolist(), task.dest.tolist()):
-                position += _skip(source, offset - position)
-                out = outs.get(dest)
-                if out is None:
-                    out = outs[dest] = fs.open_output_stream(f"{staging}/{task.folders[dest]}/.{part}.{attempt}")
-                while length > 0:
-                    piece = source.read(min(length, COPY_PIECE))
-                    if not piece:
-                        raise BucketingError(f"{display(task.file.rel)} got shorter since it was read; run again")
-                    out.write(piece)
-                    length -= len(piece)
-                    position += len(piece)
-                out.write(b"\n")  # the line's own "\n" (or "\r\n", or none) is skipped before the next one
+        last = -1
+        for i, data in read_ranges(task.file, task.offset, task.length, COPY_PIECE):
+            dest = dests[i]
+            out = outs.get(dest)
+            if out is None:
+                out = outs[dest] = fs.open_output_stream(f"{staging}/{task.folders[dest]}/.{part}.{attempt}")
+            if i != last:
+                if last >= 0:
+                    outs[dests[last]].write(b"\n")
+                last = i
+            out.write(data)
+        if last >= 0:
+            outs[dests[last]].write(b"\n")
         for out in outs.values():
             out.close()
         for dest in outs:  # commit: once complete, under the part's name (a retry rewrites the same name)
@@ -257,17 +253,6 @@ def _copy_lines(task: _WriteTask) -> list[tuple[str, str]]:
             fs.delete_file(f"{staging}/{task.folders[dest]}/.{part}.{attempt}")
         raise
     return [(task.folders[dest], part) for dest in outs]
-
-
-def _skip(source, count: int) -> int:
-    """Read past ``count`` bytes (the bytes between lines: blank lines, "\\r", a BOM)."""
-    skipped = 0
-    while skipped < count:
-        data = source.read(min(count - skipped, COPY_PIECE))
-        if not data:
-            break
-        skipped += len(data)
-    return skipped
 
 
 def _remove_strays(fs, staging: str, parts: dict[str, list[str]]) -> None:

@@ -244,6 +244,35 @@ def read_range(file: InputFile, offset: int, length: int) -> bytes:
         return stream.read(length)
 
 
+def read_ranges(file: InputFile, offsets, lengths, piece: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
+    """``(i, data)`` pieces of at most ``piece`` bytes of each range ``i``, in order; offsets must ascend.
+
+    One pass over the file (a seek to the first range of a plain file); a range cut short by the
+    file raises :class:`BucketingError`.
+    """
+    with open_stream(file) as stream:
+        position = 0
+        if file.compression is None and len(offsets):
+            stream.seek(int(offsets[0]))
+            position = int(offsets[0])
+        for i, (offset, length) in enumerate(zip(offsets, lengths)):
+            while position < offset:  # what lies between: blank lines, "\r", a BOM
+                skipped = len(stream.read(min(int(offset) - position, piece)))
+                if not skipped:
+                    break
+                position += skipped
+            left = int(length)
+            if not left:
+                yield i, b""
+            while left > 0:
+                data = stream.read(min(left, piece))
+                if not data:
+                    raise BucketingError(f"{display(file.rel)} got shorter since it was read; load it again")
+                yield i, data
+                left -= len(data)
+                position += len(data)
+
+
 @dataclass
 class Block:
     """Whole lines ``buf[lo:hi]`` starting at byte ``offset`` of the (decompressed) file.

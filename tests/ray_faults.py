@@ -15,21 +15,21 @@ def install() -> None:
     from bucketing.errors import BucketingError
 
     control = Path(os.environ["BUCKETING_TEST_FAULTS"])
-    copy_lines, skip = ray_engine._copy_lines, ray_engine._skip
-    state = {"task": None, "lines": 0}
+    copy_lines, read_ranges = ray_engine._copy_lines, ray_engine.read_ranges
+    state = {"task": None}
 
     def faulty_copy_lines(task):
         if (control / f"fail-{task.number}").exists():
             raise BucketingError(f"injected failure in write task {task.number}")
-        state["task"], state["lines"] = task.number, 0
+        state["task"] = task.number
         return copy_lines(task)
 
-    def faulty_skip(source, count):
+    def faulty_read_ranges(*args, **kwargs):
         crash = control / f"crash-{state['task']}"
-        state["lines"] += 1
-        if state["lines"] == 3 and crash.exists():
-            crash.unlink()  # only the first attempt dies
-            os._exit(1)
-        return skip(source, count)
+        for count, piece in enumerate(read_ranges(*args, **kwargs)):
+            if count == 3 and crash.exists():  # some lines are in the temp parts by now
+                crash.unlink()  # only the first attempt dies
+                os._exit(1)
+            yield piece
 
-    ray_engine._copy_lines, ray_engine._skip = faulty_copy_lines, faulty_skip
+    ray_engine._copy_lines, ray_engine.read_ranges = faulty_copy_lines, faulty_read_ranges

@@ -1,0 +1,79 @@
+"""Split each bucket once into train and validation: the same split on any machine, in any line order.
+
+A rollout's place is decided by its content, not its position: a 128-bit digest (the group
+key of a grouped rollout, BLAKE2b of the line's bytes otherwise), mixed with the seed. In each
+bucket the rollouts are ordered by that mixed value and the first ``round(fraction * n)`` go to
+validation, so every bucket gives the same share (stratified) and a rollout is in exactly one
+of the two. Cumulative stages are unions of these halves, so a validation rollout of one stage
+is never in the training rows of another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .errors import BucketingError
+from .load import Dataset
+from .sources import read_ranges
+
+DIGEST_BYTES = 16
+
+
+def check_fraction(fraction: float) -> None:
+    if not 0 < fraction < 1:
+        raise BucketingError(f"--val-fraction must be between 0 and 1 (exclusive), not {fraction}")
+
+
+def validation_rollouts(dataset: Dataset, ids: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
+    """Per rollout, whether it goes to validation; ``ids`` is each rollout's bucket."""
+    check_fraction(fraction)
+    digests = rollout_digests(dataset)
+    mixed = _mix(digests, seed)
+    order = np.lexsort((digests[:, 1], digests[:, 0], mixed, ids))  # by bucket, then by the mixed value
+    ordered_ids = ids[order]
+    validation = np.zeros(len(ids), dtype=bool)
+    for bucket in np.unique(ordered_ids):
+        start, stop = np.searchsorted(ordered_ids, [bucket, bucket + 1])
+        count = int(np.floor(fraction * (stop - start) + 0.5))
+        validation[order[start : start + count]] = True
+    return validation
+
+
+def rollout_digests(dataset: Dataset) -> np.ndarray:
+    """A 128-bit digest per rollout, as two uint64 columns: the group key, or a hash of the line's bytes."""
+    if dataset.keys is not None:
+        return dataset.keys
+    rows = dataset.rows
+    file_ids = rows["file_id"].to_numpy()
+    digests = np.zeros((len(rows), 2), dtype=np.uint64)
+
+    def hash_file(file_id: int) -> None:
+        members = np.flatnonzero(file_ids == file_id)
+        members = members[np.argsort(rows["offset"].to_numpy()[members], kind="stable")]
+        offsets, lengths = rows["offset"].to_numpy()[members], rows["length"].to_numpy()[members]
+        hashers = [hashlib.blake2b(digest_size=DIGEST_BYTES) for _ in members]
+        for i, data in read_ranges(dataset.files[file_id], offsets, lengths):
+            hashers[i].update(data)  # hashlib lets other threads run while it hashes large pieces
+        digests[members] = np.frombuffer(b"".join(h.digest() for h in hashers), dtype="<u8").reshape(-1, 2)
+
+    with ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, len(dataset.files)))) as pool:
+        list(pool.map(hash_file, np.unique(file_ids).tolist()))
+    return digests
+
+
+def _mix(digests: np.ndarray, seed: int) -> np.ndarray:
+    """A 64-bit value per digest that looks random and changes completely with the seed (splitmix64)."""
+    with np.errstate(over="ignore"):
+        salt = _splitmix(np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))[0]
+        return _splitmix(_splitmix(digests[:, 0] ^ salt) ^ digests[:, 1])
+
+
+def _splitmix(x: np.ndarray) -> np.ndarray:
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
