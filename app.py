@@ -12,6 +12,7 @@ page = st.navigation(
         st.Page("pages/data.py", title="Data", icon=":material/folder_open:", default=True),
         st.Page("pages/distributions.py", title="Distributions", icon=":material/bar_chart:"),
         st.Page("pages/buckets.py", title="Buckets", icon=":material/view_column:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/grid_view:"),
         st.Page("pages/export.py", title="Export", icon=":material/save:"),
     ]
 )

@@ -15,10 +15,19 @@ from .export import export  # noqa: E402
 from .load import Dataset, load  # noqa: E402
 from .manifest import read_manifest  # noqa: E402
 from .metrics import METRICS, Metric, Params, Scores, get_metric, register_metric  # noqa: E402
-from .plan import Bucket, Plan, bucket_table, default_names, percentile_plan, plan_from_manifest, threshold_plan  # noqa: E402
+from .plan import (  # noqa: E402
+    Bucket,
+    Plan,
+    bucket_table,
+    default_names,
+    learnability_plan,
+    percentile_plan,
+    plan_from_manifest,
+    threshold_plan,
+)
 
 __all__ = [
     "BadLineError", "Bucket", "BucketingError", "Dataset", "METRICS", "Metric", "Params", "Plan", "Scores",
-    "bucket_table", "default_names", "export", "get_metric", "load", "percentile_plan", "plan_from_manifest",
+    "bucket_table", "default_names", "export", "get_metric", "learnability_plan", "load", "percentile_plan", "plan_from_manifest",
     "read_manifest", "register_metric", "threshold_plan",
 ]

@@ -197,14 +197,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def command_line(input_dir: str, output_dir: str, plan: Plan, *, scores: str | None = None,
-                 group_by: Sequence[str] = (), prefix: str = "", order: str = "input", overwrite: bool = False) -> str:
+                 group_by: Sequence[str] = (), prefix: str = "", order: str = "input", overwrite: bool = False,
+                 cumulative: bool = False, val_fraction: float | None = None, seed: int = 0) -> str:
     """The shell command that makes the same files as ``export(load(input_dir, scores, group_by), plan, output_dir, ...)``."""
-    args = ["python", "-m", "bucketing", "-i", str(input_dir), "-o", str(output_dir), "-m", plan.metric]
+    args = ["python", "-m", "bucketing", "-i", str(input_dir), "-o", str(output_dir)]
+    args += ["--preset", plan.preset] if plan.preset else ["-m", plan.metric]
     if plan.params.k != 1:
         args += ["--k", str(plan.params.k)]
     if plan.params.pass_threshold != 0.5:
         args += ["--pass-threshold", repr(float(plan.params.pass_threshold))]
-    if plan.mode == "percentile":
+    if plan.preset:
+        names, defaults = plan.names, PRESETS[plan.preset]().names
+    elif plan.mode == "percentile":
         args += ["-n", str(len(plan.buckets))]
         args += ["--ties", plan.ties] if plan.ties != "keep" else []
         names, defaults = plan.names, default_names(len(plan.buckets))
@@ -217,6 +221,9 @@ def command_line(input_dir: str, output_dir: str, plan: Plan, *, scores: str | N
     args += ["--group-by", ",".join(group_by)] if group_by else []
     args += ["--prefix", prefix] if prefix else []
     args += ["--order", order] if order != "input" else []
+    args += ["--cumulative"] if cumulative else []
+    args += ["--val-fraction", repr(float(val_fraction))] if val_fraction is not None else []
+    args += ["--seed", str(seed)] if val_fraction is not None and seed else []
     args += ["--overwrite"] if overwrite else []
     return shlex.join(args)
 

@@ -82,6 +82,7 @@ def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str
             "layout": dataset.layout.name or None,  # the known layout detected, e.g. "verl dump"
         },
         "mode": plan.mode,
+        "preset": plan.preset,
         "ties": plan.ties,
         "cuts": list(plan.cuts),
         "order": order,

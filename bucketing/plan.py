@@ -56,6 +56,7 @@ class Plan:
     ties: str = "keep"
     params: Params = Params()
     split_ranks: tuple[int, ...] | None = None  # ties="split": rollouts below each cut, by rank
+    preset: str | None = None  # made by a preset (see PRESETS), e.g. "learnability"
 
     @property
     def names(self) -> list[str]:
@@ -197,7 +198,7 @@ def learnability_plan(params: Params = Params()) -> Plan:
     names = [name for name, _ in LEARNABILITY]
     plan = threshold_plan("success_rate", cuts, names, params)
     labels = dict(LEARNABILITY)
-    return replace(plan, buckets=tuple(replace(b, label=labels[b.name]) for b in plan.buckets))
+    return replace(plan, buckets=tuple(replace(b, label=labels[b.name]) for b in plan.buckets), preset="learnability")
 
 
 PRESETS = {"learnability": learnability_plan}
@@ -223,7 +224,8 @@ def plan_from_manifest(manifest: dict) -> Plan:
         raise BucketingError("the manifest's cuts and buckets don't fit together")
     check_names(names)
     buckets = tuple(replace(b, label=labels[b.name]) for b in _buckets(cuts, names, ranks))
-    return Plan(metric, "thresholds", cuts, buckets, "keep", params)
+    preset = manifest.get("preset")
+    return Plan(metric, "thresholds", cuts, buckets, "keep", params, preset=preset if preset in PRESETS else None)
 
 
 def _interval_key(bucket: dict) -> tuple[float, float]:

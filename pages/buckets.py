@@ -7,13 +7,13 @@ import streamlit as st
 import bucketing
 from bucketing.metrics import METRICS
 from bucketing.plan import bucket_table
-from bucketing.preview import preview, sample_rows
+from bucketing.preview import sample_rows
 from pages.common import shared
 from pages.common.charts import drag_data, sizes_figure
+from pages.common.rollouts import show_rollouts
 from pages.common.threshold_drag import threshold_drag
 
-PREVIEW_CHARS = 600
-MODES = {"count": "By bucket count", "thresholds": "By thresholds"}
+MODES = {"count": "By bucket count", "thresholds": "By thresholds", "learnability": "Learnability preset"}
 
 data = shared.open_page(
     "Buckets",
@@ -57,6 +57,12 @@ def add_threshold(metric: str, ordered: np.ndarray) -> None:
     set_thresholds([*cuts, float(new)], metric)
 
 
+def choose_mode() -> None:
+    shared.save("w_mode", "mode")
+    if s["mode"] == "learnability":  # the preset is a plan on success_rate
+        s["metric"] = "success_rate"
+
+
 def names_editor_key() -> str:
     metric, mode, count = shared.names_key()
     return f"names_{metric}_{mode}_{count}"
@@ -95,12 +101,13 @@ def apply_pending_edits(data: bucketing.Dataset) -> None:
 def editor() -> None:
     apply_pending_edits(data)
     top = st.columns([2, 2, 2, 1])
-    shared.bind("w_metric", "metric")
-    top[0].selectbox("Metric", list(METRICS), key="w_metric", on_change=shared.save, args=("w_metric", "metric"),
-                     format_func=lambda m: f"{m} ({METRICS[m].direction})")
     shared.bind("w_mode", "mode")
     top[1].radio("Buckets", list(MODES), format_func=MODES.get, key="w_mode", horizontal=True,
-                 on_change=shared.save, args=("w_mode", "mode"))
+                 on_change=choose_mode, help="Learnability: solved (every response passes), learnable (some "
+                 "do), unsolved (none do), by success rate at the pass threshold — the filter RL trainers use.")
+    shared.bind("w_metric", "metric")
+    top[0].selectbox("Metric", list(METRICS), key="w_metric", on_change=shared.save, args=("w_metric", "metric"),
+                     format_func=lambda m: f"{m} ({METRICS[m].direction})", disabled=s["mode"] == "learnability")
     metric = s["metric"]
     values, ordered = shared.column(data, metric)
     if s["mode"] == "count":
@@ -109,6 +116,8 @@ def editor() -> None:
         shared.bind("w_ties", "ties")
         top[3].radio("Ties", ["keep", "split"], key="w_ties", on_change=shared.save, args=("w_ties", "ties"),
                      help="keep: equal values share a bucket. split: exactly equal sizes.")
+    elif s["mode"] == "learnability":
+        top[2].markdown(f"Pass threshold **{shared.number(s['pass_threshold'])}** (set on Distributions)")
     elif not s["thresholds"].get(metric):  # start from the count mode's cut points
         start = bucketing.percentile_plan(values, metric, s["num_buckets"], ties=s["ties"], params=shared.params())
         s["thresholds"][metric] = sorted(set(start.cuts))
@@ -186,28 +195,11 @@ def preview_section(plan: bucketing.Plan, values: np.ndarray) -> None:
     left, right = st.columns([2, 1])
     name = left.selectbox("Bucket", plan.names, key="preview_bucket")
     full = right.toggle("Show full texts", key="preview_full")
-    rank = plan.names.index(name)
-    rows = sample_rows(plan.assign(values), rank, count=5)
+    rows = sample_rows(plan.assign(values), plan.names.index(name), count=5)
     if not len(rows):
         st.caption("This bucket is empty.")
         return
-    for rollout, row in zip(preview(data, rows), rows):
-        with st.expander(f"{rollout.where} · {plan.metric} = {shared.number(values[row])} · "
-                         f"{len(rollout.scores)} responses", expanded=False):
-            if rollout.prompt is None:
-                st.code(clip(rollout.raw, full), language="json", wrap_lines=True)
-                continue
-            st.markdown("**Prompt**")
-            st.text(clip(rollout.prompt, full))
-            responses = rollout.responses or []
-            for i, score in enumerate(rollout.scores):
-                text = responses[i] if i < len(responses) else ""
-                st.markdown(f"**Response {i + 1}** · score `{score:g}`")
-                st.text(clip(text, full))
-
-
-def clip(text: str, full: bool) -> str:
-    return text if full or len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + f" … (+{len(text) - PREVIEW_CHARS:,} characters)"
+    show_rollouts(data, rows, {plan.metric: values}, full)
 
 
 editor()

@@ -44,6 +44,18 @@ shared.bind("w_order", "order")
 right.radio("Line order", ORDERS, key="w_order", on_change=shared.save, args=("w_order", "order"),
             format_func={"input": "as in the input", "difficulty": "easiest first"}.get)
 
+views = st.columns([2, 1, 1])
+cumulative = views[0].checkbox("Cumulative stages too", key="w_cumulative",
+                               help="cumulative/{name}.jsonl: that bucket and every easier one — the phases of a "
+                                    "curriculum (the last holds every rollout).")
+split = views[0].checkbox("Hold out validation rollouts", key="w_split",
+                          help="Split each bucket once into train/ and val/ (stages too): a validation rollout is "
+                               "never in any training file. Decided by each rollout's content and the seed.")
+val_fraction = views[1].number_input("Validation share", 0.01, 0.99, 0.1, 0.01, key="w_val_fraction",
+                                     disabled=not split)
+seed = int(views[2].number_input("Seed", 0, 2**31 - 1, 0, 1, key="w_seed", disabled=not split))
+val_fraction = float(val_fraction) if split else None
+
 try:
     out = shared.allowed(s["out_dir"])
     if s["prefix"]:
@@ -53,7 +65,8 @@ except bucketing.BucketingError as error:
     st.error(str(error))
     st.stop()
 
-existing = [name for name in output_names(plan, s["prefix"], len(data.skipped) > 0) if (out / name).exists()]
+names = output_names(plan, s["prefix"], len(data.skipped) > 0, cumulative, split)
+existing = [name for name in names if (out / name).exists()]
 overwrite = False
 if existing:
     overwrite = st.checkbox(f"Replace {len(existing)} existing file{'s' if len(existing) > 1 else ''} in "
@@ -64,7 +77,8 @@ if st.button("Export", type="primary", disabled=bool(existing) and not overwrite
     bar = st.progress(0.0, text="Writing…")
     try:
         manifest = bucketing.export(data, plan, out, values=values, prefix=s["prefix"], order=s["order"],
-                                    overwrite=overwrite, progress=lambda done, total: bar.progress(
+                                    overwrite=overwrite, cumulative=cumulative, val_fraction=val_fraction, seed=seed,
+                                    progress=lambda done, total: bar.progress(
                                         min(done / max(total, 1), 1.0), text=f"Writing {human_bytes(done)}"))
     except (bucketing.BucketingError, OSError) as error:
         bar.empty()
@@ -77,7 +91,8 @@ if st.button("Export", type="primary", disabled=bool(existing) and not overwrite
         "manifest": manifest,
         "command": command_line(str(source.path), str(out), plan, scores=source.scores,
                                 group_by=parse_group_by(source.group_by), prefix=s["prefix"],
-                                order=s["order"], overwrite=overwrite),
+                                order=s["order"], overwrite=overwrite, cumulative=cumulative,
+                                val_fraction=val_fraction, seed=seed),
     }
 
 last = s.get("last_export")
@@ -88,19 +103,23 @@ if last:
                   if manifest["skipped_file"] else ""))
     st.dataframe(pd.DataFrame(manifest["buckets"])[["name", "file", "count", "lines", "share", "min", "max", "difficulty_rank"]],
                  hide_index=True, column_config={"share": st.column_config.NumberColumn(format="percent")})
+    views = [f for f in manifest["files"] if f["cumulative"] or f["part"] != "all"]
+    if views:
+        st.markdown("**Stages and splits**" + (f" — validation share {manifest['split']['val_fraction']:g}, seed "
+                                               f"{manifest['split']['seed']}" if manifest["split"] else ""))
+        st.dataframe(pd.DataFrame(views)[["file", "part", "buckets", "rollouts", "lines"]], hide_index=True)
     st.markdown("**The same export from the command line**")
     st.code(last["command"], language="bash", wrap_lines=True)
-    files = [Path(last["out"]) / b["file"] for b in manifest["buckets"]]
-    files += [Path(last["out"]) / manifest["skipped_file"]] if manifest["skipped_file"] else []
-    files += [Path(last["out"]) / (manifest["prefix"] + MANIFEST)]
+    names = [f["file"] for f in manifest["files"]] + [manifest["prefix"] + MANIFEST]
+    files = [Path(last["out"]) / name for name in names]
     size = sum(f.stat().st_size for f in files if f.exists())
     if size <= ZIP_LIMIT:
 
         def zipped() -> bytes:
             buffer = io.BytesIO()
             with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-                for f in files:
-                    archive.write(f, f.name)
+                for name, f in zip(names, files):
+                    archive.write(f, name)  # sub-folders (cumulative/, train/, val/) kept
             return buffer.getvalue()
 
         st.download_button(f"Download all as .zip ({human_bytes(size)} before compression)", data=zipped,

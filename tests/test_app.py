@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import bucketing
 from bucketing.plan import bucket_table
 from bucketing.roots import ENV
 
-from .conftest import ROOT, SAMPLE, output_lines, rollout_line, write_lines
+from .conftest import ROOT, SAMPLE, output_lines, rollout_line, run_cli, write_lines
 
 APP = str(ROOT / "app.py")
 
@@ -353,3 +354,78 @@ def test_export_of_a_grouped_dump_keeps_groups_together_and_gives_the_command(ap
     assert sorted(sum(written.values(), [])) == sorted(json.dumps(line).encode() + b"\n" for line in lines)
     command = app.code[0].value
     assert "--scores score --group-by input" in command
+
+
+def sample_scores() -> list[list[float]]:
+    return [[r["score"] for r in json.loads(line)["reward"]]
+            for path in sorted(SAMPLE.glob("*.jsonl")) for line in path.read_bytes().splitlines()]
+
+
+def test_the_learnability_preset_is_one_click_with_its_counts(app):
+    go(app, "buckets")
+    app.radio(key="w_mode").set_value("learnability").run()
+    assert not app.exception
+    counts = {row["name"]: row["count"] for row in bucket_rows(app)}
+    scores = sample_scores()
+    expected = {"solved": sum(all(s >= 0.5 for s in r) for r in scores),
+                "unsolved": sum(not any(s >= 0.5 for s in r) for r in scores)}
+    expected["learnable"] = len(scores) - expected["solved"] - expected["unsolved"]
+    assert counts == expected and [row["name"] for row in bucket_rows(app)] == ["solved", "learnable", "unsolved"]
+    assert app.selectbox(key="w_metric").value == "success_rate"
+
+    go(app, "distributions")
+    app.number_input(key="w_pass_threshold").set_value(1.0).run()
+    go(app, "buckets")
+    counts = {row["name"]: row["count"] for row in bucket_rows(app)}
+    assert counts["solved"] == sum(all(s >= 1.0 for s in r) for r in scores)
+
+
+def test_export_writes_stages_and_a_split_as_the_engine_and_the_command_do(app, tmp_path):
+    go(app, "buckets")
+    app.radio(key="w_mode").set_value("learnability").run()
+    go(app, "export")
+    app.text_input(key="w_out_dir").set_value(str(tmp_path / "out")).run()
+    app.checkbox(key="w_cumulative").check().run()
+    app.checkbox(key="w_split").check().run()
+    app.number_input(key="w_val_fraction").set_value(0.25).run()
+    app.number_input(key="w_seed").set_value(7).run()
+    next(b for b in app.button if b.label == "Export").click().run()
+    assert not app.exception and app.success
+
+    data = bucketing.load(SAMPLE)
+    bucketing.export(data, bucketing.learnability_plan(), tmp_path / "engine", cumulative=True, val_fraction=0.25,
+                     seed=7)
+    app_files = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*.jsonl")}
+    engine_files = {p.relative_to(tmp_path / "engine"): p.read_bytes() for p in (tmp_path / "engine").rglob("*.jsonl")}
+    assert app_files == engine_files and len(app_files) == 3 * 2 * 3  # buckets, stages; all, train, val
+
+    command = app.code[0].value
+    for flag in ("--preset learnability", "--cumulative", "--val-fraction 0.25", "--seed 7"):
+        assert flag in command
+    args = shlex.split(command)[3:]
+    args[args.index("-o") + 1] = str(tmp_path / "cli")
+    assert run_cli(*args).returncode == 0
+    cli_files = {p.relative_to(tmp_path / "cli"): p.read_bytes() for p in (tmp_path / "cli").rglob("*.jsonl")}
+    assert cli_files == engine_files
+    views = app.dataframe[-1].value
+    assert set(views["part"]) == {"all", "train", "val"}
+
+
+def test_compare_counts_each_pair_of_buckets_and_previews_a_cell(app):
+    go(app, "compare")
+    app.selectbox(key="w_compare_a").set_value("mean_reward").run()
+    app.selectbox(key="w_compare_b").set_value("variance").run()
+    app.slider(key="w_compare_count").set_value(3).run()
+    data = bucketing.load(SAMPLE)
+    table = data.table()
+    plans = {m: bucketing.percentile_plan(table[m], m, 3) for m in ("mean_reward", "variance")}
+    ids = {m: plans[m].assign(table[m]) for m in plans}
+    for row in range(3):
+        for col in range(3):
+            app.selectbox(key="w_compare_row").set_value(plans["mean_reward"].names[row]).run()
+            app.selectbox(key="w_compare_col").set_value(plans["variance"].names[col]).run()
+            expected = int(((ids["mean_reward"] == row) & (ids["variance"] == col)).sum())
+            assert any(c.value.startswith(f"{expected:,} rollouts are") for c in app.caption)
+            assert len(app.expander) == min(5, expected)
+    agree = float((ids["mean_reward"] == ids["variance"]).mean())
+    assert f"**{agree:.0%}** of the rollouts" in app.markdown[0].value

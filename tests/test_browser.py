@@ -16,6 +16,7 @@ import sys
 
 import pytest
 
+import bucketing
 from bucketing.metrics import METRICS
 
 from .browser_support import (
@@ -357,3 +358,27 @@ def test_a_page_opened_directly_on_a_fresh_server_works(browser, tmp_path):
                 assert "Uncaught app execution" not in running.log_tail(20_000), running.log_tail()
             finally:
                 context.close()
+
+
+# --- 5. comparing two metrics ---------------------------------------------------------------
+
+
+def test_clicking_a_compare_cell_previews_its_rollouts(page):
+    go_to(page, "Compare")
+    cells = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.locator(".scatterlayer path.point")
+    expect(cells).to_have_count(9)  # 3 buckets of mean_reward × 3 of variance
+    table = bucketing.load(SAMPLE).table()
+    plans = {m: bucketing.percentile_plan(table[m], m, 3) for m in ("mean_reward", "variance")}
+    ids = {m: plans[m].assign(table[m]) for m in plans}
+    for row, col in [(2, 0), (0, 1)]:
+        x, y = center(cells.nth(row * 3 + col).bounding_box())
+        page.mouse.click(x, y)
+        settle(page)
+        count = int(((ids["mean_reward"] == row) & (ids["variance"] == col)).sum())
+        caption = (f"{count:,} rollouts are {plans['mean_reward'].names[row]} by mean_reward and "
+                   f"{plans['variance'].names[col]} by variance.")  # as shown: the names in code style
+        wait_until(lambda caption=caption: caption in app_text(page),
+                   message=lambda caption=caption: f"wanted {caption!r}; the page says: {app_text(page)[-600:]}")
+        expect(page.locator('[data-testid="stExpander"]')).to_have_count(min(5, count))
+    assert_no_error_shown(page, "Compare")
+    screenshot(page, "5-compare")

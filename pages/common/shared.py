@@ -30,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "k": 1,
     "pass_threshold": 0.5,
     "metric": "mean_reward",
-    "mode": "count",  # or "thresholds"
+    "mode": "count",  # or "thresholds", "learnability"
     "num_buckets": 3,
     "ties": "keep",
     "thresholds": {},  # metric -> list of cut values
@@ -227,6 +227,8 @@ def bars(data: bucketing.Dataset, metric: str) -> Histogram:
 
 def names_key() -> tuple:
     s = st.session_state
+    if s["mode"] == "learnability":
+        return (s["metric"], s["mode"], 3)
     count = s["num_buckets"] if s["mode"] == "count" else len(s["thresholds"].get(s["metric"], [])) + 1
     return (s["metric"], s["mode"], count)
 
@@ -234,13 +236,15 @@ def names_key() -> tuple:
 def current_plan(data: bucketing.Dataset) -> bucketing.Plan:
     """The plan the Buckets page describes, built by the engine (raises BucketingError for bad settings)."""
     s = st.session_state
-    if s["mode"] == "thresholds" and s["thresholds"].get(s["metric"]):
+    if s["mode"] == "learnability":
+        plan = bucketing.learnability_plan(params())
+    elif s["mode"] == "thresholds" and s["thresholds"].get(s["metric"]):
         plan = bucketing.threshold_plan(s["metric"], s["thresholds"][s["metric"]], params=params())
     else:
         values, _ = column(data, s["metric"])
         plan = bucketing.percentile_plan(values, s["metric"], s["num_buckets"], ties=s["ties"], params=params())
     names = s["names"].get(names_key())
-    if not names and plan.mode == "thresholds":  # friendlier than the CLI's bucket_0.. in ascending order
+    if not names and plan.mode == "thresholds" and not plan.preset:  # friendlier than the CLI's bucket_0..
         names = bucketing.default_names(len(plan.buckets))
     return plan.renamed(names) if names else plan
 

@@ -1,0 +1,32 @@
+"""A few rollouts as people read them: the prompt, then each response with its score."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+import bucketing
+from bucketing.preview import preview
+from pages.common.shared import number
+
+PREVIEW_CHARS = 600
+
+
+def show_rollouts(data: bucketing.Dataset, rows: np.ndarray, metrics: dict[str, np.ndarray], full: bool) -> None:
+    """One expander per rollout, titled with where it is and its value of each metric in ``metrics``."""
+    for rollout, row in zip(preview(data, rows), rows):
+        values = " · ".join(f"{metric} = {number(column[row])}" for metric, column in metrics.items())
+        with st.expander(f"{rollout.where} · {values} · {len(rollout.scores)} responses", expanded=False):
+            if rollout.prompt is None:
+                st.code(clip(rollout.raw, full), language="json", wrap_lines=True)
+                continue
+            st.markdown("**Prompt**")
+            st.text(clip(rollout.prompt, full))
+            responses = rollout.responses or []
+            for i, score in enumerate(rollout.scores):
+                st.markdown(f"**Response {i + 1}** · score `{score:g}`")
+                st.text(clip(responses[i] if i < len(responses) else "", full))
+
+
+def clip(text: str, full: bool) -> str:
+    return text if full or len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + f" … (+{len(text) - PREVIEW_CHARS:,} characters)"
