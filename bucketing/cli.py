@@ -257,7 +257,8 @@ def _check_flags(args: argparse.Namespace) -> None:
             raise BucketingError(f"--from-manifest sets the plan; drop {', '.join(given)}")
     if args.preset:
         given = [flag for flag, value in [("-m", args.metric), ("-n", args.num_buckets), ("--thresholds", args.thresholds),
-                                          ("--ties", args.ties), ("--from-manifest", args.from_manifest)] if value]
+                                          ("--ties", args.ties), ("--from-manifest", args.from_manifest)]
+                 if value is not None]
         if given:
             raise BucketingError(f"--preset sets the metric and the buckets; drop {', '.join(given)}")
     if args.engine == "ray" and (args.cumulative or args.val_fraction is not None):

@@ -273,17 +273,22 @@ def _concatenate(fs, parts: list[str], target: str) -> None:
 
 
 def _describe(manifest: dict, finals: list[str], parts: dict[str, list[str]], single_file: bool) -> None:
-    """The manifest's file names for folders of parts, and their part lists."""
+    """The manifest's file names for folders of parts, their part lists, and every output's counts."""
     manifest["engine"] = "ray"
     named = dict(zip(parts, finals))
+    manifest["cumulative"], manifest["split"], manifest["files"] = False, None, []
     for bucket in manifest["buckets"]:
         folder = bucket["file"].removesuffix(".jsonl")
         if not single_file:
             bucket["file"] = named[folder] + "/"
             bucket["parts"] = sorted(parts[folder])
-    if manifest["skipped_file"] and not single_file:
-        folder = manifest["skipped_file"].removesuffix(".jsonl")
-        manifest["skipped_file"] = folder + "/"
+        manifest["files"].append({"file": bucket["file"], "buckets": [bucket["name"]], "part": "all",
+                                  "cumulative": False, "rollouts": bucket["count"], "lines": bucket["lines"]})
+    if manifest["skipped_file"]:
+        if not single_file:
+            manifest["skipped_file"] = manifest["skipped_file"].removesuffix(".jsonl") + "/"
+        manifest["files"].append({"file": manifest["skipped_file"], "buckets": [], "part": "all", "cumulative": False,
+                                  "rollouts": 0, "lines": manifest["totals"]["skipped"]})
 
 
 def _commit(fs, staging: str, base: str, names: list[str]) -> None:

@@ -3,16 +3,19 @@
 A rollout's place is decided by its content, not its position: a 128-bit digest (the group
 key of a grouped rollout, BLAKE2b of the line's bytes otherwise), mixed with the seed. In each
 bucket the rollouts are ordered by that mixed value and the first ``round(fraction * n)`` go to
-validation, so every bucket gives the same share (stratified) and a rollout is in exactly one
-of the two. Cumulative stages are unions of these halves, so a validation rollout of one stage
+validation (rounded half up, as the fraction is written), so every bucket gives the same share
+(stratified) and a rollout is in exactly one of the two. Identical lines have one digest and
+always go to the same side: the cut moves to the nearest place between two different ones. Cumulative stages are unions of these halves, so a validation rollout of one stage
 is never in the training rows of another.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 
 import numpy as np
 
@@ -34,11 +37,16 @@ def validation_rollouts(dataset: Dataset, ids: np.ndarray, fraction: float, seed
     digests = rollout_digests(dataset)
     mixed = _mix(digests, seed)
     order = np.lexsort((digests[:, 1], digests[:, 0], mixed, ids))  # by bucket, then by the mixed value
-    ordered_ids = ids[order]
+    ordered_ids, ordered_digests = ids[order], digests[order]
+    differs = np.ones(len(order) + 1, dtype=bool)  # a cut may fall before position i only where differs[i]
+    differs[1:-1] = (ordered_digests[1:] != ordered_digests[:-1]).any(axis=1)
     validation = np.zeros(len(ids), dtype=bool)
+    share = Fraction(repr(float(fraction)))  # 0.7 as written, not 0.69999999999999996
     for bucket in np.unique(ordered_ids):
-        start, stop = np.searchsorted(ordered_ids, [bucket, bucket + 1])
-        count = int(np.floor(fraction * (stop - start) + 0.5))
+        start, stop = (int(i) for i in np.searchsorted(ordered_ids, [bucket, bucket + 1]))
+        target = math.floor(share * (stop - start) + Fraction(1, 2))
+        cuts = np.flatnonzero(differs[start : stop + 1])  # 0 and stop - start are always allowed
+        count = int(cuts[np.argmin(np.abs(cuts - target))])  # the nearest allowed cut (the lower on a tie)
         validation[order[start : start + count]] = True
     return validation
 
