@@ -371,14 +371,22 @@ def test_clicking_a_compare_cell_previews_its_rollouts(page):
     plans = {m: bucketing.percentile_plan(table[m], m, 3) for m in ("mean_reward", "variance")}
     ids = {m: plans[m].assign(table[m]) for m in plans}
     for row, col in [(2, 0), (0, 1)]:
-        x, y = center(cells.nth(row * 3 + col).bounding_box())
-        page.mouse.click(x, y)
-        settle(page)
         count = int(((ids["mean_reward"] == row) & (ids["variance"] == col)).sum())
         caption = (f"{count:,} rollouts are {plans['mean_reward'].names[row]} by mean_reward and "
                    f"{plans['variance'].names[col]} by variance.")  # as shown: the names in code style
-        wait_until(lambda caption=caption: caption in app_text(page),
-                   message=lambda caption=caption: f"wanted {caption!r}; the page says: {app_text(page)[-600:]}")
+        for attempt in range(3):  # a click while the chart is still being redrawn after the last one is lost
+            cell = cells.nth(row * 3 + col)
+            cell.scroll_into_view_if_needed()
+            x, y = center(cell.bounding_box())
+            page.mouse.click(x, y)
+            settle(page)
+            try:
+                wait_until(lambda caption=caption: caption in app_text(page), timeout=5 if attempt < 2 else 20,
+                           message=lambda caption=caption: f"wanted {caption!r}; the page says: {app_text(page)[-600:]}")
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
         expect(page.locator('[data-testid="stExpander"]')).to_have_count(min(5, count))
     assert_no_error_shown(page, "Compare")
     screenshot(page, "5-compare")
