@@ -429,3 +429,19 @@ def test_compare_counts_each_pair_of_buckets_and_previews_a_cell(app):
             assert len(app.expander) == min(5, expected)
     agree = float((ids["mean_reward"] == ids["variance"]).mean())
     assert f"**{agree:.0%}** of the rollouts" in app.markdown[0].value
+
+
+def test_a_drag_does_not_read_the_previewed_lines_again(app, monkeypatch):
+    import bucketing.preview as preview_module
+
+    go(app, "buckets")
+    drag(app, [0.3, 0.7], seq=7)
+    app.selectbox(key="preview_bucket").set_value("hard").run()
+    shown = [e.label for e in app.expander]
+    reads = []
+    original = preview_module.read_range
+    monkeypatch.setattr(preview_module, "read_range", lambda *a: reads.append(a) or original(*a))
+    drag(app, [0.3, 0.72], seq=8)  # the upper line moved: the hard bucket (mean <= 0.3) is the same
+    assert [e.label for e in app.expander] == shown and len(shown) == 5 and reads == []
+    drag(app, [0.2, 0.72], seq=9)  # now it changes, and its new rollouts are read
+    assert reads

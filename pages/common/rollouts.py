@@ -6,15 +6,14 @@ import numpy as np
 import streamlit as st
 
 import bucketing
-from bucketing.preview import preview
-from pages.common.shared import number
+from pages.common.shared import number, rollouts
 
 PREVIEW_CHARS = 600
 
 
 def show_rollouts(data: bucketing.Dataset, rows: np.ndarray, metrics: dict[str, np.ndarray], full: bool) -> None:
     """One expander per rollout, titled with where it is and its value of each metric in ``metrics``."""
-    for rollout, row in zip(preview(data, rows), rows):
+    for rollout, row in zip(rollouts(data, rows), rows):
         values = " · ".join(f"{metric} = {number(column[row])}" for metric, column in metrics.items())
         with st.expander(f"{rollout.where} · {values} · {len(rollout.scores)} responses", expanded=False):
             if rollout.prompt is None:

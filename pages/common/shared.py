@@ -22,6 +22,7 @@ import plotly.colors
 import streamlit as st
 
 import bucketing
+from bucketing.preview import Rollout, preview
 from bucketing.roots import SAMPLE, allowed_roots, resolve_allowed
 from bucketing.sources import find_inputs
 from bucketing.summary import Histogram, histogram
@@ -220,6 +221,13 @@ def bars(data: bucketing.Dataset, metric: str) -> Histogram:
     """A metric's histogram, made once per data, params and metric (a drag redraws it without recounting)."""
     key = ("bars", st.session_state["source"], params(), metric)
     return store().get(key, lambda: histogram(column(data, metric)[1]), size=16)
+
+
+def rollouts(data: bucketing.Dataset, rows: np.ndarray) -> list[Rollout]:
+    """Rollouts read back for a preview, kept: a drag reruns the page, and re-reading lines from a
+    large .gz means decompressing up to them again."""
+    key = ("preview", st.session_state["source"], tuple(int(r) for r in rows))
+    return store().get(key, lambda: preview(data, rows), size=32)
 
 
 # --- the plan ------------------------------------------------------------------------------
