@@ -277,10 +277,10 @@ def _make_plan(args: argparse.Namespace, saved: dict | None, metric: str, data: 
     """The plan to apply and the metric's value for every rollout."""
     if saved:
         plan = plan_from_manifest(saved)
-        return plan, data.table(plan.params)[metric].to_numpy()
+        return plan, data.values(metric, plan.params)
     params = Params(k=1 if args.k is None else args.k,
                     pass_threshold=0.5 if args.pass_threshold is None else args.pass_threshold)
-    values = data.table(params)[metric].to_numpy()
+    values = data.values(metric, params)
     if args.preset:
         plan = PRESETS[args.preset](params)
         return (plan.renamed(args.bucket_names) if args.bucket_names else plan), values

@@ -63,12 +63,12 @@ def export(
     if prefix:
         check_name(prefix, "prefix")
     if values is None:
-        values = dataset.table(plan.params)[plan.metric].to_numpy()
+        values = dataset.values(plan.metric, plan.params)
     if val_fraction is not None:
         check_fraction(val_fraction)
     ids = plan.assign(values)
     out = Path(out_dir)
-    files = outputs(plan, prefix, len(dataset.skipped) > 0, cumulative, val_fraction is not None)
+    files = outputs(plan, prefix, len(dataset.skipped_lines) > 0, cumulative, val_fraction is not None)
     manifest_name = prefix + MANIFEST
     check_output_dir(out, dataset.root)
     check_unchanged(dataset)
@@ -162,10 +162,10 @@ def every_line(dataset: Dataset, ids: np.ndarray, buckets: int) -> tuple[dict[st
 
     The output of a good line is its rollout's bucket (``ids``); skipped lines go to output ``buckets``.
     """
-    lines, skipped = dataset.lines, dataset.skipped
-    dest = np.concatenate([ids.astype(np.int64)[lines["rollout"].to_numpy()], np.full(len(skipped), buckets)])
+    lines = dataset.line_columns
+    dest = np.concatenate([ids.astype(np.int64)[lines["rollout"]], np.full(len(dataset.skipped_lines), buckets)])
     columns = {
-        key: np.concatenate([lines[key].to_numpy(), skipped[key].to_numpy()]).astype(np.int64)
+        key: np.concatenate([lines[key], dataset.skipped_column(key)]).astype(np.int64)
         for key in ("file_id", "offset", "length", "clean")
     }
     return columns, dest
@@ -178,8 +178,8 @@ def _pieces(dataset: Dataset, plan: Plan, values: np.ndarray, ids: np.ndarray, o
     Every line goes where its rollout goes; a rollout's lines stay in input order.
     """
     columns, dest = every_line(dataset, ids, len(plan.buckets))
-    skipped = len(dataset.skipped)
-    rollout = np.concatenate([dataset.lines["rollout"].to_numpy(), np.full(skipped, -1)])
+    skipped = len(dataset.skipped_lines)
+    rollout = np.concatenate([dataset.line_columns["rollout"], np.full(skipped, -1)])
     if order == "difficulty":  # easiest first; equal values keep the order of the rollouts' first lines
         easier = -values if get_metric(plan.metric).higher_is_easier else values
         keys = (np.concatenate([easier[rollout[: len(rollout) - skipped]], np.zeros(skipped)]), rollout)
@@ -229,8 +229,8 @@ class _Writer:
         self.lock = threading.Lock()
         self.cancelled = False
         self.done = 0
-        lines = len(dataset.lines) + len(dataset.skipped)
-        self.total = int(dataset.lines["length"].sum() + dataset.skipped["length"].sum()) + lines  # each + "\n"
+        lengths = np.concatenate([dataset.line_columns["length"], dataset.skipped_column("length")])
+        self.total = int(lengths.sum()) + len(lengths)  # each + "\n"
 
     def __enter__(self) -> "_Writer":
         return self

@@ -13,7 +13,7 @@ from . import __version__
 from .errors import BucketingError
 from .load import Dataset
 from .metrics import get_metric
-from .plan import Plan, bucket_table
+from .plan import Plan, bucket_stats
 
 VERSION = 1
 MANIFEST = "manifest.json"
@@ -65,7 +65,7 @@ def output_names(plan: Plan, prefix: str, with_skipped: bool, cumulative: bool =
 def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str = "", order: str = "input") -> dict:
     """The manifest's content (also what ``--json`` prints)."""
     files = file_names(plan, prefix)
-    buckets = bucket_table(plan, np.sort(values))
+    stats = bucket_stats(plan, np.sort(values))
     lines = np.bincount(plan.assign(values), weights=dataset.lines_per_rollout(), minlength=len(plan.buckets))
     reasons = dataset.skipped_reasons()
     return {
@@ -89,21 +89,22 @@ def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str
         "prefix": prefix,
         "buckets": [
             {
-                "name": row.name,
-                "file": files[row.name],
-                "count": int(row.count),
+                "name": name,
+                "file": files[name],
+                "count": int(count),
                 "lines": int(bucket_lines),
-                "share": float(row.share),
-                "min": _number(row.min),
-                "max": _number(row.max),
+                "share": float(share),
+                "min": _number(low),
+                "max": _number(high),
                 "lower": bucket.lower,
                 "upper": bucket.upper,
                 "difficulty_rank": bucket.rank,
                 "label": bucket.label,
             }
-            for row, bucket, bucket_lines in zip(buckets.itertuples(index=False), plan.buckets, lines)
+            for name, count, share, low, high, bucket, bucket_lines in zip(
+                stats["name"], stats["count"], stats["share"], stats["min"], stats["max"], plan.buckets, lines)
         ],
-        "skipped_file": prefix + SKIPPED if len(dataset.skipped) else None,
+        "skipped_file": prefix + SKIPPED if dataset.skipped_lines else None,
         "totals": dataset.totals,
         "skipped": {reason: info["count"] for reason, info in reasons.items()},
         "skipped_examples": {reason: info["examples"] for reason, info in reasons.items()},

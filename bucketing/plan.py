@@ -258,15 +258,13 @@ def balanced_boundaries(ordered: np.ndarray, count: int) -> list[int]:
     return path
 
 
-def bucket_table(plan: Plan, ordered: np.ndarray) -> pd.DataFrame:
-    """One row per bucket, easiest first: name, count, share, min, max, lower, upper, difficulty_rank.
+def bucket_stats(plan: Plan, ordered: np.ndarray) -> dict[str, np.ndarray | list]:
+    """Per bucket, easiest first: name, count, share, min, max, lower, upper, difficulty_rank (columns).
 
     ``ordered`` is the metric's values sorted ascending: every bucket is a
     slice of it, so this costs O(buckets * log n), fast enough to redo on
     every drag of a threshold.
     """
-    import pandas as pd  # here, not at the top: see load.py
-
     ordered = np.asarray(ordered, dtype=np.float64)
     edges = plan.edges(ordered)
     starts, stops = edges[:-1], edges[1:]
@@ -275,18 +273,23 @@ def bucket_table(plan: Plan, ordered: np.ndarray) -> pd.DataFrame:
     low = np.where(empty, np.nan, ordered[np.minimum(starts, len(ordered) - 1)])
     high = np.where(empty, np.nan, ordered[np.maximum(stops - 1, 0)])
     order = [b.interval for b in plan.buckets]  # easiest first
-    return pd.DataFrame(
-        {
-            "name": plan.names,
-            "count": count[order],
-            "share": count[order] / max(len(ordered), 1),
-            "min": low[order],
-            "max": high[order],
-            "lower": [b.lower for b in plan.buckets],
-            "upper": [b.upper for b in plan.buckets],
-            "difficulty_rank": [b.rank for b in plan.buckets],
-        }
-    )
+    return {
+        "name": plan.names,
+        "count": count[order],
+        "share": count[order] / max(len(ordered), 1),
+        "min": low[order],
+        "max": high[order],
+        "lower": [b.lower for b in plan.buckets],
+        "upper": [b.upper for b in plan.buckets],
+        "difficulty_rank": [b.rank for b in plan.buckets],
+    }
+
+
+def bucket_table(plan: Plan, ordered: np.ndarray) -> pd.DataFrame:
+    """:func:`bucket_stats` as a DataFrame, one row per bucket (for the app and the library)."""
+    import pandas as pd  # here, not at the top: the command line never needs pandas
+
+    return pd.DataFrame(bucket_stats(plan, ordered))
 
 
 def _buckets(cuts: tuple[float, ...], names_by_interval: list[str], ranks_by_interval: list[int]) -> tuple[Bucket, ...]:

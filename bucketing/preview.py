@@ -29,7 +29,7 @@ class Rollout:
 
 def read_line(dataset: Dataset, index: int) -> bytes:
     """The original bytes of good line ``index`` (an index into ``dataset.lines``)."""
-    file_id, offset, length = (int(dataset.lines[c].iat[index]) for c in ("file_id", "offset", "length"))
+    file_id, offset, length = (int(dataset.line_columns[c][index]) for c in ("file_id", "offset", "length"))
     return read_range(dataset.files[file_id], offset, length)
 
 
@@ -45,7 +45,7 @@ def preview(dataset: Dataset, rows: Sequence[int], max_lines: int = MAX_LINES) -
         indices = dataset.lines_of(row)
         shown = indices[:max_lines]
         texts = [read_line(dataset, int(i)).decode("utf-8", errors="replace") for i in shown]
-        count = int(dataset.lines["n"].to_numpy()[shown].sum())
+        count = int(dataset.line_columns["n"][shown].sum())
         scores = dataset.scores.flat[starts[row] : starts[row] + count].tolist()
         values = [_parse(text) for text in texts]
         prompt = _prompt(values[0]) if isinstance(values[0], dict) else None
@@ -53,7 +53,8 @@ def preview(dataset: Dataset, rows: Sequence[int], max_lines: int = MAX_LINES) -
         if prompt is not None:
             responses = [r for v in values if isinstance(v, dict) for r in (_responses(v) or [])]
         first = int(indices[0])
-        where = f"{dataset.files[int(dataset.lines['file_id'].iat[first])].rel}:{int(dataset.lines['line'].iat[first])}"
+        file_id, line = int(dataset.line_columns["file_id"][first]), int(dataset.line_columns["line"][first])
+        where = f"{dataset.files[file_id].rel}:{line}"
         if len(indices) > 1:
             where += f" + {len(indices) - 1} more lines"
         result.append(Rollout(where, scores, prompt, responses or None, "\n".join(texts)))

@@ -158,7 +158,7 @@ def export(
     fs, base = _output(out_dir)
     ids = plan.assign(values)
     names = [f"{prefix}{name}" for name in plan.names] + ([prefix + SKIPPED.removesuffix(".jsonl")]
-                                                          if len(dataset.skipped) else [])
+                                                          if dataset.skipped_lines else [])
     finals = [f"{n}.jsonl" if single_file else n for n in names]
     _check_targets(fs, base, finals + [prefix + MANIFEST], overwrite)
     manifest = build_manifest(dataset, plan, values, prefix, order)

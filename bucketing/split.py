@@ -55,14 +55,14 @@ def rollout_digests(dataset: Dataset) -> np.ndarray:
     """A 128-bit digest per rollout, as two uint64 columns: the group key, or a hash of the line's bytes."""
     if dataset.keys is not None:
         return dataset.keys
-    rows = dataset.rows
-    file_ids = rows["file_id"].to_numpy()
-    digests = np.zeros((len(rows), 2), dtype=np.uint64)
+    rows = dataset.rollout_columns
+    file_ids = rows["file_id"]
+    digests = np.zeros((len(file_ids), 2), dtype=np.uint64)
 
     def hash_file(file_id: int) -> None:
         members = np.flatnonzero(file_ids == file_id)
-        members = members[np.argsort(rows["offset"].to_numpy()[members], kind="stable")]
-        offsets, lengths = rows["offset"].to_numpy()[members], rows["length"].to_numpy()[members]
+        members = members[np.argsort(rows["offset"][members], kind="stable")]
+        offsets, lengths = rows["offset"][members], rows["length"][members]
         hashers = [hashlib.blake2b(digest_size=DIGEST_BYTES) for _ in members]
         for i, data in read_ranges(dataset.files[file_id], offsets, lengths):
             hashers[i].update(data)  # hashlib lets other threads run while it hashes large pieces

@@ -6,6 +6,8 @@ import io
 import json
 import shlex
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -247,3 +249,15 @@ def test_progress_bar_draws_only_on_a_terminal_after_the_delay():
     quiet(50, 100)
     quiet.close()
     assert pipe.getvalue() == ""
+
+
+def test_the_command_line_never_imports_pandas(sample_dir, tmp_path):
+    """A quarter of a second of every run: the engine works on numpy columns; DataFrames are for the app."""
+    script = (
+        "import sys, bucketing.cli\n"
+        f"code = bucketing.cli.main(['-i', {str(sample_dir)!r}, '-o', {str(tmp_path / 'out')!r}, '--cumulative',"
+        " '--val-fraction', '0.2', '--json'])\n"
+        "assert code == 0 and 'pandas' not in sys.modules, 'pandas imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
