@@ -44,7 +44,7 @@ from .conftest import ROOT, SAMPLE
 
 pytestmark = pytest.mark.browser
 
-PAGES = ["Data", "Distributions", "Buckets", "Export"]
+PAGES = ["Data", "Distributions", "Buckets", "Compare", "Export"]
 SAMPLE_ROLLOUTS = 240
 DRAG_PX = -200  # leftwards, in screen pixels
 
@@ -346,7 +346,7 @@ def test_uploaded_files_are_loaded(browser, server, tmp_path):
 
 
 def test_a_page_opened_directly_on_a_fresh_server_works(browser, tmp_path):
-    for title in ["Buckets", "Export", "Distributions"]:
+    for title in ["Buckets", "Compare", "Export", "Distributions"]:
         with streamlit_server(tmp_path / f"{title}.log", [tmp_path]) as running:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             try:
