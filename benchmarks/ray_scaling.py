@@ -25,8 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import parse_size  # noqa: E402
-from examples.make_rollouts import make_rollouts  # noqa: E402
+from examples.make_rollouts import make_rollouts, parse_size  # noqa: E402
 
 ENV = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
 WARM = """

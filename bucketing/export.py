@@ -79,9 +79,9 @@ def export(
         remove_leftovers(out)
         validation = None if val_fraction is None else validation_rollouts(dataset, ids, val_fraction, seed)
         pieces = _pieces(dataset, plan, values, ids, order, files, validation)
-        manifest = build_manifest(dataset, plan, values, prefix, order)
+        manifest = build_manifest(dataset, plan, values, prefix, order, ids)
         describe_outputs(manifest, dataset, plan, files, pieces, val_fraction, seed)
-        with _Writer(out, dataset, progress, fsync) as writer:
+        with _Writer(out, dataset, pieces, progress, fsync) as writer:
             writer.write_files([(f.name, p) for f, p in zip(files, pieces)])
             writer.commit(extra={manifest_name: dumps(manifest).encode()})
     return manifest
@@ -221,7 +221,7 @@ def describe_outputs(manifest: dict, dataset: Dataset, plan: Plan, files: list[O
 class _Writer:
     """Temp files in the output directory, renamed into place together; removed on any failure."""
 
-    def __init__(self, out: Path, dataset: Dataset, progress: Progress | None, fsync: bool = True):
+    def __init__(self, out: Path, dataset: Dataset, pieces: list[dict], progress: Progress | None, fsync: bool = True):
         self.out, self.dataset, self.progress, self.fsync = out, dataset, progress, fsync
         self.temps: dict[str, Path] = {}  # final name -> temp path
         self.sources: dict[int, int] = {}  # file_id -> fd of its (decompressed) bytes
@@ -229,8 +229,7 @@ class _Writer:
         self.lock = threading.Lock()
         self.cancelled = False
         self.done = 0
-        lengths = np.concatenate([dataset.line_columns["length"], dataset.skipped_column("length")])
-        self.total = int(lengths.sum()) + len(lengths)  # each + "\n"
+        self.total = sum(int(p["length"].sum()) + len(p["length"]) for p in pieces)  # each line + "\n"
 
     def __enter__(self) -> "_Writer":
         return self

@@ -19,7 +19,7 @@ import numpy as np
 from .detect import detect_layout
 from .errors import BadLineError, BucketingError, bad_line_text
 from .layout import KEY_BYTES, Layout, parse_group_by
-from .metrics import Params, Scores, compute_all, k_exceeds_n
+from .metrics import Params, Scores, compute_all, get_metric, k_exceeds_n
 from .parse import ROW_FIELDS, Chunk, ChunkResult, scan
 from .sources import DEFAULT_MAX_LINE_BYTES, InputFile, display, find_inputs, is_uri, line_start_at_or_after
 
@@ -106,9 +106,8 @@ class Dataset:
         return order, np.concatenate([[0], np.cumsum(self.lines_per_rollout())])
 
     def values(self, metric: str, params: Params = Params()) -> np.ndarray:
-        """One metric's value per rollout (all seven are computed, as the summary's timings assume: ~40 ms
-        per 100k rollouts)."""
-        return compute_all(self.scores, params)[metric]
+        """One metric's value per rollout."""
+        return np.asarray(get_metric(metric).compute(self.scores, params), dtype=np.float64)
 
     def table(self, params: Params = Params()) -> pd.DataFrame:
         """One row per rollout: file, line, offset, length (of its first line), n, lines and every metric."""
@@ -251,7 +250,7 @@ def make_chunks(files: list[InputFile], layout: Layout, max_line_bytes: int, str
 
 def run_chunks(chunks: list[Chunk], workers: int | None, progress: Progress | None, strict: bool) -> list[ChunkResult]:
     """Scan chunks in order (in worker processes when worthwhile); stop early under strict."""
-    sizes = [(c.stop if c.stop is not None else c.file.size) - c.start for c in chunks]
+    sizes = [c.size for c in chunks]
     total, done = sum(sizes), 0
     if workers is None:
         workers = (os.cpu_count() or 1) if total >= PARALLEL_MIN_BYTES else 1

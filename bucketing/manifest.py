@@ -62,11 +62,13 @@ def output_names(plan: Plan, prefix: str, with_skipped: bool, cumulative: bool =
     return [o.name for o in outputs(plan, prefix, with_skipped, cumulative, split)] + [prefix + MANIFEST]
 
 
-def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str = "", order: str = "input") -> dict:
-    """The manifest's content (also what ``--json`` prints)."""
+def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str = "", order: str = "input",
+                   ids: np.ndarray | None = None) -> dict:
+    """The manifest's content (also what ``--json`` prints); ``ids``: ``plan.assign(values)`` when at hand."""
     files = file_names(plan, prefix)
     stats = bucket_stats(plan, np.sort(values))
-    lines = np.bincount(plan.assign(values), weights=dataset.lines_per_rollout(), minlength=len(plan.buckets))
+    ids = plan.assign(values) if ids is None else ids
+    lines = np.bincount(ids, weights=dataset.lines_per_rollout(), minlength=len(plan.buckets))
     reasons = dataset.skipped_reasons()
     return {
         "version": VERSION,

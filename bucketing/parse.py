@@ -34,6 +34,11 @@ class Chunk:
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     strict: bool = False
 
+    @property
+    def size(self) -> int:
+        """Bytes of the stored file this chunk covers (what progress counts)."""
+        return (self.file.size if self.stop is None else self.stop) - self.start
+
 
 ROW_FIELDS = ("line", "offset", "length", "clean", "n")  # clean: the content is followed by exactly "\n"
 
@@ -102,7 +107,7 @@ def scan(chunk: Chunk) -> ChunkResult:
                 line = view[start:stop]
                 scores = key = None
                 reason = ""
-                if stop - start <= limit and (all_utf8 or is_utf8(line)):
+                if stop - start <= limit and (all_utf8 or _line_is_utf8(line)):
                     try:
                         obj = decode(line)
                         scores = extract(obj)
@@ -202,6 +207,15 @@ def _is_cut_short(raw: bytes) -> bool:
     """Valid UTF-8 except for an incomplete character at the very end."""
     try:
         codecs.utf_8_decode(raw, "strict", False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _line_is_utf8(line: memoryview) -> bool:
+    """One line of a window that failed :func:`is_utf8`: Python's strict decoder is quicker on a single line."""
+    try:
+        codecs.utf_8_decode(line, "strict", True)
     except UnicodeDecodeError:
         return False
     return True

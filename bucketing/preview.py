@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .load import Dataset
-from .sources import read_range
+from .sources import read_ranges
 
 PROMPT_FIELDS = ("prompt", "input", "input_prompt", "question", "problem", "query", "content")
 RESPONSE_FIELDS = ("responses", "completions", "outputs", "output", "output_response", "response", "completion")
@@ -28,9 +28,23 @@ class Rollout:
 
 
 def read_line(dataset: Dataset, index: int) -> bytes:
-    """The original bytes of good line ``index`` (an index into ``dataset.lines``)."""
-    file_id, offset, length = (int(dataset.line_columns[c][index]) for c in ("file_id", "offset", "length"))
-    return read_range(dataset.files[file_id], offset, length)
+    """The original bytes of good line ``index``."""
+    return read_lines(dataset, [index])[0]
+
+
+def read_lines(dataset: Dataset, indices: Sequence[int]) -> list[bytes]:
+    """The original bytes of good lines ``indices`` (into ``dataset.line_columns``): one pass per file,
+    so a compressed file is decompressed once, not once per line."""
+    columns = dataset.line_columns
+    found: dict[int, bytearray] = {}
+    file_ids = columns["file_id"][np.asarray(indices, dtype=np.int64)]
+    for file_id in np.unique(file_ids).tolist():
+        members = [int(i) for i, f in zip(indices, file_ids.tolist()) if f == file_id]
+        members.sort(key=lambda i: columns["offset"][i])
+        for k, data in read_ranges(dataset.files[file_id], [columns["offset"][i] for i in members],
+                                   [columns["length"][i] for i in members]):
+            found.setdefault(members[k], bytearray()).extend(data)
+    return [bytes(found.get(int(i), b"")) for i in indices]
 
 
 def preview(dataset: Dataset, rows: Sequence[int], max_lines: int = MAX_LINES) -> list[Rollout]:
@@ -44,7 +58,7 @@ def preview(dataset: Dataset, rows: Sequence[int], max_lines: int = MAX_LINES) -
         row = int(row)
         indices = dataset.lines_of(row)
         shown = indices[:max_lines]
-        texts = [read_line(dataset, int(i)).decode("utf-8", errors="replace") for i in shown]
+        texts = [line.decode("utf-8", errors="replace") for line in read_lines(dataset, shown)]
         count = int(dataset.line_columns["n"][shown].sum())
         scores = dataset.scores.flat[starts[row] : starts[row] + count].tolist()
         values = [_parse(text) for text in texts]
@@ -53,8 +67,7 @@ def preview(dataset: Dataset, rows: Sequence[int], max_lines: int = MAX_LINES) -
         if prompt is not None:
             responses = [r for v in values if isinstance(v, dict) for r in (_responses(v) or [])]
         first = int(indices[0])
-        file_id, line = int(dataset.line_columns["file_id"][first]), int(dataset.line_columns["line"][first])
-        where = f"{dataset.files[file_id].rel}:{line}"
+        where = dataset.where(int(dataset.line_columns["file_id"][first]), int(dataset.line_columns["line"][first]))
         if len(indices) > 1:
             where += f" + {len(indices) - 1} more lines"
         result.append(Rollout(where, scores, prompt, responses or None, "\n".join(texts)))

@@ -29,14 +29,13 @@ import numpy as np
 import pyarrow.fs as pafs
 
 from .errors import BucketingError
-from .export import check_output_dir, every_line
+from .export import TEMP_PREFIX, check_output_dir, every_line
 from .load import Dataset, Progress, prepare_load
 from .manifest import MANIFEST, SKIPPED, build_manifest, dumps
 from .parse import scan
 from .plan import Plan
 from .sources import DEFAULT_MAX_LINE_BYTES, InputFile, display, is_uri, read_ranges
 
-TEMP_PREFIX = ".bucketing-tmp-"
 WRITE_SLICE = 256 << 20  # bytes of a plain file one write task copies
 COPY_PIECE = 1 << 20
 
@@ -77,12 +76,8 @@ def load(
     reading = prepare_load(input_path, scores=scores, group_by=group_by, max_line_bytes=max_line_bytes, strict=strict)
     connect(address)
     results = _run(scan, [pickle.dumps(chunk) for chunk in reading.chunks],
-                   [_size(c.file, c.start, c.stop) for c in reading.chunks], progress)
+                   [c.size for c in reading.chunks], progress)
     return reading.finish(results)
-
-
-def _size(file: InputFile, start: int, stop: int | None) -> int:
-    return (file.size if stop is None else stop) - start
 
 
 def _run(work, payloads: list[bytes], sizes: list[int], progress: Progress | None) -> list:
@@ -161,7 +156,7 @@ def export(
                                                           if dataset.skipped_lines else [])
     finals = [f"{n}.jsonl" if single_file else n for n in names]
     _check_targets(fs, base, finals + [prefix + MANIFEST], overwrite)
-    manifest = build_manifest(dataset, plan, values, prefix, order)
+    manifest = build_manifest(dataset, plan, values, prefix, order, ids)
     staging = f"{base}/{TEMP_PREFIX}{secrets.token_hex(6)}"
     fs.create_dir(staging)
     try:

@@ -145,7 +145,7 @@ def _find_uri_inputs(root: str) -> list[InputFile]:
     scheme = root.split("://", 1)[0]
     found = [
         InputFile(Path(info.path), info.path.removeprefix(prefix), info.size, info.mtime_ns or 0,
-                  uri=f"{scheme}://{info.path}" if scheme != "file" else f"file://{info.path}")
+                  uri=f"{scheme}://{info.path}")
         for info in infos
         if info.type == pafs.FileType.File and info.base_name.endswith(SUFFIXES)
     ]
@@ -225,23 +225,6 @@ class _ZstdReader(io.RawIOBase):
     def close(self) -> None:
         self.raw.close()
         super().close()
-
-
-def read_range(file: InputFile, offset: int, length: int) -> bytes:
-    """``length`` bytes of the file's (decompressed) content from ``offset``."""
-    if file.local:
-        with open(file.path, "rb") as f:
-            return os.pread(f.fileno(), length, offset)
-    with open_stream(file) as stream:  # compressed or remote: read up to the offset
-        if file.compression is None:
-            stream.seek(offset)
-            offset = 0
-        while offset > 0:
-            skipped = len(stream.read(min(offset, WINDOW)))
-            if not skipped:
-                return b""
-            offset -= skipped
-        return stream.read(length)
 
 
 def read_ranges(file: InputFile, offsets, lengths, piece: int = 1 << 20) -> Iterator[tuple[int, bytes]]:

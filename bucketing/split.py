@@ -59,9 +59,8 @@ def rollout_digests(dataset: Dataset) -> np.ndarray:
     file_ids = rows["file_id"]
     digests = np.zeros((len(file_ids), 2), dtype=np.uint64)
 
-    def hash_file(file_id: int) -> None:
-        members = np.flatnonzero(file_ids == file_id)
-        members = members[np.argsort(rows["offset"][members], kind="stable")]
+    def hash_file(file_id: int) -> None:  # rows are in input order: each file's are one slice, by offset
+        members = np.arange(*np.searchsorted(file_ids, [file_id, file_id + 1]))
         offsets, lengths = rows["offset"][members], rows["length"][members]
         hashers = [hashlib.blake2b(digest_size=DIGEST_BYTES) for _ in members]
         for i, data in read_ranges(dataset.files[file_id], offsets, lengths):

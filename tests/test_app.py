@@ -439,8 +439,8 @@ def test_a_drag_does_not_read_the_previewed_lines_again(app, monkeypatch):
     app.selectbox(key="preview_bucket").set_value("hard").run()
     shown = [e.label for e in app.expander]
     reads = []
-    original = preview_module.read_range
-    monkeypatch.setattr(preview_module, "read_range", lambda *a: reads.append(a) or original(*a))
+    original = preview_module.read_ranges
+    monkeypatch.setattr(preview_module, "read_ranges", lambda *a: reads.append(a) or original(*a))
     drag(app, [0.3, 0.72], seq=8)  # the upper line moved: the hard bucket (mean <= 0.3) is the same
     assert [e.label for e in app.expander] == shown and len(shown) == 5 and reads == []
     drag(app, [0.2, 0.72], seq=9)  # now it changes, and its new rollouts are read
