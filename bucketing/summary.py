@@ -44,3 +44,31 @@ def describe(ordered: np.ndarray) -> Description:
         return Description(0, np.nan, np.nan, np.nan, 0)
     distinct = int(np.count_nonzero(np.diff(ordered))) + 1
     return Description(len(ordered), float(ordered[0]), float(np.median(ordered)), float(ordered[-1]), distinct)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two plans applied to the same rollouts: how many each pair of their buckets shares, and more."""
+
+    ids_a: np.ndarray  # bucket of each rollout by plan a (0 = easiest)
+    ids_b: np.ndarray
+    cells: np.ndarray  # cells[i, j]: rollouts in bucket i of a and bucket j of b
+    agreement: float  # share of rollouts with the same difficulty rank in both
+    rank_correlation: float  # Spearman's, of the two metrics' values
+    density: np.ndarray  # density[i, j]: rollouts with value a in edges_a[i:i+2] and b in edges_b[j:j+2]
+    edges_a: np.ndarray
+    edges_b: np.ndarray
+
+
+def compare(values_a: np.ndarray, values_b: np.ndarray, plan_a, plan_b, bins: int = 40) -> Comparison:
+    """Cross two plans (on two metrics) over the same rollouts."""
+    count_a, count_b = len(plan_a.buckets), len(plan_b.buckets)
+    ids_a, ids_b = plan_a.assign(values_a), plan_b.assign(values_b)
+    cells = np.bincount(ids_a.astype(np.int64) * count_b + ids_b, minlength=count_a * count_b).reshape(count_a, count_b)
+    agreement = float(np.mean(ids_a == ids_b)) if len(ids_a) and count_a == count_b else 0.0
+    correlation = 0.0
+    if len(values_a) > 1:
+        ranks = [np.argsort(np.argsort(v, kind="stable"), kind="stable") for v in (values_a, values_b)]
+        correlation = float(np.nan_to_num(np.corrcoef(*ranks)[0, 1]))
+    density, edges_a, edges_b = np.histogram2d(values_a, values_b, bins=bins)
+    return Comparison(ids_a, ids_b, cells, agreement, correlation, density, edges_a, edges_b)

@@ -6,7 +6,7 @@ import streamlit as st
 
 import bucketing
 from bucketing.metrics import METRICS
-from bucketing.plan import bucket_table
+from bucketing.plan import bucket_table, check_names
 from bucketing.preview import sample_rows
 from pages.common import shared
 from pages.common.charts import drag_data, sizes_figure
@@ -46,7 +46,7 @@ def remove_threshold(metric: str, index: int) -> None:
 def add_threshold(metric: str, ordered: np.ndarray) -> None:
     """A new cut that halves the largest bucket that still has two different values."""
     cuts = s["thresholds"][metric]
-    bounds = np.concatenate([[0], np.searchsorted(ordered, cuts, side="right"), [len(ordered)]])
+    bounds = bucketing.threshold_plan(metric, cuts).edges(ordered)
     parts = [ordered[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a and ordered[a] != ordered[b - 1]]
     if not parts:
         st.toast("Every bucket holds a single value already: there is nothing left to split.")
@@ -90,7 +90,7 @@ def apply_pending_edits(data: bucketing.Dataset) -> None:
         if "name" in change and 0 <= int(row) < len(names):
             names[int(row)] = str(change["name"] or "").strip()
     try:
-        bucketing.threshold_plan(s["metric"], range(len(names) - 1), names)  # checks the names
+        check_names(names)
     except bucketing.BucketingError as error:
         st.error(f"{error}; the old names are kept.")
         return
@@ -119,8 +119,7 @@ def editor() -> None:
     elif s["mode"] == "learnability":
         top[2].markdown(f"Pass threshold **{shared.number(s['pass_threshold'])}** (set on Distributions)")
     elif not s["thresholds"].get(metric):  # start from the count mode's cut points
-        start = bucketing.percentile_plan(values, metric, s["num_buckets"], ties=s["ties"], params=shared.params())
-        s["thresholds"][metric] = sorted(set(start.cuts))
+        s["thresholds"][metric] = sorted(set(shared.count_plan(data, metric, s["num_buckets"]).cuts))
 
     try:
         plan = shared.current_plan(data)
@@ -195,7 +194,7 @@ def preview_section(plan: bucketing.Plan, values: np.ndarray) -> None:
     left, right = st.columns([2, 1])
     name = left.selectbox("Bucket", plan.names, key="preview_bucket")
     full = right.toggle("Show full texts", key="preview_full")
-    rows = sample_rows(plan.assign(values), plan.names.index(name), count=5)
+    rows = sample_rows(shared.assigned(data, plan), plan.names.index(name), count=5)
     if not len(rows):
         st.caption("This bucket is empty.")
         return

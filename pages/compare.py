@@ -30,18 +30,14 @@ count = top[2].slider("Buckets each", 2, 10, key="w_compare_count")
 values_a, _ = shared.column(data, metric_a)
 values_b, _ = shared.column(data, metric_b)
 try:
-    plan_a = bucketing.percentile_plan(values_a, metric_a, count, ties=s["ties"], params=shared.params())
-    plan_b = bucketing.percentile_plan(values_b, metric_b, count, ties=s["ties"], params=shared.params())
+    plan_a, plan_b = shared.count_plan(data, metric_a, count), shared.count_plan(data, metric_b, count)
 except bucketing.BucketingError as error:
     st.error(str(error))
     st.stop()
-ids_a, ids_b = plan_a.assign(values_a), plan_b.assign(values_b)
-cells = np.bincount(ids_a.astype(np.int64) * count + ids_b, minlength=count * count).reshape(count, count)
-
-agree = float(np.trace(cells)) / max(len(ids_a), 1)
-ranks = np.corrcoef(np.argsort(np.argsort(values_a)), np.argsort(np.argsort(values_b)))[0, 1] if len(ids_a) > 1 else 0
-st.markdown(f"Equal-size buckets of each metric ({s['ties']} ties). **{agree:.0%}** of the rollouts get the same "
-            f"difficulty rank from both; rank correlation of the values **{np.nan_to_num(ranks):.2f}**.")
+crossed = shared.comparison(data, metric_a, metric_b, count)
+cells = crossed.cells
+st.markdown(f"Equal-size buckets of each metric ({s['ties']} ties). **{crossed.agreement:.0%}** of the rollouts get "
+            f"the same difficulty rank from both; rank correlation of the values **{crossed.rank_correlation:.2f}**.")
 
 left, right = st.columns(2)
 with left:
@@ -60,10 +56,10 @@ with left:
     event = st.plotly_chart(figure, key="compare_cells", on_select="rerun", selection_mode="points")
 with right:
     st.subheader("Values by both")
-    density, edges_b, edges_a = np.histogram2d(values_b, values_a, bins=40)
+    edges_a, edges_b = crossed.edges_a, crossed.edges_b
     heat = go.Figure(go.Heatmap(  # colour by log(1 + count): a few crowded cells would hide the rest
-        x=(edges_b[:-1] + edges_b[1:]) / 2, y=(edges_a[:-1] + edges_a[1:]) / 2, z=np.log1p(density.T),
-        customdata=density.T, colorscale="Viridis", showscale=False,
+        x=(edges_b[:-1] + edges_b[1:]) / 2, y=(edges_a[:-1] + edges_a[1:]) / 2, z=np.log1p(crossed.density),
+        customdata=crossed.density, colorscale="Viridis", showscale=False,
         hovertemplate=f"{metric_b} ≈ %{{x:.3g}}<br>{metric_a} ≈ %{{y:.3g}}<br>%{{customdata}} rollouts<extra></extra>"))
     heat.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10),
                        xaxis_title=metric_b, yaxis_title=metric_a)
@@ -85,7 +81,7 @@ pick = st.columns([2, 2, 1])
 row = pick[0].selectbox(f"{metric_a} bucket", plan_a.names, key="w_compare_row")
 col = pick[1].selectbox(f"{metric_b} bucket", plan_b.names, key="w_compare_col")
 full = pick[2].toggle("Show full texts", key="compare_full")
-inside = (ids_a == plan_a.names.index(row)) & (ids_b == plan_b.names.index(col))
+inside = (crossed.ids_a == plan_a.names.index(row)) & (crossed.ids_b == plan_b.names.index(col))
 st.caption(f"{int(inside.sum()):,} rollouts are `{row}` by {metric_a} and `{col}` by {metric_b}.")
 rows = sample_rows(inside.astype(np.int8), 1, count=5)
 if len(rows):

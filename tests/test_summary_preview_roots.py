@@ -13,7 +13,7 @@ import bucketing
 from bucketing.cli import command_line
 from bucketing.preview import preview, read_line, sample_rows
 from bucketing.roots import ENV, allowed_roots, resolve_allowed
-from bucketing.summary import MAX_DISTINCT_BARS, describe, histogram
+from bucketing.summary import MAX_DISTINCT_BARS, compare, describe, histogram
 
 from .conftest import output_lines, rollout_line, run_cli
 
@@ -98,3 +98,19 @@ def test_the_equivalent_command_reproduces_the_export(sample_dir, tmp_path, make
     result = run_cli(*args[3:])
     assert result.returncode == 0, result.stderr
     assert output_lines(tmp_path / "app") == output_lines(tmp_path / "cli")
+
+
+def test_compare_crosses_two_plans():
+    rng = np.random.default_rng(3)
+    a, b = rng.random(500), rng.random(500)
+    plan_a = bucketing.percentile_plan(a, "mean_reward", 3)
+    plan_b = bucketing.percentile_plan(b, "variance", 3)
+    crossed = compare(a, b, plan_a, plan_b, bins=10)
+    ids_a, ids_b = plan_a.assign(a), plan_b.assign(b)
+    for i in range(3):
+        for j in range(3):
+            assert crossed.cells[i, j] == np.sum((ids_a == i) & (ids_b == j))
+    assert crossed.agreement == np.mean(ids_a == ids_b)
+    ranks = [np.argsort(np.argsort(v)) for v in (a, b)]
+    assert crossed.rank_correlation == pytest.approx(np.corrcoef(*ranks)[0, 1])
+    assert crossed.density.sum() == 500 and crossed.density.shape == (10, 10)

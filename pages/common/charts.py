@@ -24,11 +24,11 @@ def _bar_bounds(bars: Histogram) -> tuple[np.ndarray, np.ndarray]:
     return bars.left - half, bars.left + half
 
 
-def histogram_figure(bars: Histogram, title: str = "", height: int = 220) -> go.Figure:
+def histogram_figure(bars: Histogram, height: int = 220) -> go.Figure:
     left, right = _bar_bounds(bars)
     figure = go.Figure(go.Bar(x=(left + right) / 2, y=bars.counts, width=right - left,
                               hovertemplate="%{x:.4g}: %{y} rollouts<extra></extra>"))
-    figure.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=30 if title else 10, b=10),
+    figure.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10),
                          bargap=0.05, showlegend=False, yaxis_title="rollouts")
     return figure
 

@@ -25,7 +25,7 @@ import bucketing
 from bucketing.preview import Rollout, preview
 from bucketing.roots import SAMPLE, allowed_roots, resolve_allowed
 from bucketing.sources import find_inputs
-from bucketing.summary import Histogram, histogram
+from bucketing.summary import Comparison, Histogram, compare, histogram
 
 DEFAULTS: dict[str, Any] = {
     "k": 1,
@@ -241,6 +241,29 @@ def names_key() -> tuple:
     return (s["metric"], s["mode"], count)
 
 
+def count_plan(data: bucketing.Dataset, metric: str, count: int) -> bucketing.Plan:
+    """Equal-size buckets of one metric (the session's ties policy), made once per data and settings."""
+    s = st.session_state
+    key = ("count_plan", s["source"], params(), metric, count, s["ties"])
+    return store().get(key, lambda: bucketing.percentile_plan(column(data, metric)[0], metric, count, ties=s["ties"],
+                                                              params=params()), size=16)
+
+
+def assigned(data: bucketing.Dataset, plan: bucketing.Plan) -> np.ndarray:
+    """Each rollout's bucket under ``plan``, kept: a page reruns on every click, the plan mostly stays."""
+    key = ("assigned", st.session_state["source"], plan)
+    return store().get(key, lambda: plan.assign(column(data, plan.metric)[0]), size=8)
+
+
+def comparison(data: bucketing.Dataset, metric_a: str, metric_b: str, count: int) -> Comparison:
+    """The Compare page's numbers, worked out by the engine once per data, metrics and settings."""
+    s = st.session_state
+    key = ("comparison", s["source"], params(), metric_a, metric_b, count, s["ties"])
+    return store().get(key, lambda: compare(column(data, metric_a)[0], column(data, metric_b)[0],
+                                            count_plan(data, metric_a, count), count_plan(data, metric_b, count)),
+                       size=4)
+
+
 def current_plan(data: bucketing.Dataset) -> bucketing.Plan:
     """The plan the Buckets page describes, built by the engine (raises BucketingError for bad settings)."""
     s = st.session_state
@@ -249,8 +272,7 @@ def current_plan(data: bucketing.Dataset) -> bucketing.Plan:
     elif s["mode"] == "thresholds" and s["thresholds"].get(s["metric"]):
         plan = bucketing.threshold_plan(s["metric"], s["thresholds"][s["metric"]], params=params())
     else:
-        values, _ = column(data, s["metric"])
-        plan = bucketing.percentile_plan(values, s["metric"], s["num_buckets"], ties=s["ties"], params=params())
+        plan = count_plan(data, s["metric"], s["num_buckets"])
     names = s["names"].get(names_key())
     if not names and plan.mode == "thresholds" and not plan.preset:  # friendlier than the CLI's bucket_0..
         names = bucketing.default_names(len(plan.buckets))

@@ -113,13 +113,12 @@ _component = st.components.v2.component("rollout_bucketer.threshold_drag", css=C
 
 
 def threshold_drag(*, key: str, bars: list[dict], lines: list[float], regions: list[dict],
-                   domain: tuple[float, float], step: float, digits: int, ticks: list[float]) -> dict | None:
-    """Draw the chart; return the last ``{"values": [...], "seq": n}`` the user sent (None before any)."""
-    result = _component(
+                   domain: tuple[float, float], step: float, digits: int, ticks: list[float]) -> None:
+    """Draw the chart; what the user sends, ``{"values": [...], "seq": n}``, arrives in ``st.session_state[key]``."""
+    _component(
         key=key,
         data={"bars": bars, "lines": lines, "regions": regions, "domain": list(domain), "step": step,
               "digits": digits, "ticks": ticks},
         default={"thresholds": None},
         on_thresholds_change=lambda: None,
     )
-    return result.thresholds
