@@ -20,6 +20,11 @@ def rollout_line(scores, **extra) -> bytes:
     return json.dumps(record, ensure_ascii=False).encode()
 
 
+def one_line(stderr: str) -> bool:
+    """The CLI said one thing on one line, and no traceback."""
+    return stderr.count("\n") == 1 and stderr.endswith("\n") and "Traceback" not in stderr
+
+
 def line_totals(data) -> dict:
     """``data.totals`` of an ungrouped load, where every good line is one rollout (checked here)."""
     totals = dict(data.totals)

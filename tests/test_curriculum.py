@@ -35,7 +35,7 @@ import bucketing
 from bucketing.export import TEMP_PREFIX
 from examples.make_rollouts import make_rollouts
 
-from .conftest import rollout_line, run_cli, write_lines
+from .conftest import one_line, rollout_line, run_cli, write_lines
 
 SCORES = (0.0, 0.25, 0.5, 0.75, 1.0)  # sums of these are exact: means compare exactly with numpy's
 DEFAULT_NAMES = ["easy", "medium", "hard"]  # -n 3, easiest first (README)
@@ -98,11 +98,6 @@ def snapshot(out: Path) -> dict[str, bytes]:
 
 def temp_leftovers(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name.startswith(TEMP_PREFIX)]
-
-
-def one_line(stderr: str) -> bool:
-    """The CLI said one thing on one line, and no traceback."""
-    return stderr.count("\n") == 1 and stderr.endswith("\n") and "Traceback" not in stderr
 
 
 def ok(result) -> None:

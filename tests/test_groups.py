@@ -37,7 +37,7 @@ from bucketing.parse import ROW_FIELDS, Chunk, scan
 from bucketing.preview import preview
 from examples.make_rollouts import make_rollouts
 
-from .conftest import output_lines, run_cli, write_lines
+from .conftest import one_line, output_lines, run_cli, write_lines
 
 LOAD_MODULE = importlib.import_module("bucketing.load")  # ``bucketing.load`` is the function
 
@@ -89,11 +89,6 @@ def oracle_groups(paths: list[Path], group_fields: tuple[str, ...], score_field:
 def rollout_scores(data, rollout: int) -> list[float]:
     start = int(data.scores.starts[rollout])
     return data.scores.flat[start : start + int(data.scores.counts[rollout])].tolist()
-
-
-def one_line(stderr: str) -> bool:
-    """The CLI said one thing on one line, and no traceback."""
-    return stderr.count("\n") == 1 and stderr.endswith("\n") and "Traceback" not in stderr
 
 
 def read_out(out: Path, name: str) -> list[bytes]:
