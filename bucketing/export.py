@@ -1,14 +1,13 @@
 """Write the bucket files: each input line's original bytes, atomically, manifest last.
 
-Every line is copied from the input by offset (kernel-side with
-``copy_file_range`` where it can be), never re-serialised.  Each output goes
+Every line is copied from the input by offset, never re-serialised (see
+:mod:`bucketing.copy`: on every core, input read once, written with ``pwritev``).  Each output goes
 to a temp file in the output directory, is fsynced, and is renamed into place
 only when all of them are complete; the manifest is renamed last.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import secrets
@@ -16,7 +15,9 @@ import shutil
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from .load import Dataset, Progress
 from .manifest import MANIFEST, Output, build_manifest, dumps, outputs
 from .metrics import get_metric
 from .plan import Plan, check_name
+from .copy import Copier, copy_list, preallocate, tasks
 from .sources import display, open_stream
 from .split import check_fraction, validation_rollouts
 
@@ -226,8 +228,9 @@ class _Writer:
         self.temps: dict[str, Path] = {}  # final name -> temp path
         self.sources: dict[int, int] = {}  # file_id -> fd of its (decompressed) bytes
         self.spools: list[Path] = []
+        self.targets: list[int] = []  # fds of the temp files being written
         self.lock = threading.Lock()
-        self.cancelled = False
+        self.stop = threading.Event()
         self.done = 0
         self.total = sum(int(p["length"].sum()) + len(p["length"]) for p in pieces)  # each line + "\n"
 
@@ -235,7 +238,7 @@ class _Writer:
         return self
 
     def __exit__(self, kind, error, trace) -> None:
-        for fd in self.sources.values():
+        for fd in [*self.sources.values(), *self.targets]:
             os.close(fd)
         for path in [*self.spools, *self.temps.values()]:
             path.unlink(missing_ok=True)
@@ -251,7 +254,7 @@ class _Writer:
 
     def _open_sources(self, file_ids) -> None:
         """An fd per input file, holding its bytes at the offsets the scan saw (compressed and remote ones spooled)."""
-        for file_id in sorted(set(file_ids)):
+        for file_id in file_ids:
             file = self.dataset.files[file_id]
             if file.local:
                 self.sources[file_id] = os.open(file.path, os.O_RDONLY)
@@ -263,46 +266,32 @@ class _Writer:
                     shutil.copyfileobj(stream, spool, 1 << 20)
 
     def write_files(self, jobs: list[tuple[str, dict]]) -> None:
-        """Write each ``(name, pieces)`` to its temp file, several at once (the copies run outside the GIL)."""
-        self._open_sources(np.concatenate([pieces["file_id"] for _, pieces in jobs]).tolist())
-        opened = []
-        for name, _ in jobs:  # in order, so that commit renames in this order
+        """Write each ``(name, pieces)`` to its temp file (see :mod:`bucketing.copy`), every core at it."""
+        copies, sizes = copy_list([pieces for _, pieces in jobs])
+        self._open_sources(np.unique(copies["file_id"]).tolist())
+        for (name, _), size in zip(jobs, sizes):  # in order, so that commit renames in this order
             fd, self.temps[name] = self._temp(name)
-            opened.append(fd)
-        workers = max(1, min(len(jobs), os.cpu_count() or 1))
-        with ThreadPoolExecutor(workers) as pool:
-            pending = {pool.submit(self._write_file, fd, pieces) for fd, (_, pieces) in zip(opened, jobs)}
+            self.targets.append(fd)
+            preallocate(fd, size)
+        copier = Copier(copies, self.sources, self.targets, self._advance, self.stop)
+        self._run([partial(copier, first, last) for first, last in tasks(copies)])
+        if self.fsync:
+            self._run([partial(os.fsync, fd) for fd in self.targets])
+
+    def _run(self, jobs: list[Callable[[], None]]) -> None:
+        """Run ``jobs`` on every core; report progress from this thread (the app's progress bar needs that)."""
+        with ThreadPoolExecutor(max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+            pending = {pool.submit(job) for job in jobs}
             try:
-                while pending:  # progress is reported from this thread (the app's progress bar needs that)
+                while pending:
                     finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
                     for future in finished:
                         future.result()
                     if self.progress:
                         self.progress(self.done, self.total)
-            except BaseException:  # a failed copy or Ctrl-C: the other copies stop at their next line
-                self.cancelled = True
+            except BaseException:  # a failed copy or Ctrl-C: the other jobs stop at their next window
+                self.stop.set()
                 raise
-
-    def _write_file(self, fd: int, pieces: dict) -> None:
-        """Copy the pieces' bytes, one "\n"-terminated line each, to ``fd``; then flush and close it."""
-        try:
-            file_id, offset, length, clean = pieces["file_id"], pieces["offset"], pieces["length"], pieces["clean"]
-            end = offset + length + clean  # a clean line's "\n" is copied with it
-            joins = np.zeros(len(offset), dtype=bool)  # piece i continues the byte run of piece i-1
-            joins[1:] = (file_id[1:] == file_id[:-1]) & (clean[:-1] == 1) & (offset[1:] == end[:-1])
-            firsts = np.flatnonzero(~joins)
-            lasts = np.append(firsts[1:], len(offset)) - 1
-            for first, last in zip(firsts.tolist(), lasts.tolist()):
-                if self.cancelled:
-                    return
-                _copy(self.sources[int(file_id[first])], fd, int(offset[first]), int(end[last] - offset[first]))
-                if not clean[last]:
-                    _write_all(fd, b"\n")
-                self._advance(int(end[last] - offset[first]) + (not clean[last]))
-            if self.fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
 
     def _advance(self, count: int) -> None:
         with self.lock:
@@ -352,30 +341,6 @@ class _Writer:
                 path.unlink(missing_ok=True)
             for name in placed:
                 del self.temps[name]
-
-
-# copy_file_range can't do this copy (across file systems on old kernels, unsupported file systems): copy through memory
-_CANNOT_COPY_IN_KERNEL = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF, errno.ETXTBSY}
-
-
-def _copy(source: int, target: int, offset: int, count: int) -> None:
-    """Append ``count`` bytes of ``source`` from ``offset`` to ``target``."""
-    while count > 0:
-        try:
-            copied = os.copy_file_range(source, target, count, offset)
-        except OSError as error:
-            if error.errno not in _CANNOT_COPY_IN_KERNEL:
-                raise  # a full disk or an I/O error: nothing else will do better
-            copied = _copy_through_memory(source, target, offset, count)
-        if copied == 0:
-            raise BucketingError("an input file got shorter while it was copied; load the input again")
-        offset, count = offset + copied, count - copied
-
-
-def _copy_through_memory(source: int, target: int, offset: int, count: int) -> int:
-    data = os.pread(source, min(count, 1 << 20), offset)
-    _write_all(target, data)
-    return len(data)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import gzip
 import importlib
 import json
@@ -19,6 +21,7 @@ from bucketing.export import TEMP_PREFIX
 from .conftest import output_lines, rollout_line, write_lines
 
 export_module = importlib.import_module("bucketing.export")  # the package's `export` is the function
+copy_module = importlib.import_module("bucketing.copy")
 
 
 def make_input(folder: Path, rows: list[list[float]], name: str = "a.jsonl") -> Path:
@@ -143,15 +146,15 @@ def test_a_failed_export_leaves_the_earlier_one_intact_and_no_temp_files(sample_
     export_sample(sample_dir, out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     calls = {"n": 0}
-    real_copy = export_module._copy
+    real_write = copy_module.pwrite_all
 
-    def failing_copy(*args):
+    def failing_write(*args):
         calls["n"] += 1
-        if calls["n"] == 5:
+        if calls["n"] == 2:  # one bucket file written, the others not yet
             raise fault
-        return real_copy(*args)
+        return real_write(*args)
 
-    monkeypatch.setattr(export_module, "_copy", failing_copy)
+    monkeypatch.setattr(copy_module, "pwrite_all", failing_write)
     with pytest.raises(type(fault)):
         data = bucketing.load(sample_dir)
         plan = bucketing.percentile_plan(data.table()["variance"], "variance", 3)
@@ -178,7 +181,8 @@ def test_copying_falls_back_when_the_kernel_cannot_copy(sample_dir, tmp_path, mo
     def unsupported(*args):
         raise OSError(18, "Invalid cross-device link")
 
-    monkeypatch.setattr(export_module.os, "copy_file_range", unsupported)
+    monkeypatch.setattr(copy_module, "LONG_LINE", 1)  # every line is copied kernel-side
+    monkeypatch.setattr(copy_module.os, "copy_file_range", unsupported)
     export_sample(sample_dir, tmp_path / "out")
     inputs = sorted(line for p in sample_dir.glob("*.jsonl") for line in p.read_bytes().splitlines())
     outputs = sorted(line for lines in output_lines(tmp_path / "out").values() for line in lines)
@@ -224,3 +228,78 @@ def test_progress_is_reported_from_the_calling_thread_and_reaches_the_total(samp
     assert seen and all(thread is threading.main_thread() for _, _, thread in seen)
     assert [done for done, _, _ in seen] == sorted(done for done, _, _ in seen)
     assert seen[-1][0] == seen[-1][1] > 0
+
+
+def mixed_input(folder: Path) -> Path:
+    """Lines of many lengths, a BOM, CRLF lines, a bad line, a .gz file and a last line without its newline."""
+    lines = [rollout_line([i % 3 / 2, (i * 7) % 5 / 4], prompt="x" * (i * 37 % 300)) for i in range(60)]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "a.jsonl").write_bytes(b"\xef\xbb\xbf" + b"\n".join(lines[:20]) + b"\nnot json\n")
+    (folder / "b.jsonl").write_bytes(b"\r\n".join(lines[20:35]) + b"\r\n" + b"\n".join(lines[35:45]))
+    (folder / "c.jsonl.gz").write_bytes(gzip.compress(b"\n".join(lines[45:]) + b"\n"))
+    return folder
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"order": "difficulty"}, {"cumulative": True, "val_fraction": 0.3}, {"order": "difficulty", "cumulative": True},
+])
+def test_the_files_are_the_same_whatever_the_window_slice_and_long_line_sizes(tmp_path, monkeypatch, options):
+    """Tiny windows, tasks and long-line limits cut lines every which way; the bytes written must not change."""
+    folder = mixed_input(tmp_path / "in")
+    data = bucketing.load(folder)
+    plan = bucketing.percentile_plan(data.values("mean_reward", bucketing.Params()), "mean_reward", 3)
+    bucketing.export(data, plan, tmp_path / "usual", **options)
+    expected = {p.relative_to(tmp_path / "usual"): p.read_bytes() for p in (tmp_path / "usual").rglob("*.jsonl")}
+    assert sum(len(b.splitlines()) for name, b in expected.items() if name.parent == Path(".")) == 61
+    for window, long_line, slice_bytes in [(64, 48, 100), (256, 1 << 20, 1), (1 << 20, 200, 700), (512, 1, 1)]:
+        monkeypatch.setattr(copy_module, "WINDOW", window)
+        monkeypatch.setattr(copy_module, "LONG_LINE", long_line)
+        monkeypatch.setattr(copy_module, "SLICE", slice_bytes)
+        out = tmp_path / f"w{window}-{long_line}-{slice_bytes}"
+        bucketing.export(data, plan, out, **options)
+        assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*.jsonl")} == expected, out.name
+
+
+def test_a_disk_too_small_for_the_files_fails_before_copying(sample_dir, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    export_sample(sample_dir, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def full(fd, mode, offset, length):
+        ctypes.set_errno(errno.ENOSPC)
+        return -1
+
+    monkeypatch.setattr(copy_module, "_fallocate", full)
+    monkeypatch.setattr(copy_module.os, "pwritev", None)  # nothing may be written once the space is known missing
+    with pytest.raises(OSError, match="No space left"):
+        export_sample(sample_dir, out, overwrite=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_file_system_without_preallocation_still_gets_every_line(sample_dir, tmp_path, monkeypatch):
+    def unsupported(fd, mode, offset, length):
+        ctypes.set_errno(errno.EOPNOTSUPP)
+        return -1
+
+    monkeypatch.setattr(copy_module, "_fallocate", unsupported)
+    export_sample(sample_dir, tmp_path / "out")
+    inputs = sorted(line for p in sample_dir.glob("*.jsonl") for line in p.read_bytes().splitlines())
+    outputs = sorted(line for lines in output_lines(tmp_path / "out").values() for line in lines)
+    assert [line.rstrip(b"\n") for line in outputs] == inputs
+
+
+def test_short_writes_are_continued_where_they_stopped(tmp_path, monkeypatch):
+    real = os.pwritev
+
+    def at_most_five_bytes(fd, buffers, position):
+        data = b"".join(bytes(b) for b in buffers)[:5]
+        return real(fd, [data], position)
+
+    monkeypatch.setattr(copy_module.os, "pwritev", at_most_five_bytes)
+    monkeypatch.setattr(copy_module, "_IOV_MAX", 2)
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    try:
+        copy_module.pwrite_all(fd, [b"abc", memoryview(b"defghij"), b"\n", b"", b"klmnopqrstu"], 3)
+    finally:
+        os.close(fd)
+    assert (tmp_path / "f").read_bytes() == b"\0\0\0abcdefghij\nklmnopqrstu"

@@ -24,9 +24,9 @@ from .conftest import ROOT, output_lines, run_cli
 export_module = importlib.import_module("bucketing.export")  # the package's `export` is the function
 
 FAULTS = [  # which os call fails, how, and from its how-manieth use on
-    ("copy_file_range", errno.ENOSPC, 1),  # the data of a bucket file: the first copy
-    ("copy_file_range", errno.ENOSPC, 3),  # ... or later, with other files half-written
-    ("copy_file_range", errno.EIO, 2),
+    ("pwritev", errno.ENOSPC, 1),  # the data of a bucket file: the first write
+    ("pwritev", errno.ENOSPC, 3),  # ... or later, with other files half-written
+    ("pwritev", errno.EIO, 2),
     ("write", errno.ENOSPC, 1),  # the manifest (the sample's lines all end in "\n")
     ("fsync", errno.EIO, 1),  # flushing the first bucket file
     ("fsync", errno.EIO, 4),  # ... the manifest, once every bucket file is complete
@@ -109,11 +109,11 @@ def start_export(big_input: Path, out: Path, *extra) -> subprocess.Popen:
 
 SLOW_DISK = """
 import os, time
-real = os.copy_file_range
+real = os.pwritev
 def slow(*args):
     time.sleep(0.002)
     return real(*args)
-os.copy_file_range = slow
+os.pwritev = slow
 """
 
 
