@@ -12,6 +12,7 @@ must be plain file names: ``^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`` (bucketing/plan.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -321,3 +322,18 @@ def test_a_bucket_name_of_64_characters_is_accepted(app, places):
     export_button(app).click().run()
     assert not errors(app), errors(app)
     assert (places.allowed / "out" / ("n" * 64 + ".jsonl")).is_file()
+
+
+def test_a_session_that_uploads_nothing_leaves_no_folder_behind(places, monkeypatch, tmp_path):
+    """Every visit used to make an empty upload folder in /tmp that nothing removed."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv(ENV, str(places.allowed))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    for page in ("distributions", "buckets", "compare", "export", "data"):
+        go(at, page)
+    assert not at.exception
+    assert not list(temp.glob("bucketing-upload-*"))
+    assert shared.upload_dir().parent == temp  # ... until it uploads

@@ -9,6 +9,8 @@ read-only between sessions.
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 import threading
 from collections import OrderedDict
@@ -137,14 +139,17 @@ def save(widget_key: str, state_key: str) -> None:
 
 
 def upload_dir() -> Path:
-    """This session's own folder for uploaded files."""
+    """This session's own folder for uploaded files, made on its first upload; removed when the server stops."""
     if "upload_dir" not in st.session_state:
-        st.session_state["upload_dir"] = tempfile.mkdtemp(prefix="bucketing-upload-")
+        folder = tempfile.mkdtemp(prefix="bucketing-upload-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        st.session_state["upload_dir"] = folder
     return Path(st.session_state["upload_dir"])
 
 
 def roots() -> list[Path]:
-    return allowed_roots(extra=[upload_dir()])
+    uploads = st.session_state.get("upload_dir")  # only a session that uploaded has one
+    return allowed_roots(extra=[Path(uploads)] if uploads else [])
 
 
 def allowed(text: str) -> Path:
