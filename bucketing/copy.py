@@ -125,18 +125,12 @@ class Copier:
         new_piece[1:] |= (clean[:-1] == 0) | (offset[1:] != end[:-1])
         firsts = np.flatnonzero(new_piece)
         lasts = np.append(firsts[1:], len(order)) - 1
-        buffers: list = []
-        target = at = 0
-        for first, last in zip(firsts.tolist(), lasts.tolist()):
-            if new_run[first]:
-                if buffers:
-                    pwrite_all(target, buffers, at)
-                buffers, target, at = [], self.targets[int(output[first])], int(position[first])
-            buffers.append(view[int(offset[first]) - low : int(end[last]) - low])
-            if not clean[last]:
-                buffers.append(NEWLINE)
-        if buffers:
-            pwrite_all(target, buffers, at)
+        pieces = zip((offset[firsts] - low).tolist(), (end[lasts] - low).tolist(), (clean[lasts] == 0).tolist())
+        buffers = [[view[start:stop], NEWLINE] if newline else [view[start:stop]] for start, stop, newline in pieces]
+        runs = np.flatnonzero(new_run[firsts])  # the first piece of each run
+        targets, positions = output[firsts[runs]].tolist(), position[firsts[runs]].tolist()
+        for target, at, first, last in zip(targets, positions, runs.tolist(), [*runs[1:].tolist(), len(firsts)]):
+            pwrite_all(self.targets[target], [buffer for piece in buffers[first:last] for buffer in piece], at)
         self.advance(int(length.sum()) + len(order))
 
     def _read(self, source: int, offset: int, count: int) -> memoryview:
