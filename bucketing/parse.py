@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 
 import msgspec
 import numpy as np
-import pyarrow as pa
 
 from . import scorepath as sp
-from .layout import Layout
+from .layout import SHORT_LINE, Layout, Refused
 from .sources import BOM, DEFAULT_MAX_LINE_BYTES, InputFile, read_blocks
 
-_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+_REFUSED = (Refused, msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 
 
 @dataclass(frozen=True)
@@ -67,6 +66,7 @@ class ChunkResult:
 def scan(chunk: Chunk) -> ChunkResult:
     """Scan one chunk. Never raises for bad lines; records them (and stops at the first under strict)."""
     layout = chunk.layout
+    read_short = layout.short_lines()
     reader = layout.reader
     decode, extract, key_of = reader.decode, reader.scores, reader.key
     result = ChunkResult(chunk)
@@ -84,7 +84,6 @@ def scan(chunk: Chunk) -> ChunkResult:
             continue
         buf, pos, hi, base = block.buf, block.lo, block.hi, block.offset
         with memoryview(buf) as view:
-            all_utf8 = is_utf8(view[pos:hi])
             while pos < hi:
                 newline = buf.find(b"\n", pos, hi)
                 end = newline if newline >= 0 else hi
@@ -107,16 +106,18 @@ def scan(chunk: Chunk) -> ChunkResult:
                 line = view[start:stop]
                 scores = key = None
                 reason = ""
-                if stop - start <= limit and (all_utf8 or _decodes(line)):
-                    try:
+                try:
+                    if stop - start <= min(limit, SHORT_LINE) and buf[start] == 123:  # the common case
+                        scores, key = read_short(line)
+                    elif stop - start <= limit and is_utf8(line):
                         obj = decode(line)
                         scores = extract(obj)
                         if scores and key_of is not None:
                             key = key_of(obj)
-                    except _DECODE_ERRORS:
-                        scores = None
-                    except sp.BadScores as bad:  # the group field is missing
-                        reason, detail = bad.reason, bad.detail
+                except _REFUSED:
+                    scores = None
+                except sp.BadScores as bad:  # the group field is missing
+                    reason, detail = bad.reason, bad.detail
                 if scores and not reason:  # the common case: a good line
                     objects += 1
                     rows.extend((n, base + start, stop - start, newline >= 0 and stop == end, len(scores)))
@@ -129,9 +130,6 @@ def scan(chunk: Chunk) -> ChunkResult:
                     reason, detail = sp.TOO_LONG, _too_long(stop - start, limit)
                 elif reason:
                     objects += 1
-                elif scores is not None:
-                    objects += 1
-                    reason, detail = sp.EMPTY, f"{layout.scores} is empty"
                 else:
                     scores, key, reason, detail, is_object = second_look(bytes(line), layout, at_eof=newline < 0)
                     objects += is_object
@@ -189,25 +187,31 @@ def second_look(
         scores = layout.path.scores_of(value)
     except sp.BadScores as bad:
         return None, None, bad.reason, bad.detail, True
-    # Python's parser is laxer than JSON (NaN, lone surrogates, any depth it can recurse):
+    # Python's parser is laxer than JSON (NaN, lone surrogates, any depth it can recurse): the line must
+    # also pass msgspec, reading the fields the layout needs (so a 5000-digit number elsewhere is fine)
     try:
-        strict = msgspec.json.decode(raw)
+        layout.reader.decode(raw)
     except RecursionError:
         return None, None, sp.TOO_DEEP, "more levels of [ ] and { } than the parser allows", True
+    except msgspec.ValidationError:
+        pass  # valid JSON, its values judged above (a duplicate key whose first value is not a score list ...)
     except msgspec.DecodeError as exc:
         return None, None, sp.INVALID_JSON, str(exc).removeprefix("JSON is malformed: "), True
-    try:  # from msgspec's reading, whose numbers are those of the fast path (json's here are all floats)
-        key = layout.key_of_value(strict) if layout.grouped else None
-    except sp.BadScores as bad:
-        return None, None, bad.reason, bad.detail, True
+    key = None
+    if layout.grouped:
+        try:  # msgspec's numbers are those of the quick readers (json's here are all floats)
+            reading = msgspec.json.decode(raw)
+        except msgspec.DecodeError:  # a number too large for msgspec somewhere
+            reading = value
+        try:
+            key = layout.key_of_value(reading)
+        except sp.BadScores as bad:
+            return None, None, bad.reason, bad.detail, True
     return scores, key, "", "", True  # valid JSON whose last duplicate key holds the scores
 
 
 def _decodes(data, final: bool = True) -> bool:
-    """Valid UTF-8 by Python's strict decoder (``final=False``: an incomplete character at the end is fine).
-
-    For one line of a window that failed :func:`is_utf8` it is quicker than Arrow.
-    """
+    """Valid UTF-8 by Python's strict decoder (``final=False``: an incomplete character at the end is fine)."""
     try:
         codecs.utf_8_decode(data, "strict", final)
     except UnicodeDecodeError:
@@ -216,9 +220,10 @@ def _decodes(data, final: bool = True) -> bool:
 
 
 def is_utf8(data: memoryview) -> bool:
-    """Whether ``data`` is valid UTF-8; Arrow's validator runs at GB/s where ``str(data, "utf-8")`` doesn't."""
+    """Whether ``data`` is valid UTF-8, without making a str of it (a line may be 64 MB)."""
     if not data:
         return True
+    import pyarrow as pa  # here: only lines simdjson doesn't read need it, and it takes 25 ms to import
     offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
     try:
         pa.LargeStringArray.from_buffers(1, offsets, pa.py_buffer(data)).validate(full=True)

@@ -714,3 +714,18 @@ def test_from_manifest_reuses_the_layout_that_was_set(tmp_path):
     manifest = json.loads(again.stdout)
     assert manifest["params"]["scores"] == "ok" and manifest["params"]["group_by"] == ["q"]
     assert manifest["totals"]["rollouts"] == 2 and [b["count"] for b in manifest["buckets"]] == [1, 1]
+
+
+@pytest.mark.parametrize("where", ["g", "h.g"])
+def test_a_group_value_too_deep_to_compare_is_a_skipped_line_not_a_crash(tmp_path, where):
+    """Valid JSON (600 levels), but comparing it would exhaust Python's recursion: it used to crash the run."""
+    deep = b"[" * 600 + b"]" * 600
+    value = (lambda v: v) if where == "g" else (lambda v: b'{"g": ' + v + b"}")
+    top = where.split(".")[0].encode()
+    write_lines(tmp_path / "in" / "a.jsonl", [b'{"' + top + b'": ' + value(deep) + b', "score": 1}',
+                                              b'{"' + top + b'": ' + value(b"1") + b', "score": 0}'])
+    result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "--scores", "score", "--group-by", where)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["skipped"] == {"nesting too deep": 1} and manifest["totals"]["rollouts"] == 1
