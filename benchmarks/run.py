@@ -6,8 +6,9 @@
     python benchmarks/run.py --sizes 2GB --layout verl   # a trainer's dump: lines of ~4 KB, grouped by prompt
 
 For each size it generates rollouts with ``examples/make_rollouts.py`` (lines of about
-20 KB, 4-16 responses, ties, some unicode), warms the page cache, then runs every
-command once per round, in turn (A B C ... A B C ...), and reports the median wall time,
+20 KB, 4-16 responses, ties, some unicode), compiles the package's bytecode, then runs
+every command once per round, in turn (A B C ... A B C ...), each after a ``sync`` and with
+the input in the page cache, and reports the median wall time,
 the ratios that the targets are about, and the peak RSS of the largest process. Then it
 times the app's interactive work on a table of ``--rollouts`` rollouts. Results go to
 stdout (a markdown table for the README) and ``benchmarks/results/<timestamp>.json``.
@@ -54,6 +55,20 @@ def commands(data: Path, out: Path, layout: str = "prompt") -> dict[str, list[st
     return {name: argv for name, argv in runs.items() if layout == "prompt" or not name.startswith("original")}
 
 
+def settle(warm: list[str]) -> None:
+    """Before each timed run: the writes of the runs before it flushed (not to be paid by this one), and the
+    input in the page cache (the targets are for a warm cache; the original's 5 GB of RSS can push it out)."""
+    os.sync()
+    subprocess.run(warm, check=True)
+
+
+def compile_bytecode() -> None:
+    """Compile the package as an install would: a run must not pay for compiling it (no .pyc is written where
+    PYTHONDONTWRITEBYTECODE is set, as in CI, which costs every run ~50 ms)."""
+    subprocess.run([PY, "-m", "compileall", "-q", str(ROOT / "bucketing"), str(ROOT / "benchmarks")], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def timed(argv: list[str], scratch: Path) -> tuple[float, int]:
     """Wall seconds, and the peak RSS in bytes of the largest process of the run.
 
@@ -86,11 +101,11 @@ def benchmark_size(size: int, rounds: int, work: Path, layout: str = "prompt") -
         (data / "done").write_text("")
     out = work / "out"
     runs = commands(data, out, layout)
-    subprocess.run(runs["cat > /dev/null"], check=True)  # warm the page cache
     samples: dict[str, list[tuple[float, int]]] = {name: [] for name in runs}
     for _ in range(rounds):
         for name, argv in runs.items():
             shutil.rmtree(out, ignore_errors=True)
+            settle(runs["cat > /dev/null"])
             samples[name].append(timed(argv, work))
     shutil.rmtree(out, ignore_errors=True)
     summary = json.loads(subprocess.run([PY, "-m", "bucketing", "-i", str(data), "--dry-run", "--json"], cwd=ROOT,
@@ -207,6 +222,7 @@ def main() -> None:
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     results = {"machine": machine(), "layout": args.layout, "sizes": {}}
+    compile_bytecode()
     for text in args.sizes.split(","):
         print(f"{text}: generating and timing ...", file=sys.stderr, flush=True)
         results["sizes"][text] = benchmark_size(parse_size(text), args.rounds, args.work, args.layout)
