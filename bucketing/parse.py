@@ -84,6 +84,8 @@ def scan(chunk: Chunk) -> ChunkResult:
             continue
         buf, pos, hi, base = block.buf, block.lo, block.hi, block.offset
         with memoryview(buf) as view:
+            window_utf8 = None  # the whole window checked at once, when a line needs it (msgspec doesn't check)
+            window = view[pos:hi]
             while pos < hi:
                 newline = buf.find(b"\n", pos, hi)
                 end = newline if newline >= 0 else hi
@@ -107,13 +109,16 @@ def scan(chunk: Chunk) -> ChunkResult:
                 scores = key = None
                 reason = ""
                 try:
-                    if stop - start <= min(limit, SHORT_LINE) and buf[start] == 123:  # the common case
-                        scores, key = read_short(line)
-                    elif stop - start <= limit and is_utf8(line):
-                        obj = decode(line)
-                        scores = extract(obj)
-                        if scores and key_of is not None:
-                            key = key_of(obj)
+                    if read_short and stop - start <= min(limit, SHORT_LINE) and buf[start] == 123:
+                        scores = read_short(line)
+                    elif stop - start <= limit:
+                        if window_utf8 is None:
+                            window_utf8 = is_utf8(window)
+                        if window_utf8 or _decodes(line):
+                            obj = decode(line)
+                            scores = extract(obj)
+                            if scores and key_of is not None:
+                                key = key_of(obj)
                 except _REFUSED:
                     scores = None
                 except sp.BadScores as bad:  # the group field is missing

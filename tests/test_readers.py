@@ -1,8 +1,9 @@
 """The two quick readers agree: simdjson (lines up to SHORT_LINE) and msgspec (longer lines).
 
-Every line of the hostile-input catalogue, trainers' dumps and group values that must or must
-not match are loaded twice: as usual, and with SHORT_LINE = 0 so that every line goes through
-msgspec.  Scores, group keys, line indexes and skip reasons must be the same.
+Every line of the hostile-input catalogue, generated rollouts and score paths of every shape
+are loaded twice: as usual, and with SHORT_LINE = 0 so that every line goes through msgspec.
+Scores, line indexes and skip reasons must be the same.  (Layouts that group lines are read
+by msgspec alone; tests/test_groups.py covers them.)
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from examples.make_rollouts import make_rollouts
 
 from .conftest import write_lines
 from .test_bad_lines import ACCEPTED, SKIPPED
-from .test_groups import DUMPS
 
 parse_module = importlib.import_module("bucketing.parse")
 
@@ -54,26 +54,34 @@ def test_the_hostile_catalogue_reads_the_same_through_both_readers(tmp_path, mon
     assert len(usual.skipped_lines) > 40 and usual.totals["rollouts"] > 70  # both kinds were read
 
 
-@pytest.mark.parametrize("layout", list(DUMPS))
-def test_trainer_dumps_read_the_same_through_both_readers(tmp_path, monkeypatch, layout):
-    make_rollouts(tmp_path, rollouts=200, files=3, seed=7, layout=layout)
-    scores, group_by, _ = DUMPS[layout]
-    assert_same(*load_both(tmp_path, monkeypatch, scores=scores, group_by=group_by))
+def test_generated_rollouts_read_the_same_through_both_readers(tmp_path, monkeypatch):
+    make_rollouts(tmp_path, rollouts=300, files=3, seed=7)
+    assert_same(*load_both(tmp_path, monkeypatch))
 
 
-GROUP_VALUES = [b'"q"', b'"\\u00e9"', b'"\xc3\xa9"', b'"a\\/b"', b'"\\ud83d\\ude42"', b"12", b"12.0", b"-0.0",
-                b"123456789012345678901", b"1e300", b'{"b": 1, "a": [1, 2.0]}', b'{"a": null}', b"true", b"[]",
-                b"null", b'"x", "g": "dup"', b"[" * 600 + b"]" * 600]
+SHAPES = {  # score path: lines (good and bad) for its shape
+    "rewards[]": [b'{"rewards": [1, 0.5, -2]}', b'{"rewards": [true, 1]}', b'{"rewards": []}', b'{"rewards": 1}',
+                  b'{"rewards": [1, "1"]}', b'{"rewards": [[1]]}', b'{"rewards": [1], "rewards": [0]}'],
+    "score": [b'{"score": 1}', b'{"score": 2.5e-3}', b'{"score": true}', b'{"score": null}', b'{"score": [1]}',
+              b'{"score": 18446744073709551615}', b'{"score": 184467440737095516150}', b'{"x": 1}'],
+    "a.b[].c[]": [b'{"a": {"b": [{"c": [1, 2]}, {"c": [3]}]}}', b'{"a": {"b": [{"c": []}]}}',
+                  b'{"a": {"b": [{"c": [1]}, {"d": [1]}]}}', b'{"a": {"b": {"c": [1]}}}', b'{"a": null}',
+                  b'{"a": {"b": [{"c": [1]}], "b": [{"c": [2]}]}}', b'{"a": {"b": [{"c": [false]}]}}'],
+}
 
 
-def test_group_keys_are_the_same_through_both_readers(tmp_path, monkeypatch):
-    lines = [b'{"g": ' + a + b', "score": ' + str(i % 3).encode() + b', "h": {"g": ' + b + b"}}"
-             for i, (a, b) in enumerate(zip(GROUP_VALUES, GROUP_VALUES[3:] + GROUP_VALUES[:3]))]
-    write_lines(tmp_path / "a.jsonl", lines)
-    for group_by in ("g", "h.g", "g,h.g"):
-        usual, long_lines = load_both(tmp_path, monkeypatch, scores="score", group_by=group_by)
-        assert_same(usual, long_lines)
-        assert usual.totals["rollouts"] >= len(GROUP_VALUES) // 2
+@pytest.mark.parametrize("path", list(SHAPES))
+def test_score_paths_of_every_shape_read_the_same_through_both_readers(tmp_path, monkeypatch, path):
+    write_lines(tmp_path / "a.jsonl", SHAPES[path])
+    usual, long_lines = load_both(tmp_path, monkeypatch, scores=path)
+    assert_same(usual, long_lines)
+    assert usual.totals["rollouts"] >= 2 and usual.skipped_lines
+
+
+def test_layouts_that_group_lines_are_read_by_msgspec(tmp_path):
+    """Their key hashes the group values' raw JSON, which simdjson doesn't hand over."""
+    assert Layout.parse("score", "input").short_lines() is None
+    assert Layout.parse("score").short_lines() is not None
 
 
 def test_a_long_line_is_read_by_msgspec_and_a_short_one_by_simdjson(tmp_path, monkeypatch):
@@ -81,6 +89,6 @@ def test_a_long_line_is_read_by_msgspec_and_a_short_one_by_simdjson(tmp_path, mo
     short = json.dumps({"reward": [{"score": 1}]}).encode()
     long = json.dumps({"prompt": "x" * (1 << 20), "reward": [{"score": 0}]}).encode()
     write_lines(tmp_path / "a.jsonl", [short, long])
-    monkeypatch.setattr(Layout, "short_lines", lambda self: lambda line: ([42.0], None))
+    monkeypatch.setattr(Layout, "short_lines", lambda self: lambda line: [42.0])
     data = bucketing.load(tmp_path, workers=1, scores="reward[].score")
     assert data.scores.flat.tolist() == [42.0, 0.0]
