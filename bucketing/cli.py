@@ -85,7 +85,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("--scores", metavar="PATH", help="where each line's scores are, e.g. reward[].score, rewards[], score (default: detected)")
     add("--group-by", metavar="FIELD[,FIELD]",
         help="lines with equal values of these fields are one rollout, across files (e.g. input; step,input)")
-    add("--overwrite", action="store_true", help="replace bucket files that already exist in the output directory")
+    add("--overwrite", action="store_true",
+        help="replace an earlier export in the output directory (its files this run doesn't write are removed)")
     add("--no-fsync", dest="fsync", action="store_false",
         help="don't flush each file to the disk before renaming it (faster; a power cut could then lose data)")
     add("--strict", action="store_true", help="stop with exit 1 at the first bad line instead of skipping it")

@@ -9,6 +9,7 @@ only when all of them are complete; the manifest is renamed last.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import secrets
 import shutil
@@ -21,12 +22,12 @@ from typing import Callable
 
 import numpy as np
 
+from .copy import Copier, copy_list, preallocate, tasks
 from .errors import BucketingError
 from .load import Dataset, Progress
 from .manifest import MANIFEST, Output, build_manifest, dumps, outputs
 from .metrics import get_metric
 from .plan import Plan, check_name
-from .copy import Copier, copy_list, preallocate, tasks
 from .sources import display, open_stream
 from .split import check_fraction, validation_rollouts
 
@@ -78,6 +79,7 @@ def export(
         out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
         check_targets(out, [*(f.name for f in files), manifest_name], dataset, overwrite)
+        stale = earlier_outputs(out, manifest_name) - {f.name for f in files}
         remove_leftovers(out)
         validation = None if val_fraction is None else validation_rollouts(dataset, ids, val_fraction, seed)
         pieces = _pieces(dataset, plan, values, ids, order, files, validation)
@@ -86,7 +88,39 @@ def export(
         with _Writer(out, dataset, pieces, progress, fsync) as writer:
             writer.write_files([(f.name, p) for f, p in zip(files, pieces)])
             writer.commit(extra={manifest_name: dumps(manifest).encode()})
+        remove_stale(out, stale)
     return manifest
+
+
+def earlier_outputs(out: Path, manifest_name: str) -> set[str]:
+    """The files the export whose manifest is in ``out`` wrote (none if there is none, or it can't be read)."""
+    try:
+        earlier = json.loads((out / manifest_name).read_text())
+        names = {entry["file"] for entry in earlier.get("files", [])}
+        names |= {bucket["file"] for bucket in earlier.get("buckets", [])}
+        names |= {earlier["skipped_file"]} if earlier.get("skipped_file") else set()
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return set()
+    return {name for name in names if isinstance(name, str) and _inside(name)}
+
+
+def _inside(name: str) -> bool:
+    """A name an export writes: relative, downwards, a .jsonl file (never an input, never a folder of parts)."""
+    parts = Path(name).parts
+    return bool(parts) and not Path(name).is_absolute() and ".." not in parts and name.endswith(".jsonl")
+
+
+def remove_stale(out: Path, names: set[str]) -> None:
+    """After a replacing export: delete what the earlier one wrote and this one didn't (a stage, a split, a
+    bucket of another name), so the folder holds one export; then the sub-folders that became empty."""
+    for name in sorted(names):
+        path = out / name
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+    folders = {out / parent for name in names for parent in Path(name).parents if parent != Path(".")}
+    for folder in sorted(folders, key=lambda path: -len(path.parts)):  # train/cumulative before train
+        if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 @contextmanager

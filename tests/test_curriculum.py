@@ -638,6 +638,26 @@ def test_overwrite_replaces_every_file_of_the_earlier_split(tmp_path):
     assert not temp_leftovers(tmp_path)
 
 
+@pytest.mark.parametrize("then", [("-n", "3"), ("-n", "4"), ("-n", "3", "--cumulative")])
+def test_overwrite_leaves_one_export_and_the_users_own_files(tmp_path, then):
+    """An earlier export's stages, splits and buckets of other names go (its manifest lists them); nothing else."""
+    make_rollouts(tmp_path / "in", rollouts=90, files=2, seed=1)
+    out = tmp_path / "out"
+    ok(run_cli("-i", tmp_path / "in", "-o", out, *SPLIT_FLAGS))
+    mine = {"notes.txt": b"mine\n", "train/mine.jsonl": b"{}\n", "cumulative/keep/x.jsonl": b"{}\n"}
+    for name, data in mine.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(data)
+    ok(run_cli("-i", tmp_path / "in", "-o", out, *then, "--overwrite"))
+    ok(run_cli("-i", tmp_path / "in", "-o", tmp_path / "fresh", *then))
+    fresh = {p.relative_to(tmp_path / "fresh").as_posix() for p in (tmp_path / "fresh").rglob("*") if p.is_file()}
+    left = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert left == fresh | set(mine)
+    assert {name: lines for name, lines in jsonl_tree(out).items() if name not in mine} == jsonl_tree(tmp_path / "fresh")
+    assert not (out / "val").exists()  # emptied folders go too
+    assert not temp_leftovers(tmp_path)
+
+
 def test_a_file_in_the_way_of_a_sub_folder_fails_without_changing_anything(tmp_path):
     make_rollouts(tmp_path / "in", rollouts=60, files=2, seed=1)
     out = tmp_path / "out"

@@ -303,3 +303,21 @@ def test_short_writes_are_continued_where_they_stopped(tmp_path, monkeypatch):
     finally:
         os.close(fd)
     assert (tmp_path / "f").read_bytes() == b"\0\0\0abcdefghij\nklmnopqrstu"
+
+
+def test_overwrite_removes_only_export_files_its_earlier_manifest_lists_inside_the_folder(sample_dir, tmp_path):
+    """A manifest is only a file: one that names files outside, folders or non-.jsonl files deletes none of them."""
+    out, outside = tmp_path / "out", tmp_path / "outside.jsonl"
+    export_sample(sample_dir, out)
+    outside.write_bytes(b"{}\n")
+    (out / "sub").mkdir()
+    (out / "sub" / "notes.txt").write_bytes(b"mine\n")
+    (out / "old.jsonl").write_bytes(b"{}\n")
+    (out / "link.jsonl").symlink_to(outside)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["files"] += [{"file": name} for name in
+                          ["../outside.jsonl", str(outside), "sub", "sub/notes.txt", "link.jsonl", "old.jsonl"]]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    export_sample(sample_dir, out, overwrite=True)
+    assert outside.read_bytes() == b"{}\n" and (out / "sub" / "notes.txt").exists() and (out / "link.jsonl").is_symlink()
+    assert not (out / "old.jsonl").exists()  # listed, ours to replace, not written this time
