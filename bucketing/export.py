@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from .copy import Copier, copy_list, preallocate, tasks
+from .copy import Copier, copy_list, preallocate, start_writeback, tasks
 from .errors import BucketingError
 from .load import Dataset, Progress
 from .manifest import MANIFEST, Output, build_manifest, dumps, outputs
@@ -308,9 +308,15 @@ class _Writer:
             self.targets.append(fd)
             preallocate(fd, size)
         copier = Copier(copies, self.sources, self.targets, self._advance, self.stop)
-        self._run([partial(copier, first, last) for first, last in tasks(copies)])
+        self._run([partial(self._copy, copier, first, last) for first, last in tasks(copies)])
         if self.fsync:
             self._run([partial(os.fsync, fd) for fd in self.targets])
+
+    def _copy(self, copier: Copier, first: int, last: int) -> None:
+        copier(first, last)
+        if self.fsync:  # the disk writes while the copy goes on, instead of all at the end
+            for fd in self.targets:
+                start_writeback(fd)
 
     def _run(self, jobs: list[Callable[[], None]]) -> None:
         """Run ``jobs`` on every core; report progress from this thread (the app's progress bar needs that)."""

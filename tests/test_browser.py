@@ -378,6 +378,9 @@ def test_clicking_a_compare_cell_previews_its_rollouts(page):
             cell = cells.nth(row * 3 + col)
             cell.scroll_into_view_if_needed()
             x, y = center(cell.bounding_box())
+            page.mouse.move(1, 1)  # Plotly picks the clicked point from its hover, which it throttles: a click
+            page.mouse.move(x, y, steps=5)  # with no fresh hover on the cell selects the last point again
+            page.wait_for_timeout(150)
             page.mouse.click(x, y)
             settle(page)
             try:

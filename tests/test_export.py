@@ -214,9 +214,13 @@ def test_files_are_flushed_to_disk_unless_asked_not_to(sample_dir, tmp_path, mon
     flushed = []
     real_fsync = os.fsync
     monkeypatch.setattr(export_module.os, "fsync", lambda fd: flushed.append(fd) or real_fsync(fd))
+    started = []
+    monkeypatch.setattr(export_module, "start_writeback", started.append)
     _, _, manifest = export_sample(sample_dir, tmp_path / "out", fsync=fsync)
     # every bucket file, the manifest and the directory, or nothing at all
     assert len(flushed) == (len(manifest["buckets"]) + 2 if flushes else 0)
+    # ... and the bucket files' writing to the disk started as they are copied, or left to the kernel
+    assert set(started) == (set(flushed[: len(manifest["buckets"])]) if flushes else set())
 
 
 def test_progress_is_reported_from_the_calling_thread_and_reaches_the_total(sample_dir, tmp_path):
