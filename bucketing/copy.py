@@ -66,7 +66,7 @@ def windows(copies: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def tasks(copies: dict[str, np.ndarray]) -> list[tuple[int, int]]:
-    """The copy list cut at window starts into ranges ``[first, last)`` of about SLICE input bytes each."""
+    """The copy list cut at window starts into ranges ``[first, last)`` of about SLICE bytes written each."""
     starts = windows(copies)
     before = (np.cumsum(copies["length"] + 1) - copies["length"] - 1)[starts]  # bytes written before each window
     cuts = np.flatnonzero(np.diff(before // SLICE, prepend=-1))
