@@ -77,9 +77,10 @@ class Layout:
     def grouped(self) -> bool:
         return bool(self.group_by)
 
-    def short_lines(self) -> Callable[[Any], list[float]] | None:
+    def short_lines(self) -> Callable[[Any], list[float | int]] | None:
         """A new reader of short lines, ``read(line) -> scores``, with its own parser (one per scan).
 
+        Scores come as Python numbers (ints stay ints: the scan stores them as floats).
         Raises :class:`Refused` for anything it can't vouch for: invalid JSON or UTF-8, a field
         the path needs given twice, scores that aren't a non-empty list of numbers ...
         None for a grouping layout: its key hashes the group values' raw JSON, which only
@@ -91,19 +92,17 @@ class Layout:
         field = self.path.steps[0][0]
         scores_of = _walker(self.path.steps, self.booleans)
 
-        def read(line: Any) -> list[float]:
+        def read(line: Any) -> list[float | int]:
             try:
                 document = parse(line)
-                if type(document) is not simdjson.Object:
-                    raise Refused
-                if sum(key == field for key in document.keys()) != 1:
+                if type(document) is not simdjson.Object or list(document.keys()).count(field) != 1:
                     raise Refused  # missing, or given twice: simdjson would take the first, Python's json the last
                 value = _python(document[field])
             except (ValueError, RuntimeError):  # invalid JSON or UTF-8, too deep, an integer beyond 64 bits
                 raise Refused from None
             finally:
                 document = None  # noqa: F841  (the parser can't parse again while a part of its document lives)
-            return scores_of({field: value})
+            return scores_of(value)
 
         return read
 
@@ -148,26 +147,44 @@ def _python(value: Any) -> Any:
     return value
 
 
-def _walker(steps: tuple[tuple[str, bool], ...], booleans: bool) -> Callable[[dict], list[float]]:
-    """``{top-level field: value} -> scores`` along the score path; raises :class:`Refused` for anything unusual."""
+def _walker(steps: tuple[tuple[str, bool], ...], booleans: bool) -> Callable[[Any], list[float | int]]:
+    """The first field's value -> its scores along the rest of the path; raises :class:`Refused` for anything
+    unusual (the second look names it)."""
     numbers = frozenset((float, int, bool) if booleans else (float, int))
 
-    def checked(scores: list) -> list[float]:
-        if not scores or not {type(score) for score in scores} <= numbers:
+    def checked(scores: list) -> list[float | int]:
+        if not scores or not set(map(type, scores)) <= numbers:
             raise Refused
-        return [float(score) for score in scores]
+        return scores
 
-    if len(steps) == 2 and steps[0][1] and not steps[1][1]:  # the common "reward[].score" shape
-        (outer, _), (inner, _) = steps
+    first_is_list, rest = steps[0][1], steps[1:]
+    if first_is_list and len(rest) == 1 and not rest[0][1]:  # the common "reward[].score" shape
+        inner = rest[0][0]
 
-        def scores_of(values: dict) -> list[float]:
+        def scores_of(items: Any) -> list[float | int]:
+            if type(items) is not list:
+                raise Refused
             try:
-                items = values[outer]
-                return checked([item[inner] for item in items] if type(items) is list else [])
-            except (KeyError, TypeError):  # no such field, or an item that is not an object
+                return checked([item[inner] for item in items])
+            except (KeyError, TypeError):  # an item without the field, or not an object
                 raise Refused from None
 
         return scores_of
+
+    def scores_of(value: Any) -> list[float | int]:
+        items = [value]
+        for index, (field, is_list) in enumerate(steps):
+            if index:  # the first field was taken by the reader
+                if not all(type(item) is dict and field in item for item in items):
+                    raise Refused
+                items = [item[field] for item in items]
+            if is_list:
+                if not all(type(item) is list and item for item in items):
+                    raise Refused
+                items = [element for item in items for element in item]
+        return checked(items)
+
+    return scores_of
 
     def scores_of(values: dict) -> list[float]:
         items = [values]
