@@ -65,9 +65,9 @@ def windows(copies: dict[str, np.ndarray]) -> np.ndarray:
     return np.flatnonzero(starts)
 
 
-def tasks(copies: dict[str, np.ndarray]) -> list[tuple[int, int]]:
-    """The copy list cut at window starts into ranges ``[first, last)`` of about SLICE bytes written each."""
-    starts = windows(copies)
+def tasks(copies: dict[str, np.ndarray], starts: np.ndarray) -> list[tuple[int, int]]:
+    """The copy list cut at window starts (:func:`windows`) into ranges ``[first, last)`` of about SLICE bytes
+    written each."""
     before = (np.cumsum(copies["length"] + 1) - copies["length"] - 1)[starts]  # bytes written before each window
     cuts = np.flatnonzero(np.diff(before // SLICE, prepend=-1))
     bounds = [*starts[cuts].tolist(), len(copies["offset"])]
@@ -86,6 +86,10 @@ class Copier:
         self.copies, self.starts, self.sources, self.targets = copies, windows(copies), sources, targets
         self.advance, self.stop = advance, stop
         self.buffers = threading.local()  # one read buffer per thread
+
+    def tasks(self) -> list[tuple[int, int]]:
+        """This copy list's tasks (see :func:`tasks`)."""
+        return tasks(self.copies, self.starts)
 
     def __call__(self, first: int, last: int) -> None:
         c = self.copies

@@ -9,7 +9,6 @@ only when all of them are complete; the manifest is renamed last.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import secrets
 import shutil
@@ -22,10 +21,10 @@ from typing import Callable
 
 import numpy as np
 
-from .copy import Copier, copy_list, preallocate, start_writeback, tasks
+from .copy import Copier, copy_list, preallocate, start_writeback
 from .errors import BucketingError
 from .load import Dataset, Progress
-from .manifest import MANIFEST, Output, build_manifest, dumps, outputs
+from .manifest import MANIFEST, Output, build_manifest, dumps, outputs, read_manifest
 from .metrics import get_metric
 from .plan import Plan, check_name
 from .sources import display, open_stream
@@ -85,7 +84,7 @@ def export(
         pieces = _pieces(dataset, plan, values, ids, order, files, validation)
         manifest = build_manifest(dataset, plan, values, prefix, order, ids)
         describe_outputs(manifest, dataset, plan, files, pieces, val_fraction, seed)
-        with _Writer(out, dataset, pieces, progress, fsync) as writer:
+        with _Writer(out, dataset, progress, fsync) as writer:
             writer.write_files([(f.name, p) for f, p in zip(files, pieces)])
             writer.commit(extra={manifest_name: dumps(manifest).encode()})
         remove_stale(out, stale)
@@ -94,12 +93,14 @@ def export(
 
 def earlier_outputs(out: Path, manifest_name: str) -> set[str]:
     """The files the export whose manifest is in ``out`` wrote (none if there is none, or it can't be read)."""
+    if not (out / manifest_name).is_file():
+        return set()
     try:
-        earlier = json.loads((out / manifest_name).read_text())
+        earlier = read_manifest(out / manifest_name)
         names = {entry["file"] for entry in earlier.get("files", [])}
         names |= {bucket["file"] for bucket in earlier.get("buckets", [])}
         names |= {earlier["skipped_file"]} if earlier.get("skipped_file") else set()
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except (BucketingError, TypeError, KeyError):  # not a manifest of ours after all: it names nothing to remove
         return set()
     return {name for name in names if isinstance(name, str) and _inside(name)}
 
@@ -257,7 +258,7 @@ def describe_outputs(manifest: dict, dataset: Dataset, plan: Plan, files: list[O
 class _Writer:
     """Temp files in the output directory, renamed into place together; removed on any failure."""
 
-    def __init__(self, out: Path, dataset: Dataset, pieces: list[dict], progress: Progress | None, fsync: bool = True):
+    def __init__(self, out: Path, dataset: Dataset, progress: Progress | None, fsync: bool = True):
         self.out, self.dataset, self.progress, self.fsync = out, dataset, progress, fsync
         self.temps: dict[str, Path] = {}  # final name -> temp path
         self.sources: dict[int, int] = {}  # file_id -> fd of its (decompressed) bytes
@@ -265,8 +266,7 @@ class _Writer:
         self.targets: list[int] = []  # fds of the temp files being written
         self.lock = threading.Lock()
         self.stop = threading.Event()
-        self.done = 0
-        self.total = sum(int(p["length"].sum()) + len(p["length"]) for p in pieces)  # each line + "\n"
+        self.done = self.total = 0  # bytes copied, of all the outputs' bytes
 
     def __enter__(self) -> "_Writer":
         return self
@@ -302,13 +302,14 @@ class _Writer:
     def write_files(self, jobs: list[tuple[str, dict]]) -> None:
         """Write each ``(name, pieces)`` to its temp file (see :mod:`bucketing.copy`), every core at it."""
         copies, sizes = copy_list([pieces for _, pieces in jobs])
+        self.total = sum(sizes)
         self._open_sources(np.unique(copies["file_id"]).tolist())
         for (name, _), size in zip(jobs, sizes):  # in order, so that commit renames in this order
             fd, self.temps[name] = self._temp(name)
             self.targets.append(fd)
             preallocate(fd, size)
         copier = Copier(copies, self.sources, self.targets, self._advance, self.stop)
-        self._run([partial(self._copy, copier, first, last) for first, last in tasks(copies)])
+        self._run([partial(self._copy, copier, first, last) for first, last in copier.tasks()])
         if self.fsync:
             self._run([partial(os.fsync, fd) for fd in self.targets])
 

@@ -186,24 +186,6 @@ def _walker(steps: tuple[tuple[str, bool], ...], booleans: bool) -> Callable[[An
 
     return scores_of
 
-    def scores_of(values: dict) -> list[float]:
-        items = [values]
-        for field, is_list in steps:
-            try:
-                children = [item[field] for item in items if type(item) is dict]
-            except KeyError:
-                raise Refused from None
-            if len(children) < len(items):
-                raise Refused
-            if is_list:
-                if not all(type(child) is list and child for child in children):
-                    raise Refused
-                children = [element for child in children for element in child]
-            items = children
-        return checked(items)
-
-    return scores_of
-
 
 @dataclass(frozen=True)
 class LineReader:

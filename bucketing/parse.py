@@ -72,6 +72,7 @@ def scan(chunk: Chunk) -> ChunkResult:
     result = ChunkResult(chunk)
     rows, all_scores, keys, skipped = result.rows, result.scores, result.keys, result.skipped
     limit = chunk.max_line_bytes
+    short = min(limit, SHORT_LINE)  # lines up to this go to read_short
     n = objects = blank = last_line = last_closer = 0
     for block in read_blocks(chunk.file, chunk.start, chunk.stop, limit):
         if block.long_line:
@@ -109,7 +110,7 @@ def scan(chunk: Chunk) -> ChunkResult:
                 scores = key = None
                 reason = ""
                 try:
-                    if read_short and stop - start <= min(limit, SHORT_LINE) and buf[start] == 123:
+                    if read_short and stop - start <= short and buf[start] == 123:
                         scores = read_short(line)
                     elif stop - start <= limit:
                         if window_utf8 is None:

@@ -230,16 +230,16 @@ class _ZstdReader(io.RawIOBase):
 def read_ranges(file: InputFile, offsets, lengths, piece: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
     """``(i, data)`` pieces of at most ``piece`` bytes of each range ``i``, in order; offsets must ascend.
 
-    One pass over the file (a seek to the first range of a plain file); a range cut short by the
-    file raises :class:`BucketingError`.
+    One pass over the file (a plain file seeks over what lies between ranges, a compressed one
+    reads through it); a range cut short by the file raises :class:`BucketingError`.
     """
     with open_stream(file) as stream:
         position = 0
-        if file.compression is None and len(offsets):
-            stream.seek(int(offsets[0]))
-            position = int(offsets[0])
         for i, (offset, length) in enumerate(zip(offsets, lengths)):
-            while position < offset:  # what lies between: blank lines, "\r", a BOM
+            if file.compression is None and position != offset:
+                stream.seek(int(offset))
+                position = int(offset)
+            while position < offset:  # what lies between: other lines, blank lines, "\r", a BOM
                 skipped = len(stream.read(min(int(offset) - position, piece)))
                 if not skipped:
                     break
