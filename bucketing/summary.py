@@ -68,7 +68,17 @@ def compare(values_a: np.ndarray, values_b: np.ndarray, plan_a, plan_b, bins: in
     agreement = float(np.mean(ids_a == ids_b)) if len(ids_a) and count_a == count_b else 0.0
     correlation = 0.0
     if len(values_a) > 1:
-        ranks = [np.argsort(np.argsort(v, kind="stable"), kind="stable") for v in (values_a, values_b)]
-        correlation = float(np.nan_to_num(np.corrcoef(*ranks)[0, 1]))
+        correlation = float(np.nan_to_num(np.corrcoef(_average_ranks(values_a), _average_ranks(values_b))[0, 1]))
     density, edges_a, edges_b = np.histogram2d(values_a, values_b, bins=bins)
     return Comparison(ids_a, ids_b, cells, agreement, correlation, density, edges_a, edges_b)
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks with ties sharing their average rank (Spearman's), so row order can't change the correlation."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(values)]
+    ranks = np.empty(len(values))
+    ranks[order] = np.repeat((starts + ends - 1) / 2, ends - starts)
+    return ranks

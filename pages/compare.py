@@ -17,15 +17,18 @@ data = shared.open_page(
 )
 s = st.session_state
 names = list(METRICS)
-for key, default in (("w_compare_a", "mean_reward"), ("w_compare_b", "variance"),
-                     ("w_compare_count", s["num_buckets"])):
-    if key not in s:
-        s[key] = default
+if s["compare_count"] is None:
+    s["compare_count"] = s["num_buckets"]
 
 top = st.columns([2, 2, 1])
-metric_a = top[0].selectbox("Rows", names, key="w_compare_a", format_func=lambda m: f"{m} ({METRICS[m].direction})")
-metric_b = top[1].selectbox("Columns", names, key="w_compare_b", format_func=lambda m: f"{m} ({METRICS[m].direction})")
-count = top[2].slider("Buckets each", 2, 10, key="w_compare_count")
+for widget, key in (("w_compare_a", "compare_a"), ("w_compare_b", "compare_b"), ("w_compare_count", "compare_count")):
+    shared.bind(widget, key)
+metric_a = top[0].selectbox("Rows", names, key="w_compare_a", format_func=lambda m: f"{m} ({METRICS[m].direction})",
+                            on_change=shared.save, args=("w_compare_a", "compare_a"))
+metric_b = top[1].selectbox("Columns", names, key="w_compare_b", format_func=lambda m: f"{m} ({METRICS[m].direction})",
+                            on_change=shared.save, args=("w_compare_b", "compare_b"))
+count = top[2].slider("Buckets each", 2, 10, key="w_compare_count", on_change=shared.save,
+                      args=("w_compare_count", "compare_count"))
 
 values_a, _ = shared.column(data, metric_a)
 values_b, _ = shared.column(data, metric_b)
@@ -72,17 +75,17 @@ if clicked and clicked != s.get("compare_clicked"):
     s["compare_clicked"] = clicked
     row_index, col_index = divmod(clicked[-1], count)  # cells are drawn row by row
     s["w_compare_row"], s["w_compare_col"] = plan_a.names[row_index], plan_b.names[col_index]
-for key, options in (("w_compare_row", plan_a.names), ("w_compare_col", plan_b.names)):
-    if s.get(key) not in options:
-        s[key] = options[0] if key == "w_compare_row" else options[-1]  # start with the most surprising corner
+if s.get("w_compare_row") not in plan_a.names or s.get("w_compare_col") not in plan_b.names:
+    s["w_compare_row"], s["w_compare_col"] = plan_a.names[0], plan_b.names[-1]  # the most surprising corner
 
 st.subheader("Rollouts in a cell")
 pick = st.columns([2, 2, 1])
 row = pick[0].selectbox(f"{metric_a} bucket", plan_a.names, key="w_compare_row")
 col = pick[1].selectbox(f"{metric_b} bucket", plan_b.names, key="w_compare_col")
 full = pick[2].toggle("Show full texts", key="compare_full")
-inside = (crossed.ids_a == plan_a.names.index(row)) & (crossed.ids_b == plan_b.names.index(col))
-st.caption(f"{int(inside.sum()):,} rollouts are `{row}` by {metric_a} and `{col}` by {metric_b}.")
+row_index, col_index = plan_a.names.index(row), plan_b.names.index(col)
+inside = (crossed.ids_a == row_index) & (crossed.ids_b == col_index)
+st.caption(f"{int(cells[row_index, col_index]):,} rollouts are `{row}` by {metric_a} and `{col}` by {metric_b}.")
 rows = sample_rows(inside.astype(np.int8), 1, count=5)
 if len(rows):
     show_rollouts(data, rows, {metric_a: values_a, metric_b: values_b}, full)

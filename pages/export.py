@@ -45,15 +45,21 @@ right.radio("Line order", ORDERS, key="w_order", on_change=shared.save, args=("w
             format_func={"input": "as in the input", "difficulty": "easiest first"}.get)
 
 views = st.columns([2, 1, 1])
+for widget, key in (("w_cumulative", "cumulative"), ("w_split", "split"), ("w_val_fraction", "val_fraction"),
+                    ("w_seed", "seed")):
+    shared.bind(widget, key)
 cumulative = views[0].checkbox("Cumulative stages too", key="w_cumulative",
+                               on_change=shared.save, args=("w_cumulative", "cumulative"),
                                help="cumulative/{name}.jsonl: that bucket and every easier one — the phases of a "
                                     "curriculum (the last holds every rollout).")
-split = views[0].checkbox("Hold out validation rollouts", key="w_split",
+split = views[0].checkbox("Hold out validation rollouts", key="w_split", on_change=shared.save, args=("w_split", "split"),
                           help="Split each bucket once into train/ and val/ (stages too): a validation rollout is "
                                "never in any training file. Decided by each rollout's content and the seed.")
-val_fraction = views[1].number_input("Validation share", 0.01, 0.99, 0.1, 0.01, key="w_val_fraction",
-                                     disabled=not split)
-seed = int(views[2].number_input("Seed", 0, 2**31 - 1, 0, 1, key="w_seed", disabled=not split))
+val_fraction = views[1].number_input("Validation share", min_value=0.01, max_value=0.99, step=0.01,
+                                     key="w_val_fraction", disabled=not split,
+                                     on_change=shared.save, args=("w_val_fraction", "val_fraction"))
+seed = int(views[2].number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="w_seed", disabled=not split,
+                                 on_change=shared.save, args=("w_seed", "seed")))
 val_fraction = float(val_fraction) if split else None
 
 try:

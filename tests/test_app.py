@@ -445,3 +445,23 @@ def test_a_drag_does_not_read_the_previewed_lines_again(app, monkeypatch):
     assert [e.label for e in app.expander] == shown and len(shown) == 5 and reads == []
     drag(app, [0.2, 0.72], seq=9)  # now it changes, and its new rollouts are read
     assert reads
+
+
+def test_compare_and_export_settings_survive_a_visit_to_another_page(app):
+    """Streamlit drops a widget's state on pages that don't draw it: an export without the stages and split
+    the user ticked would be the result."""
+    go(app, "compare")
+    app.selectbox(key="w_compare_a").set_value("max_reward").run()
+    app.slider(key="w_compare_count").set_value(5).run()
+    go(app, "export")
+    app.checkbox(key="w_cumulative").check().run()
+    app.checkbox(key="w_split").check().run()
+    app.number_input(key="w_val_fraction").set_value(0.25).run()
+    app.number_input(key="w_seed").set_value(7).run()
+    go(app, "buckets")
+    go(app, "compare")
+    assert app.selectbox(key="w_compare_a").value == "max_reward" and app.slider(key="w_compare_count").value == 5
+    go(app, "distributions")
+    go(app, "export")
+    assert app.checkbox(key="w_cumulative").value and app.checkbox(key="w_split").value
+    assert app.number_input(key="w_val_fraction").value == 0.25 and app.number_input(key="w_seed").value == 7

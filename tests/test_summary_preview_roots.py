@@ -7,6 +7,7 @@ import os
 import shlex
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import bucketing
@@ -114,3 +115,18 @@ def test_compare_crosses_two_plans():
     ranks = [np.argsort(np.argsort(v)) for v in (a, b)]
     assert crossed.rank_correlation == pytest.approx(np.corrcoef(*ranks)[0, 1])
     assert crossed.density.sum() == 500 and crossed.density.shape == (10, 10)
+    skewed = b ** 3  # a and b differ in shape: swapped axes would show
+    density, edges_a, edges_b = np.histogram2d(a, skewed, bins=10)
+    crossed = compare(a, skewed, plan_a, bucketing.percentile_plan(skewed, "variance", 3), bins=10)
+    assert np.array_equal(crossed.density, density)
+    assert np.array_equal(crossed.edges_a, edges_a) and np.array_equal(crossed.edges_b, edges_b)
+
+
+def test_rank_correlation_gives_ties_their_average_rank():
+    """Success rates tie a lot: the correlation must not depend on the order of the rows."""
+    a = np.array([0, 0, 0, 1, 1, 0.5, 0.5, 0, 1, 0.5])
+    b = np.array([0, 1, 0, 1, 1, 0.5, 0, 0, 1, 1.0])
+    plan_a, plan_b = (bucketing.percentile_plan(v, "success_rate", 2) for v in (a, b))
+    expected = np.corrcoef(pd.Series(a).rank(), pd.Series(b).rank())[0, 1]  # pandas: average ranks
+    for order in (np.arange(10), np.arange(10)[::-1], np.random.default_rng(1).permutation(10)):
+        assert compare(a[order], b[order], plan_a, plan_b).rank_correlation == pytest.approx(expected)

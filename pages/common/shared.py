@@ -42,6 +42,13 @@ DEFAULTS: dict[str, Any] = {
     "out_dir": "bucketed",
     "prefix": "",
     "order": "input",
+    "cumulative": False,
+    "split": False,
+    "val_fraction": 0.1,
+    "seed": 0,
+    "compare_a": "mean_reward",
+    "compare_b": "variance",
+    "compare_count": None,  # None: the bucket count of the Buckets page
 }
 STORE_SIZE = 3  # datasets kept in memory at once (all sessions together)
 
