@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
 
+from .browser_support import free_port
 from .conftest import ROOT, run_cli
 from .test_ray import assert_same_buckets, mixed_input
 
@@ -25,9 +25,7 @@ def ray_cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def cluster() -> str:
     """The address of a head node and a second node, one CPU each; stopped after the tests."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     address = f"127.0.0.1:{port}"
     node = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--object-store-memory", str(300 * 10**6)]
     try:
