@@ -78,6 +78,14 @@ class Plan:
             to_rank[bucket.interval] = bucket.rank
         return to_rank[intervals]
 
+    def describe(self) -> str:
+        """The plan in a few words, e.g. "mean_reward, 3 equal-size buckets" or "mean_reward, thresholds 0.3, 0.7"."""
+        if self.preset:
+            return f"the {self.preset} preset ({self.metric} at pass threshold {self.params.pass_threshold:g})"
+        if self.mode == "percentile":
+            return f"{self.metric}, {len(self.buckets)} equal-size buckets"
+        return f"{self.metric}, thresholds {', '.join(f'{cut:.4g}' for cut in self.cuts)}"
+
     def renamed(self, names: Sequence[str]) -> "Plan":
         """The same plan with new names, given easiest first."""
         if len(names) != len(self.buckets):

@@ -58,9 +58,13 @@ def add_threshold(metric: str, ordered: np.ndarray) -> None:
 
 
 def choose_mode() -> None:
+    """The preset is a plan on success_rate; leaving it brings back the metric chosen before it."""
+    before = s["mode"]
     shared.save("w_mode", "mode")
-    if s["mode"] == "learnability":  # the preset is a plan on success_rate
-        s["metric"] = "success_rate"
+    if s["mode"] == "learnability" and before != "learnability":
+        s["metric_before_preset"], s["metric"] = s["metric"], "success_rate"
+    elif before == "learnability" and s["mode"] != "learnability":
+        s["metric"] = s.pop("metric_before_preset", s["metric"])
 
 
 def names_editor_key() -> str:

@@ -29,9 +29,7 @@ except bucketing.BucketingError as error:
     st.error(f"The plan on the Buckets page can't be used: {error}")
     st.stop()
 
-st.markdown(f"**Plan:** {plan.metric}, {len(plan.buckets)} buckets "
-            f"({'equal sizes' if plan.mode == 'percentile' else 'thresholds ' + ', '.join(map(shared.number, plan.cuts))}"
-            f") — {', '.join(plan.names)}. Change it on the Buckets page.")
+st.markdown(f"**Plan:** {plan.describe()} — {', '.join(plan.names)}. Change it on the Buckets page.")
 
 left, middle, right = st.columns([3, 1, 1])
 shared.bind("w_out_dir", "out_dir")

@@ -380,6 +380,29 @@ def test_the_learnability_preset_is_one_click_with_its_counts(app):
     assert counts["solved"] == sum(all(s >= 1.0 for s in r) for r in scores)
 
 
+def plan_text(at: AppTest) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith("**Plan:**"))
+
+
+def test_the_preset_borrows_the_metric_and_gives_it_back(app):
+    go(app, "buckets")
+    app.selectbox(key="w_metric").set_value("variance").run()
+    app.radio(key="w_mode").set_value("learnability").run()
+    assert app.selectbox(key="w_metric").value == "success_rate"
+    go(app, "export")
+    assert plan_text(app).startswith("**Plan:** the learnability preset (success_rate at pass threshold 0.5)")
+    go(app, "buckets")
+    app.radio(key="w_mode").set_value("count").run()
+    assert app.selectbox(key="w_metric").value == "variance"
+    go(app, "export")
+    assert plan_text(app).startswith("**Plan:** variance, 3 equal-size buckets")
+    go(app, "buckets")
+    app.radio(key="w_mode").set_value("thresholds").run()
+    drag(app, [0.1, 0.25])
+    go(app, "export")
+    assert plan_text(app).startswith("**Plan:** variance, thresholds 0.1, 0.25")
+
+
 def test_export_writes_stages_and_a_split_as_the_engine_and_the_command_do(app, tmp_path):
     go(app, "buckets")
     app.radio(key="w_mode").set_value("learnability").run()
