@@ -19,7 +19,7 @@ import ctypes
 import errno
 import os
 import threading
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -148,6 +148,16 @@ class Copier:
                 raise _shrunk()
             done += got
         return buffer[:count]
+
+
+def pread_pieces(fd: int, offset: int, count: int, piece: int = 1 << 20) -> Iterator[bytes]:
+    """``count`` bytes of ``fd`` from ``offset``, in pieces of at most ``piece`` bytes."""
+    while count > 0:
+        data = os.pread(fd, min(count, piece), offset)
+        if not data:
+            raise _shrunk()
+        yield data
+        offset, count = offset + len(data), count - len(data)
 
 
 def _shrunk() -> BucketingError:

@@ -80,11 +80,14 @@ def export(
         check_targets(out, [*(f.name for f in files), manifest_name], dataset, overwrite)
         stale = earlier_outputs(out, manifest_name) - {f.name for f in files}
         remove_leftovers(out)
-        validation = None if val_fraction is None else validation_rollouts(dataset, ids, val_fraction, seed)
-        pieces = _pieces(dataset, plan, values, ids, order, files, validation)
-        manifest = build_manifest(dataset, plan, values, prefix, order, ids)
-        describe_outputs(manifest, dataset, plan, files, pieces, val_fraction, seed)
         with _Writer(out, dataset, progress, fsync) as writer:
+            validation = None
+            if val_fraction is not None:  # hashed from the writer's sources: a .gz is decompressed once
+                sources = writer.open_sources(np.unique(dataset.rollout_columns["file_id"]).tolist())
+                validation = validation_rollouts(dataset, ids, val_fraction, seed, sources)
+            pieces = _pieces(dataset, plan, values, ids, order, files, validation)
+            manifest = build_manifest(dataset, plan, values, prefix, order, ids)
+            describe_outputs(manifest, dataset, plan, files, pieces, val_fraction, seed)
             writer.write_files([(f.name, p) for f, p in zip(files, pieces)])
             writer.commit(extra={manifest_name: dumps(manifest).encode()})
         remove_stale(out, stale)
@@ -286,9 +289,12 @@ class _Writer:
         """Next to the final files, whatever sub-folder the final name is in (``/`` becomes ``__``)."""
         return self.out / f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name.replace('/', '__')}"
 
-    def _open_sources(self, file_ids) -> None:
-        """An fd per input file, holding its bytes at the offsets the scan saw (compressed and remote ones spooled)."""
+    def open_sources(self, file_ids: list[int]) -> dict[int, int]:
+        """An fd per input file, holding its bytes at the offsets the scan saw (compressed and remote ones spooled
+        once: opened files stay open); returns every source opened so far."""
         for file_id in file_ids:
+            if file_id in self.sources:
+                continue
             file = self.dataset.files[file_id]
             if file.local:
                 self.sources[file_id] = os.open(file.path, os.O_RDONLY)
@@ -298,12 +304,13 @@ class _Writer:
                 self.sources[file_id] = fd
                 with open_stream(file) as stream, os.fdopen(os.dup(fd), "wb") as spool:
                     shutil.copyfileobj(stream, spool, 1 << 20)
+        return self.sources
 
     def write_files(self, jobs: list[tuple[str, dict]]) -> None:
         """Write each ``(name, pieces)`` to its temp file (see :mod:`bucketing.copy`), every core at it."""
         copies, sizes = copy_list([pieces for _, pieces in jobs])
         self.total = sum(sizes)
-        self._open_sources(np.unique(copies["file_id"]).tolist())
+        self.open_sources(np.unique(copies["file_id"]).tolist())
         for (name, _), size in zip(jobs, sizes):  # in order, so that commit renames in this order
             fd, self.temps[name] = self._temp(name)
             self.targets.append(fd)

@@ -19,9 +19,9 @@ from fractions import Fraction
 
 import numpy as np
 
+from .copy import pread_pieces
 from .errors import BucketingError
 from .load import Dataset
-from .sources import read_ranges
 
 DIGEST_BYTES = 16
 
@@ -31,10 +31,12 @@ def check_fraction(fraction: float) -> None:
         raise BucketingError(f"--val-fraction must be between 0 and 1 (exclusive), not {fraction}")
 
 
-def validation_rollouts(dataset: Dataset, ids: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
-    """Per rollout, whether it goes to validation; ``ids`` is each rollout's bucket."""
+def validation_rollouts(dataset: Dataset, ids: np.ndarray, fraction: float, seed: int,
+                        sources: dict[int, int]) -> np.ndarray:
+    """Per rollout, whether it goes to validation; ``ids`` is each rollout's bucket, ``sources`` as in
+    :func:`rollout_digests`."""
     check_fraction(fraction)
-    digests = rollout_digests(dataset)
+    digests = rollout_digests(dataset, sources)
     mixed = _mix(digests, seed)
     order = np.lexsort((digests[:, 1], digests[:, 0], mixed, ids))  # by bucket, then by the mixed value
     ordered_ids, ordered_digests = ids[order], digests[order]
@@ -51,21 +53,27 @@ def validation_rollouts(dataset: Dataset, ids: np.ndarray, fraction: float, seed
     return validation
 
 
-def rollout_digests(dataset: Dataset) -> np.ndarray:
-    """A 128-bit digest per rollout, as two uint64 columns: the group key, or a hash of the line's bytes."""
+def rollout_digests(dataset: Dataset, sources: dict[int, int]) -> np.ndarray:
+    """A 128-bit digest per rollout, as two uint64 columns: the group key, or a hash of the line's bytes.
+
+    ``sources`` maps each file_id to an fd of its bytes at the scan's offsets: the export's, so that a
+    compressed or remote file is decompressed or fetched once for both the split and the copy.
+    """
     if dataset.keys is not None:
         return dataset.keys
     rows = dataset.rollout_columns
     file_ids = rows["file_id"]
     digests = np.zeros((len(file_ids), 2), dtype=np.uint64)
 
-    def hash_file(file_id: int) -> None:  # rows are in input order: each file's are one slice, by offset
-        members = np.arange(*np.searchsorted(file_ids, [file_id, file_id + 1]))
-        offsets, lengths = rows["offset"][members], rows["length"][members]
-        hashers = [hashlib.blake2b(digest_size=DIGEST_BYTES) for _ in members]
-        for i, data in read_ranges(dataset.files[file_id], offsets, lengths):
-            hashers[i].update(data)  # hashlib lets other threads run while it hashes large pieces
-        digests[members] = np.frombuffer(b"".join(h.digest() for h in hashers), dtype="<u8").reshape(-1, 2)
+    def hash_file(file_id: int) -> None:  # rows are in input order: each file's are one slice
+        members = slice(*np.searchsorted(file_ids, [file_id, file_id + 1]).tolist())
+        found = bytearray()
+        for offset, length in zip(rows["offset"][members].tolist(), rows["length"][members].tolist()):
+            hasher = hashlib.blake2b(digest_size=DIGEST_BYTES)
+            for data in pread_pieces(sources[file_id], offset, length):
+                hasher.update(data)  # hashlib lets other threads run while it hashes large pieces
+            found += hasher.digest()
+        digests[members] = np.frombuffer(found, dtype="<u8").reshape(-1, 2)
 
     with ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, len(dataset.files)))) as pool:
         list(pool.map(hash_file, np.unique(file_ids).tolist()))

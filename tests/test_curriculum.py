@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import gzip
+import importlib
 import itertools
 import json
 import math
@@ -290,6 +291,25 @@ def test_the_split_depends_on_content_not_on_line_order_or_file_names(tmp_path):
         assert sorted(tree) == sorted(a)
         for rel in a:
             assert set(tree[rel]) == set(a[rel]), (other, rel)
+
+
+def test_a_compressed_input_is_decompressed_once_for_the_split_and_the_copy(tmp_path, monkeypatch):
+    make_rollouts(tmp_path / "plain", rollouts=120, files=2, seed=3)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "all.jsonl.gz").write_bytes(gzip.compress(b"".join(input_lines(tmp_path / "plain"))))
+    data = bucketing.load(tmp_path / "in")
+    opened = []
+    for module in (importlib.import_module("bucketing.export"), importlib.import_module("bucketing.sources")):
+        real = module.open_stream
+        monkeypatch.setattr(module, "open_stream", lambda file, real=real: opened.append(file.rel) or real(file))
+    plan = bucketing.percentile_plan(data.values("mean_reward"), "mean_reward", 3)
+    bucketing.export(data, plan, tmp_path / "out", cumulative=True, val_fraction=0.3, seed=11)
+    assert len(opened) == 1
+    monkeypatch.undo()
+    ok(run_cli("-i", tmp_path / "plain", "-o", tmp_path / "cli", "-n", "3", "--cumulative", "--val-fraction", "0.3",
+               "--seed", "11"))
+    compressed, plain = jsonl_tree(tmp_path / "out"), jsonl_tree(tmp_path / "cli")
+    assert sorted(compressed) == sorted(plain) and all(set(compressed[f]) == set(plain[f]) for f in plain)
 
 
 def test_another_seed_gives_another_split_of_the_same_sizes(tmp_path):
