@@ -44,7 +44,7 @@ def commands(data: Path, out: Path, layout: str = "prompt") -> dict[str, list[st
     files = " ".join(f"'{p}'" for p in sorted(data.glob("*.jsonl")))
     runs = {
         "original: load + 7 metrics": [PY, "benchmarks/original.py", "-i", str(data), "--all-metrics"],
-        "ours: load + its metric (--dry-run)": [PY, "-m", "bucketing", "-i", str(data), "--dry-run"],
+        "ours: load + 7 metrics (--dry-run)": [PY, "-m", "bucketing", "-i", str(data), "--dry-run"],
         "original: full run": [PY, "benchmarks/original.py", "-i", str(data), "-o", str(out / "original")],
         "ours: full run": [PY, "-m", "bucketing", "-i", str(data), "-o", str(out / "ours")],
         "ours: full run --no-fsync": [PY, "-m", "bucketing", "-i", str(data), "-o", str(out / "ours"), "--no-fsync"],
@@ -123,8 +123,8 @@ def benchmark_size(size: int, rounds: int, work: Path, layout: str = "prompt") -
 
 
 RATIOS = {  # name: (numerator, denominator)
-    "load: original / ours (target >= 30)": ("original: load + 7 metrics", "ours: load + its metric (--dry-run)"),
-    "load: ours / cat > /dev/null (target <= 4)": ("ours: load + its metric (--dry-run)", "cat > /dev/null"),
+    "load: original / ours (target >= 30)": ("original: load + 7 metrics", "ours: load + 7 metrics (--dry-run)"),
+    "load: ours / cat > /dev/null (target <= 4)": ("ours: load + 7 metrics (--dry-run)", "cat > /dev/null"),
     "full: original / ours (target >= 16)": ("original: full run", "ours: full run"),
     "full: original / ours --no-fsync": ("original: full run", "ours: full run --no-fsync"),
     "full: ours / (cat > file + sync)": ("ours: full run", "cat > file + sync"),

@@ -18,7 +18,7 @@ from .errors import BucketingError
 from .export import ORDERS, export
 from .load import Dataset, load
 from .manifest import MANIFEST, build_manifest, read_manifest
-from .metrics import METRICS, Params, get_metric
+from .metrics import METRICS, Params, compute_all, get_metric
 from .plan import (
     PRESETS,
     TIES,
@@ -191,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
         _say(human, f"Saved manifest to {display(out + args.prefix + MANIFEST)}")
         _say(human, f"\n{RULE}\nBucketing complete! Output saved to {display(args.output_dir)}\n{RULE}\n")
     else:
+        _print_metrics(human, data, plan.params)
         _say(human, f"\n{RULE}\nDry run: nothing was written\n{RULE}\n")
     if args.json:
         print(json.dumps(manifest, ensure_ascii=False, allow_nan=False))
@@ -326,6 +327,16 @@ def _print_summary(out, manifest: dict, values: np.ndarray, plan: Plan) -> None:
     if manifest["k_exceeds_n"]:
         _say(out, f"Note: {manifest['k_exceeds_n']} rollouts have fewer than k={plan.params.k} responses; "
                   "pass_at_k used k = n for them")
+
+
+def _print_metrics(out, data: Dataset, params: Params) -> None:
+    """Every metric's spread over the rollouts: what a dry run shows to help choose one."""
+    _say(out, f"\nEvery metric, per rollout (choose one with -m):\n  {'':<13} {'':<16} "
+              f"{'min':>10} {'median':>10} {'mean':>10} {'max':>10}")
+    for name, values in compute_all(data.scores, params).items():
+        low, middle, high = np.percentile(values, [0, 50, 100])
+        _say(out, f"  {name:<13} {METRICS[name].direction:<16} {low:>10.4g} {middle:>10.4g} {values.mean():>10.4g} "
+                  f"{high:>10.4g}")
 
 
 def _say(stream, text: str) -> None:

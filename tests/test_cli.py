@@ -6,6 +6,7 @@ import io
 import json
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 
@@ -77,6 +78,25 @@ def test_dry_run_writes_nothing(sample_dir, tmp_path):
     assert "Bucket statistics" in result.stdout and "nothing was written" in result.stdout
     assert not (tmp_path / "out").exists()
     assert run_cli("-i", sample_dir, "--dry-run", "--json").returncode == 0  # -o is optional then
+
+
+def test_a_dry_run_shows_every_metric_s_spread(sample_dir, tmp_path):
+    result = run_cli("-i", sample_dir, "--dry-run", "--pass-threshold", "1")
+    assert result.returncode == 0
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()
+            if line.startswith("  ") and len(line.split()) >= 6}
+    assert list(rows)[-7:] == ["mean_reward", "max_reward", "min_reward", "variance", "pass_at_k", "success_rate",
+                               "inverse_mean"]
+    scores = [[r["score"] for r in json.loads(line)["reward"]]
+              for path in sorted(sample_dir.glob("*.jsonl")) for line in path.read_bytes().splitlines()]
+    oracle = {"mean_reward": [statistics.fmean(s) for s in scores], "max_reward": [max(s) for s in scores],
+              "min_reward": [min(s) for s in scores],
+              "success_rate": [sum(x >= 1 for x in s) / len(s) for s in scores]}
+    for name, values in oracle.items():
+        shown = [float(number) for number in rows[name][-4:]]  # min, median, mean, max
+        expected = [min(values), statistics.median(values), statistics.fmean(values), max(values)]
+        assert shown == pytest.approx(expected, rel=1e-3, abs=1e-9), name
+    assert "Every metric" not in run_cli("-i", sample_dir, "-o", tmp_path / "out").stdout
 
 
 def test_from_manifest_applies_the_saved_cut_points(sample_dir, tmp_path):
