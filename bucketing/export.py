@@ -87,7 +87,8 @@ def export(
                 validation = validation_rollouts(dataset, ids, val_fraction, seed, sources)
             pieces = _pieces(dataset, plan, values, ids, order, files, validation)
             manifest = build_manifest(dataset, plan, values, prefix, order, ids)
-            describe_outputs(manifest, dataset, plan, files, pieces, val_fraction, seed)
+            counts = [(p["rollouts"], len(p["offset"])) for p in pieces]
+            describe_outputs(manifest, dataset, plan, files, counts, val_fraction, seed)
             writer.write_files([(f.name, p) for f, p in zip(files, pieces)])
             writer.commit(extra={manifest_name: dumps(manifest).encode()})
         remove_stale(out, stale)
@@ -243,9 +244,10 @@ def _pieces(dataset: Dataset, plan: Plan, values: np.ndarray, ids: np.ndarray, o
     return pieces
 
 
-def describe_outputs(manifest: dict, dataset: Dataset, plan: Plan, files: list[Output], pieces: list[dict],
-                     val_fraction: float | None, seed: int) -> None:
-    """Record what the export writes beyond the buckets: stages, the split and every file's counts."""
+def describe_outputs(manifest: dict, dataset: Dataset, plan: Plan, files: list[Output],
+                     counts: list[tuple[int, int]], val_fraction: float | None, seed: int) -> None:
+    """Record what the export writes beyond the buckets: stages, the split and every file's
+    ``counts`` (rollouts, lines)."""
     manifest["cumulative"] = any(f.cumulative for f in files)
     manifest["split"] = None if val_fraction is None else {
         "val_fraction": val_fraction, "seed": seed,
@@ -253,8 +255,8 @@ def describe_outputs(manifest: dict, dataset: Dataset, plan: Plan, files: list[O
     }
     manifest["files"] = [
         {"file": f.name, "buckets": [plan.names[b] for b in f.buckets], "part": f.part, "cumulative": f.cumulative,
-         "rollouts": p["rollouts"], "lines": int(len(p["offset"]))}
-        for f, p in zip(files, pieces)
+         "rollouts": rollouts, "lines": lines}
+        for f, (rollouts, lines) in zip(files, counts)
     ]
 
 

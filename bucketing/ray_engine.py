@@ -29,9 +29,9 @@ import numpy as np
 import pyarrow.fs as pafs
 
 from .errors import BucketingError
-from .export import TEMP_PREFIX, check_output_dir, every_line
+from .export import TEMP_PREFIX, check_output_dir, describe_outputs, every_line
 from .load import Dataset, Progress, prepare_load
-from .manifest import MANIFEST, SKIPPED, build_manifest, dumps
+from .manifest import MANIFEST, Output, build_manifest, dumps, outputs
 from .parse import scan
 from .plan import Plan
 from .sources import DEFAULT_MAX_LINE_BYTES, InputFile, display, is_uri, read_ranges
@@ -152,9 +152,9 @@ def export(
         check_output_dir(Path(out_dir), dataset.root)
     fs, base = _output(out_dir)
     ids = plan.assign(values)
-    names = [f"{prefix}{name}" for name in plan.names] + ([prefix + SKIPPED.removesuffix(".jsonl")]
-                                                          if dataset.skipped_lines else [])
-    finals = [f"{n}.jsonl" if single_file else n for n in names]
+    files = outputs(plan, prefix, bool(dataset.skipped_lines))
+    names = [f.name.removesuffix(".jsonl") for f in files]  # one folder of parts each (or one file)
+    finals = [f.name for f in files] if single_file else names
     _check_targets(fs, base, finals + [prefix + MANIFEST], overwrite)
     manifest = build_manifest(dataset, plan, values, prefix, order, ids)
     staging = f"{base}/{TEMP_PREFIX}{secrets.token_hex(6)}"
@@ -174,7 +174,7 @@ def export(
             for name in names:
                 _concatenate(fs, [f"{staging}/{name}/{p}" for p in sorted(parts[name])], f"{staging}/{name}.jsonl")
                 fs.delete_dir(f"{staging}/{name}")
-        _describe(manifest, finals, parts, single_file)
+        _describe(manifest, dataset, plan, files, parts, single_file)
         with fs.open_output_stream(f"{staging}/{prefix}{MANIFEST}") as out:
             out.write(dumps(manifest).encode())
         _commit(fs, staging, base, finals + [prefix + MANIFEST])
@@ -267,23 +267,21 @@ def _concatenate(fs, parts: list[str], target: str) -> None:
                     out.write(data)
 
 
-def _describe(manifest: dict, finals: list[str], parts: dict[str, list[str]], single_file: bool) -> None:
-    """The manifest's file names for folders of parts, their part lists, and every output's counts."""
+def _describe(manifest: dict, dataset: Dataset, plan: Plan, files: list[Output], parts: dict[str, list[str]],
+              single_file: bool) -> None:
+    """Every output's counts, as locally; without ``single_file`` each output is a folder with its list of parts."""
     manifest["engine"] = "ray"
-    named = dict(zip(parts, finals))
-    manifest["cumulative"], manifest["split"], manifest["files"] = False, None, []
+    counts = [(b["count"], b["lines"]) for b in manifest["buckets"]]
+    counts += [(0, len(dataset.skipped_lines))] if dataset.skipped_lines else []
+    describe_outputs(manifest, dataset, plan, files, counts, None, 0)
+    if single_file:
+        return
+    for entry in [*manifest["buckets"], *manifest["files"]]:
+        entry["file"] = entry["file"].removesuffix(".jsonl") + "/"
     for bucket in manifest["buckets"]:
-        folder = bucket["file"].removesuffix(".jsonl")
-        if not single_file:
-            bucket["file"] = named[folder] + "/"
-            bucket["parts"] = sorted(parts[folder])
-        manifest["files"].append({"file": bucket["file"], "buckets": [bucket["name"]], "part": "all",
-                                  "cumulative": False, "rollouts": bucket["count"], "lines": bucket["lines"]})
+        bucket["parts"] = sorted(parts[bucket["file"].removesuffix("/")])
     if manifest["skipped_file"]:
-        if not single_file:
-            manifest["skipped_file"] = manifest["skipped_file"].removesuffix(".jsonl") + "/"
-        manifest["files"].append({"file": manifest["skipped_file"], "buckets": [], "part": "all", "cumulative": False,
-                                  "rollouts": 0, "lines": manifest["totals"]["skipped"]})
+        manifest["skipped_file"] = manifest["skipped_file"].removesuffix(".jsonl") + "/"
 
 
 def _commit(fs, staging: str, base: str, names: list[str]) -> None:
