@@ -42,21 +42,21 @@ shared.bind("w_order", "order")
 right.radio("Line order", ORDERS, key="w_order", on_change=shared.save, args=("w_order", "order"),
             format_func={"input": "as in the input", "difficulty": "easiest first"}.get)
 
-views = st.columns([2, 1, 1])
+options = st.columns([2, 1, 1])
 for widget, key in (("w_cumulative", "cumulative"), ("w_split", "split"), ("w_val_fraction", "val_fraction"),
                     ("w_seed", "seed")):
     shared.bind(widget, key)
-cumulative = views[0].checkbox("Cumulative stages too", key="w_cumulative",
+cumulative = options[0].checkbox("Cumulative stages too", key="w_cumulative",
                                on_change=shared.save, args=("w_cumulative", "cumulative"),
                                help="cumulative/{name}.jsonl: that bucket and every easier one — the phases of a "
                                     "curriculum (the last holds every rollout).")
-split = views[0].checkbox("Hold out validation rollouts", key="w_split", on_change=shared.save, args=("w_split", "split"),
+split = options[0].checkbox("Hold out validation rollouts", key="w_split", on_change=shared.save, args=("w_split", "split"),
                           help="Split each bucket once into train/ and val/ (stages too): a validation rollout is "
                                "never in any training file. Decided by each rollout's content and the seed.")
-val_fraction = views[1].number_input("Validation share", min_value=0.01, max_value=0.99, step=0.01,
+val_fraction = options[1].number_input("Validation share", min_value=0.01, max_value=0.99, step=0.01,
                                      key="w_val_fraction", disabled=not split,
                                      on_change=shared.save, args=("w_val_fraction", "val_fraction"))
-seed = int(views[2].number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="w_seed", disabled=not split,
+seed = int(options[2].number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="w_seed", disabled=not split,
                                  on_change=shared.save, args=("w_seed", "seed")))
 val_fraction = float(val_fraction) if split else None
 
@@ -107,22 +107,22 @@ if last:
                   if manifest["skipped_file"] else ""))
     st.dataframe(pd.DataFrame(manifest["buckets"])[["name", "file", "count", "lines", "share", "min", "max", "difficulty_rank"]],
                  hide_index=True, column_config={"share": st.column_config.NumberColumn(format="percent")})
-    views = [f for f in manifest["files"] if f["cumulative"] or f["part"] != "all"]
-    if views:
+    stages_and_splits = [f for f in manifest["files"] if f["cumulative"] or f["part"] != "all"]
+    if stages_and_splits:
         st.markdown("**Stages and splits**" + (f" — validation share {manifest['split']['val_fraction']:g}, seed "
                                                f"{manifest['split']['seed']}" if manifest["split"] else ""))
-        st.dataframe(pd.DataFrame(views)[["file", "part", "buckets", "rollouts", "lines"]], hide_index=True)
+        st.dataframe(pd.DataFrame(stages_and_splits)[["file", "part", "buckets", "rollouts", "lines"]], hide_index=True)
     st.markdown("**The same export from the command line**")
     st.code(last["command"], language="bash", wrap_lines=True)
-    names = [f["file"] for f in manifest["files"]] + [manifest["prefix"] + MANIFEST]
-    files = [Path(last["out"]) / name for name in names]
+    written = [f["file"] for f in manifest["files"]] + [manifest["prefix"] + MANIFEST]
+    files = [Path(last["out"]) / name for name in written]
     size = sum(f.stat().st_size for f in files if f.exists())
     if size <= ZIP_LIMIT:
 
         def zipped() -> bytes:
             buffer = io.BytesIO()
             with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-                for name, f in zip(names, files):
+                for name, f in zip(written, files):
                     archive.write(f, name)  # sub-folders (cumulative/, train/, val/) kept
             return buffer.getvalue()
 

@@ -13,7 +13,7 @@ import bucketing
 from bucketing.plan import bucket_table
 from bucketing.roots import ENV
 
-from .conftest import ROOT, SAMPLE, output_lines, rollout_line, run_cli, write_lines
+from .conftest import ROOT, SAMPLE, jsonl_files, output_lines, rollout_line, run_cli, write_lines
 
 APP = str(ROOT / "app.py")
 
@@ -249,6 +249,18 @@ def test_reopening_an_unchanged_folder_does_not_read_it_again(app, tmp_path, mon
     assert len(calls) == 2 and metric(app, "Rollouts") == "3"  # changed on disk: read again
 
 
+def test_the_skipped_lines_are_counted_once_per_data(app, tmp_path, monkeypatch):
+    write_lines(tmp_path / "in" / "a.jsonl", [rollout_line([1, 0]), b"{bad", b"[]"])
+    calls = []
+    real = bucketing.Dataset.skipped_reasons
+    monkeypatch.setattr(bucketing.Dataset, "skipped_reasons", lambda self, *a: calls.append(1) or real(self, *a))
+    load_folder(app, tmp_path / "in")
+    app.run()
+    go(app, "buckets")
+    go(app, "data")
+    assert len(calls) == 1 and "invalid JSON" in app.dataframe[-1].value["reason"].tolist()
+
+
 def test_histograms_are_pre_binned_bars(app):
     go(app, "distributions")
     for chart in app.get("plotly_chart"):
@@ -418,8 +430,7 @@ def test_export_writes_stages_and_a_split_as_the_engine_and_the_command_do(app, 
     data = bucketing.load(SAMPLE)
     bucketing.export(data, bucketing.learnability_plan(), tmp_path / "engine", cumulative=True, val_fraction=0.25,
                      seed=7)
-    app_files = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*.jsonl")}
-    engine_files = {p.relative_to(tmp_path / "engine"): p.read_bytes() for p in (tmp_path / "engine").rglob("*.jsonl")}
+    app_files, engine_files = jsonl_files(tmp_path / "out"), jsonl_files(tmp_path / "engine")
     assert app_files == engine_files and len(app_files) == 3 * 2 * 3  # buckets, stages; all, train, val
 
     command = app.code[0].value
@@ -428,8 +439,7 @@ def test_export_writes_stages_and_a_split_as_the_engine_and_the_command_do(app, 
     args = shlex.split(command)[3:]
     args[args.index("-o") + 1] = str(tmp_path / "cli")
     assert run_cli(*args).returncode == 0
-    cli_files = {p.relative_to(tmp_path / "cli"): p.read_bytes() for p in (tmp_path / "cli").rglob("*.jsonl")}
-    assert cli_files == engine_files
+    assert jsonl_files(tmp_path / "cli") == engine_files
     views = app.dataframe[-1].value
     assert set(views["part"]) == {"all", "train", "val"}
 
@@ -443,6 +453,7 @@ def test_compare_counts_each_pair_of_buckets_and_previews_a_cell(app):
     table = data.table()
     plans = {m: bucketing.percentile_plan(table[m], m, 3) for m in ("mean_reward", "variance")}
     ids = {m: plans[m].assign(table[m]) for m in plans}
+    rollout_at = {f"{file}:{line}": i for i, (file, line) in enumerate(zip(table["file"], table["line"]))}
     for row in range(3):
         for col in range(3):
             app.selectbox(key="w_compare_row").set_value(plans["mean_reward"].names[row]).run()
@@ -450,6 +461,9 @@ def test_compare_counts_each_pair_of_buckets_and_previews_a_cell(app):
             expected = int(((ids["mean_reward"] == row) & (ids["variance"] == col)).sum())
             assert any(c.value.startswith(f"{expected:,} rollouts are") for c in app.caption)
             assert len(app.expander) == min(5, expected)
+            for shown in app.expander:  # titled "file:line · metric = value · ..."
+                rollout = rollout_at[shown.label.split(" · ")[0]]
+                assert (ids["mean_reward"][rollout], ids["variance"][rollout]) == (row, col)
     agree = float((ids["mean_reward"] == ids["variance"]).mean())
     assert f"**{agree:.0%}** of the rollouts" in app.markdown[0].value
 
