@@ -53,6 +53,22 @@ def output_lines(out_dir: Path) -> dict[str, list[bytes]]:
     return {p.name: p.read_bytes().splitlines(keepends=True) for p in sorted(out_dir.glob("*.jsonl"))}
 
 
+def modules_imported_by_cli(*args) -> set[str]:
+    """The top-level modules a successful command-line run (in a fresh interpreter) imported."""
+    script = ("import json, sys, bucketing.cli\n"
+              f"code = bucketing.cli.main({[str(a) for a in args]!r})\n"
+              "assert code == 0, code\n"
+              "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})), file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return set(json.loads(result.stderr.strip().splitlines()[-1]))
+
+
+def jsonl_files(out: Path) -> dict[str, bytes]:
+    """Every .jsonl file under ``out``, recursively: its path relative to ``out`` -> its bytes."""
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(Path(out).rglob("*.jsonl"))}
+
+
 @pytest.fixture
 def sample_dir() -> Path:
     return SAMPLE

@@ -18,7 +18,7 @@ import pytest
 import bucketing
 from bucketing.export import TEMP_PREFIX
 
-from .conftest import output_lines, rollout_line, write_lines
+from .conftest import jsonl_files, output_lines, rollout_line, write_lines
 
 export_module = importlib.import_module("bucketing.export")  # the package's `export` is the function
 copy_module = importlib.import_module("bucketing.copy")
@@ -253,15 +253,15 @@ def test_the_files_are_the_same_whatever_the_window_slice_and_long_line_sizes(tm
     data = bucketing.load(folder)
     plan = bucketing.percentile_plan(data.values("mean_reward", bucketing.Params()), "mean_reward", 3)
     bucketing.export(data, plan, tmp_path / "usual", **options)
-    expected = {p.relative_to(tmp_path / "usual"): p.read_bytes() for p in (tmp_path / "usual").rglob("*.jsonl")}
-    assert sum(len(b.splitlines()) for name, b in expected.items() if name.parent == Path(".")) == 61
+    expected = jsonl_files(tmp_path / "usual")
+    assert sum(len(b.splitlines()) for name, b in expected.items() if "/" not in name) == 61
     for window, long_line, slice_bytes in [(64, 48, 100), (256, 1 << 20, 1), (1 << 20, 200, 700), (512, 1, 1)]:
         monkeypatch.setattr(copy_module, "WINDOW", window)
         monkeypatch.setattr(copy_module, "LONG_LINE", long_line)
         monkeypatch.setattr(copy_module, "SLICE", slice_bytes)
         out = tmp_path / f"w{window}-{long_line}-{slice_bytes}"
         bucketing.export(data, plan, out, **options)
-        assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*.jsonl")} == expected, out.name
+        assert jsonl_files(out) == expected, out.name
 
 
 def test_a_disk_too_small_for_the_files_fails_before_copying(sample_dir, tmp_path, monkeypatch):
