@@ -206,11 +206,11 @@ def test_dragged_thresholds_survive_a_page_switch(page, journey):
                        regions=region_labels(page))
     go_to(page, "Export")
     plan = page.locator('[data-testid="stMarkdownContainer"]').filter(has_text=re.compile(r"^Plan:")).inner_text()
-    found = re.search(r"\(thresholds ([^)]*)\)", plan)
+    found = re.search(r", thresholds (.*?) — (.*?)\. Change it", plan)  # "Plan: metric, thresholds 0.3, 0.7 — names."
     assert found, f"the Export page's plan is not by thresholds: {plan!r}"
     shown = [float(v) for v in found.group(1).split(", ")]
     assert close(shown, journey["lines"], 1e-3 * max(1.0, *map(abs, journey["lines"]))), (plan, journey["lines"])
-    assert f"{len(journey['sizes'])} buckets" in plan, plan
+    assert len(found.group(2).split(", ")) == len(journey["sizes"]), plan
 
     go_to(page, "Buckets")
     expect(page.locator(CHART).locator("g.td-line")).to_have_count(len(journey["lines"]))
