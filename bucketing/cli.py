@@ -18,7 +18,7 @@ from .errors import BucketingError
 from .export import ORDERS, export
 from .load import Dataset, load
 from .manifest import MANIFEST, build_manifest, read_manifest
-from .metrics import METRICS, Params, compute_all, get_metric
+from .metrics import METRICS, Params, get_metric
 from .plan import (
     PRESETS,
     TIES,
@@ -330,12 +330,20 @@ def _print_summary(out, manifest: dict, values: np.ndarray, plan: Plan) -> None:
 
 
 def _print_metrics(out, data: Dataset, params: Params) -> None:
-    """Every metric's spread over the rollouts: what a dry run shows to help choose one."""
-    _say(out, f"\nEvery metric, per rollout (choose one with -m):\n  {'':<13} {'':<16} "
-              f"{'min':>10} {'median':>10} {'mean':>10} {'max':>10}")
-    for name, values in compute_all(data.scores, params).items():
+    """Every metric's spread over the rollouts: what a dry run shows to help choose one.
+
+    A plugin metric that fails is shown failing; the run goes on (it was not the chosen metric).
+    """
+    width = max(map(len, METRICS))
+    _say(out, f"\nEvery metric, per rollout:\n  {'':<{width}} {'':<16} {'min':>10} {'median':>10} {'mean':>10} {'max':>10}")
+    for name, metric in METRICS.items():
+        try:
+            values = data.values(name, params)
+        except Exception as error:  # noqa: BLE001  (a plugin's bug, reported on its row)
+            _say(out, f"  {name:<{width}} {metric.direction:<16} failed: {type(error).__name__}: {error}")
+            continue
         low, middle, high = np.percentile(values, [0, 50, 100])
-        _say(out, f"  {name:<13} {METRICS[name].direction:<16} {low:>10.4g} {middle:>10.4g} {values.mean():>10.4g} "
+        _say(out, f"  {name:<{width}} {metric.direction:<16} {low:>10.4g} {middle:>10.4g} {values.mean():>10.4g} "
                   f"{high:>10.4g}")
 
 
@@ -358,3 +366,5 @@ def _import_plugins(argv: list[str]) -> None:
                 importlib.import_module(name)
         except (ImportError, OSError) as exc:
             raise BucketingError(f"--plugin {name}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001  (the plugin's own bug: one line, not a traceback)
+            raise BucketingError(f"--plugin {name} failed: {type(exc).__name__}: {exc}") from None

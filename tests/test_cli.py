@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import shlex
 import shutil
 import statistics
@@ -12,7 +13,7 @@ import pytest
 
 from bucketing.progress import ProgressBar
 
-from .conftest import ROOT, modules_imported_by_cli, output_lines, rollout_line, run_cli, write_lines
+from .conftest import ROOT, modules_imported_by_cli, one_line, output_lines, rollout_line, run_cli, write_lines
 
 SCRIPT = ("bucket_rollouts_by_difficulty.py",)
 FORMATS = ROOT / "examples" / "formats"
@@ -79,17 +80,29 @@ def test_dry_run_writes_nothing(sample_dir, tmp_path):
 
 
 def test_a_dry_run_shows_every_metric_s_spread(sample_dir, tmp_path):
-    result = run_cli("-i", sample_dir, "--dry-run", "--pass-threshold", "1")
-    assert result.returncode == 0
+    plugin = tmp_path / "broken.py"
+    plugin.write_text("import bucketing\n"
+                      "bucketing.register_metric('broken_metric', lambda s: 1 / 0, higher_is_easier=True)\n")
+    result = run_cli("-i", sample_dir, "--dry-run", "--pass-threshold", "1", "--k", "2", "--plugin", plugin)
+    assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()
-            if line.startswith("  ") and len(line.split()) >= 6}
-    assert list(rows)[-7:] == ["mean_reward", "max_reward", "min_reward", "variance", "pass_at_k", "success_rate",
-                               "inverse_mean"]
+            if line.startswith("  ") and len(line.split()) >= 5}
+    assert list(rows)[-8:] == ["mean_reward", "max_reward", "min_reward", "variance", "pass_at_k", "success_rate",
+                               "inverse_mean", "broken_metric"]
+    assert "failed: ZeroDivisionError" in " ".join(rows["broken_metric"])  # a plugin's bug on its row, not a crash
     scores = [[r["score"] for r in json.loads(line)["reward"]]
               for path in sorted(sample_dir.glob("*.jsonl")) for line in path.read_bytes().splitlines()]
+
+    def pass_at_2(s: list[float]) -> float:  # unbiased pass@k, k = min(2, n)
+        k, failed = min(2, len(s)), sum(x < 1 for x in s)
+        return 1 - math.comb(failed, k) / math.comb(len(s), k)
+
     oracle = {"mean_reward": [statistics.fmean(s) for s in scores], "max_reward": [max(s) for s in scores],
               "min_reward": [min(s) for s in scores],
-              "success_rate": [sum(x >= 1 for x in s) / len(s) for s in scores]}
+              "variance": [statistics.variance(s) if len(s) > 1 else 0.0 for s in scores],
+              "pass_at_k": [pass_at_2(s) for s in scores],
+              "success_rate": [sum(x >= 1 for x in s) / len(s) for s in scores],
+              "inverse_mean": [1 / (statistics.fmean(s) + 1e-6) for s in scores]}
     for name, values in oracle.items():
         shown = [float(number) for number in rows[name][-4:]]  # min, median, mean, max
         expected = [min(values), statistics.median(values), statistics.fmean(values), max(values)]
@@ -244,6 +257,14 @@ def test_a_plugin_metric_is_a_metric_choice(sample_dir, tmp_path):
     result = run_cli("-i", sample_dir, "-o", tmp_path / "out", "--plugin", plugin, "-m", "spread", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["direction"] == "higher = harder"
+
+
+def test_a_plugin_that_fails_to_load_is_a_one_line_error(sample_dir, tmp_path):
+    plugin = tmp_path / "wrong.py"
+    plugin.write_text("import bucketing\nbucketing.register_metric('x', lambda s: 0.0)\n")  # no higher_is_easier
+    result = run_cli("-i", sample_dir, "--dry-run", "--plugin", plugin)
+    assert result.returncode == 2 and one_line(result.stderr) and "Traceback" not in result.stderr
+    assert "--plugin" in result.stderr and "TypeError" in result.stderr
 
 
 def test_k_larger_than_some_n_is_reported(tmp_path):
