@@ -84,7 +84,7 @@ def export(
             validation = None
             if val_fraction is not None:  # hashed from the writer's sources: a .gz is decompressed once
                 sources = writer.open_sources(np.unique(dataset.rollout_columns["file_id"]).tolist())
-                validation = validation_rollouts(dataset, ids, val_fraction, seed, sources)
+                validation = validation_rollouts(dataset, ids, val_fraction, sources, seed)
             pieces = _pieces(dataset, plan, values, ids, order, files, validation)
             manifest = build_manifest(dataset, plan, values, prefix, order, ids)
             counts = [(p["rollouts"], len(p["offset"])) for p in pieces]

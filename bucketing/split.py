@@ -22,6 +22,7 @@ import numpy as np
 from .copy import pread_pieces
 from .errors import BucketingError
 from .load import Dataset
+from .sources import display
 
 DIGEST_BYTES = 16
 
@@ -31,8 +32,8 @@ def check_fraction(fraction: float) -> None:
         raise BucketingError(f"--val-fraction must be between 0 and 1 (exclusive), not {fraction}")
 
 
-def validation_rollouts(dataset: Dataset, ids: np.ndarray, fraction: float, seed: int,
-                        sources: dict[int, int]) -> np.ndarray:
+def validation_rollouts(dataset: Dataset, ids: np.ndarray, fraction: float, sources: dict[int, int],
+                        seed: int = 0) -> np.ndarray:
     """Per rollout, whether it goes to validation; ``ids`` is each rollout's bucket, ``sources`` as in
     :func:`rollout_digests`."""
     check_fraction(fraction)
@@ -56,8 +57,8 @@ def validation_rollouts(dataset: Dataset, ids: np.ndarray, fraction: float, seed
 def rollout_digests(dataset: Dataset, sources: dict[int, int]) -> np.ndarray:
     """A 128-bit digest per rollout, as two uint64 columns: the group key, or a hash of the line's bytes.
 
-    ``sources`` maps each file_id to an fd of its bytes at the scan's offsets: the export's, so that a
-    compressed or remote file is decompressed or fetched once for both the split and the copy.
+    ``sources`` maps each file_id to an fd of its bytes at the scan's offsets (decompressed): the
+    export's, so that a compressed or remote file is decompressed or fetched once for the split and the copy.
     """
     if dataset.keys is not None:
         return dataset.keys
@@ -68,11 +69,15 @@ def rollout_digests(dataset: Dataset, sources: dict[int, int]) -> np.ndarray:
     def hash_file(file_id: int) -> None:  # rows are in input order: each file's are one slice
         members = slice(*np.searchsorted(file_ids, [file_id, file_id + 1]).tolist())
         found = bytearray()
-        for offset, length in zip(rows["offset"][members].tolist(), rows["length"][members].tolist()):
-            hasher = hashlib.blake2b(digest_size=DIGEST_BYTES)
-            for data in pread_pieces(sources[file_id], offset, length):
-                hasher.update(data)  # hashlib lets other threads run while it hashes large pieces
-            found += hasher.digest()
+        try:
+            for offset, length in zip(rows["offset"][members].tolist(), rows["length"][members].tolist()):
+                hasher = hashlib.blake2b(digest_size=DIGEST_BYTES)
+                for data in pread_pieces(sources[file_id], offset, length):
+                    hasher.update(data)  # hashlib lets other threads run while it hashes large pieces
+                found += hasher.digest()
+        except BucketingError:
+            raise BucketingError(f"{display(dataset.files[file_id].rel)} got shorter since it was read; "
+                                 "load it again") from None
         digests[members] = np.frombuffer(found, dtype="<u8").reshape(-1, 2)
 
     with ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, len(dataset.files)))) as pool:
