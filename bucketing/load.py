@@ -146,6 +146,11 @@ class Dataset:
             "skipped": len(self.skipped_lines),
         }
 
+    @cached_property
+    def skipped_summary(self) -> dict[str, dict]:
+        """:meth:`skipped_reasons` with five examples each, counted once."""
+        return self.skipped_reasons()
+
     def skipped_reasons(self, examples: int = 5) -> dict[str, dict]:
         """Per reason, most frequent first: count and up to ``examples`` "file:line: detail" strings."""
         summary: dict[str, dict] = {}

@@ -69,7 +69,7 @@ def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str
     stats = bucket_stats(plan, np.sort(values))
     ids = plan.assign(values) if ids is None else ids
     lines = np.bincount(ids, weights=dataset.lines_per_rollout(), minlength=len(plan.buckets))
-    reasons = dataset.skipped_reasons()
+    reasons = dataset.skipped_summary
     return {
         "version": VERSION,
         "tool": f"bucketing {__version__}",

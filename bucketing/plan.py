@@ -83,7 +83,8 @@ class Plan:
         if self.preset:
             return f"the {self.preset} preset ({self.metric} at pass threshold {self.params.pass_threshold:g})"
         if self.mode == "percentile":
-            return f"{self.metric}, {len(self.buckets)} equal-size buckets"
+            count = len(self.buckets)
+            return f"{self.metric}, {count} equal-size bucket{'s' if count != 1 else ''}"
         return f"{self.metric}, thresholds {', '.join(f'{cut:.4g}' for cut in self.cuts)}"
 
     def renamed(self, names: Sequence[str]) -> "Plan":

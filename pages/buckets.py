@@ -28,6 +28,7 @@ def set_thresholds(values, metric: str) -> None:
     s["thresholds"][metric] = sorted({float(v) for v in values})
     s["cuts_version"] = s.get("cuts_version", 0) + 1
     s["mode"] = "thresholds"
+    s.pop("metric_before_preset", None)  # a drag away from the preset keeps its metric
 
 
 def typed_threshold(metric: str, index: int) -> None:

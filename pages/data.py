@@ -101,7 +101,7 @@ with right:
                  column_config={"bytes": st.column_config.NumberColumn("bytes", format="%d")})
 
 st.subheader("Skipped lines")
-reasons = shared.store().get(("reasons", st.session_state["source"]), data.skipped_reasons, size=4)
+reasons = data.skipped_summary
 if not reasons:
     st.success("No bad lines: every non-blank line has scores.")
 else:
