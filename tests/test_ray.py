@@ -63,6 +63,10 @@ def assert_same_buckets(ray_out: Path, local_out: Path, ray_manifest: dict, loca
         assert part_bytes(ray_out / ours["name"]) == (local_out / theirs["file"]).read_bytes()
     if local_manifest["skipped_file"]:
         assert part_bytes(ray_out / "_skipped") == (local_out / local_manifest["skipped_file"]).read_bytes()
+    folder = lambda name: name and name.removesuffix(".jsonl") + "/"  # noqa: E731  (a file there, a folder here)
+    assert ray_manifest["files"] == [{**f, "file": folder(f["file"])} for f in local_manifest["files"]]
+    assert ray_manifest["skipped_file"] == folder(local_manifest["skipped_file"])
+    assert (ray_manifest["cumulative"], ray_manifest["split"]) == (False, None)
     assert not [p for p in ray_out.rglob("*") if p.name.startswith(".")]  # no temp part, no staging folder
 
 
