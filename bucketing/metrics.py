@@ -142,9 +142,9 @@ def min_reward(scores: Scores, params: Params) -> np.ndarray:
 
 def variance(scores: Scores, params: Params) -> np.ndarray:
     """Sample variance (n - 1 denominator); 0 for a single score. Two passes, for accuracy."""
-    means = mean_reward(scores, params)
-    deviations = scores.flat - np.repeat(means, scores.counts)
-    squares = scores.sum(deviations * deviations)
+    deviations = np.repeat(mean_reward(scores, params), scores.counts)  # one array of the scores' size, reused
+    np.subtract(scores.flat, deviations, out=deviations)
+    squares = scores.sum(np.square(deviations, out=deviations))
     return np.where(scores.counts > 1, squares / np.maximum(scores.counts - 1, 1), 0.0)
 
 
