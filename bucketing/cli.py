@@ -29,7 +29,7 @@ from .plan import (
     plan_from_manifest,
     threshold_plan,
 )
-from .progress import ProgressBar, human_bytes
+from .progress import ProgressBar, counted, human_bytes
 from .sources import DEFAULT_MAX_LINE_BYTES, display
 from .split import check_fraction
 
@@ -150,15 +150,15 @@ def run(args: argparse.Namespace) -> int:
     for warning in data.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     size = sum(f.size for f in data.files)
-    _say(human, f"Found {len(data.files)} JSONL files in {display(args.input_dir)} ({human_bytes(size)})")
+    _say(human, f"Found {counted(len(data.files), 'JSONL file')} in {display(args.input_dir)} ({human_bytes(size)})")
     layout = data.layout
     if data.detected:
         _say(human, f"Detected layout: {layout.describe()} (as flags: {shlex.join(layout.flags())})")
     else:
         _say(human, f"Layout: {layout.describe()}")
     totals = data.totals
-    grouped = f" (grouped from {totals['rollout_lines']} lines)" if layout.grouped else ""
-    _say(human, f"Loaded {totals['rollouts']} rollouts{grouped} from {totals['lines']} lines "
+    grouped = f" (grouped from {counted(totals['rollout_lines'], 'line')})" if layout.grouped else ""
+    _say(human, f"Loaded {counted(totals['rollouts'], 'rollout')}{grouped} from {counted(totals['lines'], 'line')} "
                 f"({totals['blank']} blank, {totals['skipped']} skipped)")
 
     plan, values = _make_plan(args, saved, metric, data)
@@ -181,13 +181,13 @@ def run(args: argparse.Namespace) -> int:
         out = args.output_dir.rstrip("/") + "/"  # a path or a URI
         _say(human, "")
         for bucket in manifest["buckets"]:
-            lines = f" ({bucket['lines']} lines)" if layout.grouped else ""
-            _say(human, f"Saved {bucket['count']} rollouts{lines} to {display(out + bucket['file'])}")
+            lines = f" ({counted(bucket['lines'], 'line')})" if layout.grouped else ""
+            _say(human, f"Saved {counted(bucket['count'], 'rollout')}{lines} to {display(out + bucket['file'])}")
         if manifest["skipped_file"]:
-            _say(human, f"Saved {totals['skipped']} skipped lines to {display(out + manifest['skipped_file'])}")
+            _say(human, f"Saved {counted(totals['skipped'], 'skipped line')} to {display(out + manifest['skipped_file'])}")
         extra = [f for f in manifest.get("files", []) if f["cumulative"] or f["part"] != "all"]
         for file in extra:
-            _say(human, f"Saved {file['rollouts']} rollouts to {display(out + file['file'])}")
+            _say(human, f"Saved {counted(file['rollouts'], 'rollout')} to {display(out + file['file'])}")
         _say(human, f"Saved manifest to {display(out + args.prefix + MANIFEST)}")
         _say(human, f"\n{RULE}\nBucketing complete! Output saved to {display(args.output_dir)}\n{RULE}\n")
     else:
@@ -325,7 +325,8 @@ def _print_summary(out, manifest: dict, values: np.ndarray, plan: Plan) -> None:
         _say(out, f"  {bucket['name']:<{width}}  {bucket['count']:>8} rollouts  {bucket['share']:6.1%}  "
                   f"{spec.describe_range(plan.metric)}  ({seen})")
     if manifest["k_exceeds_n"]:
-        _say(out, f"Note: {manifest['k_exceeds_n']} rollouts have fewer than k={plan.params.k} responses; "
+        few = manifest["k_exceeds_n"]
+        _say(out, f"Note: {counted(few, 'rollout')} {'has' if few == 1 else 'have'} fewer than k={plan.params.k} responses; "
                   "pass_at_k used k = n for them")
 
 

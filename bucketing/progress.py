@@ -47,3 +47,8 @@ def human_bytes(count: float) -> str:
         if count < 1000 or unit == "TB":
             break
     return f"{count:.1f} {unit}"
+
+
+def counted(count: int, noun: str) -> str:
+    """``(1, "rollout")`` -> ``1 rollout``; ``(3, "rollout")`` -> ``3 rollouts``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

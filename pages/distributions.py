@@ -21,8 +21,8 @@ right.number_input("Pass threshold (score >= passes)", step=0.05, format="%.3g",
                    on_change=shared.save, args=("w_pass_threshold", "pass_threshold"))
 exceeding = data.k_exceeds_n(shared.params())
 if exceeding:
-    st.info(f"{exceeding:,} rollouts have fewer than k = {st.session_state['k']} responses; "
-            "pass_at_k uses k = n for them.")
+    st.info(f"{exceeding:,} rollout{' has' if exceeding == 1 else 's have'} fewer than k = {st.session_state['k']} "
+            "responses; pass_at_k uses k = n for them.")
 
 columns = st.columns(3)
 for index, (name, metric) in enumerate(METRICS.items()):

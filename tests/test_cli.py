@@ -11,7 +11,7 @@ import statistics
 
 import pytest
 
-from bucketing.progress import ProgressBar
+from bucketing.progress import ProgressBar, counted
 
 from .conftest import ROOT, modules_imported_by_cli, one_line, output_lines, rollout_line, run_cli, write_lines
 
@@ -59,7 +59,7 @@ def test_summary_names_each_bucket_with_its_range(sample_dir, tmp_path):
     assert any("bucket_0" in line and "mean_reward <= 0.3" in line for line in lines)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     for bucket in manifest["buckets"]:
-        assert f"Saved {bucket['count']} rollouts to {tmp_path / 'out' / bucket['file']}" in result.stdout
+        assert f"Saved {counted(bucket['count'], 'rollout')} to {tmp_path / 'out' / bucket['file']}" in result.stdout
 
 
 def test_json_prints_the_manifest(sample_dir, tmp_path):
@@ -270,7 +270,20 @@ def test_a_plugin_that_fails_to_load_is_a_one_line_error(sample_dir, tmp_path):
 def test_k_larger_than_some_n_is_reported(tmp_path):
     write_lines(tmp_path / "in" / "a.jsonl", [rollout_line([1, 0]), rollout_line([1, 0, 0, 0, 0, 0])])
     result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-m", "pass_at_k", "--k", "4", "-n", "2")
-    assert "1 rollouts have fewer than k=4 responses" in result.stdout
+    assert "1 rollout has fewer than k=4 responses" in result.stdout
+    write_lines(tmp_path / "in" / "a.jsonl", [rollout_line([1, 0]), rollout_line([1]), rollout_line([1, 0, 0, 0, 0])])
+    result = run_cli("-i", tmp_path / "in", "--dry-run", "-m", "pass_at_k", "--k", "4", "-n", "2")
+    assert "2 rollouts have fewer than k=4 responses" in result.stdout
+
+
+def test_counts_of_one_read_as_one(tmp_path):
+    write_lines(tmp_path / "in" / "a.jsonl", [b'{"input": "p", "output": "a", "score": 1}',
+                                              b'{"input": "p", "output": "b", "score": 0}', b"{bad"])
+    result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "1")
+    assert result.returncode == 0, result.stderr
+    for text in ("Found 1 JSONL file in", "Loaded 1 rollout (grouped from 2 lines) from 3 lines",
+                 "Saved 1 rollout (2 lines) to", "Saved 1 skipped line to"):
+        assert text in result.stdout, text
 
 
 def test_progress_bar_draws_only_on_a_terminal_after_the_delay():
