@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import BucketingError
-from .export import ORDERS, export
+from .export import ORDERS, check_output_dir, export
 from .load import Dataset, load
 from .manifest import MANIFEST, build_manifest, read_manifest
 from .metrics import METRICS, Params, get_metric
@@ -25,12 +25,13 @@ from .plan import (
     Plan,
     check_name,
     default_names,
+    percentile_names,
     percentile_plan,
     plan_from_manifest,
     threshold_plan,
 )
 from .progress import ProgressBar, counted, human_bytes
-from .sources import DEFAULT_MAX_LINE_BYTES, display
+from .sources import DEFAULT_MAX_LINE_BYTES, display, is_uri
 from .split import check_fraction
 
 RULE = "=" * 60
@@ -132,6 +133,9 @@ def run(args: argparse.Namespace) -> int:
     saved = read_manifest(args.from_manifest) if args.from_manifest else None
     metric = saved["metric"] if saved else "success_rate" if args.preset else args.metric or "mean_reward"
     get_metric(metric)
+    settled = _settled_plan(args, saved, metric)
+    if not args.dry_run and not is_uri(args.output_dir) and not is_uri(args.input_dir):
+        check_output_dir(Path(args.output_dir), Path(args.input_dir))
     _say(human, f"\n{RULE}\n{_headline(args, saved, metric)}\n{RULE}\n")
 
     if saved and args.scores is None and args.group_by is None and not saved["params"].get("scores_detected", True):
@@ -161,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     _say(human, f"Loaded {counted(totals['rollouts'], 'rollout')}{grouped} from {counted(totals['lines'], 'line')} "
                 f"({totals['blank']} blank, {totals['skipped']} skipped)")
 
-    plan, values = _make_plan(args, saved, metric, data)
+    plan, values = _make_plan(args, metric, data, settled)
     manifest = build_manifest(data, plan, values, args.prefix, args.order)
     _print_summary(human, manifest, values, plan)
 
@@ -275,21 +279,33 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise BucketingError("--max-line-bytes must be positive")
 
 
-def _make_plan(args: argparse.Namespace, saved: dict | None, metric: str, data: Dataset) -> tuple[Plan, np.ndarray]:
-    """The plan to apply and the metric's value for every rollout."""
+def _settled_plan(args: argparse.Namespace, saved: dict | None, metric: str) -> Plan | None:
+    """The plan when the flags settle it without the data (a manifest, thresholds, a preset); None for
+    percentile buckets, whose flags are checked. Called before reading: a mistyped flag costs no load."""
     if saved:
-        plan = plan_from_manifest(saved)
-        return plan, data.values(metric, plan.params)
-    params = Params(k=1 if args.k is None else args.k,
-                    pass_threshold=0.5 if args.pass_threshold is None else args.pass_threshold)
-    values = data.values(metric, params)
+        return plan_from_manifest(saved)
+    params = _params(args)
     if args.preset:
         plan = PRESETS[args.preset](params)
-        return (plan.renamed(args.bucket_names) if args.bucket_names else plan), values
+        return plan.renamed(args.bucket_names) if args.bucket_names else plan
     if args.thresholds:
-        return threshold_plan(metric, args.thresholds, args.bucket_names, params), values
-    plan = percentile_plan(values, metric, _num_buckets(args), args.bucket_names, args.ties or "keep", params)
-    return plan, values
+        return threshold_plan(metric, args.thresholds, args.bucket_names, params)
+    percentile_names(_num_buckets(args), args.bucket_names, args.ties or "keep")
+    return None
+
+
+def _make_plan(args: argparse.Namespace, metric: str, data: Dataset, settled: Plan | None) -> tuple[Plan, np.ndarray]:
+    """The plan to apply and the metric's value for every rollout."""
+    if settled:
+        return settled, data.values(settled.metric, settled.params)
+    params = _params(args)
+    values = data.values(metric, params)
+    return percentile_plan(values, metric, _num_buckets(args), args.bucket_names, args.ties or "keep", params), values
+
+
+def _params(args: argparse.Namespace) -> Params:
+    return Params(k=1 if args.k is None else args.k,
+                  pass_threshold=0.5 if args.pass_threshold is None else args.pass_threshold)
 
 
 def _headline(args: argparse.Namespace, saved: dict | None, metric: str) -> str:

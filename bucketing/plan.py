@@ -128,6 +128,19 @@ def check_names(names: Sequence[str]) -> None:
         seen[name.lower()] = name
 
 
+def percentile_names(num_buckets: int, names: Sequence[str] | None = None, ties: str = "keep") -> list[str]:
+    """The names of a percentile plan, easiest first; raises for a bad count, names or ties (before any data)."""
+    if num_buckets < 1:
+        raise BucketingError(f"-n/--num-buckets must be at least 1, not {num_buckets}")
+    if ties not in TIES:
+        raise BucketingError(f"--ties must be one of {', '.join(TIES)}, not {ties!r}")
+    names = list(names) if names else default_names(num_buckets)
+    if len(names) != num_buckets:
+        raise BucketingError(f"{len(names)} bucket names given for {num_buckets} buckets")
+    check_names(names)
+    return names
+
+
 def percentile_plan(
     values: np.ndarray,
     metric: str,
@@ -142,14 +155,7 @@ def percentile_plan(
     gaps between distinct values to balance the sizes (least squares).
     ``ties="split"``: exactly equal sizes; equal values are ordered by input order.
     """
-    if num_buckets < 1:
-        raise BucketingError(f"-n/--num-buckets must be at least 1, not {num_buckets}")
-    if ties not in TIES:
-        raise BucketingError(f"--ties must be one of {', '.join(TIES)}, not {ties!r}")
-    names = list(names) if names else default_names(num_buckets)
-    if len(names) != num_buckets:
-        raise BucketingError(f"{len(names)} bucket names given for {num_buckets} buckets")
-    check_names(names)
+    names = percentile_names(num_buckets, names, ties)
     ordered = np.sort(np.asarray(values, dtype=np.float64))
     total = len(ordered)
     if total == 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import math
@@ -178,9 +179,31 @@ def test_usage_errors_are_one_line_with_exit_2(sample_dir, tmp_path, flags, mess
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--dry-run", "-n", "0"], "-n/--num-buckets must be at least 1, not 0"),
+    (["--dry-run", "--k", "0"], "--k must be a whole number >= 1, not 0"),
+    (["--dry-run", "--pass-threshold", "nan"], "--pass-threshold must be a finite number"),
+    (["--dry-run", "--bucket-names", "a", "b"], "2 bucket names given for 3 buckets"),
+    (["--dry-run", "--bucket-names", "a", "A", "b"], "are the same file name ignoring case"),
+    (["--dry-run", "--thresholds", "0.5", "0.5"], "--thresholds must be distinct"),
+    (["--dry-run", "--thresholds", "0.5", "--bucket-names", "a"], "1 bucket names given for 2 buckets"),
+    (["--dry-run", "--preset", "learnability", "--bucket-names", "a", "b"], "2 names given for 3 buckets"),
+    (["-o", "{input}/out"], "is inside the input directory"),
+])
+def test_plan_and_output_mistakes_are_reported_before_reading(sample_dir, monkeypatch, capsys, flags, message):
+    """A mistyped flag on a 100 GB input must not cost the read of it."""
+    cli = importlib.import_module("bucketing.cli")
+    monkeypatch.setattr(cli, "load", lambda *a, **k: pytest.fail("the input was read"))
+    flags = [flag.format(input=sample_dir) for flag in flags]
+    assert cli.main(["-i", str(sample_dir), *flags]) == 2
+    out, err = capsys.readouterr()
+    assert message in err and one_line(err) and out == ""
+
+
 def test_missing_output_dir_and_missing_input_are_errors(tmp_path):
-    assert run_cli("-i", tmp_path).returncode == 2
-    empty = run_cli("-i", tmp_path, "-o", tmp_path / "out")
+    (tmp_path / "in").mkdir()
+    assert run_cli("-i", tmp_path / "in").returncode == 2
+    empty = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out")
     assert empty.returncode == 2 and "no *.jsonl" in empty.stderr
     missing = run_cli("-i", tmp_path / "nope", "-o", tmp_path / "out")
     assert missing.returncode == 2 and "nope" in missing.stderr and "Traceback" not in missing.stderr
