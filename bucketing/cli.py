@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import BucketingError
-from .export import ORDERS, check_output_dir, export
+from .export import ORDERS, check_free, check_output_dir, export
 from .load import Dataset, load
 from .manifest import MANIFEST, build_manifest, read_manifest
 from .metrics import METRICS, Params, get_metric
@@ -136,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
     settled = _settled_plan(args, saved, metric)
     if not args.dry_run and not is_uri(args.output_dir) and not is_uri(args.input_dir):
         check_output_dir(Path(args.output_dir), Path(args.input_dir))
+        if not args.overwrite:  # an earlier export there: say so now, not after the read (export checks every file)
+            check_free(Path(args.output_dir), [args.prefix + MANIFEST])
     _say(human, f"\n{RULE}\n{_headline(args, saved, metric)}\n{RULE}\n")
 
     if saved and args.scores is None and args.group_by is None and not saved["params"].get("scores_detected", True):

@@ -144,8 +144,18 @@ def _locked(out: Path):
         os.close(fd)  # releases the lock
 
 
+def check_free(out: Path, names: list[str]) -> None:
+    """Refuse an output folder that holds any of ``names`` (what ``--overwrite`` is for)."""
+    for name in names:
+        if os.path.lexists(out / name):
+            raise BucketingError(f"{display(out / name)} already exists; pass --overwrite to replace it")
+
+
 def check_targets(out: Path, names: list[str], dataset: Dataset, overwrite: bool) -> None:
     """Refuse to replace files without ``overwrite``, and ever to replace (a hard link to) an input file."""
+    if not overwrite:
+        check_free(out, names)
+        return
     inputs = {}
     for file in dataset.files:
         if file.uri is None:
@@ -155,8 +165,6 @@ def check_targets(out: Path, names: list[str], dataset: Dataset, overwrite: bool
         target = out / name
         if not os.path.lexists(target):
             continue
-        if not overwrite:
-            raise BucketingError(f"{display(target)} already exists; pass --overwrite to replace it")
         try:
             info = os.stat(target)
         except OSError:

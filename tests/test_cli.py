@@ -189,12 +189,15 @@ def test_usage_errors_are_one_line_with_exit_2(sample_dir, tmp_path, flags, mess
     (["--dry-run", "--thresholds", "0.5", "--bucket-names", "a"], "1 bucket names given for 2 buckets"),
     (["--dry-run", "--preset", "learnability", "--bucket-names", "a", "b"], "2 names given for 3 buckets"),
     (["-o", "{input}/out"], "is inside the input directory"),
+    (["-o", "{earlier}"], "manifest.json already exists; pass --overwrite to replace it"),
 ])
-def test_plan_and_output_mistakes_are_reported_before_reading(sample_dir, monkeypatch, capsys, flags, message):
+def test_plan_and_output_mistakes_are_reported_before_reading(sample_dir, tmp_path, monkeypatch, capsys, flags,
+                                                              message):
     """A mistyped flag on a 100 GB input must not cost the read of it."""
+    assert run_cli("-i", sample_dir, "-o", tmp_path / "earlier").returncode == 0
     cli = importlib.import_module("bucketing.cli")
     monkeypatch.setattr(cli, "load", lambda *a, **k: pytest.fail("the input was read"))
-    flags = [flag.format(input=sample_dir) for flag in flags]
+    flags = [flag.format(input=sample_dir, earlier=tmp_path / "earlier") for flag in flags]
     assert cli.main(["-i", str(sample_dir), *flags]) == 2
     out, err = capsys.readouterr()
     assert message in err and one_line(err) and out == ""
@@ -220,7 +223,7 @@ def test_existing_output_is_refused_then_overwritten(sample_dir, tmp_path):
     assert run_cli("-i", sample_dir, "-o", tmp_path / "out").returncode == 0
     before = (tmp_path / "out" / "easy.jsonl").read_bytes()
     again = run_cli("-i", sample_dir, "-o", tmp_path / "out", "-m", "variance")
-    assert again.returncode == 2 and "easy.jsonl already exists" in again.stderr and "--overwrite" in again.stderr
+    assert again.returncode == 2 and "manifest.json already exists" in again.stderr and "--overwrite" in again.stderr
     assert (tmp_path / "out" / "easy.jsonl").read_bytes() == before
     assert run_cli("-i", sample_dir, "-o", tmp_path / "out", "-m", "variance", "--overwrite").returncode == 0
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["metric"] == "variance"
