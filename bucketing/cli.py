@@ -340,7 +340,8 @@ def _print_summary(out, manifest: dict, values: np.ndarray, plan: Plan) -> None:
     width = max(len(b["name"]) for b in manifest["buckets"])
     for bucket, spec in zip(manifest["buckets"], plan.buckets):
         seen = "empty" if bucket["min"] is None else f"values {bucket['min']:.4g} .. {bucket['max']:.4g}"
-        _say(out, f"  {bucket['name']:<{width}}  {bucket['count']:>8} rollouts  {bucket['share']:6.1%}  "
+        rollouts = "rollout " if bucket["count"] == 1 else "rollouts"
+        _say(out, f"  {bucket['name']:<{width}}  {bucket['count']:>8} {rollouts}  {bucket['share']:6.1%}  "
                   f"{spec.describe_range(plan.metric)}  ({seen})")
     if manifest["k_exceeds_n"]:
         few = manifest["k_exceeds_n"]

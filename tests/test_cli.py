@@ -308,7 +308,7 @@ def test_counts_of_one_read_as_one(tmp_path):
     result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "1")
     assert result.returncode == 0, result.stderr
     for text in ("Found 1 JSONL file in", "Loaded 1 rollout (grouped from 2 lines) from 3 lines",
-                 "Saved 1 rollout (2 lines) to", "Saved 1 skipped line to"):
+                 "Saved 1 rollout (2 lines) to", "Saved 1 skipped line to", " 1 rollout   100.0%"):
         assert text in result.stdout, text
 
 
