@@ -49,6 +49,6 @@ def human_bytes(count: float) -> str:
     return f"{count:.1f} {unit}"
 
 
-def counted(count: int, noun: str) -> str:
-    """``(1, "rollout")`` -> ``1 rollout``; ``(3, "rollout")`` -> ``3 rollouts``."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+def counted(count: int, noun: str, thousands: str = "") -> str:
+    """``(1, "rollout")`` -> ``1 rollout``; ``(3, "rollout")`` -> ``3 rollouts``; ``thousands=","``: ``1,200 rollouts``."""
+    return f"{count:{thousands}} {noun}{'' if count == 1 else 's'}"

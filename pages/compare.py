@@ -7,6 +7,7 @@ import streamlit as st
 import bucketing
 from bucketing.metrics import METRICS
 from bucketing.preview import sample_rows
+from bucketing.progress import counted
 from pages.common import shared
 from pages.common.rollouts import show_rollouts
 
@@ -85,7 +86,9 @@ col = pick[1].selectbox(f"{metric_b} bucket", plan_b.names, key="w_compare_col")
 full = pick[2].toggle("Show full texts", key="compare_full")
 row_index, col_index = plan_a.names.index(row), plan_b.names.index(col)
 inside = (crossed.ids_a == row_index) & (crossed.ids_b == col_index)
-st.caption(f"{int(cells[row_index, col_index]):,} rollouts are `{row}` by {metric_a} and `{col}` by {metric_b}.")
+in_cell = int(cells[row_index, col_index])
+st.caption(f"{counted(in_cell, 'rollout', ',')} {'is' if in_cell == 1 else 'are'} `{row}` by {metric_a} and `{col}` "
+           f"by {metric_b}.")
 rows = sample_rows(inside.astype(np.int8), 1, count=5)
 if len(rows):
     show_rollouts(data, rows, {metric_a: values_a, metric_b: values_b}, full)

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 import bucketing
-from bucketing.progress import human_bytes
+from bucketing.progress import counted, human_bytes
 from pages.common import shared
 from pages.common.charts import counts_figure
 
@@ -32,7 +32,7 @@ def load_folder(path_text: str, scores: str, group_by: str) -> None:
         return
     shared.use_source(source)
     st.session_state["scores_text"], st.session_state["group_text"] = scores, group_by
-    st.toast(f"Loaded {len(data.rows):,} rollouts")
+    st.toast(f"Loaded {counted(len(data.rows), 'rollout', ',')}")
 
 
 current = st.session_state.get("source")
@@ -105,6 +105,6 @@ reasons = data.skipped_summary
 if not reasons:
     st.success("No bad lines: every non-blank line has scores.")
 else:
-    st.warning(f"{totals['skipped']:,} lines can't be used; they go to `_skipped.jsonl` on export.")
+    st.warning(f"{counted(totals['skipped'], 'line', ',')} can't be used; they go to `_skipped.jsonl` on export.")
     st.dataframe(pd.DataFrame([{"reason": reason, "lines": info["count"], "examples": "\n".join(info["examples"])}
                                for reason, info in reasons.items()]), hide_index=True)

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from bucketing.metrics import METRICS
+from bucketing.progress import counted
 from bucketing.summary import describe
 from pages.common import shared
 from pages.common.charts import histogram_figure
@@ -21,8 +22,8 @@ right.number_input("Pass threshold (score >= passes)", step=0.05, format="%.3g",
                    on_change=shared.save, args=("w_pass_threshold", "pass_threshold"))
 exceeding = data.k_exceeds_n(shared.params())
 if exceeding:
-    st.info(f"{exceeding:,} rollout{' has' if exceeding == 1 else 's have'} fewer than k = {st.session_state['k']} "
-            "responses; pass_at_k uses k = n for them.")
+    st.info(f"{counted(exceeding, 'rollout', ',')} {'has' if exceeding == 1 else 'have'} fewer than k = "
+            f"{st.session_state['k']} responses; pass_at_k uses k = n for them.")
 
 columns = st.columns(3)
 for index, (name, metric) in enumerate(METRICS.items()):

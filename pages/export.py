@@ -13,7 +13,7 @@ from bucketing.export import ORDERS, check_output_dir
 from bucketing.layout import parse_group_by
 from bucketing.manifest import MANIFEST, output_names
 from bucketing.plan import check_name
-from bucketing.progress import human_bytes
+from bucketing.progress import counted, human_bytes
 from pages.common import shared
 
 ZIP_LIMIT = 200 << 20  # offer a zip download below this many bytes of output
@@ -102,8 +102,8 @@ if st.button("Export", type="primary", disabled=bool(existing) and not overwrite
 last = s.get("last_export")
 if last:
     manifest = last["manifest"]
-    st.success(f"Wrote {manifest['totals']['rollouts']:,} rollouts to `{last['out']}`"
-               + (f" and {manifest['totals']['skipped']:,} skipped lines to `{manifest['skipped_file']}`"
+    st.success(f"Wrote {counted(manifest['totals']['rollouts'], 'rollout', ',')} to `{last['out']}`"
+               + (f" and {counted(manifest['totals']['skipped'], 'skipped line', ',')} to `{manifest['skipped_file']}`"
                   if manifest["skipped_file"] else ""))
     st.dataframe(pd.DataFrame(manifest["buckets"])[["name", "file", "count", "lines", "share", "min", "max", "difficulty_rank"]],
                  hide_index=True, column_config={"share": st.column_config.NumberColumn(format="percent")})

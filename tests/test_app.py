@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 import bucketing
 from bucketing.plan import bucket_table
+from bucketing.progress import counted
 from bucketing.roots import ENV
 
 from .conftest import ROOT, SAMPLE, jsonl_files, output_lines, rollout_line, run_cli, write_lines
@@ -459,7 +460,8 @@ def test_compare_counts_each_pair_of_buckets_and_previews_a_cell(app):
             app.selectbox(key="w_compare_row").set_value(plans["mean_reward"].names[row]).run()
             app.selectbox(key="w_compare_col").set_value(plans["variance"].names[col]).run()
             expected = int(((ids["mean_reward"] == row) & (ids["variance"] == col)).sum())
-            assert any(c.value.startswith(f"{expected:,} rollouts are") for c in app.caption)
+            caption = f"{counted(expected, 'rollout', ',')} {'is' if expected == 1 else 'are'} `"
+            assert any(c.value.startswith(caption) for c in app.caption), caption
             assert len(app.expander) == min(5, expected)
             for shown in app.expander:  # titled "file:line · metric = value · ..."
                 rollout = rollout_at[shown.label.split(" · ")[0]]

@@ -18,6 +18,7 @@ import pytest
 
 import bucketing
 from bucketing.metrics import METRICS
+from bucketing.progress import counted
 
 from .browser_support import (
     CHART,
@@ -372,7 +373,8 @@ def test_clicking_a_compare_cell_previews_its_rollouts(page):
     ids = {m: plans[m].assign(table[m]) for m in plans}
     for row, col in [(2, 0), (0, 1)]:
         count = int(((ids["mean_reward"] == row) & (ids["variance"] == col)).sum())
-        caption = (f"{count:,} rollouts are {plans['mean_reward'].names[row]} by mean_reward and "
+        caption = (f"{counted(count, 'rollout', ',')} {'is' if count == 1 else 'are'} "
+                   f"{plans['mean_reward'].names[row]} by mean_reward and "
                    f"{plans['variance'].names[col]} by variance.")  # as shown: the names in code style
         for attempt in range(3):  # a click while the chart is still being redrawn after the last one is lost
             cell = cells.nth(row * 3 + col)
