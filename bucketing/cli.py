@@ -67,7 +67,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add = parser.add_argument
     add("-i", "--input-dir", required=True, help="directory of *.jsonl / *.jsonl.gz / *.jsonl.zst files (recursive)")
     add("-o", "--output-dir", help="where to write the bucket files (required unless --dry-run)")
-    add("-m", "--metric", choices=list(METRICS), help="difficulty metric (default: mean_reward)")
+    add("-m", "--metric", choices=list(METRICS), metavar="METRIC",
+        help="difficulty metric, one of those listed below (default: mean_reward)")
     add("-n", "--num-buckets", type=int, help="number of percentile buckets (default: 3)")
     add("--bucket-names", nargs="+", metavar="NAME", help="bucket names: easiest first with -n, ascending values with --thresholds")
     add("--thresholds", nargs="+", type=float, metavar="T", help="fixed cut points instead of percentiles (overrides -n)")
@@ -77,10 +78,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="also write cumulative/{prefix}{name}.jsonl: that bucket and every easier one (curriculum stages)")
     add("--val-fraction", type=float, metavar="F",
         help="split each bucket once into train/ and val/ (F of each bucket to val), the same on every run")
-    add("--seed", type=int, default=0, help="with --val-fraction: another seed, another split (default: 0)")
+    add("--seed", type=int, default=0, metavar="N", help="with --val-fraction: another seed, another split (default: 0)")
     add("--prefix", default="", help="prefix for every output file name")
     add("--k", type=int, help="k of pass_at_k (default: 1)")
-    add("--pass-threshold", type=float, help="a response passes when its score >= this (default: 0.5)")
+    add("--pass-threshold", type=float, metavar="T", help="a response passes when its score >= this (default: 0.5)")
     add("--ties", choices=TIES, help="keep: equal values share a bucket (default); split: exactly equal sizes")
     add("--order", choices=ORDERS, default="input", help="line order inside each bucket file (default: input)")
     add("--scores", metavar="PATH", help="where each line's scores are, e.g. reward[].score, rewards[], score (default: detected)")
@@ -94,8 +95,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("--dry-run", action="store_true", help="print statistics and the plan; write nothing")
     add("--json", action="store_true", help="print the summary (the manifest) as one JSON object on stdout")
     add("--from-manifest", metavar="FILE", help="apply the metric, params, cut points and names of a saved manifest")
-    add("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES, help="skip longer lines (default: 64 MiB)")
-    add("--workers", type=int, help="processes for reading (default: one per core on large inputs)")
+    add("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES, metavar="N", help="skip longer lines (default: 64 MiB)")
+    add("--workers", type=int, metavar="N", help="processes for reading (default: one per core on large inputs)")
     add("--engine", choices=("local", "ray"), default="local",
         help="local: this machine (default); ray: a Ray cluster through Ray Data (pip install -r requirements-cluster.txt)")
     add("--ray-address", metavar="ADDRESS", help="with --engine ray: the cluster to join (auto, ray://host:port); "

@@ -53,6 +53,13 @@ def test_module_and_script_are_the_same_command(sample_dir, tmp_path):
     assert a.stdout.replace(str(tmp_path / "a"), "OUT") == b.stdout.replace(str(tmp_path / "b"), "OUT")
 
 
+def test_help_names_the_command_as_it_was_typed():
+    assert run_cli("--help").stdout.startswith("usage: python -m bucketing [-h] -i INPUT_DIR")
+    assert run_cli("--help", entry=SCRIPT).stdout.startswith("usage: bucket_rollouts_by_difficulty.py [-h]")
+    wrong = run_cli("-i", "x", "-m", "foo")
+    assert wrong.stderr.startswith("python -m bucketing: error: argument -m/--metric: invalid choice: 'foo'")
+
+
 def test_summary_names_each_bucket_with_its_range(sample_dir, tmp_path):
     result = run_cli("-i", sample_dir, "-o", tmp_path / "out", "--thresholds", "0.3", "0.7")
     lines = result.stdout.splitlines()
