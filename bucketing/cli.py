@@ -92,7 +92,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("--no-fsync", dest="fsync", action="store_false",
         help="don't flush each file to the disk before renaming it (faster; a power cut could then lose data)")
     add("--strict", action="store_true", help="stop with exit 1 at the first bad line instead of skipping it")
-    add("--dry-run", action="store_true", help="print statistics and the plan; write nothing")
+    add("--dry-run", action="store_true", help="print statistics, the plan and every metric's spread; write nothing")
     add("--json", action="store_true", help="print the summary (the manifest) as one JSON object on stdout")
     add("--from-manifest", metavar="FILE", help="apply the metric, params, cut points and names of a saved manifest")
     add("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES, metavar="N", help="skip longer lines (default: 64 MiB)")
