@@ -27,7 +27,7 @@ from .load import Dataset, Progress
 from .manifest import MANIFEST, Output, build_manifest, dumps, outputs, read_manifest
 from .metrics import get_metric
 from .plan import Plan, check_name
-from .sources import display, open_stream
+from .sources import InputFile, display, open_stream
 from .split import check_fraction, validation_rollouts
 
 TEMP_PREFIX = ".bucketing-tmp-"
@@ -91,7 +91,7 @@ def export(
             describe_outputs(manifest, dataset, plan, files, counts, val_fraction, seed)
             writer.write_files([(f.name, p) for f, p in zip(files, pieces)])
             writer.commit(extra={manifest_name: dumps(manifest).encode()})
-        remove_stale(out, stale)
+        remove_stale(out, stale, input_files(dataset))
     return manifest
 
 
@@ -115,13 +115,16 @@ def _inside(name: str) -> bool:
     return bool(parts) and not Path(name).is_absolute() and ".." not in parts and name.endswith(".jsonl")
 
 
-def remove_stale(out: Path, names: set[str]) -> None:
+def remove_stale(out: Path, names: set[str], inputs: dict[tuple[int, int], InputFile]) -> None:
     """After a replacing export: delete what the earlier one wrote and this one didn't (a stage, a split, a
-    bucket of another name), so the folder holds one export; then the sub-folders that became empty."""
+    bucket of another name), so the folder holds one export; then the sub-folders that became empty.
+    Never a file of this run's input (``inputs``: see :func:`input_files`), which may lie in the output."""
     for name in sorted(names):
         path = out / name
         if path.is_file() and not path.is_symlink():
-            path.unlink()
+            info = path.stat()
+            if (info.st_dev, info.st_ino) not in inputs:
+                path.unlink()
     folders = {out / parent for name in names for parent in Path(name).parents if parent != Path(".")}
     for folder in sorted(folders, key=lambda path: -len(path.parts)):  # train/cumulative before train
         if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
@@ -151,16 +154,22 @@ def check_free(out: Path, names: list[str]) -> None:
             raise BucketingError(f"{display(out / name)} already exists; pass --overwrite to replace it")
 
 
-def check_targets(out: Path, names: list[str], dataset: Dataset, overwrite: bool) -> None:
-    """Refuse to replace files without ``overwrite``, and ever to replace (a hard link to) an input file."""
-    if not overwrite:
-        check_free(out, names)
-        return
+def input_files(dataset: Dataset) -> dict[tuple[int, int], InputFile]:
+    """The local input files by (device, inode): what an export must never replace or remove."""
     inputs = {}
     for file in dataset.files:
         if file.uri is None:
             info = os.stat(file.path)
             inputs[(info.st_dev, info.st_ino)] = file
+    return inputs
+
+
+def check_targets(out: Path, names: list[str], dataset: Dataset, overwrite: bool) -> None:
+    """Refuse to replace files without ``overwrite``, and ever to replace (a hard link to) an input file."""
+    if not overwrite:
+        check_free(out, names)
+        return
+    inputs = input_files(dataset)
     for name in names:
         target = out / name
         if not os.path.lexists(target):

@@ -678,6 +678,17 @@ def test_overwrite_leaves_one_export_and_the_users_own_files(tmp_path, then):
     assert not temp_leftovers(tmp_path)
 
 
+def test_overwrite_never_removes_an_input_that_lies_in_the_output(tmp_path):
+    """The earlier manifest lists train/*.jsonl, which this run doesn't write but reads: they stay."""
+    make_rollouts(tmp_path / "in", rollouts=90, files=2, seed=1)
+    out = tmp_path / "out"
+    ok(run_cli("-i", tmp_path / "in", "-o", out, *SPLIT_FLAGS))
+    inputs = snapshot(out / "train")
+    ok(run_cli("-i", out / "train", "-o", out, "-n", "3", "--overwrite"))
+    assert snapshot(out / "train") == inputs
+    assert not (out / "val").exists()  # the earlier export's other files still go
+
+
 def test_a_file_in_the_way_of_a_sub_folder_fails_without_changing_anything(tmp_path):
     make_rollouts(tmp_path / "in", rollouts=60, files=2, seed=1)
     out = tmp_path / "out"
