@@ -276,12 +276,13 @@ def _describe(manifest: dict, dataset: Dataset, plan: Plan, files: list[Output],
     describe_outputs(manifest, dataset, plan, files, counts, None, 0)
     if single_file:
         return
-    for entry in [*manifest["buckets"], *manifest["files"]]:
-        entry["file"] = entry["file"].removesuffix(".jsonl") + "/"
-    for bucket in manifest["buckets"]:
-        bucket["parts"] = sorted(parts[bucket["file"].removesuffix("/")])
+    names = list(parts)  # each output's folder, in the order of manifest["files"]: the buckets, then the skipped
+    for entry, name in zip(manifest["files"], names):
+        entry["file"] = name + "/"
+    for bucket, name in zip(manifest["buckets"], names):
+        bucket["file"], bucket["parts"] = name + "/", sorted(parts[name])
     if manifest["skipped_file"]:
-        manifest["skipped_file"] = manifest["skipped_file"].removesuffix(".jsonl") + "/"
+        manifest["skipped_file"] = names[-1] + "/"
 
 
 def _commit(fs, staging: str, base: str, names: list[str]) -> None:
