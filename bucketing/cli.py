@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         _say(human, f"Saved manifest to {display(out + args.prefix + MANIFEST)}")
         _say(human, f"\n{RULE}\nBucketing complete! Output saved to {display(args.output_dir)}\n{RULE}\n")
     else:
-        _print_metrics(human, data, plan.params)
+        _print_metrics(human, data, plan, values)
         _say(human, f"\n{RULE}\nDry run: nothing was written\n{RULE}\n")
     if args.json:
         print(json.dumps(manifest, ensure_ascii=False, allow_nan=False))
@@ -350,21 +350,19 @@ def _print_summary(out, manifest: dict, values: np.ndarray, plan: Plan) -> None:
                   "pass_at_k used k = n for them")
 
 
-def _print_metrics(out, data: Dataset, params: Params) -> None:
-    """Every metric's spread over the rollouts: what a dry run shows to help choose one.
-
-    A plugin metric that fails is shown failing; the run goes on (it was not the chosen metric).
-    """
+def _print_metrics(out, data: Dataset, plan: Plan, values: np.ndarray) -> None:
+    """Every metric's spread over the rollouts (``values``: the plan's, at hand): what a dry run shows to help
+    choose one. A plugin metric that fails is shown failing; the run goes on (it was not the chosen metric)."""
     width = max(map(len, METRICS))
     _say(out, f"\nEvery metric, per rollout:\n  {'':<{width}} {'':<16} {'min':>10} {'median':>10} {'mean':>10} {'max':>10}")
     for name, metric in METRICS.items():
         try:
-            values = data.values(name, params)
+            column = values if name == plan.metric else data.values(name, plan.params)
         except Exception as error:  # noqa: BLE001  (a plugin's bug, reported on its row)
             _say(out, f"  {name:<{width}} {metric.direction:<16} failed: {type(error).__name__}: {error}")
             continue
-        low, middle, high = np.percentile(values, [0, 50, 100])
-        _say(out, f"  {name:<{width}} {metric.direction:<16} {low:>10.4g} {middle:>10.4g} {values.mean():>10.4g} "
+        low, middle, high = np.percentile(column, [0, 50, 100])
+        _say(out, f"  {name:<{width}} {metric.direction:<16} {low:>10.4g} {middle:>10.4g} {column.mean():>10.4g} "
                   f"{high:>10.4g}")
 
 
