@@ -85,7 +85,7 @@ def scan(chunk: Chunk) -> ChunkResult:
             continue
         buf, pos, hi, base = block.buf, block.lo, block.hi, block.offset
         with memoryview(buf) as view:
-            window_utf8 = None  # the whole window checked at once, when a line needs it (msgspec doesn't check)
+            window_utf8 = None  # grouped: the whole window checked at once, when a line needs it (msgspec doesn't)
             window = view[pos:hi]
             while pos < hi:
                 newline = buf.find(b"\n", pos, hi)
@@ -113,9 +113,13 @@ def scan(chunk: Chunk) -> ChunkResult:
                     if read_short and stop - start <= short and buf[start] == 123:
                         scores = read_short(line)
                     elif stop - start <= limit:
-                        if window_utf8 is None:
-                            window_utf8 = is_utf8(window)
-                        if window_utf8 or _decodes(line):
+                        if read_short:  # simdjson checked the window's other lines: only this one needs it
+                            valid = is_utf8(line)
+                        else:
+                            if window_utf8 is None:
+                                window_utf8 = is_utf8(window)
+                            valid = window_utf8 or _decodes(line)
+                        if valid:
                             obj = decode(line)
                             scores = extract(obj)
                             if scores and key_of is not None:
