@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import BucketingError
 from .metrics import Params, get_metric
+from .progress import counted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,8 +84,7 @@ class Plan:
         if self.preset:
             return f"the {self.preset} preset ({self.metric} at pass threshold {self.params.pass_threshold:g})"
         if self.mode == "percentile":
-            count = len(self.buckets)
-            return f"{self.metric}, {count} equal-size bucket{'s' if count != 1 else ''}"
+            return f"{self.metric}, {counted(len(self.buckets), 'equal-size bucket')}"
         return f"{self.metric}, thresholds {', '.join(f'{cut:.4g}' for cut in self.cuts)}"
 
     def renamed(self, names: Sequence[str]) -> "Plan":
