@@ -65,17 +65,8 @@ def windows(copies: dict[str, np.ndarray]) -> np.ndarray:
     return np.flatnonzero(starts)
 
 
-def tasks(copies: dict[str, np.ndarray], starts: np.ndarray) -> list[tuple[int, int]]:
-    """The copy list cut at window starts (:func:`windows`) into ranges ``[first, last)`` of about SLICE bytes
-    written each."""
-    before = (np.cumsum(copies["length"] + 1) - copies["length"] - 1)[starts]  # bytes written before each window
-    cuts = np.flatnonzero(np.diff(before // SLICE, prepend=-1))
-    bounds = [*starts[cuts].tolist(), len(copies["offset"])]
-    return list(zip(bounds[:-1], bounds[1:]))
-
-
 class Copier:
-    """Copies a task's lines (``copier(first, last)``, from any number of threads at once).
+    """Copies the lines of a task's windows (``copier(first, last)``, from any number of threads at once).
 
     ``sources``: an fd per file_id; ``targets``: an fd per output, preallocated or not.
     ``advance(bytes)`` is called as lines are written; once ``stop`` is set, tasks end at their next window.
@@ -83,19 +74,24 @@ class Copier:
 
     def __init__(self, copies: dict[str, np.ndarray], sources: dict[int, int], targets: list[int],
                  advance: Callable[[int], None], stop: threading.Event):
-        self.copies, self.starts, self.sources, self.targets = copies, windows(copies), sources, targets
+        self.copies, self.sources, self.targets = copies, sources, targets
+        self.starts = windows(copies)
+        self.ends = np.append(self.starts[1:], len(copies["offset"]))  # each window's copies: [start, end)
         self.advance, self.stop = advance, stop
         self.buffers = threading.local()  # one read buffer per thread
 
     def tasks(self) -> list[tuple[int, int]]:
-        """This copy list's tasks (see :func:`tasks`)."""
-        return tasks(self.copies, self.starts)
+        """The windows (:func:`windows`) cut into ranges ``[first, last)`` that write about SLICE bytes each."""
+        written = self.copies["length"] + 1
+        before = (np.cumsum(written) - written)[self.starts]  # bytes written before each window
+        cuts = np.flatnonzero(np.diff(before // SLICE, prepend=-1))
+        bounds = [*cuts.tolist(), len(self.starts)]
+        return list(zip(bounds[:-1], bounds[1:]))
 
     def __call__(self, first: int, last: int) -> None:
+        """Copy the lines of windows ``[first, last)``."""
         c = self.copies
-        lo, hi = np.searchsorted(self.starts, [first, last])
-        starts = self.starts[lo:hi]
-        for a, b in zip(starts.tolist(), [*starts[1:].tolist(), last]):
+        for a, b in zip(self.starts[first:last].tolist(), self.ends[first:last].tolist()):
             if self.stop.is_set():
                 return
             source = self.sources[int(c["file_id"][a])]
