@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -56,12 +58,33 @@ def output_lines(out_dir: Path) -> dict[str, list[bytes]]:
 def modules_imported_by_cli(*args) -> set[str]:
     """The top-level modules a successful command-line run (in a fresh interpreter) imported."""
     script = ("import json, sys, bucketing.cli\n"
-              f"code = bucketing.cli.main({[str(a) for a in args]!r})\n"
-              "assert code == 0, code\n"
+              "assert bucketing.cli.main(sys.argv[1:]) == 0\n"
               "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})), file=sys.stderr)\n")
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    result = run_cli(*args, entry=("-c", script))
     assert result.returncode == 0, result.stderr
     return set(json.loads(result.stderr.strip().splitlines()[-1]))
+
+
+def metric_definitions(row: list[float], params) -> dict[str, float]:
+    """The seven metrics as DESIGN.md defines them, for one rollout's scores (the tests' oracle)."""
+    n = len(row)
+    c = sum(s >= params.pass_threshold for s in row)
+    k = min(params.k, n)
+    return {
+        "mean_reward": statistics.fmean(row),
+        "max_reward": max(row),
+        "min_reward": min(row),
+        "variance": statistics.variance(row) if n > 1 else 0.0,
+        "success_rate": c / n,
+        "pass_at_k": 1 - math.comb(n - c, k) / math.comb(n, k),
+        "inverse_mean": 1 / (statistics.fmean(row) + 1e-6),
+    }
+
+
+def sample_scores() -> list[list[float]]:
+    """Every rollout's scores in the bundled sample, read with json."""
+    return [[r["score"] for r in json.loads(line)["reward"]]
+            for path in sorted(SAMPLE.glob("*.jsonl")) for line in path.read_bytes().splitlines()]
 
 
 def jsonl_files(out: Path) -> dict[str, bytes]:

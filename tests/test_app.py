@@ -14,7 +14,7 @@ from bucketing.plan import bucket_table
 from bucketing.progress import counted
 from bucketing.roots import ENV
 
-from .conftest import ROOT, SAMPLE, jsonl_files, output_lines, rollout_line, run_cli, write_lines
+from .conftest import ROOT, SAMPLE, jsonl_files, output_lines, rollout_line, run_cli, sample_scores, write_lines
 
 APP = str(ROOT / "app.py")
 
@@ -367,11 +367,6 @@ def test_export_of_a_grouped_dump_keeps_groups_together_and_gives_the_command(ap
     assert sorted(sum(written.values(), [])) == sorted(json.dumps(line).encode() + b"\n" for line in lines)
     command = app.code[0].value
     assert "--scores score --group-by input" in command
-
-
-def sample_scores() -> list[list[float]]:
-    return [[r["score"] for r in json.loads(line)["reward"]]
-            for path in sorted(SAMPLE.glob("*.jsonl")) for line in path.read_bytes().splitlines()]
 
 
 def test_the_learnability_preset_is_one_click_with_its_counts(app):

@@ -324,16 +324,19 @@ def test_a_bucket_name_of_64_characters_is_accepted(app, places):
     assert (places.allowed / "out" / ("n" * 64 + ".jsonl")).is_file()
 
 
-def test_a_session_that_uploads_nothing_leaves_no_folder_behind(places, monkeypatch, tmp_path):
-    """Every visit used to make an empty upload folder in /tmp that nothing removed."""
+@pytest.fixture
+def temp_dir(tmp_path, monkeypatch) -> Path:
+    """Python's temp folder for this test (asked for before ``app``, it is the app's too)."""
     temp = tmp_path / "temp"
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    monkeypatch.chdir(ROOT)
-    monkeypatch.setenv(ENV, str(places.allowed))
-    at = AppTest.from_file(APP, default_timeout=60).run()
+    return temp
+
+
+def test_a_session_that_uploads_nothing_leaves_no_folder_behind(temp_dir, app):
+    """Every visit used to make an empty upload folder in /tmp that nothing removed."""
     for page in ("distributions", "buckets", "compare", "export", "data"):
-        go(at, page)
-    assert not at.exception
-    assert not list(temp.glob("bucketing-upload-*"))
-    assert shared.upload_dir().parent == temp  # ... until it uploads
+        go(app, page)
+    assert not app.exception
+    assert not list(temp_dir.glob("bucketing-upload-*"))
+    assert shared.upload_dir().parent == temp_dir  # ... until it uploads

@@ -5,16 +5,26 @@ from __future__ import annotations
 import importlib
 import io
 import json
-import math
 import shlex
 import shutil
 import statistics
 
 import pytest
 
+from bucketing.metrics import Params
 from bucketing.progress import ProgressBar, counted
 
-from .conftest import ROOT, modules_imported_by_cli, one_line, output_lines, rollout_line, run_cli, write_lines
+from .conftest import (
+    ROOT,
+    metric_definitions,
+    modules_imported_by_cli,
+    one_line,
+    output_lines,
+    rollout_line,
+    run_cli,
+    sample_scores,
+    write_lines,
+)
 
 SCRIPT = ("bucket_rollouts_by_difficulty.py",)
 FORMATS = ROOT / "examples" / "formats"
@@ -98,19 +108,8 @@ def test_a_dry_run_shows_every_metric_s_spread(sample_dir, tmp_path):
     assert list(rows)[-8:] == ["mean_reward", "max_reward", "min_reward", "variance", "pass_at_k", "success_rate",
                                "inverse_mean", "broken_metric"]
     assert "failed: ZeroDivisionError" in " ".join(rows["broken_metric"])  # a plugin's bug on its row, not a crash
-    scores = [[r["score"] for r in json.loads(line)["reward"]]
-              for path in sorted(sample_dir.glob("*.jsonl")) for line in path.read_bytes().splitlines()]
-
-    def pass_at_2(s: list[float]) -> float:  # unbiased pass@k, k = min(2, n)
-        k, failed = min(2, len(s)), sum(x < 1 for x in s)
-        return 1 - math.comb(failed, k) / math.comb(len(s), k)
-
-    oracle = {"mean_reward": [statistics.fmean(s) for s in scores], "max_reward": [max(s) for s in scores],
-              "min_reward": [min(s) for s in scores],
-              "variance": [statistics.variance(s) if len(s) > 1 else 0.0 for s in scores],
-              "pass_at_k": [pass_at_2(s) for s in scores],
-              "success_rate": [sum(x >= 1 for x in s) / len(s) for s in scores],
-              "inverse_mean": [1 / (statistics.fmean(s) + 1e-6) for s in scores]}
+    defined = [metric_definitions(row, Params(k=2, pass_threshold=1)) for row in sample_scores()]
+    oracle = {name: [row[name] for row in defined] for name in defined[0]}
     for name, values in oracle.items():
         shown = [float(number) for number in rows[name][-4:]]  # min, median, mean, max
         expected = [min(values), statistics.median(values), statistics.fmean(values), max(values)]
@@ -201,7 +200,8 @@ def test_usage_errors_are_one_line_with_exit_2(sample_dir, tmp_path, flags, mess
 def test_plan_and_output_mistakes_are_reported_before_reading(sample_dir, tmp_path, monkeypatch, capsys, flags,
                                                               message):
     """A mistyped flag on a 100 GB input must not cost the read of it."""
-    assert run_cli("-i", sample_dir, "-o", tmp_path / "earlier").returncode == 0
+    if "{earlier}" in flags:
+        assert run_cli("-i", sample_dir, "-o", tmp_path / "earlier").returncode == 0
     cli = importlib.import_module("bucketing.cli")
     monkeypatch.setattr(cli, "load", lambda *a, **k: pytest.fail("the input was read"))
     flags = [flag.format(input=sample_dir, earlier=tmp_path / "earlier") for flag in flags]
@@ -296,7 +296,7 @@ def test_a_plugin_that_fails_to_load_is_a_one_line_error(sample_dir, tmp_path):
     plugin = tmp_path / "wrong.py"
     plugin.write_text("import bucketing\nbucketing.register_metric('x', lambda s: 0.0)\n")  # no higher_is_easier
     result = run_cli("-i", sample_dir, "--dry-run", "--plugin", plugin)
-    assert result.returncode == 2 and one_line(result.stderr) and "Traceback" not in result.stderr
+    assert result.returncode == 2 and one_line(result.stderr)
     assert "--plugin" in result.stderr and "TypeError" in result.stderr
 
 

@@ -670,9 +670,7 @@ def test_overwrite_leaves_one_export_and_the_users_own_files(tmp_path, then):
         (out / name).write_bytes(data)
     ok(run_cli("-i", tmp_path / "in", "-o", out, *then, "--overwrite"))
     ok(run_cli("-i", tmp_path / "in", "-o", tmp_path / "fresh", *then))
-    fresh = {p.relative_to(tmp_path / "fresh").as_posix() for p in (tmp_path / "fresh").rglob("*") if p.is_file()}
-    left = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    assert left == fresh | set(mine)
+    assert set(snapshot(out)) == set(snapshot(tmp_path / "fresh")) | set(mine)
     assert {name: lines for name, lines in jsonl_tree(out).items() if name not in mine} == jsonl_tree(tmp_path / "fresh")
     assert not (out / "val").exists()  # emptied folders go too
     assert not temp_leftovers(tmp_path)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import statistics
 
 import numpy as np
 import pytest
@@ -13,6 +11,8 @@ from hypothesis import strategies as st
 import bucketing
 from bucketing.metrics import METRICS, Params, Scores, compute_all, k_exceeds_n
 
+from .conftest import metric_definitions
+
 score = st.one_of(st.sampled_from([0.0, 1.0, 1.25, 0.5, -0.5]), st.floats(-10, 10, allow_nan=False))
 rollouts = st.lists(st.lists(score, min_size=1, max_size=12), min_size=1, max_size=30)
 
@@ -21,29 +21,13 @@ def pack(rows: list[list[float]]) -> Scores:
     return Scores(np.array([s for row in rows for s in row], dtype=float), np.array([len(r) for r in rows]))
 
 
-def reference(row: list[float], params: Params) -> dict[str, float]:
-    """The definitions of DESIGN.md, one rollout at a time."""
-    n = len(row)
-    c = sum(s >= params.pass_threshold for s in row)
-    k = min(params.k, n)
-    return {
-        "mean_reward": statistics.fmean(row),
-        "max_reward": max(row),
-        "min_reward": min(row),
-        "variance": statistics.variance(row) if n > 1 else 0.0,
-        "success_rate": c / n,
-        "pass_at_k": 1 - math.comb(n - c, k) / math.comb(n, k),
-        "inverse_mean": 1 / (statistics.fmean(row) + 1e-6),
-    }
-
-
 @settings(max_examples=200, deadline=None)
 @given(rows=rollouts, k=st.integers(1, 16), threshold=st.sampled_from([0.5, 1.0, 0.0, -1.0]))
 def test_metrics_match_their_definitions(rows, k, threshold):
     params = Params(k=k, pass_threshold=threshold)
     computed = compute_all(pack(rows), params)
     for i, row in enumerate(rows):
-        for name, expected in reference(row, params).items():
+        for name, expected in metric_definitions(row, params).items():
             assert computed[name][i] == pytest.approx(expected, rel=1e-9, abs=1e-9), (name, row)
 
 

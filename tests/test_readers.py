@@ -78,7 +78,7 @@ def test_score_paths_of_every_shape_read_the_same_through_both_readers(tmp_path,
     assert usual.totals["rollouts"] >= 2 and usual.skipped_lines
 
 
-def test_layouts_that_group_lines_are_read_by_msgspec(tmp_path):
+def test_layouts_that_group_lines_are_read_by_msgspec():
     """Their key hashes the group values' raw JSON, which simdjson doesn't hand over."""
     assert Layout.parse("score", "input").short_lines() is None
     assert Layout.parse("score").short_lines() is not None
