@@ -345,8 +345,8 @@ def _print_summary(out, manifest: dict, values: np.ndarray, plan: Plan) -> None:
         _say(out, f"  {bucket['name']:<{width}}  {bucket['count']:>8} {rollouts}  {bucket['share']:6.1%}  "
                   f"{spec.describe_range(plan.metric)}  ({seen})")
     if manifest["k_exceeds_n"]:
-        few = manifest["k_exceeds_n"]
-        _say(out, f"Note: {counted(few, 'rollout')} {'has' if few == 1 else 'have'} fewer than k={plan.params.k} responses; "
+        few = counted(manifest["k_exceeds_n"], "rollout", verb=("has", "have"))
+        _say(out, f"Note: {few} fewer than k={plan.params.k} responses; "
                   "pass_at_k used k = n for them")
 
 

@@ -49,6 +49,8 @@ def human_bytes(count: float) -> str:
     return f"{count:.1f} {unit}"
 
 
-def counted(count: int, noun: str, thousands: str = "") -> str:
-    """``(1, "rollout")`` -> ``1 rollout``; ``(3, "rollout")`` -> ``3 rollouts``; ``thousands=","``: ``1,200 rollouts``."""
-    return f"{count:{thousands}} {noun}{'' if count == 1 else 's'}"
+def counted(count: int, noun: str, thousands: str = "", verb: tuple[str, str] | None = None) -> str:
+    """``(1, "rollout")`` -> ``1 rollout``; ``(3, "rollout")`` -> ``3 rollouts``; ``thousands=","``: ``1,200 rollouts``;
+    ``verb=("is", "are")``: ``1 rollout is``, ``3 rollouts are``."""
+    text = f"{count:{thousands}} {noun}{'' if count == 1 else 's'}"
+    return f"{text} {verb[count != 1]}" if verb else text

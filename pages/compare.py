@@ -87,7 +87,7 @@ full = pick[2].toggle("Show full texts", key="compare_full")
 row_index, col_index = plan_a.names.index(row), plan_b.names.index(col)
 inside = (crossed.ids_a == row_index) & (crossed.ids_b == col_index)
 in_cell = int(cells[row_index, col_index])
-st.caption(f"{counted(in_cell, 'rollout', ',')} {'is' if in_cell == 1 else 'are'} `{row}` by {metric_a} and `{col}` "
+st.caption(f"{counted(in_cell, 'rollout', ',', ('is', 'are'))} `{row}` by {metric_a} and `{col}` "
            f"by {metric_b}.")
 rows = sample_rows(inside.astype(np.int8), 1, count=5)
 if len(rows):

@@ -22,7 +22,7 @@ right.number_input("Pass threshold (score >= passes)", step=0.05, format="%.3g",
                    on_change=shared.save, args=("w_pass_threshold", "pass_threshold"))
 exceeding = data.k_exceeds_n(shared.params())
 if exceeding:
-    st.info(f"{counted(exceeding, 'rollout', ',')} {'has' if exceeding == 1 else 'have'} fewer than k = "
+    st.info(f"{counted(exceeding, 'rollout', ',', ('has', 'have'))} fewer than k = "
             f"{st.session_state['k']} responses; pass_at_k uses k = n for them.")
 
 columns = st.columns(3)

@@ -73,7 +73,7 @@ names = output_names(plan, s["prefix"], len(data.skipped) > 0, cumulative, split
 existing = [name for name in names if (out / name).exists()]
 overwrite = False
 if existing:
-    overwrite = st.checkbox(f"Replace {len(existing)} existing file{'s' if len(existing) > 1 else ''} in "
+    overwrite = st.checkbox(f"Replace {counted(len(existing), 'existing file')} in "
                             f"`{out}`: {', '.join(existing)}", key="confirm_overwrite")
 
 if st.button("Export", type="primary", disabled=bool(existing) and not overwrite):

@@ -455,7 +455,7 @@ def test_compare_counts_each_pair_of_buckets_and_previews_a_cell(app):
             app.selectbox(key="w_compare_row").set_value(plans["mean_reward"].names[row]).run()
             app.selectbox(key="w_compare_col").set_value(plans["variance"].names[col]).run()
             expected = int(((ids["mean_reward"] == row) & (ids["variance"] == col)).sum())
-            caption = f"{counted(expected, 'rollout', ',')} {'is' if expected == 1 else 'are'} `"
+            caption = f"{counted(expected, 'rollout', ',', ('is', 'are'))} `"
             assert any(c.value.startswith(caption) for c in app.caption), caption
             assert len(app.expander) == min(5, expected)
             for shown in app.expander:  # titled "file:line · metric = value · ..."

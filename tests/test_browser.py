@@ -373,7 +373,7 @@ def test_clicking_a_compare_cell_previews_its_rollouts(page):
     ids = {m: plans[m].assign(table[m]) for m in plans}
     for row, col in [(2, 0), (0, 1)]:
         count = int(((ids["mean_reward"] == row) & (ids["variance"] == col)).sum())
-        caption = (f"{counted(count, 'rollout', ',')} {'is' if count == 1 else 'are'} "
+        caption = (f"{counted(count, 'rollout', ',', ('is', 'are'))} "
                    f"{plans['mean_reward'].names[row]} by mean_reward and "
                    f"{plans['variance'].names[col]} by variance.")  # as shown: the names in code style
         for attempt in range(3):  # a click while the chart is still being redrawn after the last one is lost
