@@ -110,17 +110,14 @@ def editor() -> None:
     top[1].radio("Buckets", list(MODES), format_func=MODES.get, key="w_mode", horizontal=True,
                  on_change=choose_mode, help="Learnability: solved (every response passes), learnable (some "
                  "do), unsolved (none do), by success rate at the pass threshold — the filter RL trainers use.")
-    shared.bind("w_metric", "metric")
-    top[0].selectbox("Metric", list(METRICS), key="w_metric", on_change=shared.save, args=("w_metric", "metric"),
-                     format_func=lambda m: f"{m} ({METRICS[m].direction})", disabled=s["mode"] == "learnability")
+    top[0].selectbox("Metric", list(METRICS), format_func=shared.metric_label, disabled=s["mode"] == "learnability",
+                     **shared.bound("metric"))
     metric = s["metric"]
     values, ordered = shared.column(data, metric)
     if s["mode"] == "count":
-        shared.bind("w_num_buckets", "num_buckets")
-        top[2].slider("How many", 2, 10, key="w_num_buckets", on_change=shared.save, args=("w_num_buckets", "num_buckets"))
-        shared.bind("w_ties", "ties")
-        top[3].radio("Ties", ["keep", "split"], key="w_ties", on_change=shared.save, args=("w_ties", "ties"),
-                     help="keep: equal values share a bucket. split: exactly equal sizes.")
+        top[2].slider("How many", 2, 10, **shared.bound("num_buckets"))
+        top[3].radio("Ties", ["keep", "split"], help="keep: equal values share a bucket. split: exactly equal sizes.",
+                     **shared.bound("ties"))
     elif s["mode"] == "learnability":
         top[2].markdown(f"Pass threshold **{shared.number(s['pass_threshold'])}** (set on Distributions)")
     elif not s["thresholds"].get(metric):  # start from the count mode's cut points

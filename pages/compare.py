@@ -22,14 +22,9 @@ if s["compare_count"] is None:
     s["compare_count"] = s["num_buckets"]
 
 top = st.columns([2, 2, 1])
-for widget, key in (("w_compare_a", "compare_a"), ("w_compare_b", "compare_b"), ("w_compare_count", "compare_count")):
-    shared.bind(widget, key)
-metric_a = top[0].selectbox("Rows", names, key="w_compare_a", format_func=lambda m: f"{m} ({METRICS[m].direction})",
-                            on_change=shared.save, args=("w_compare_a", "compare_a"))
-metric_b = top[1].selectbox("Columns", names, key="w_compare_b", format_func=lambda m: f"{m} ({METRICS[m].direction})",
-                            on_change=shared.save, args=("w_compare_b", "compare_b"))
-count = top[2].slider("Buckets each", 2, 10, key="w_compare_count", on_change=shared.save,
-                      args=("w_compare_count", "compare_count"))
+metric_a = top[0].selectbox("Rows", names, format_func=shared.metric_label, **shared.bound("compare_a"))
+metric_b = top[1].selectbox("Columns", names, format_func=shared.metric_label, **shared.bound("compare_b"))
+count = top[2].slider("Buckets each", 2, 10, **shared.bound("compare_count"))
 
 values_a, _ = shared.column(data, metric_a)
 values_b, _ = shared.column(data, metric_b)

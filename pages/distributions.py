@@ -14,12 +14,8 @@ data = shared.open_page(
 )
 
 left, right, _ = st.columns([1, 1, 2])
-shared.bind("w_k", "k")
-left.number_input("k (for pass_at_k)", min_value=1, max_value=1024, step=1, key="w_k",
-                  on_change=shared.save, args=("w_k", "k"))
-shared.bind("w_pass_threshold", "pass_threshold")
-right.number_input("Pass threshold (score >= passes)", step=0.05, format="%.3g", key="w_pass_threshold",
-                   on_change=shared.save, args=("w_pass_threshold", "pass_threshold"))
+left.number_input("k (for pass_at_k)", min_value=1, max_value=1024, step=1, **shared.bound("k"))
+right.number_input("Pass threshold (score >= passes)", step=0.05, format="%.3g", **shared.bound("pass_threshold"))
 exceeding = data.k_exceeds_n(shared.params())
 if exceeding:
     st.info(f"{counted(exceeding, 'rollout', ',', ('has', 'have'))} fewer than k = "

@@ -32,32 +32,23 @@ except bucketing.BucketingError as error:
 st.markdown(f"**Plan:** {plan.describe()} — {', '.join(plan.names)}. Change it on the Buckets page.")
 
 left, middle, right = st.columns([3, 1, 1])
-shared.bind("w_out_dir", "out_dir")
-left.text_input("Output folder", key="w_out_dir", on_change=shared.save, args=("w_out_dir", "out_dir"),
+left.text_input("Output folder", **shared.bound("out_dir"),
                 help="Created if needed; must be under the allowed roots and not inside the input folder.")
-shared.bind("w_prefix", "prefix")
-middle.text_input("File prefix", key="w_prefix", on_change=shared.save, args=("w_prefix", "prefix"),
-                  placeholder="none")
-shared.bind("w_order", "order")
-right.radio("Line order", ORDERS, key="w_order", on_change=shared.save, args=("w_order", "order"),
-            format_func={"input": "as in the input", "difficulty": "easiest first"}.get)
+middle.text_input("File prefix", placeholder="none", **shared.bound("prefix"))
+right.radio("Line order", ORDERS, format_func={"input": "as in the input", "difficulty": "easiest first"}.get,
+            **shared.bound("order"))
 
 options = st.columns([2, 1, 1])
-for widget, key in (("w_cumulative", "cumulative"), ("w_split", "split"), ("w_val_fraction", "val_fraction"),
-                    ("w_seed", "seed")):
-    shared.bind(widget, key)
-cumulative = options[0].checkbox("Cumulative stages too", key="w_cumulative",
-                               on_change=shared.save, args=("w_cumulative", "cumulative"),
-                               help="cumulative/{name}.jsonl: that bucket and every easier one — the phases of a "
-                                    "curriculum (the last holds every rollout).")
-split = options[0].checkbox("Hold out validation rollouts", key="w_split", on_change=shared.save, args=("w_split", "split"),
-                          help="Split each bucket once into train/ and val/ (stages too): a validation rollout is "
-                               "never in any training file. Decided by each rollout's content and the seed.")
+cumulative = options[0].checkbox("Cumulative stages too", **shared.bound("cumulative"),
+                                 help="cumulative/{name}.jsonl: that bucket and every easier one — the phases of a "
+                                      "curriculum (the last holds every rollout).")
+split = options[0].checkbox("Hold out validation rollouts", **shared.bound("split"),
+                            help="Split each bucket once into train/ and val/ (stages too): a validation rollout is "
+                                 "never in any training file. Decided by each rollout's content and the seed.")
 val_fraction = options[1].number_input("Validation share", min_value=0.01, max_value=0.99, step=0.01,
-                                     key="w_val_fraction", disabled=not split,
-                                     on_change=shared.save, args=("w_val_fraction", "val_fraction"))
-seed = int(options[2].number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="w_seed", disabled=not split,
-                                 on_change=shared.save, args=("w_seed", "seed")))
+                                       disabled=not split, **shared.bound("val_fraction"))
+seed = int(options[2].number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, disabled=not split,
+                                   **shared.bound("seed")))
 val_fraction = float(val_fraction) if split else None
 
 try:

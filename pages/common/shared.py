@@ -24,6 +24,7 @@ import plotly.colors
 import streamlit as st
 
 import bucketing
+from bucketing.metrics import METRICS
 from bucketing.preview import Rollout, preview
 from bucketing.roots import SAMPLE, allowed_roots, resolve_allowed
 from bucketing.sources import find_inputs
@@ -140,6 +141,19 @@ def bind(widget_key: str, state_key: str) -> None:
 
 def save(widget_key: str, state_key: str) -> None:
     st.session_state[state_key] = st.session_state[widget_key]
+
+
+def bound(state_key: str) -> dict:
+    """A widget's arguments for a setting kept in ``state_key`` (its widget key is ``w_`` + it): bound before it
+    is drawn (see :func:`bind`), saved back on change. ``st.slider(..., **bound("k"))``."""
+    widget_key = f"w_{state_key}"
+    bind(widget_key, state_key)
+    return {"key": widget_key, "on_change": save, "args": (widget_key, state_key)}
+
+
+def metric_label(name: str) -> str:
+    """How a metric is offered in a list: its name and which way is easier."""
+    return f"{name} ({METRICS[name].direction})"
 
 
 # --- folders -------------------------------------------------------------------------------
