@@ -28,6 +28,17 @@ def make_input(folder: Path, rows: list[list[float]], name: str = "a.jsonl") -> 
     return write_lines(folder / name, [rollout_line(r, prompt=f"p{i}") for i, r in enumerate(rows)])
 
 
+def files_in(out: Path) -> dict[str, bytes]:
+    """The files directly in ``out`` (bucket files, manifest, any temp file left), by name."""
+    return {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+def assert_every_sample_line_written(sample_dir: Path, out: Path) -> None:
+    inputs = sorted(line for p in sample_dir.glob("*.jsonl") for line in p.read_bytes().splitlines())
+    outputs = sorted(line for lines in output_lines(out).values() for line in lines)
+    assert [line.rstrip(b"\n") for line in outputs] == inputs
+
+
 def export_sample(sample_dir, out, **options):
     data = bucketing.load(sample_dir)
     values = data.table()["mean_reward"].to_numpy()
@@ -144,7 +155,7 @@ def test_an_input_changed_after_loading_is_refused(tmp_path):
 def test_a_failed_export_leaves_the_earlier_one_intact_and_no_temp_files(sample_dir, tmp_path, monkeypatch, fault):
     out = tmp_path / "out"
     export_sample(sample_dir, out)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = files_in(out)
     calls = {"n": 0}
     real_write = copy_module.pwrite_all
 
@@ -159,7 +170,7 @@ def test_a_failed_export_leaves_the_earlier_one_intact_and_no_temp_files(sample_
         data = bucketing.load(sample_dir)
         plan = bucketing.percentile_plan(data.table()["variance"], "variance", 3)
         bucketing.export(data, plan, out, overwrite=True)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert files_in(out) == before
 
 
 def test_a_failure_while_renaming_leaves_no_temp_files(sample_dir, tmp_path, monkeypatch):
@@ -184,9 +195,7 @@ def test_copying_falls_back_when_the_kernel_cannot_copy(sample_dir, tmp_path, mo
     monkeypatch.setattr(copy_module, "LONG_LINE", 1)  # every line is copied kernel-side
     monkeypatch.setattr(copy_module.os, "copy_file_range", unsupported)
     export_sample(sample_dir, tmp_path / "out")
-    inputs = sorted(line for p in sample_dir.glob("*.jsonl") for line in p.read_bytes().splitlines())
-    outputs = sorted(line for lines in output_lines(tmp_path / "out").values() for line in lines)
-    assert [line.rstrip(b"\n") for line in outputs] == inputs
+    assert_every_sample_line_written(sample_dir, tmp_path / "out")
 
 
 def test_the_manifest_describes_what_was_written(sample_dir, tmp_path):
@@ -267,7 +276,7 @@ def test_the_files_are_the_same_whatever_the_window_slice_and_long_line_sizes(tm
 def test_a_disk_too_small_for_the_files_fails_before_copying(sample_dir, tmp_path, monkeypatch):
     out = tmp_path / "out"
     export_sample(sample_dir, out)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = files_in(out)
 
     def full(fd, mode, offset, length):
         ctypes.set_errno(errno.ENOSPC)
@@ -277,7 +286,7 @@ def test_a_disk_too_small_for_the_files_fails_before_copying(sample_dir, tmp_pat
     monkeypatch.setattr(copy_module.os, "pwritev", None)  # nothing may be written once the space is known missing
     with pytest.raises(OSError, match="No space left"):
         export_sample(sample_dir, out, overwrite=True)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert files_in(out) == before
 
 
 def test_a_file_system_without_preallocation_still_gets_every_line(sample_dir, tmp_path, monkeypatch):
@@ -287,9 +296,7 @@ def test_a_file_system_without_preallocation_still_gets_every_line(sample_dir, t
 
     monkeypatch.setattr(copy_module, "_fallocate", unsupported)
     export_sample(sample_dir, tmp_path / "out")
-    inputs = sorted(line for p in sample_dir.glob("*.jsonl") for line in p.read_bytes().splitlines())
-    outputs = sorted(line for lines in output_lines(tmp_path / "out").values() for line in lines)
-    assert [line.rstrip(b"\n") for line in outputs] == inputs
+    assert_every_sample_line_written(sample_dir, tmp_path / "out")
 
 
 def test_short_writes_are_continued_where_they_stopped(tmp_path, monkeypatch):
