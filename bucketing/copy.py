@@ -19,7 +19,7 @@ import ctypes
 import errno
 import os
 import threading
-from typing import Callable, Iterator
+from typing import Callable, ContextManager, Iterator
 
 import numpy as np
 
@@ -68,13 +68,14 @@ def windows(copies: dict[str, np.ndarray]) -> np.ndarray:
 class Copier:
     """Copies the lines of a task's windows (``copier(first, last)``, from any number of threads at once).
 
-    ``sources``: an fd per file_id; ``targets``: an fd per output, preallocated or not.
+    ``open_source(file_id)``: a context giving an fd of that input's bytes, open only while a window is copied
+    (so any number of inputs works under the open-file limit); ``targets``: an fd per output, preallocated or not.
     ``advance(bytes)`` is called as lines are written; once ``stop`` is set, tasks end at their next window.
     """
 
-    def __init__(self, copies: dict[str, np.ndarray], sources: dict[int, int], targets: list[int],
-                 advance: Callable[[int], None], stop: threading.Event):
-        self.copies, self.sources, self.targets = copies, sources, targets
+    def __init__(self, copies: dict[str, np.ndarray], open_source: Callable[[int], ContextManager[int]],
+                 targets: list[int], advance: Callable[[int], None], stop: threading.Event):
+        self.copies, self.open_source, self.targets = copies, open_source, targets
         self.starts = windows(copies)
         self.ends = np.append(self.starts[1:], len(copies["offset"]))  # each window's copies: [start, end)
         self.advance, self.stop = advance, stop
@@ -94,11 +95,11 @@ class Copier:
         for a, b in zip(self.starts[first:last].tolist(), self.ends[first:last].tolist()):
             if self.stop.is_set():
                 return
-            source = self.sources[int(c["file_id"][a])]
-            if c["length"][a] >= LONG_LINE:
-                self._copy_long(source, a)
-            else:
-                self._scatter(source, a, b)
+            with self.open_source(int(c["file_id"][a])) as source:
+                if c["length"][a] >= LONG_LINE:
+                    self._copy_long(source, a)
+                else:
+                    self._scatter(source, a, b)
 
     def _copy_long(self, source: int, row: int) -> None:
         c = self.copies

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class BucketingError(Exception):
     """A problem with the input, the flags or the output that the user can fix.
@@ -25,3 +27,11 @@ class BadLineError(BucketingError):
     def __init__(self, where: str, reason: str, detail: str = ""):
         self.where, self.reason, self.detail = where, reason, detail
         super().__init__(f"{bad_line_text(where, reason, detail)}; fix or remove the line, or drop --strict to skip bad lines")
+
+
+def display(path: str | os.PathLike) -> str:
+    """A path made safe to print on one line: control characters and undecodable bytes escaped."""
+    text = os.fsdecode(path)
+    if text.isprintable():
+        return text
+    return repr(text)[1:-1]  # repr escapes \n, \t, \x.. and surrogate-escaped bytes

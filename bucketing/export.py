@@ -2,13 +2,16 @@
 
 Every line is copied from the input by offset, never re-serialised (see
 :mod:`bucketing.copy`: on every core, input read once, written with ``pwritev``).  Each output goes
-to a temp file in the output directory, is fsynced, and is renamed into place
-only when all of them are complete; the manifest is renamed last.
+to a temp file in the output directory, is fsynced, and is renamed into place only when all of
+them are complete, the manifest last; an earlier export in the folder is replaced as a whole
+(:mod:`bucketing.journal`).  Every create, rename and remove goes through the output folder opened
+once (:class:`bucketing.safedir.Folder`): no link is followed, nothing outside it is touched.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import secrets
 import shutil
@@ -17,21 +20,23 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
 from .copy import Copier, copy_list, preallocate, start_writeback
 from .errors import BucketingError
+from .journal import JOURNAL, TEMP_PREFIX, Move, is_temp_name, recover, replace_all
 from .load import Dataset, Progress
-from .manifest import MANIFEST, Output, build_manifest, dumps, outputs, read_manifest
+from .manifest import MANIFEST, Output, build_manifest, dumps, is_output_name, outputs
 from .metrics import get_metric
 from .plan import Plan, check_name
-from .sources import InputFile, display, open_stream
+from .safedir import Folder
+from .sources import InputFile, display, open_input, open_stream
 from .split import check_fraction, validation_rollouts
 
-TEMP_PREFIX = ".bucketing-tmp-"
 ORDERS = ("input", "difficulty")
+MANIFEST_LIMIT = 16 << 20  # bytes of an earlier manifest read to learn what it wrote
 
 
 def export(
@@ -48,6 +53,7 @@ def export(
     cumulative: bool = False,
     val_fraction: float | None = None,
     seed: int = 0,
+    roots: list[Path] | None = None,
 ) -> dict:
     """Write ``{prefix}{name}.jsonl`` per bucket, ``{prefix}_skipped.jsonl`` and ``{prefix}manifest.json``.
 
@@ -56,9 +62,10 @@ def export(
     ``seed`` picks another split), cumulative stages included.
     ``values`` are the plan's metric values (computed when None).  ``fsync=False``
     skips flushing each file to the disk before its rename: faster on slow disks;
-    a crash of the program still leaves no partial file, a power cut could.  Returns the
+    a crash of the program still leaves no partial file, a power cut could.  ``roots``: the
+    output folder must lie in one of these (the app's allowed roots).  Returns the
     manifest.  Raises :class:`BucketingError` before writing anything when the
-    output would overwrite files (without ``overwrite``) or sits in the input.
+    output would overwrite files (without ``overwrite``), sits in the input, or goes through a link.
     """
     if order not in ORDERS:
         raise BucketingError(f"--order must be one of {', '.join(ORDERS)}, not {order!r}")
@@ -69,82 +76,101 @@ def export(
     if val_fraction is not None:
         check_fraction(val_fraction)
     ids = plan.assign(values)
-    out = Path(out_dir)
     files = outputs(plan, prefix, len(dataset.skipped_lines) > 0, cumulative, val_fraction is not None)
     manifest_name = prefix + MANIFEST
-    check_output_dir(out, dataset.root)
+    names = [*(f.name for f in files), manifest_name]
+    check_output_dir(Path(out_dir), dataset.root, names)
     check_unchanged(dataset)
-    if not out.exists():
-        out.mkdir(parents=True, exist_ok=True)
-    with _locked(out):
-        check_targets(out, [*(f.name for f in files), manifest_name], dataset, overwrite)
-        stale = earlier_outputs(out, manifest_name) - {f.name for f in files}
+    inputs = input_files(dataset)
+    with Folder.open(out_dir, roots, create=True) as out, _locked(out):
+        recover(out, set(inputs))  # an export killed while replacing another: finished first
+        check_targets(out, names, inputs, overwrite)
+        stale = sorted(earlier_outputs(out, manifest_name) - set(names))
         remove_leftovers(out)
         with _Writer(out, dataset, progress, fsync) as writer:
             validation = None
             if val_fraction is not None:  # hashed from the writer's sources: a .gz is decompressed once
-                sources = writer.open_sources(np.unique(dataset.rollout_columns["file_id"]).tolist())
-                validation = validation_rollouts(dataset, ids, val_fraction, sources, seed)
+                writer.spool(np.unique(dataset.rollout_columns["file_id"]).tolist())
+                validation = validation_rollouts(dataset, ids, val_fraction, writer.source, seed)
             pieces = _pieces(dataset, plan, values, ids, order, files, validation)
             manifest = build_manifest(dataset, plan, values, prefix, order, ids)
             counts = [(p["rollouts"], len(p["offset"])) for p in pieces]
             describe_outputs(manifest, dataset, plan, files, counts, val_fraction, seed)
+            text = _manifest_text(manifest)  # before anything is written: a value JSON can't hold stops the run here
             writer.write_files([(f.name, p) for f, p in zip(files, pieces)])
-            writer.commit(extra={manifest_name: dumps(manifest).encode()})
-        remove_stale(out, stale, input_files(dataset))
+            writer.commit(extra={manifest_name: text}, stale=stale, keep=set(inputs))
     return manifest
 
 
-def earlier_outputs(out: Path, manifest_name: str) -> set[str]:
-    """The files the export whose manifest is in ``out`` wrote (none if there is none, or it can't be read)."""
-    if not (out / manifest_name).is_file():
+def _manifest_text(manifest: dict) -> bytes:
+    try:
+        return dumps(manifest).encode()
+    except ValueError as error:  # a value out of range for JSON (an infinite metric): a bug, said plainly
+        raise BucketingError(f"the manifest can't be written ({error}); nothing was written") from None
+
+
+def earlier_outputs(out: Folder, manifest_name: str) -> set[str]:
+    """The files the export whose manifest is in ``out`` wrote, as far as they are names an export writes.
+
+    The manifest is data, not trusted: read without following a link, bounded in size, and only
+    names that fit the export's own scheme (:func:`bucketing.manifest.is_output_name`) count.
+    """
+    if not out.is_regular_file(manifest_name):
         return set()
     try:
-        earlier = read_manifest(out / manifest_name)
+        earlier = json.loads(out.read_bytes(manifest_name, MANIFEST_LIMIT))
         names = {entry["file"] for entry in earlier.get("files", [])}
         names |= {bucket["file"] for bucket in earlier.get("buckets", [])}
         names |= {earlier["skipped_file"]} if earlier.get("skipped_file") else set()
-    except (BucketingError, TypeError, KeyError):  # not a manifest of ours after all: it names nothing to remove
-        return set()
-    return {name for name in names if isinstance(name, str) and _inside(name)}
-
-
-def _inside(name: str) -> bool:
-    """A name an export writes: relative, downwards, a .jsonl file (never an input, never a folder of parts)."""
-    parts = Path(name).parts
-    return bool(parts) and not Path(name).is_absolute() and ".." not in parts and name.endswith(".jsonl")
-
-
-def remove_stale(out: Path, names: set[str], inputs: dict[tuple[int, int], InputFile]) -> None:
-    """After a replacing export: delete what the earlier one wrote and this one didn't (a stage, a split, a
-    bucket of another name), so the folder holds one export; then the sub-folders that became empty.
-    Never a file of this run's input (``inputs``: see :func:`input_files`), which may lie in the output."""
-    for name in sorted(names):
-        path = out / name
-        if path.is_file() and not path.is_symlink():
-            info = path.stat()
-            if (info.st_dev, info.st_ino) not in inputs:
-                path.unlink()
-    folders = {out / parent for name in names for parent in Path(name).parents if parent != Path(".")}
-    for folder in sorted(folders, key=lambda path: -len(path.parts)):  # train/cumulative before train
-        if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
-            folder.rmdir()
+    except (OSError, ValueError, RecursionError, BucketingError, TypeError, KeyError, AttributeError):
+        return set()  # not a manifest of ours after all: it names nothing to remove
+    return {name for name in names if is_output_name(name) and name.endswith(".jsonl")}
 
 
 @contextmanager
-def _locked(out: Path):
+def _locked(out: Folder) -> Iterator[None]:
     """Hold an exclusive lock on the output directory itself (no lock file): one export at a time."""
-    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        fcntl.flock(out.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise BucketingError(
+            f"another export is writing to {display(out.path)} right now; wait for it to finish or choose another folder"
+        ) from None
+    yield  # the lock goes when the folder's fd is closed
+
+
+def input_files(dataset: Dataset) -> dict[tuple[int, int], InputFile]:
+    """The local input files by (device, inode): what an export must never replace or remove."""
+    inputs = {}
+    for file in dataset.files:
+        if file.uri is None:
+            if file.ident is None:
+                info = os.stat(file.path)
+                inputs[(info.st_dev, info.st_ino)] = file
+            else:
+                inputs[file.ident] = file
+    return inputs
+
+
+def check_targets(out: Folder, names: list[str], inputs: dict[tuple[int, int], InputFile], overwrite: bool) -> None:
+    """Refuse a sub-folder that is a link, files to replace without ``overwrite``, and ever to replace
+    (a link to) an input file."""
+    for folder in sorted({name.rpartition("/")[0] for name in names} - {""}):
+        out.has_folder(folder)  # raises for a link (or a file) where the folder should be
+    for name in names:
+        if out.lstat(name) is None:
+            continue
+        if not overwrite:
+            raise BucketingError(f"{display(out.path / name)} already exists; pass --overwrite to replace it")
+        fd, base = out.where(name)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BucketingError(
-                f"another export is writing to {display(out)} right now; wait for it to finish or choose another folder"
-            ) from None
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+            info = os.stat(base, dir_fd=fd)  # through a link: replacing a link to an input is refused too
+        except OSError:
+            continue  # a dangling link: replacing it harms nothing
+        same = inputs.get((info.st_dev, info.st_ino))
+        if same is not None:
+            raise BucketingError(f"{display(out.path / name)} is the input file {display(same.rel)} (a link to it); "
+                                 "choose another output folder")
 
 
 def check_free(out: Path, names: list[str]) -> None:
@@ -154,45 +180,18 @@ def check_free(out: Path, names: list[str]) -> None:
             raise BucketingError(f"{display(out / name)} already exists; pass --overwrite to replace it")
 
 
-def input_files(dataset: Dataset) -> dict[tuple[int, int], InputFile]:
-    """The local input files by (device, inode): what an export must never replace or remove."""
-    inputs = {}
-    for file in dataset.files:
-        if file.uri is None:
-            info = os.stat(file.path)
-            inputs[(info.st_dev, info.st_ino)] = file
-    return inputs
+def remove_leftovers(out: Folder) -> None:
+    """Delete temp files an interrupted export left behind (only ours: their names fit TEMP_PREFIX's scheme)."""
+    for entry in out.entries():
+        if is_temp_name(entry.name) and entry.is_file(follow_symlinks=False):
+            out.unlink(entry.name)
 
 
-def check_targets(out: Path, names: list[str], dataset: Dataset, overwrite: bool) -> None:
-    """Refuse to replace files without ``overwrite``, and ever to replace (a hard link to) an input file."""
-    if not overwrite:
-        check_free(out, names)
-        return
-    inputs = input_files(dataset)
-    for name in names:
-        target = out / name
-        if not os.path.lexists(target):
-            continue
-        try:
-            info = os.stat(target)
-        except OSError:
-            continue  # a dangling link: replacing it harms nothing
-        same = inputs.get((info.st_dev, info.st_ino))
-        if same is not None:
-            raise BucketingError(f"{display(target)} is the input file {display(same.rel)} (a link to it); "
-                                 "choose another output folder")
+def check_output_dir(out: Path, root: Path | str, names: list[str] | tuple[str, ...] = ()) -> None:
+    """No output file may land in the input folder or below it (the next run would read it).
 
-
-def remove_leftovers(out: Path) -> None:
-    """Delete temp files an interrupted export left behind (only ours: they carry TEMP_PREFIX)."""
-    for entry in os.scandir(out):
-        if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
-            os.unlink(entry.path)
-
-
-def check_output_dir(out: Path, root: Path | str) -> None:
-    """The output may not be the input directory or inside it (it would be read next time)."""
+    ``names``: the output files, relative to ``out`` (``train/easy.jsonl`` lands in ``out/train``).
+    """
     if isinstance(root, str):  # a URI: no local folder to be inside of
         return
     source = root.resolve() if root.is_dir() else root.resolve().parent
@@ -201,6 +200,11 @@ def check_output_dir(out: Path, root: Path | str) -> None:
         raise BucketingError(
             f"output directory {display(out)} is inside the input directory {display(root)}; choose another"
         )
+    for name in names:
+        folder = target / name.rpartition("/")[0]
+        if folder == source or source in folder.parents:
+            raise BucketingError(f"{display(out / name)} would be written inside the input directory {display(root)} "
+                                 "(the next run would read it); choose another output folder")
 
 
 def check_unchanged(dataset: Dataset) -> None:
@@ -278,13 +282,12 @@ def describe_outputs(manifest: dict, dataset: Dataset, plan: Plan, files: list[O
 
 
 class _Writer:
-    """Temp files in the output directory, renamed into place together; removed on any failure."""
+    """Temp files in the output folder, renamed into place together; removed on any failure."""
 
-    def __init__(self, out: Path, dataset: Dataset, progress: Progress | None, fsync: bool = True):
+    def __init__(self, out: Folder, dataset: Dataset, progress: Progress | None, fsync: bool = True):
         self.out, self.dataset, self.progress, self.fsync = out, dataset, progress, fsync
-        self.temps: dict[str, Path] = {}  # final name -> temp path
-        self.sources: dict[int, int] = {}  # file_id -> fd of its (decompressed) bytes
-        self.spools: list[Path] = []
+        self.temps: dict[str, str] = {}  # final name -> temp name (in the output folder itself)
+        self.spools: dict[int, str] = {}  # file_id -> temp name of its decompressed (or fetched) bytes
         self.targets: list[int] = []  # fds of the temp files being written
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -294,47 +297,46 @@ class _Writer:
         return self
 
     def __exit__(self, kind, error, trace) -> None:
-        for fd in [*self.sources.values(), *self.targets]:
+        for fd in self.targets:
             os.close(fd)
-        for path in [*self.spools, *self.temps.values()]:
-            path.unlink(missing_ok=True)
+        for name in [*self.spools.values(), *self.temps.values()]:
+            self.out.unlink(name)
 
-    def _temp(self, name: str) -> tuple[int, Path]:
+    def _temp(self, name: str) -> tuple[int, str]:
         """A new file only this run uses; mode 0666 minus the umask, like any file the user creates."""
-        path = self._new_temp_path(name)
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), path
+        temp = f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name.replace('/', '__')}"  # beside the folder's other files
+        return self.out.open_file(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666), temp
 
-    def _new_temp_path(self, name: str) -> Path:
-        """Next to the final files, whatever sub-folder the final name is in (``/`` becomes ``__``)."""
-        return self.out / f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name.replace('/', '__')}"
-
-    def open_sources(self, file_ids: list[int]) -> dict[int, int]:
-        """An fd per input file, holding its bytes at the offsets the scan saw (compressed and remote ones spooled
-        once: opened files stay open); returns every source opened so far."""
+    def spool(self, file_ids: list[int]) -> None:
+        """Decompress (or fetch) once each compressed or remote input among ``file_ids`` into a temp file."""
         for file_id in file_ids:
-            if file_id in self.sources:
-                continue
             file = self.dataset.files[file_id]
-            if file.local:
-                self.sources[file_id] = os.open(file.path, os.O_RDONLY)
-            else:
-                fd, path = self._temp("spool")
-                self.spools.append(path)
-                self.sources[file_id] = fd
-                with open_stream(file) as stream, os.fdopen(os.dup(fd), "wb") as spool:
-                    shutil.copyfileobj(stream, spool, 1 << 20)
-        return self.sources
+            if file.local or file_id in self.spools:
+                continue
+            fd, self.spools[file_id] = self._temp("spool")
+            with open_stream(file) as stream, os.fdopen(fd, "wb") as spool:
+                shutil.copyfileobj(stream, spool, 1 << 20)
+
+    @contextmanager
+    def source(self, file_id: int) -> Iterator[int]:
+        """An fd of input ``file_id``'s bytes at the offsets the scan saw, open only while it is used."""
+        file = self.dataset.files[file_id]
+        fd = open_input(file) if file.local else self.out.open_file(self.spools[file_id], os.O_RDONLY)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
 
     def write_files(self, jobs: list[tuple[str, dict]]) -> None:
         """Write each ``(name, pieces)`` to its temp file (see :mod:`bucketing.copy`), every core at it."""
         copies, sizes = copy_list([pieces for _, pieces in jobs])
         self.total = sum(sizes)
-        self.open_sources(np.unique(copies["file_id"]).tolist())
+        self.spool(np.unique(copies["file_id"]).tolist())
         for (name, _), size in zip(jobs, sizes):  # in order, so that commit renames in this order
             fd, self.temps[name] = self._temp(name)
             self.targets.append(fd)
             preallocate(fd, size)
-        copier = Copier(copies, self.sources, self.targets, self._advance, self.stop)
+        copier = Copier(copies, self.source, self.targets, self._advance, self.stop)
         self._run([partial(self._copy, copier, first, last) for first, last in copier.tasks()])
         if self.fsync:
             self._run([partial(os.fsync, fd) for fd in self.targets])
@@ -364,62 +366,37 @@ class _Writer:
         with self.lock:
             self.done += count
 
-    def commit(self, extra: dict[str, bytes]) -> None:
-        """Write the small files in ``extra`` last, then rename every temp file to its final name."""
+    def commit(self, extra: dict[str, bytes], stale: list[str], keep: set[tuple[int, int]]) -> None:
+        """Write the small files in ``extra`` last, then put every file in place and remove ``stale`` ones,
+        as one step (:func:`bucketing.journal.replace_all`)."""
+        for fd in self.targets:
+            os.close(fd)
+        self.targets = []
         for name, data in extra.items():
-            fd, path = self._temp(name)
-            self.temps[name] = path
+            fd, self.temps[name] = self._temp(name)
             try:
                 _write_all(fd, data)
                 if self.fsync:
                     os.fsync(fd)
             finally:
                 os.close(fd)
-        self._swap_in()
-        if self.fsync:
-            _fsync_dir(self.out)
-
-    def _swap_in(self) -> None:
-        """Rename every temp file to its final name (buckets, skipped, manifest last), all or none.
-
-        The files of an earlier export are first hard-linked to temp names: if a rename fails, the
-        ones already done are undone from those links. (A leftover link, after a kill, is only a
-        second name for a file that still has its final one: deleting it next time loses nothing.)
-        """
-        earlier: dict[str, Path] = {}
-        placed: list[str] = []
+        moves = []
+        for name, temp in self.temps.items():
+            backup = None
+            if self.out.lstat(name) is not None:  # kept under a temp name until the new export is in place
+                backup = f"{TEMP_PREFIX}{secrets.token_hex(6)}-earlier"
+                self.out.link(name, backup)
+            moves.append(Move(temp, name, self.out.lstat(temp).st_ino, backup))
         try:
-            for name in self.temps:
-                if os.path.lexists(self.out / name):
-                    earlier[name] = self._new_temp_path("earlier-" + name)
-                    os.link(self.out / name, earlier[name], follow_symlinks=False)
-            for name, path in self.temps.items():
-                (self.out / name).parent.mkdir(parents=True, exist_ok=True)  # cumulative/, train/, val/
-                os.replace(path, self.out / name)
-                placed.append(name)
-        except BaseException:
-            for name in placed:  # undo: the earlier file (or none) back under its name
-                os.unlink(self.out / name)
-                if name in earlier:
-                    os.link(earlier[name], self.out / name, follow_symlinks=False)
-            raise
+            replace_all(self.out, moves, stale, keep, self.fsync)
         finally:
-            for path in earlier.values():
-                path.unlink(missing_ok=True)
-            for name in placed:
-                del self.temps[name]
+            for move in moves:
+                if move.backup is not None:
+                    self.out.unlink(move.backup)
+        self.temps.clear()
 
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-

@@ -189,6 +189,7 @@ def load(
     strict: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
+    roots: list[Path] | None = None,
 ) -> Dataset:
     """Read every input file under ``input_path`` once and index its lines and scores.
 
@@ -198,9 +199,11 @@ def load(
     lines (see :mod:`bucketing.detect`).  Bad lines are skipped with a reason
     (``strict=True``: the first one raises :class:`BadLineError`).  Files are
     scanned in parallel when there is enough data (``workers``: default, one
-    per core).
+    per core).  ``roots``: read only files whose real path lies in one of these folders (the app's
+    allowed roots); others are passed over with a warning.
     """
-    reading = prepare_load(input_path, scores=scores, group_by=group_by, max_line_bytes=max_line_bytes, strict=strict)
+    reading = prepare_load(input_path, scores=scores, group_by=group_by, max_line_bytes=max_line_bytes, strict=strict,
+                           roots=roots)
     return reading.finish(run_chunks(reading.chunks, workers, progress, strict))
 
 
@@ -224,9 +227,10 @@ class Reading:
 
 
 def prepare_load(input_path: str | os.PathLike, *, scores: str | None = None, group_by=None,
-              max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, strict: bool = False) -> Reading:
+              max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, strict: bool = False,
+              roots: list[Path] | None = None) -> Reading:
     """Find the files, settle the layout (given, or detected from the first lines) and cut the chunks."""
-    files, warnings = find_inputs(input_path)
+    files, warnings = find_inputs(input_path, roots)
     if not files:
         raise BucketingError(f"no *.jsonl, *.jsonl.gz or *.jsonl.zst files under {display(input_path)}")
     if scores:  # named by the user: booleans there count as 1/0

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+import msgspec
 import numpy as np
 
 from . import __version__
 from .errors import BucketingError
 from .load import Dataset
 from .metrics import get_metric
-from .plan import Plan, bucket_stats
+from .plan import Plan, SavedBucket, SavedParams, SavedPlan, bucket_stats, check_saved_plan
+from .sources import display
 
 VERSION = 1
 MANIFEST = "manifest.json"
 SKIPPED = "_skipped.jsonl"
+MAX_MANIFEST_BYTES = 16 << 20  # ours are a few KB (100 buckets at most); more is not a manifest, and is not read
 
 
 def file_names(plan: Plan, prefix: str) -> dict[str, str]:
@@ -119,18 +124,71 @@ def dumps(manifest: dict) -> str:
     return json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+class _Params(SavedParams, kw_only=True):
+    scores: str | None = None
+    scores_detected: bool = True
+    group_by: list[str] = []
+
+
+class _Bucket(SavedBucket, kw_only=True):
+    file: str | None = None
+
+
+class _File(msgspec.Struct):
+    file: str
+
+
+class _Manifest(SavedPlan, kw_only=True):
+    """The fields a run or an export reads back from a manifest, typed (the others are not looked at)."""
+
+    version: Literal[1]  # VERSION
+    params: _Params = msgspec.field(default_factory=_Params)
+    buckets: list[_Bucket]
+    skipped_file: str | None = None
+    files: list[_File] = []
+
+
 def read_manifest(path: str | Path) -> dict:
+    """A manifest as a dict, once every field a caller reads is checked: the file is user data.
+
+    Anything else (too large, not JSON, nested too deeply, a field of the wrong type, cuts that are not finite and
+    increasing, too many buckets, bad names) raises :class:`BucketingError` naming the field, e.g. ``$.cuts[0]``.
+    """
     try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
+        with open(path, "rb") as f:
+            data = f.read(MAX_MANIFEST_BYTES + 1)
     except OSError as exc:
-        raise BucketingError(f"can't read manifest {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise BucketingError(f"manifest {path} is not valid JSON: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("version") != VERSION:
-        raise BucketingError(f"{path} is not a version {VERSION} bucketing manifest")
-    return manifest
+        raise BucketingError(f"can't read manifest {display(path)}: {exc.strerror or exc}") from None
+    if len(data) > MAX_MANIFEST_BYTES:
+        problem = f"it is larger than {MAX_MANIFEST_BYTES >> 20} MiB"
+    else:
+        try:
+            check_saved_plan(msgspec.json.decode(data, type=_Manifest))
+            return msgspec.json.decode(data)  # every field, for the callers; the ones they read were checked
+        except msgspec.DecodeError as exc:
+            message = str(exc).removeprefix("JSON is malformed: ")
+            problem = f"it is not valid JSON ({message})" if "$" not in message else message
+        except msgspec.ValidationError as exc:
+            problem = str(exc)
+        except RecursionError:
+            problem = "it is nested too deeply"
+        except BucketingError as exc:
+            problem = str(exc)
+    raise BucketingError(f"manifest {display(path)} can't be used: {problem}; "
+                         f"pass a {MANIFEST} that a bucketing run wrote")
 
 
 def _number(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
+
+
+# The names an export can write, for checking names read from an earlier manifest or a journal (hostile data):
+# a bucket, stage, split or skipped file, or the manifest; sub-folders only those the export makes.
+SUBFOLDERS = ("train", "val", "cumulative", "train/cumulative", "val/cumulative")
+_STEM = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,159}"
+_OUTPUT_NAME = re.compile(rf"(?:(?:train|val)/)?(?:cumulative/)?{_STEM}\.jsonl|[A-Za-z0-9._-]{{0,64}}{MANIFEST}")
+
+
+def is_output_name(name: object) -> bool:
+    """Whether ``name`` is one an export could have written (relative to its output folder)."""
+    return isinstance(name, str) and _OUTPUT_NAME.fullmatch(name) is not None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from .errors import BucketingError
+from .errors import BucketingError, display  # display: re-exported, callers import it from here
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst")
 WINDOW = 4 << 20  # bytes read at a time; a longer line grows the buffer up to max_line_bytes
@@ -34,6 +34,7 @@ class InputFile:
     size: int
     mtime_ns: int
     uri: str | None = None  # set for files read through pyarrow's file systems (s3://, gs://, file://)
+    ident: tuple[int, int] | None = None  # (device, inode) when found: every later open checks it is the same file
 
     @property
     def compression(self) -> str | None:
@@ -50,25 +51,20 @@ def is_uri(path: str | os.PathLike) -> bool:
     return isinstance(path, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path) is not None
 
 
-def display(path: str | os.PathLike) -> str:
-    """A path made safe to print on one line: control characters and undecodable bytes escaped."""
-    text = os.fsdecode(path)
-    if text.isprintable():
-        return text
-    return repr(text)[1:-1]  # repr escapes \n, \t, \x.. and surrogate-escaped bytes
-
-
 def natural_key(text: str) -> list:
     """Sort key that puts ``bucket_2`` before ``bucket_10``."""
     # isdecimal, not isdigit: "²" is a digit that int() refuses
     return [(0, int(part), "") if part.isdecimal() else (1, 0, part) for part in re.split(r"(\d+)", text)]
 
 
-def find_inputs(root: str | os.PathLike) -> tuple[list[InputFile], list[str]]:
+def find_inputs(root: str | os.PathLike, roots: list[Path] | None = None) -> tuple[list[InputFile], list[str]]:
     """All ``*.jsonl[.gz|.zst]`` files under ``root``, recursively, in natural order.
 
-    Returns the files and warnings about what was passed over (loops, FIFOs,
-    dangling links, unreadable files, the same file reached twice).
+    Returns the files and warnings about what was passed over (loops, FIFOs, dangling links,
+    unreadable files, the same file reached twice).  With ``roots`` (the app's allowed folders,
+    resolved), a file or folder whose real path lies outside all of them is passed over too,
+    with a warning naming it; each file's real path is checked on the file opened, so a link
+    swapped in meanwhile is caught.
     """
     if is_uri(root):
         return _find_uri_inputs(root), []
@@ -81,49 +77,118 @@ def find_inputs(root: str | os.PathLike) -> tuple[list[InputFile], list[str]]:
     if stat.S_ISREG(top.st_mode):
         if not root.name.endswith(SUFFIXES):
             raise BucketingError(f"input {display(root)} is not a .jsonl, .jsonl.gz or .jsonl.zst file")
-        return [InputFile(root, root.name, top.st_size, top.st_mtime_ns)], warnings
+        found = _checked_file(root, root.name, roots)
+        if isinstance(found, str):
+            raise BucketingError(f"input {found}")
+        return [found], warnings
     if not stat.S_ISDIR(top.st_mode):
         raise BucketingError(f"input {display(root)} is neither a directory nor a file")
+    return _walk(root, (top.st_dev, top.st_ino), roots, warnings), warnings
 
+
+OUTSIDE = "a link to a place outside the allowed folders"
+
+
+def _walk(root: Path, top: tuple[int, int], roots: list[Path] | None, warnings: list[str]) -> list[InputFile]:
+    """The input files under folder ``root``, depth first in natural order; iterative, so any depth will do."""
     found: list[InputFile] = []
     seen_files: set[tuple[int, int]] = set()
-    seen_dirs: set[tuple[int, int]] = {(top.st_dev, top.st_ino)}
-
-    def walk(directory: Path, rel: str) -> None:
+    seen_dirs = {top}
+    listings = [_listing(root, "", warnings)]  # a stack: the folder being listed is the last
+    while listings:
+        rel, entries = listings[-1]
+        entry = next(entries, None)
+        if entry is None:
+            listings.pop()
+            continue
+        path, name = Path(entry.path), rel + entry.name
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: natural_key(e.name))
+            info = os.stat(path)  # follows links
         except OSError as exc:
-            warnings.append(f"skipped directory {display(directory)}: {exc.strerror}")
-            return
-        for entry in entries:
-            path, name = Path(entry.path), rel + entry.name
-            try:
-                info = os.stat(path)  # follows links
-            except OSError as exc:
-                if entry.name.endswith(SUFFIXES) or entry.is_symlink():
-                    why = "dangling or looping link" if entry.is_symlink() else exc.strerror
-                    warnings.append(f"skipped {display(name)}: {why}")
-                continue
-            ident = (info.st_dev, info.st_ino)
-            if stat.S_ISDIR(info.st_mode):
-                if ident in seen_dirs:
-                    warnings.append(f"skipped {display(name)}: directory already visited (link loop?)")
-                    continue
+            if entry.name.endswith(SUFFIXES) or _is_link(entry) or _is_dir(entry):
+                why = "dangling or looping link" if _is_link(entry) else exc.strerror
+                warnings.append(f"skipped {display(name)}: {why}")
+            continue
+        ident = (info.st_dev, info.st_ino)
+        if stat.S_ISDIR(info.st_mode):
+            if ident in seen_dirs:
+                warnings.append(f"skipped {display(name)}: directory already visited (link loop?)")
+            elif roots is not None and _is_link(entry) and not inside(path.resolve(), roots):
+                warnings.append(f"skipped {display(name)}: {OUTSIDE}")
+            else:
                 seen_dirs.add(ident)
-                walk(path, name + "/")
-            elif entry.name.endswith(SUFFIXES):
-                if not stat.S_ISREG(info.st_mode):
-                    warnings.append(f"skipped {display(name)}: not a regular file (FIFO, socket or device)")
-                elif ident in seen_files:
-                    warnings.append(f"skipped {display(name)}: same file as one already read")
-                elif not os.access(path, os.R_OK):
-                    warnings.append(f"skipped {display(name)}: permission denied")
-                else:
-                    seen_files.add(ident)
-                    found.append(InputFile(path, name, info.st_size, info.st_mtime_ns))
+                listings.append(_listing(path, name + "/", warnings))
+        elif entry.name.endswith(SUFFIXES):
+            file = _checked_file(path, name, roots)
+            if isinstance(file, str):
+                warnings.append(f"skipped {file}")
+            elif file.ident in seen_files:
+                warnings.append(f"skipped {display(name)}: same file as one already read")
+            else:
+                seen_files.add(file.ident)
+                found.append(file)
+    return found
 
-    walk(root, "")
-    return found, warnings
+
+def _listing(directory: Path, rel: str, warnings: list[str]) -> tuple[str, Iterator[os.DirEntry]]:
+    """A folder's entries in natural order (none, with a warning, when it can't be listed)."""
+    try:
+        with os.scandir(directory) as listing:
+            entries = sorted(listing, key=lambda e: natural_key(e.name))
+    except OSError as exc:
+        warnings.append(f"skipped directory {display(rel.rstrip('/') or directory)}: {exc.strerror}")
+        entries = []
+    return rel, iter(entries)
+
+
+def _is_link(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return False
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def inside(path: Path, roots: list[Path]) -> bool:
+    """Whether real path ``path`` is one of ``roots`` or lies below one."""
+    return any(path == root or root in path.parents for root in roots)
+
+
+def _checked_file(path: Path, name: str, roots: list[Path] | None) -> InputFile | str:
+    """The file at ``path`` as found, opened once to learn what it really is; or why it is passed over.
+
+    Its identity (device, inode) is kept: every later open checks it is still the same file.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        return f"{display(name)}: {exc.strerror}"
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return f"{display(name)}: not a regular file (FIFO, socket or device)"
+        if roots is not None:
+            real = fd_path(fd)
+            if real is None or not inside(real, roots):
+                return f"{display(name)}: {OUTSIDE}"
+    finally:
+        os.close(fd)
+    return InputFile(path, name, info.st_size, info.st_mtime_ns, ident=(info.st_dev, info.st_ino))
+
+
+def fd_path(fd: int) -> Path | None:
+    """The real path of an open file (Linux's /proc; None where there is none)."""
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    return Path(target) if target.startswith("/") else None
 
 
 def _find_uri_inputs(root: str) -> list[InputFile]:
@@ -154,10 +219,20 @@ def _find_uri_inputs(root: str) -> list[InputFile]:
     return sorted(found, key=lambda f: natural_key(f.rel))
 
 
+def open_input(file: InputFile) -> int:
+    """An fd of a local input file, checked to be the very file that was found (not a link swapped in since)."""
+    fd = os.open(file.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    info = os.fstat(fd)
+    if file.ident is not None and (info.st_dev, info.st_ino) != file.ident:
+        os.close(fd)
+        raise BucketingError(f"{display(file.rel)} is not the file that was loaded any more; load the input again")
+    return fd
+
+
 def _open_raw(file: InputFile) -> BinaryIO:
     """The file's stored bytes, local or through pyarrow's file system for its URI."""
     if file.uri is None:
-        return open(file.path, "rb", buffering=0)
+        return open(open_input(file), "rb", buffering=0)
     import pyarrow.fs as pafs
 
     fs, path = pafs.FileSystem.from_uri(file.uri)

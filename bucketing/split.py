@@ -16,6 +16,7 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
+from typing import Callable, ContextManager
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from .load import Dataset
 from .sources import display
 
 DIGEST_BYTES = 16
+SourceOpener = Callable[[int], ContextManager[int]]  # file_id -> a context giving an fd of its bytes
 
 
 def check_fraction(fraction: float) -> None:
@@ -32,12 +34,12 @@ def check_fraction(fraction: float) -> None:
         raise BucketingError(f"--val-fraction must be between 0 and 1 (exclusive), not {fraction}")
 
 
-def validation_rollouts(dataset: Dataset, ids: np.ndarray, fraction: float, sources: dict[int, int],
+def validation_rollouts(dataset: Dataset, ids: np.ndarray, fraction: float, open_source: SourceOpener,
                         seed: int = 0) -> np.ndarray:
     """Per rollout, whether it goes to validation; ``ids`` is each rollout's bucket, ``sources`` as in
     :func:`rollout_digests`."""
     check_fraction(fraction)
-    digests = rollout_digests(dataset, sources)
+    digests = rollout_digests(dataset, open_source)
     mixed = _mix(digests, seed)
     order = np.lexsort((digests[:, 1], digests[:, 0], mixed, ids))  # by bucket, then by the mixed value
     ordered_ids, ordered_digests = ids[order], digests[order]
@@ -54,10 +56,10 @@ def validation_rollouts(dataset: Dataset, ids: np.ndarray, fraction: float, sour
     return validation
 
 
-def rollout_digests(dataset: Dataset, sources: dict[int, int]) -> np.ndarray:
+def rollout_digests(dataset: Dataset, open_source: SourceOpener) -> np.ndarray:
     """A 128-bit digest per rollout, as two uint64 columns: the group key, or a hash of the line's bytes.
 
-    ``sources`` maps each file_id to an fd of its bytes at the scan's offsets (decompressed): the
+    ``open_source(file_id)`` gives an fd of the file's bytes at the scan's offsets (decompressed): the
     export's, so that a compressed or remote file is decompressed or fetched once for the split and the copy.
     """
     if dataset.keys is not None:
@@ -70,11 +72,12 @@ def rollout_digests(dataset: Dataset, sources: dict[int, int]) -> np.ndarray:
         members = slice(*np.searchsorted(file_ids, [file_id, file_id + 1]).tolist())
         found = bytearray()
         try:
-            for offset, length in zip(rows["offset"][members].tolist(), rows["length"][members].tolist()):
-                hasher = hashlib.blake2b(digest_size=DIGEST_BYTES)
-                for data in pread_pieces(sources[file_id], offset, length):
-                    hasher.update(data)  # hashlib lets other threads run while it hashes large pieces
-                found += hasher.digest()
+            with open_source(file_id) as source:
+                for offset, length in zip(rows["offset"][members].tolist(), rows["length"][members].tolist()):
+                    hasher = hashlib.blake2b(digest_size=DIGEST_BYTES)
+                    for data in pread_pieces(source, offset, length):
+                        hasher.update(data)  # hashlib lets other threads run while it hashes large pieces
+                    found += hasher.digest()
         except BucketingError:
             raise BucketingError(f"{display(dataset.files[file_id].rel)} got shorter since it was read; "
                                  "load it again") from None

@@ -176,10 +176,10 @@ def test_a_failed_export_leaves_the_earlier_one_intact_and_no_temp_files(sample_
 def test_a_failure_while_renaming_leaves_no_temp_files(sample_dir, tmp_path, monkeypatch):
     real_replace = os.replace
 
-    def failing_replace(src, dst):
+    def failing_replace(src, dst, **dir_fds):
         if str(dst).endswith("manifest.json"):
             raise OSError(5, "Input/output error")
-        return real_replace(src, dst)
+        return real_replace(src, dst, **dir_fds)
 
     monkeypatch.setattr(export_module.os, "replace", failing_replace)
     with pytest.raises(OSError):
@@ -226,8 +226,8 @@ def test_files_are_flushed_to_disk_unless_asked_not_to(sample_dir, tmp_path, mon
     started = []
     monkeypatch.setattr(export_module, "start_writeback", started.append)
     _, _, manifest = export_sample(sample_dir, tmp_path / "out", fsync=fsync)
-    # every bucket file, the manifest and the directory, or nothing at all
-    assert len(flushed) == (len(manifest["buckets"]) + 2 if flushes else 0)
+    # every bucket file, the manifest, the journal, the directory with the journal and with the renames; or nothing
+    assert len(flushed) == (len(manifest["buckets"]) + 4 if flushes else 0)
     # ... and the bucket files' writing to the disk started as they are copied, or left to the kernel
     assert set(started) == (set(flushed[: len(manifest["buckets"])]) if flushes else set())
 
