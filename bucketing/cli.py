@@ -18,8 +18,9 @@ from .errors import BucketingError
 from .export import ORDERS, check_free, check_output_dir, export
 from .load import Dataset, load
 from .manifest import MANIFEST, build_manifest, read_manifest
-from .metrics import METRICS, Params, get_metric
+from .metrics import MAX_K, METRICS, Params, get_metric
 from .plan import (
+    MAX_BUCKETS,
     PRESETS,
     TIES,
     Plan,
@@ -69,7 +70,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("-o", "--output-dir", help="where to write the bucket files (required unless --dry-run)")
     add("-m", "--metric", choices=list(METRICS), metavar="METRIC",
         help="difficulty metric, one of those listed below (default: mean_reward)")
-    add("-n", "--num-buckets", type=int, help="number of percentile buckets (default: 3)")
+    add("-n", "--num-buckets", type=int, help=f"number of percentile buckets (default: 3; at most {MAX_BUCKETS})")
     add("--bucket-names", nargs="+", metavar="NAME", help="bucket names: easiest first with -n, ascending values with --thresholds")
     add("--thresholds", nargs="+", type=float, metavar="T", help="fixed cut points instead of percentiles (overrides -n)")
     add("--preset", choices=list(PRESETS), help="learnability: solved / learnable / unsolved by success rate at the "
@@ -80,7 +81,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="split each bucket once into train/ and val/ (F of each bucket to val), the same on every run")
     add("--seed", type=int, default=0, metavar="N", help="with --val-fraction: another seed, another split (default: 0)")
     add("--prefix", default="", help="prefix for every output file name")
-    add("--k", type=int, help="k of pass_at_k (default: 1)")
+    add("--k", type=int, help=f"k of pass_at_k (default: 1; at most {MAX_K}: k > n uses k = n)")
     add("--pass-threshold", type=float, metavar="T", help="a response passes when its score >= this (default: 0.5)")
     add("--ties", choices=TIES, help="keep: equal values share a bucket (default); split: exactly equal sizes")
     add("--order", choices=ORDERS, default="input", help="line order inside each bucket file (default: input)")
@@ -201,8 +202,19 @@ def run(args: argparse.Namespace) -> int:
         _print_metrics(human, data, plan, values)
         _say(human, f"\n{RULE}\nDry run: nothing was written\n{RULE}\n")
     if args.json:
-        print(json.dumps(manifest, ensure_ascii=False, allow_nan=False))
+        print(json.dumps(_json_safe(manifest), ensure_ascii=False, allow_nan=False))
     return 0
+
+
+def _json_safe(value):
+    """``value`` with any NaN or infinity as null (JSON has neither): ``--json`` prints, whatever a metric gave."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def command_line(input_dir: str, output_dir: str, plan: Plan, *, scores: str | None = None,
@@ -287,7 +299,7 @@ def _settled_plan(args: argparse.Namespace, saved: dict | None, metric: str) -> 
     percentile buckets, whose flags are checked. Called before reading: a mistyped flag costs no load."""
     if saved:
         return plan_from_manifest(saved)
-    params = _params(args)
+    params = _params(args)  # a bad --k or --pass-threshold costs no read either
     if args.preset:
         plan = PRESETS[args.preset](params)
         return plan.renamed(args.bucket_names) if args.bucket_names else plan
@@ -300,10 +312,23 @@ def _settled_plan(args: argparse.Namespace, saved: dict | None, metric: str) -> 
 def _make_plan(args: argparse.Namespace, metric: str, data: Dataset, settled: Plan | None) -> tuple[Plan, np.ndarray]:
     """The plan to apply and the metric's value for every rollout."""
     if settled:
-        return settled, data.values(settled.metric, settled.params)
+        return settled, _finite_values(data, settled.metric, settled.params)
     params = _params(args)
-    values = data.values(metric, params)
+    values = _finite_values(data, metric, params)
     return percentile_plan(values, metric, _num_buckets(args), args.bucket_names, args.ties or "keep", params), values
+
+
+def _finite_values(data: Dataset, metric: str, params: Params) -> np.ndarray:
+    """The metric's value per rollout; one that is NaN or infinite (a plugin's) stops the run before anything is
+    written: it has no bucket, and the manifest (JSON) can't record it."""
+    values = data.values(metric, params)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        first = bad[0]
+        where = data.where(int(data.rollout_columns["file_id"][first]), int(data.rollout_columns["line"][first]))
+        raise BucketingError(f"{metric} is not a finite number for {counted(len(bad), 'rollout')} (the first at "
+                             f"{where}: {values[first]}); a metric must give a finite number for every rollout")
+    return values
 
 
 def _params(args: argparse.Namespace) -> Params:
@@ -361,9 +386,16 @@ def _print_metrics(out, data: Dataset, plan: Plan, values: np.ndarray) -> None:
         except Exception as error:  # noqa: BLE001  (a plugin's bug, reported on its row)
             _say(out, f"  {name:<{width}} {metric.direction:<16} failed: {type(error).__name__}: {error}")
             continue
-        low, middle, high = np.percentile(column, [0, 50, 100])
-        _say(out, f"  {name:<{width}} {metric.direction:<16} {low:>10.4g} {middle:>10.4g} {column.mean():>10.4g} "
-                  f"{high:>10.4g}")
+        finite = column[np.isfinite(column)]  # a plugin's NaN or inf: counted apart, not averaged in
+        odd = f"  (not finite for {counted(len(column) - len(finite), 'rollout')})" if len(finite) < len(column) else ""
+        if not len(finite):
+            _say(out, f"  {name:<{width}} {metric.direction:<16} {'-':>10} {'-':>10} {'-':>10} {'-':>10}{odd}")
+            continue
+        low, middle, high = np.percentile(finite, [0, 50, 100])
+        with np.errstate(over="ignore"):  # a sum of huge values (a plugin's) may overflow: then the mean reads inf
+            mean = finite.mean()
+        _say(out, f"  {name:<{width}} {metric.direction:<16} {low:>10.4g} {middle:>10.4g} {mean:>10.4g} "
+                  f"{high:>10.4g}{odd}")
 
 
 def _say(stream, text: str) -> None:

@@ -14,6 +14,12 @@ import numpy as np
 
 from .errors import BucketingError
 
+# pass_at_k uses min(k, n): a larger k changes nothing, and a k beyond int64 broke numpy (OverflowError)
+MAX_K = 1_000_000
+# inverse_mean where mean + 1e-6 is exactly 0: the denominator of the next float above, 2**-72 (so 2**72, the
+# largest value inverse_mean takes anywhere: as hard as it gets, and finite)
+_POLE_DENOMINATOR = float(np.nextafter(-1e-6, 0.0) + 1e-6)
+
 
 @dataclass(frozen=True)
 class Params:
@@ -23,9 +29,15 @@ class Params:
     pass_threshold: float = 0.5  # a response passes when its score >= this
 
     def __post_init__(self):
-        if int(self.k) != self.k or self.k < 1:
-            raise BucketingError(f"--k must be a whole number >= 1, not {self.k}")
-        if not np.isfinite(self.pass_threshold):
+        k = self.k
+        if isinstance(k, bool) or not isinstance(k, (int, float, np.integer, np.floating)) or not k >= 1 \
+                or (k <= MAX_K and int(k) != k):
+            raise BucketingError(f"--k must be a whole number >= 1, not {k!r}")
+        if k > MAX_K:
+            raise BucketingError(f"--k must be at most {MAX_K} (pass_at_k uses k = n when k > n), not {k}")
+        threshold = self.pass_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(threshold):
             raise BucketingError("--pass-threshold must be a finite number")
 
 
@@ -157,17 +169,23 @@ def pass_at_k(scores: Scores, params: Params) -> np.ndarray:
     n = scores.counts.astype(np.float64)
     failed = n - scores.passed(params.pass_threshold)
     k = np.minimum(params.k, scores.counts)
-    # C(n-c, k) / C(n, k) = prod_{i<k} (n-c-i) / (n-i); a factor <= 0 means fewer than k failures: pass@k = 1
-    all_fail = np.ones_like(n)
-    for i in range(int(k.max()) if len(k) else 0):
-        active = i < k
-        factor = np.maximum(failed - i, 0) / np.maximum(n - i, 1)
-        all_fail = np.where(active, all_fail * factor, all_fail)
+    # C(n-c, k) / C(n, k) = prod_{i<k} (n-c-i) / (n-i); fewer than k failures: a factor is 0, pass@k = 1.
+    # Step i multiplies only the rollouts still in the product (i < k, and i < failures): the work is at most
+    # the number of scores, whatever k and however long one rollout is.
+    all_fail = np.where(failed >= k, 1.0, 0.0)
+    active = np.flatnonzero(failed >= k)
+    i = 0
+    while len(active := active[k[active] > i]):
+        all_fail[active] *= (failed[active] - i) / (n[active] - i)
+        i += 1
     return 1.0 - all_fail
 
 
 def inverse_mean(scores: Scores, params: Params) -> np.ndarray:
-    return 1.0 / (mean_reward(scores, params) + 1e-6)
+    """1 / (mean + 1e-6); at mean = -1e-6 exactly, where that divides by 0, the value at the next float: 2**72."""
+    denominator = mean_reward(scores, params) + 1e-6
+    denominator[denominator == 0] = _POLE_DENOMINATOR
+    return 1.0 / denominator
 
 
 for _name, _function, _easier, _text in [

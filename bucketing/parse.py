@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from array import array
 from dataclasses import dataclass, field
 
@@ -19,6 +20,12 @@ from .layout import SHORT_LINE, Layout, Refused
 from .sources import BOM, DEFAULT_MAX_LINE_BYTES, InputFile, read_blocks
 
 _REFUSED = (Refused, msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+# The largest score magnitude taken: beyond it a sum or a square of scores can overflow to inf (1e308 twice has no
+# finite mean, +-1e308 no finite variance). Within it every metric is finite: squares stay below 4e200.
+SCORE_LIMIT = 1e100
+# A run of blank lines (only spaces, tabs and \r before each \n), skipped in one step: a file of nothing but
+# newlines (200 MB from a 200 KB .gz) must not cost a Python loop turn per line
+_BLANK_RUN = re.compile(rb"[ \t\r\n]*\n")
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,10 @@ def scan(chunk: Chunk) -> ChunkResult:
                     text = buf[start:stop].strip(b" \t\r")
                     if not text:
                         blank += 1
+                        run = _BLANK_RUN.match(buf, pos, hi)  # the blank lines after this one, at C speed
+                        if run:
+                            more = buf.count(b"\n", pos, run.end())
+                            n, blank, pos = n + more, blank + more, run.end()
                         continue
                     if text in (b"[", b"{") and not last_line and chunk.start == 0:
                         result.opens_document = True
@@ -128,6 +139,8 @@ def scan(chunk: Chunk) -> ChunkResult:
                     scores = None
                 except sp.BadScores as bad:  # the group field is missing
                     reason, detail = bad.reason, bad.detail
+                if scores and not reason and not in_range(scores):
+                    reason, detail = sp.NOT_FINITE, _out_of_range(scores)  # a score the metrics can't compute with
                 if scores and not reason:  # the common case: a good line
                     objects += 1
                     rows.extend((n, base + start, stop - start, newline >= 0 and stop == end, len(scores)))
@@ -143,6 +156,8 @@ def scan(chunk: Chunk) -> ChunkResult:
                 else:
                     scores, key, reason, detail, is_object = second_look(bytes(line), layout, at_eof=newline < 0)
                     objects += is_object
+                    if scores and not in_range(scores):
+                        scores, reason, detail = None, sp.NOT_FINITE, _out_of_range(scores)
                     if scores:  # fine after all (a duplicate key)
                         rows.extend((n, base + start, stop - start, newline >= 0 and stop == end, len(scores)))
                         all_scores.extend(scores)
@@ -162,6 +177,18 @@ def scan(chunk: Chunk) -> ChunkResult:
 
 def _too_long(length: int, limit: int) -> str:
     return f"{length} bytes, more than --max-line-bytes {limit}"
+
+
+def in_range(scores: list[float]) -> bool:
+    """Every score within +-:data:`SCORE_LIMIT` (two C loops: a line's scores are few)."""
+    return max(scores) <= SCORE_LIMIT and min(scores) >= -SCORE_LIMIT
+
+
+def _out_of_range(scores: list[float]) -> str:
+    """Which score is too large, e.g. "score 2 of 4 is 1e+308, beyond +-1e+100: too large to compute metrics with"."""
+    i = next(i for i, s in enumerate(scores) if not -SCORE_LIMIT <= s <= SCORE_LIMIT)
+    return (f"score {i + 1} of {len(scores)} is {float(scores[i]):g}, beyond +-{SCORE_LIMIT:g}: "
+            "too large to compute metrics with")
 
 
 def second_look(

@@ -11,19 +11,25 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Annotated, Sequence
 
+import msgspec
 import numpy as np
 
 from .errors import BucketingError
-from .metrics import Params, get_metric
+from .metrics import MAX_K, Params, get_metric
 from .progress import counted
 
 if TYPE_CHECKING:
     import pandas as pd
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# \Z, not $: "$" also matches before a final "\n", and "x\n" would become a file name (anchored for .match users too)
+NAME_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 TIES = ("keep", "split")
+# An export with --cumulative and --val-fraction writes 6n + 1 files and keeps them open at once (n buckets, n stages,
+# each again under train/ and val/, and the skipped lines): 100 buckets stay well inside the usual 1024 open files.
+MAX_BUCKETS = 100
+TOO_MANY = f"at most {MAX_BUCKETS} buckets are allowed (an export keeps up to 6 files per bucket open at once)"
 _NEIGHBOURS = 4  # candidate cut positions looked at on each side of an ideal one
 
 
@@ -113,10 +119,16 @@ def default_names(count: int) -> list[str]:
 
 
 def check_name(name: str, what: str = "bucket name") -> None:
-    if not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise BucketingError(
             f"{what} {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
+
+
+def check_count(count: int, source: str) -> None:
+    """Refuse more than :data:`MAX_BUCKETS` buckets; ``source`` says where the count came from."""
+    if count > MAX_BUCKETS:
+        raise BucketingError(f"{count} buckets ({source}); {TOO_MANY}")
 
 
 def check_names(names: Sequence[str]) -> None:
@@ -132,6 +144,7 @@ def percentile_names(num_buckets: int, names: Sequence[str] | None = None, ties:
     """The names of a percentile plan, easiest first; raises for a bad count, names or ties (before any data)."""
     if num_buckets < 1:
         raise BucketingError(f"-n/--num-buckets must be at least 1, not {num_buckets}")
+    check_count(num_buckets, "-n/--num-buckets")
     if ties not in TIES:
         raise BucketingError(f"--ties must be one of {', '.join(TIES)}, not {ties!r}")
     names = list(names) if names else default_names(num_buckets)
@@ -160,6 +173,10 @@ def percentile_plan(
     total = len(ordered)
     if total == 0:
         raise BucketingError("no rollouts to bucket")
+    if not (np.isfinite(ordered[0]) and np.isfinite(ordered[-1])):  # sorted: NaN last, -inf first, inf before NaN
+        bad = int(np.count_nonzero(~np.isfinite(ordered)))
+        raise BucketingError(f"{metric} is not a finite number for {counted(bad, 'rollout')}; "
+                             "a metric must give a finite number for every rollout")
     if ties == "split":
         boundaries = [j * total // num_buckets for j in range(1, num_buckets)]
     else:
@@ -179,7 +196,11 @@ def threshold_plan(
     params: Params = Params(),
 ) -> Plan:
     """Buckets ``<= a``, ``(a, b]``, ``> b``...; names are given in that (ascending value) order."""
-    cuts = tuple(sorted(float(t) for t in thresholds))
+    check_count(len(thresholds) + 1, f"{len(thresholds)} --thresholds")
+    try:
+        cuts = tuple(sorted(float(t) for t in thresholds))
+    except (TypeError, ValueError):
+        raise BucketingError(f"--thresholds must be numbers, not {list(thresholds)!r:.80}") from None
     if not cuts:
         raise BucketingError("--thresholds needs at least one value")
     if not all(np.isfinite(cuts)):
@@ -219,33 +240,87 @@ def learnability_plan(params: Params = Params()) -> Plan:
 PRESETS = {"learnability": learnability_plan}
 
 
+class SavedParams(msgspec.Struct, kw_only=True):
+    """The params a manifest records (those a plan uses)."""
+
+    k: Annotated[int, msgspec.Meta(ge=1, le=MAX_K)] = 1
+    pass_threshold: float = 0.5
+
+
+class SavedBucket(msgspec.Struct, kw_only=True):
+    name: str
+    difficulty_rank: int
+    lower: float | None = None
+    upper: float | None = None
+    label: str | None = None
+
+
+class SavedPlan(msgspec.Struct, kw_only=True):
+    """The fields of a manifest that make a plan, typed: decoding checks each one and names it (``$.cuts[0]``)."""
+
+    metric: str
+    cuts: list[float]
+    buckets: list[SavedBucket]
+    params: SavedParams = msgspec.field(default_factory=SavedParams)
+    preset: str | None = None
+
+
+def check_saved_plan(saved: SavedPlan) -> list[int]:
+    """What typing can't say: finite ascending cuts, one bucket per interval, ranks 0..n-1, good names.
+
+    Returns each bucket's interval (0 = lowest values). Raises :class:`BucketingError` naming the field.
+    """
+    cuts, buckets = saved.cuts, saved.buckets
+    check_count(len(buckets), "$.buckets")
+    if not math.isfinite(saved.params.pass_threshold):
+        raise BucketingError(f"$.params.pass_threshold is {saved.params.pass_threshold}, not a finite number")
+    for i, cut in enumerate(cuts):
+        if not math.isfinite(cut):
+            raise BucketingError(f"$.cuts[{i}] is {cut}, not a finite number")
+    for i, (a, b) in enumerate(zip(cuts, cuts[1:])):  # equal cuts happen: one value can fill several buckets
+        if a > b:
+            raise BucketingError(f"$.cuts must be ascending: $.cuts[{i}] is {a}, $.cuts[{i + 1}] {b}")
+    if len(buckets) != len(cuts) + 1:
+        raise BucketingError(f"$.cuts: {counted(len(cuts), 'cut point')} for {len(buckets)} buckets "
+                             "(there must be one fewer)")
+    if sorted(b.difficulty_rank for b in buckets) != list(range(len(buckets))):
+        raise BucketingError(f"$.buckets: the difficulty ranks must be 0 to {len(buckets) - 1}, each once")
+    check_names([b.name for b in buckets])
+    bounds = [None, *cuts, None]
+    free: dict[tuple, list[int]] = {}  # (lower, upper) -> the intervals with those bounds not yet taken, in order
+    for interval in range(len(buckets)):
+        free.setdefault((bounds[interval], bounds[interval + 1]), []).append(interval)
+    intervals = []
+    for i, b in enumerate(buckets):  # (lower, upper] must be the interval between two neighbouring cuts
+        taken = free.get((b.lower, b.upper))
+        if not taken:
+            raise BucketingError(f"$.buckets[{i}]: lower {b.lower} and upper {b.upper} don't match the cut points "
+                                 "(or another bucket has them)")
+        intervals.append(taken.pop(0))
+    return intervals
+
+
 def plan_from_manifest(manifest: dict) -> Plan:
-    """The plan a manifest recorded, to apply to other data (by value: cuts and names)."""
+    """The plan a manifest recorded, to apply to other data (by value: cuts and names).
+
+    Any manifest, however broken, raises :class:`BucketingError` naming the bad field.
+    """
     try:
-        metric = manifest["metric"]
-        get_metric(metric)
-        raw = manifest.get("params", {})
-        params = Params(k=int(raw.get("k", 1)), pass_threshold=float(raw.get("pass_threshold", 0.5)))
-        cuts = tuple(float(c) for c in manifest["cuts"])
-        by_interval = sorted(manifest["buckets"], key=_interval_key)
-        names = [bucket["name"] for bucket in by_interval]
-        ranks = [int(bucket["difficulty_rank"]) for bucket in by_interval]
-        labels = {bucket["name"]: bucket.get("label") for bucket in by_interval}
-    except BucketingError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BucketingError(f"the manifest is missing or has a bad field: {exc}") from None
-    if list(cuts) != sorted(cuts) or len(names) != len(cuts) + 1 or sorted(ranks) != list(range(len(names))):
-        raise BucketingError("the manifest's cuts and buckets don't fit together")
-    check_names(names)
+        saved = msgspec.convert(manifest, SavedPlan)
+        intervals = check_saved_plan(saved)
+    except (msgspec.ValidationError, RecursionError, BucketingError) as exc:
+        problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise BucketingError(f"the manifest has a bad field: {problem}") from None
+    get_metric(saved.metric)
+    params = Params(k=saved.params.k, pass_threshold=saved.params.pass_threshold)
+    by_interval = sorted(zip(intervals, saved.buckets), key=lambda pair: pair[0])
+    names = [bucket.name for _, bucket in by_interval]
+    ranks = [bucket.difficulty_rank for _, bucket in by_interval]
+    labels = {bucket.name: bucket.label for bucket in saved.buckets}
+    cuts = tuple(saved.cuts)
     buckets = tuple(replace(b, label=labels[b.name]) for b in _buckets(cuts, names, ranks))
-    preset = manifest.get("preset")
-    return Plan(metric, "thresholds", cuts, buckets, "keep", params, preset=preset if preset in PRESETS else None)
-
-
-def _interval_key(bucket: dict) -> tuple[float, float]:
-    lower, upper = bucket.get("lower"), bucket.get("upper")
-    return (-np.inf if lower is None else float(lower), np.inf if upper is None else float(upper))
+    preset = saved.preset if saved.preset in PRESETS else None
+    return Plan(saved.metric, "thresholds", cuts, buckets, "keep", params, preset=preset)
 
 
 def balanced_boundaries(ordered: np.ndarray, count: int) -> list[int]:
@@ -253,24 +328,31 @@ def balanced_boundaries(ordered: np.ndarray, count: int) -> list[int]:
 
     Minimises the sum of squared differences from equal sizes over the few
     possible cut positions nearest each ideal one (dynamic programming).
+    Linear in ``count``: each layer keeps, per boundary, its cost and the boundary
+    before it (not the whole path), and the rank of its path in lexicographic order,
+    so that ties go, as they always did, to the lexicographically smallest path.
     """
     total = len(ordered)
     gaps = np.append(np.flatnonzero(ordered[1:] != ordered[:-1]) + 1, total)  # possible boundaries, ascending
     ideal = total / count
-    options = []
+    costs, order = {0: 0.0}, {0: 0}  # per boundary reached: best cost; rank of its best path among this layer's
+    back: list[dict[int, int]] = []  # per layer: boundary -> the boundary before it on its best path
     for j in range(1, count):
         at = int(np.searchsorted(gaps, j * ideal))
-        options.append(gaps[max(at - _NEIGHBOURS, 0) : at + _NEIGHBOURS].tolist())
-    # best[b] = (cost, path) of the best way to reach boundary b at this layer
-    best = {0: (0.0, [])}
-    for layer in options:
-        best = {
-            b: min((cost + (b - prev - ideal) ** 2, path + [b]) for prev, (cost, path) in best.items() if prev <= b)
-            for b in layer
-            if any(prev <= b for prev in best)
-        }
-    _, path = min((cost + (total - prev - ideal) ** 2, path) for prev, (cost, path) in best.items())
-    return path
+        reached, before = {}, {}
+        for b in gaps[max(at - _NEIGHBOURS, 0) : at + _NEIGHBOURS].tolist():
+            steps = [(cost + (b - prev - ideal) ** 2, order[prev], prev) for prev, cost in costs.items() if prev <= b]
+            if steps:
+                reached[b], _, before[b] = min(steps)
+        order = {b: rank for rank, b in enumerate(sorted(reached, key=lambda b: (order[before[b]], b)))}
+        costs = reached
+        back.append(before)
+    _, _, last = min((cost + (total - prev - ideal) ** 2, order[prev], prev) for prev, cost in costs.items())
+    path = []
+    for before in reversed(back):
+        path.append(last)
+        last = before[last]
+    return path[::-1]
 
 
 def bucket_stats(plan: Plan, ordered: np.ndarray) -> dict[str, np.ndarray | list]:
