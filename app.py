@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from pages.common.shared import configure_page, init_state
+from pages.common.shared import configure_page, init_state, source_name
+from pages.common.text import literal
 
 configure_page()
 init_state()
@@ -19,6 +20,6 @@ page = st.navigation(
 with st.sidebar:
     source = st.session_state.get("source")
     if source:
-        st.caption(f"Data: `{source.path.name}` · {len(source.fingerprint)} files")
+        st.caption(f"Data: {literal(source_name(source))} · {len(source.fingerprint)} files")
     st.caption("Rollout Bucketer — split RL rollouts into difficulty buckets.")
 page.run()

@@ -97,7 +97,7 @@ def apply_pending_edits(data: bucketing.Dataset) -> None:
     try:
         check_names(names)
     except bucketing.BucketingError as error:
-        st.error(f"{error}; the old names are kept.")
+        st.error(f"{shared.shown(error)}; the old names are kept.")
         return
     s["names"][shared.names_key()] = names
 
@@ -126,7 +126,7 @@ def editor() -> None:
     try:
         plan = shared.current_plan(data)
     except bucketing.BucketingError as error:
-        st.error(str(error))
+        st.error(shared.shown(error))
         return
     buckets = bucket_table(plan, ordered)
 
@@ -188,7 +188,8 @@ def explain(plan: bucketing.Plan, buckets: pd.DataFrame, ordered: np.ndarray) ->
                    f"({shared.number(ordered[0])} … {shared.number(ordered[-1])}).")
     empty = buckets.loc[buckets["count"] == 0, "name"].tolist()
     if empty:
-        st.warning(f"Empty bucket{'s' if len(empty) > 1 else ''}: {', '.join(empty)} (its file will be empty).")
+        st.warning(f"Empty bucket{'s' if len(empty) > 1 else ''}: {shared.shown(', '.join(empty))} "
+                   "(its file will be empty).")
 
 
 def preview_section(plan: bucketing.Plan, values: np.ndarray) -> None:

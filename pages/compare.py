@@ -31,7 +31,7 @@ values_b, _ = shared.column(data, metric_b)
 try:
     plan_a, plan_b = shared.count_plan(data, metric_a, count), shared.count_plan(data, metric_b, count)
 except bucketing.BucketingError as error:
-    st.error(str(error))
+    st.error(shared.shown(error))
     st.stop()
 crossed = shared.comparison(data, metric_a, metric_b, count)
 cells = crossed.cells
@@ -83,7 +83,7 @@ row_index, col_index = plan_a.names.index(row), plan_b.names.index(col)
 inside = (crossed.ids_a == row_index) & (crossed.ids_b == col_index)
 in_cell = int(cells[row_index, col_index])
 st.caption(f"{counted(in_cell, 'rollout', ',', ('is', 'are'))} `{row}` by {metric_a} and `{col}` "
-           f"by {metric_b}.")
+           f"by {metric_b}.")  # (bucket names are plain names: letters, digits, ".", "_", "-")
 rows = sample_rows(inside.astype(np.int8), 1, count=5)
 if len(rows):
     show_rollouts(data, rows, {metric_a: values_a, metric_b: values_b}, full)

@@ -1,7 +1,6 @@
 """Data: choose a folder of rollouts (or upload files), load it, see what is in it."""
 
 import shlex
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -10,6 +9,8 @@ import bucketing
 from bucketing.progress import counted, human_bytes
 from pages.common import shared
 from pages.common.charts import counts_figure
+from pages.common.text import literal
+from pages.common.uploads import READ, save_uploads
 
 shared.page_header(
     "Data",
@@ -24,21 +25,41 @@ def load_folder(path_text: str, scores: str, group_by: str) -> None:
         source = shared.open_source(shared.allowed(path_text), scores.strip() or None, group_by.strip() or None)
         bar = st.progress(0.0, text="Reading…")
         files = len(source.fingerprint)
-        data = shared.load(source, lambda done, total: bar.progress(
-            min(done / max(total, 1), 1.0), text=f"Reading {files:,} files: {human_bytes(done)} of {human_bytes(total)}"))
+        data = shared.load(source, shared.stop_when_gone(lambda done, total: bar.progress(
+            min(done / max(total, 1), 1.0), text=f"Reading {files:,} files: {human_bytes(done)} of {human_bytes(total)}")))
         bar.empty()
+    except shared.SessionGone:
+        st.stop()  # nobody is left to see the data: drop it
     except bucketing.BucketingError as error:
-        st.error(str(error))
+        st.error(shared.shown(error))
         return
     shared.use_source(source)
     st.session_state["scores_text"], st.session_state["group_text"] = scores, group_by
     st.toast(f"Loaded {counted(len(data.rows), 'rollout', ',')}")
 
 
+def load_uploads(uploads: list) -> None:
+    """Copy the uploads into the session's upload folder (bounded), say which are not read, load the folder."""
+    folder = shared.upload_dir()
+    session = shared.this_session()
+    try:
+        ignored = save_uploads(uploads, folder, alive=lambda: shared.session_alive(session))
+    except shared.SessionGone:
+        st.stop()
+    except bucketing.BucketingError as error:
+        st.error(shared.shown(error))
+        return
+    if ignored:
+        st.warning(f"Not loaded, as only {' and '.join(READ)} files are read: {literal(', '.join(ignored))}")
+    load_folder(str(folder), st.session_state.get("scores_text", ""), st.session_state.get("group_text", ""))
+
+
 current = st.session_state.get("source")
 # Keyed, and seeded only when missing: a widget whose default changed between runs would lose what was typed.
 if "w_folder" not in st.session_state:
-    st.session_state["w_folder"] = str(current.path) if current else shared.sample_text()
+    # (never the temporary folder of uploaded files)
+    st.session_state["w_folder"] = (("" if shared.is_upload(current.path) else str(current.path)) if current
+                                    else shared.sample_text())
 for key, saved in (("w_scores", "scores_text"), ("w_group", "group_text")):
     if key not in st.session_state:
         st.session_state[key] = st.session_state.get(saved, "")
@@ -60,14 +81,7 @@ with st.expander("Upload files instead"):
     uploads = st.file_uploader("Rollout files", type=["jsonl", "gz"], accept_multiple_files=True,
                                label_visibility="collapsed")
     if uploads and st.button("Load the uploaded files"):
-        folder = shared.upload_dir()
-        for old in folder.iterdir():
-            old.unlink()
-        for upload in uploads:
-            name = Path(upload.name).name  # never a path from the browser
-            if name.endswith((".jsonl", ".jsonl.gz")):
-                (folder / name).write_bytes(upload.getbuffer())
-        load_folder(str(folder), st.session_state.get("scores_text", ""), st.session_state.get("group_text", ""))
+        load_uploads(uploads)
 
 data = shared.ensure_data()
 if data is None:
@@ -83,10 +97,10 @@ cols[3].metric("Skipped", f"{totals['skipped']:,}")
 cols[4].metric("Blank", f"{totals['blank']:,}")
 layout = data.layout
 how = "detected from the first lines" if data.detected else "as you set it"
-st.markdown(f"**Layout** ({how}): {layout.describe()} — as flags `{shlex.join(layout.flags())}`",
+st.markdown(f"**Layout** ({how}): {literal(layout.describe())} — as flags {literal(shlex.join(layout.flags()))}",
             help="Change it with Scores at / Group lines by above and Load again.")
 for warning in data.warnings:
-    st.warning(warning)
+    st.warning(shared.shown(warning))
 
 left, right = st.columns(2)
 with left:
@@ -94,7 +108,7 @@ with left:
     st.plotly_chart(counts_figure(data.rows["n"].to_numpy(), "responses"), key="responses")
     if layout.grouped:
         st.caption(f"{totals['rollout_lines']:,} lines grouped into {totals['rollouts']:,} rollouts by "
-                   f"{', '.join(layout.group_by)}: a rollout's responses are all its lines' scores.")
+                   f"{literal(', '.join(layout.group_by))}: a rollout's responses are all its lines' scores.")
 with right:
     st.subheader("Files")
     st.dataframe(pd.DataFrame(data.inputs()), hide_index=True, height=260,

@@ -1,8 +1,6 @@
 """Export: write the bucket files through the engine; show the manifest and the equivalent command."""
 
-import io
-import zipfile
-from pathlib import Path
+import os
 
 import pandas as pd
 import streamlit as st
@@ -15,6 +13,7 @@ from bucketing.manifest import MANIFEST, output_names
 from bucketing.plan import check_name
 from bucketing.progress import counted, human_bytes
 from pages.common import shared
+from pages.common.archive import written_sizes, zipped
 
 ZIP_LIMIT = 200 << 20  # offer a zip download below this many bytes of output
 
@@ -26,10 +25,11 @@ s = st.session_state
 try:
     plan = shared.current_plan(data)
 except bucketing.BucketingError as error:
-    st.error(f"The plan on the Buckets page can't be used: {error}")
+    st.error(f"The plan on the Buckets page can't be used: {shared.shown(error)}")
     st.stop()
 
-st.markdown(f"**Plan:** {plan.describe()} — {', '.join(plan.names)}. Change it on the Buckets page.")
+st.markdown(f"**Plan:** {shared.shown(plan.describe())} — {shared.shown(', '.join(plan.names))}. "
+            "Change it on the Buckets page.")
 
 left, middle, right = st.columns([3, 1, 1])
 left.text_input("Output folder", **shared.bound("out_dir"),
@@ -51,21 +51,24 @@ seed = int(options[2].number_input("Seed", min_value=0, max_value=2**31 - 1, ste
                                    **shared.bound("seed")))
 val_fraction = float(val_fraction) if split else None
 
+names = output_names(plan, s["prefix"], len(data.skipped) > 0, cumulative, split)
 try:
     out = shared.allowed(s["out_dir"])
     if s["prefix"]:
         check_name(s["prefix"], "prefix")
-    check_output_dir(out, data.root)
+    check_output_dir(out, data.root, names)
+    existing = [name for name in names if os.path.lexists(out / name)]  # a link there counts (export refuses it)
 except bucketing.BucketingError as error:
-    st.error(str(error))
+    st.error(shared.shown(error))
+    st.stop()
+except OSError as error:  # e.g. a folder on the way that can't be searched
+    st.error(f"{shared.shown(s['out_dir'])} can't be used: {shared.shown(error.strerror)}")
     st.stop()
 
-names = output_names(plan, s["prefix"], len(data.skipped) > 0, cumulative, split)
-existing = [name for name in names if (out / name).exists()]
 overwrite = False
 if existing:
     overwrite = st.checkbox(f"Replace {counted(len(existing), 'existing file')} in "
-                            f"`{out}`: {', '.join(existing)}", key="confirm_overwrite")
+                            f"{shared.shown(out)}: {shared.shown(', '.join(existing))}", key="confirm_overwrite")
 
 if st.button("Export", type="primary", disabled=bool(existing) and not overwrite):
     values, _ = shared.column(data, plan.metric)
@@ -73,11 +76,13 @@ if st.button("Export", type="primary", disabled=bool(existing) and not overwrite
     try:
         manifest = bucketing.export(data, plan, out, values=values, prefix=s["prefix"], order=s["order"],
                                     overwrite=overwrite, cumulative=cumulative, val_fraction=val_fraction, seed=seed,
-                                    progress=lambda done, total: bar.progress(
-                                        min(done / max(total, 1), 1.0), text=f"Writing {human_bytes(done)}"))
+                                    roots=shared.roots(), progress=shared.stop_when_gone(lambda done, total: bar.progress(
+                                        min(done / max(total, 1), 1.0), text=f"Writing {human_bytes(done)}")))
+    except shared.SessionGone:
+        st.stop()  # the export was abandoned before anything was renamed into place
     except (bucketing.BucketingError, OSError) as error:
         bar.empty()
-        st.error(f"Nothing was written: {error}")
+        st.error(f"Nothing was written: {shared.shown(error)}")
         st.stop()
     bar.empty()
     source = s["source"]
@@ -93,9 +98,9 @@ if st.button("Export", type="primary", disabled=bool(existing) and not overwrite
 last = s.get("last_export")
 if last:
     manifest = last["manifest"]
-    st.success(f"Wrote {counted(manifest['totals']['rollouts'], 'rollout', ',')} to `{last['out']}`"
-               + (f" and {counted(manifest['totals']['skipped'], 'skipped line', ',')} to `{manifest['skipped_file']}`"
-                  if manifest["skipped_file"] else ""))
+    st.success(f"Wrote {counted(manifest['totals']['rollouts'], 'rollout', ',')} to {shared.shown(last['out'])}"
+               + (f" and {counted(manifest['totals']['skipped'], 'skipped line', ',')} to "
+                  f"{shared.shown(manifest['skipped_file'])}" if manifest["skipped_file"] else ""))
     st.dataframe(pd.DataFrame(manifest["buckets"])[["name", "file", "count", "lines", "share", "min", "max", "difficulty_rank"]],
                  hide_index=True, column_config={"share": st.column_config.NumberColumn(format="percent")})
     stages_and_splits = [f for f in manifest["files"] if f["cumulative"] or f["part"] != "all"]
@@ -106,18 +111,11 @@ if last:
     st.markdown("**The same export from the command line**")
     st.code(last["command"], language="bash", wrap_lines=True)
     written = [f["file"] for f in manifest["files"]] + [manifest["prefix"] + MANIFEST]
-    files = [Path(last["out"]) / name for name in written]
-    size = sum(f.stat().st_size for f in files if f.exists())
+    roots = shared.roots()  # now: the zip is made later, on the click, outside this run
+    size = sum(written_sizes(last["out"], written, roots).values())
     if size <= ZIP_LIMIT:
-
-        def zipped() -> bytes:
-            buffer = io.BytesIO()
-            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-                for name, f in zip(written, files):
-                    archive.write(f, name)  # sub-folders (cumulative/, train/, val/) kept
-            return buffer.getvalue()
-
-        st.download_button(f"Download all as .zip ({human_bytes(size)} before compression)", data=zipped,
+        st.download_button(f"Download all as .zip ({human_bytes(size)} before compression)",
+                           data=lambda: zipped(last["out"], written, roots, ZIP_LIMIT),
                            file_name="buckets.zip", mime="application/zip", on_click="ignore")
     with st.expander("manifest.json"):
         st.json(manifest, expanded=1)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import shlex
 
 import numpy as np
@@ -35,6 +37,12 @@ def go(at: AppTest, page: str) -> AppTest:
     return at
 
 
+def plain(markdown: str) -> str:
+    """What a markdown body shows once its backslash escapes and character references are undone (names
+    from the data are escaped by pages.common.text.literal)."""
+    return html.unescape(re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown))
+
+
 def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
@@ -65,7 +73,7 @@ def test_opens_on_the_bundled_sample(app):
     totals = bucketing.load(SAMPLE).totals
     assert metric(app, "Rollouts") == f"{totals['rollouts']:,}"
     assert metric(app, "Files") == str(totals["files"])
-    assert any("reward[].score" in m.value for m in app.markdown)
+    assert any("reward[].score" in plain(m.value) for m in app.markdown)
     assert app.get("plotly_chart")  # responses per rollout
 
 
@@ -89,7 +97,7 @@ def test_bad_folders_get_a_message_and_keep_the_loaded_data(app, tmp_path, where
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes.txt").write_text("hello")
     load_folder(app, where.format(tmp=tmp_path))
-    assert any(message in e.value for e in app.error), [e.value for e in app.error]
+    assert any(message in plain(e.value) for e in app.error), [e.value for e in app.error]
     assert metric(app, "Rollouts") == "240"  # still the sample
 
 
@@ -345,7 +353,7 @@ def test_the_preview_of_a_grouped_rollout_shows_every_line_s_response(app, tmp_p
     go(app, "buckets")
     easiest = app.selectbox(key="preview_bucket").options[0]
     app.selectbox(key="preview_bucket").set_value(easiest).run()
-    labels = [e.label for e in app.expander]
+    labels = [plain(e.label) for e in app.expander]
     assert labels and "1.jsonl:1 + 1 more lines" in labels[0] and "2 responses" in labels[0]
     texts = [t.value for t in app.text]
     assert "a1" in texts and "a2" in texts
@@ -389,7 +397,7 @@ def test_the_learnability_preset_is_one_click_with_its_counts(app):
 
 
 def plan_text(at: AppTest) -> str:
-    return next(m.value for m in at.markdown if m.value.startswith("**Plan:**"))
+    return next(plain(m.value) for m in at.markdown if m.value.startswith("**Plan:**"))
 
 
 def test_the_preset_borrows_the_metric_and_gives_it_back(app):
@@ -459,7 +467,7 @@ def test_compare_counts_each_pair_of_buckets_and_previews_a_cell(app):
             assert any(c.value.startswith(caption) for c in app.caption), caption
             assert len(app.expander) == min(5, expected)
             for shown in app.expander:  # titled "file:line · metric = value · ..."
-                rollout = rollout_at[shown.label.split(" · ")[0]]
+                rollout = rollout_at[plain(shown.label).split(" · ")[0]]
                 assert (ids["mean_reward"][rollout], ids["variance"][rollout]) == (row, col)
     agree = float((ids["mean_reward"] == ids["variance"]).mean())
     assert f"**{agree:.0%}** of the rollouts" in app.markdown[0].value

@@ -125,6 +125,16 @@ def test_the_app_is_safe_by_default_as_the_readme_says():
     assert ENV in section("The app") and "127.0.0.1" in section("The app")
 
 
+def test_the_shipped_config_turns_the_file_watcher_off_and_bounds_uploads():
+    """The watcher walks the app's folder, an allowed data root, and logs RecursionError on deep trees;
+    uploads are held in the server's memory, so one file may be no larger than 256 MB."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"].get("fileWatcherType") == "none"
+    assert config["server"]["maxUploadSize"] <= 256
+
+
 def collected(*files: str) -> int:
     import subprocess
     import sys

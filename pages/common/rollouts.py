@@ -6,16 +6,21 @@ import numpy as np
 import streamlit as st
 
 import bucketing
-from pages.common.shared import number, rollouts
+from pages.common.shared import number, rollouts, shown
 
 PREVIEW_CHARS = 600
 
 
 def show_rollouts(data: bucketing.Dataset, rows: np.ndarray, metrics: dict[str, np.ndarray], full: bool) -> None:
     """One expander per rollout, titled with where it is and its value of each metric in ``metrics``."""
-    for rollout, row in zip(rollouts(data, rows), rows):
+    try:
+        read = rollouts(data, rows)
+    except bucketing.BucketingError as error:  # an input shortened or removed since the load
+        st.error(f"The preview can't be read: {shown(error)}")
+        return
+    for rollout, row in zip(read, rows):
         values = " · ".join(f"{metric} = {number(column[row])}" for metric, column in metrics.items())
-        with st.expander(f"{rollout.where} · {values} · {len(rollout.scores)} responses", expanded=False):
+        with st.expander(f"{shown(rollout.where)} · {values} · {len(rollout.scores)} responses", expanded=False):
             if rollout.prompt is None:
                 st.code(clip(rollout.raw, full), language="json", wrap_lines=True)
                 continue

@@ -10,6 +10,7 @@ read-only between sessions.
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 import threading
@@ -22,13 +23,17 @@ import numpy as np
 import pandas as pd
 import plotly.colors
 import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 import bucketing
 from bucketing.metrics import METRICS
 from bucketing.preview import Rollout, preview
 from bucketing.roots import SAMPLE, allowed_roots, resolve_allowed
-from bucketing.sources import find_inputs
+from bucketing.sources import display, find_inputs
 from bucketing.summary import Comparison, Histogram, compare, histogram
+
+from .text import literal
 
 DEFAULTS: dict[str, Any] = {
     "k": 1,
@@ -52,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
     "compare_count": None,  # None: the bucket count of the Buckets page
 }
 STORE_SIZE = 3  # datasets kept in memory at once (all sessions together)
+NAME_MAX, PATH_MAX = 255, 4096  # Linux's limits for one name and for a whole path, in bytes
+UPLOADED = "the uploaded files"  # how messages name the session's upload folder (never its temporary path)
 
 
 @dataclass(frozen=True)
@@ -168,6 +175,27 @@ def upload_dir() -> Path:
     return Path(st.session_state["upload_dir"])
 
 
+def is_upload(path: Path) -> bool:
+    """Whether ``path`` is this session's folder of uploaded files."""
+    uploads = st.session_state.get("upload_dir")
+    return uploads is not None and Path(path) in (Path(uploads), Path(uploads).resolve())
+
+
+def source_name(source: Source) -> str:
+    """How a page names the loaded data: the folder's name, or "the uploaded files"."""
+    return UPLOADED if is_upload(source.path) else source.path.name
+
+
+def shown(message: object) -> str:
+    """An engine message (or a name) as markdown that shows it literally, the upload folder as "the uploaded files"."""
+    text = str(message)
+    uploads = st.session_state.get("upload_dir")
+    if uploads:
+        for folder in {str(Path(uploads).resolve()), str(uploads)}:
+            text = text.replace(folder, UPLOADED)
+    return literal(text)
+
+
 def roots() -> list[Path]:
     uploads = st.session_state.get("upload_dir")  # only a session that uploaded has one
     return allowed_roots(extra=[Path(uploads)] if uploads else [])
@@ -175,7 +203,23 @@ def roots() -> list[Path]:
 
 def allowed(text: str) -> Path:
     """The real path of a folder the user typed, if the app may use it (else BucketingError)."""
-    return resolve_allowed(text, roots())
+    path = resolve_allowed(text, roots())
+    check_length(path, text)
+    return path
+
+
+def check_length(path: Path, typed: str) -> None:
+    """Refuse a path the file system can't hold (a name over NAME_MAX bytes, the whole over PATH_MAX).
+
+    Checked here, on the text, because the system's own error comes late and in many forms: a
+    missing folder on the way hides it, and ``Path.exists`` raises it rather than saying False.
+    """
+    encoded = os.fsencode(path)
+    if len(encoded) >= PATH_MAX or any(len(part) > NAME_MAX for part in encoded.split(b"/")):
+        shown_text = typed.strip()
+        shown_text = shown_text if len(shown_text) <= 60 else shown_text[:60] + "…"
+        raise bucketing.BucketingError(f"{display(shown_text)} is too long a path (a name may have at most {NAME_MAX} "
+                                       f"bytes, a path {PATH_MAX - 1}); choose a shorter one")
 
 
 def sample_text() -> str:
@@ -189,14 +233,47 @@ def sample_text() -> str:
 # --- data ----------------------------------------------------------------------------------
 
 
+class SessionGone(Exception):
+    """This session's browser went away: its work stops, as nobody is left to see the result."""
+
+
+def session_alive(session_id: str | None) -> bool:
+    """Whether the session is still connected to a browser (True where no server runs, e.g. a bare script)."""
+    if session_id is None or not Runtime.exists():
+        return True
+    return bool(Runtime.instance().is_active_session(session_id))
+
+
+def this_session() -> str | None:
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return ctx.session_id if ctx else None
+
+
+def stop_when_gone(progress: Callable[[int, int], None] | None = None) -> Callable[[int, int], None]:
+    """A progress callback that raises :class:`SessionGone` once this session's browser has gone.
+
+    A load or export runs on the session's script thread to its end even after the tab closed (a big
+    .gz for minutes); the engine reports progress between pieces of work, and that is where it stops.
+    """
+    session = this_session()  # now, on the script thread: the engine may report from elsewhere
+
+    def report(done: int, total: int) -> None:
+        if not session_alive(session):
+            raise SessionGone()
+        if progress:
+            progress(done, total)
+
+    return report
+
+
 def open_source(path: Path, scores: str | None, group_by: str | None = None) -> Source:
-    files, _ = find_inputs(path)
+    files, _ = find_inputs(path, roots())  # a link to a file outside the allowed folders is passed over
     return Source(path, scores or None, tuple((f.rel, f.size, f.mtime_ns) for f in files), group_by or None)
 
 
 def load(source: Source, progress: Callable[[int, int], None] | None = None) -> bucketing.Dataset:
-    return store().get(("dataset", source), lambda: bucketing.load(
-        source.path, scores=source.scores, group_by=source.group_by, progress=progress))
+    return store().get(("dataset", source), lambda: bucketing.load(  # roots: no file through a link leading out
+        source.path, scores=source.scores, group_by=source.group_by, progress=progress, roots=roots()))
 
 
 def use_source(source: Source) -> None:
@@ -206,7 +283,7 @@ def use_source(source: Source) -> None:
 def dataset() -> bucketing.Dataset | None:
     """The session's loaded data (loading it again, without progress, if the store let it go)."""
     source = st.session_state.get("source")
-    return load(source) if source else None
+    return load(source, stop_when_gone()) if source else None
 
 
 def ensure_data() -> bucketing.Dataset | None:
@@ -215,12 +292,14 @@ def ensure_data() -> bucketing.Dataset | None:
         try:
             use_source(open_source(SAMPLE, None))
         except bucketing.BucketingError as error:
-            st.error(str(error))
+            st.error(shown(error))
             return None
     try:
         return dataset()
+    except SessionGone:
+        st.stop()
     except bucketing.BucketingError as error:
-        st.error(f"The data can't be read any more: {error}. Load it again on the Data page.")
+        st.error(f"The data can't be read any more: {shown(error)}. Load it again on the Data page.")
         return None
 
 
@@ -253,7 +332,17 @@ def rollouts(data: bucketing.Dataset, rows: np.ndarray) -> list[Rollout]:
     """Rollouts read back for a preview, kept: a drag reruns the page, and re-reading lines from a
     large .gz means decompressing up to them again."""
     key = ("preview", st.session_state["source"], tuple(int(r) for r in rows))
-    return store().get(key, lambda: preview(data, rows), size=32)
+    return store().get(key, lambda: _preview(data, rows), size=32)
+
+
+def _preview(data: bucketing.Dataset, rows: np.ndarray) -> list[Rollout]:
+    """The engine's preview; a file that went away since the load is a BucketingError like a shortened one."""
+    try:
+        return preview(data, rows)
+    except OSError as error:
+        where = f" {display(error.filename)}" if error.filename else ""
+        raise bucketing.BucketingError(f"input{where} can't be read any more: {error.strerror}; "
+                                       "load it again") from None
 
 
 # --- the plan ------------------------------------------------------------------------------
