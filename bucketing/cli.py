@@ -17,7 +17,7 @@ import numpy as np
 from .errors import BucketingError
 from .export import ORDERS, check_free, check_output_dir, export
 from .load import Dataset, load
-from .manifest import MANIFEST, build_manifest, read_manifest
+from .manifest import MANIFEST, build_manifest, output_folders, read_manifest
 from .metrics import MAX_K, METRICS, Params, get_metric
 from .plan import (
     MAX_BUCKETS,
@@ -137,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
     get_metric(metric)
     settled = _settled_plan(args, saved, metric)
     if not args.dry_run and not is_uri(args.output_dir) and not is_uri(args.input_dir):
-        check_output_dir(Path(args.output_dir), Path(args.input_dir))
+        folders = output_folders(args.cumulative, args.val_fraction is not None)  # refused now, not after the read
+        check_output_dir(Path(args.output_dir), Path(args.input_dir), [folder + "/" for folder in folders])
         if not args.overwrite:  # an earlier export there: say so now, not after the read (export checks every file)
             check_free(Path(args.output_dir), [args.prefix + MANIFEST])
     _say(human, f"\n{RULE}\n{_headline(args, saved, metric)}\n{RULE}\n")

@@ -157,8 +157,12 @@ def pread_pieces(fd: int, offset: int, count: int, piece: int = 1 << 20) -> Iter
         offset, count = offset + len(data), count - len(data)
 
 
-def _shrunk() -> BucketingError:
-    return BucketingError("an input file got shorter while it was copied; load the input again")
+class Shrunk(BucketingError):
+    """An input file ended before a line that was read from it."""
+
+
+def _shrunk() -> Shrunk:
+    return Shrunk("an input file got shorter while it was copied; load the input again")
 
 
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024

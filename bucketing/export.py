@@ -83,6 +83,7 @@ def export(
     check_unchanged(dataset)
     inputs = input_files(dataset)
     with Folder.open(out_dir, roots, create=True) as out, _locked(out):
+        check_output_dir(out.real, dataset.root, names)  # again, where the folder opened really is
         recover(out, set(inputs))  # an export killed while replacing another: finished first
         check_targets(out, names, inputs, overwrite)
         stale = sorted(earlier_outputs(out, manifest_name) - set(names))
@@ -190,7 +191,8 @@ def remove_leftovers(out: Folder) -> None:
 def check_output_dir(out: Path, root: Path | str, names: list[str] | tuple[str, ...] = ()) -> None:
     """No output file may land in the input folder or below it (the next run would read it).
 
-    ``names``: the output files, relative to ``out`` (``train/easy.jsonl`` lands in ``out/train``).
+    ``names``: the output files, relative to ``out`` (``train/easy.jsonl`` lands in ``out/train``;
+    ``train/`` stands for the folder).
     """
     if isinstance(root, str):  # a URI: no local folder to be inside of
         return

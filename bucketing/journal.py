@@ -145,14 +145,18 @@ def _write_journal(folder: Folder, state: str, moves: list[Move], stale: list[st
     temp = f"{TEMP_PREFIX}{os.urandom(6).hex()}-journal"
     fd = folder.open_file(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    folder.rename(temp, JOURNAL)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        folder.rename(temp, JOURNAL)
+    except BaseException:
+        folder.unlink(temp)  # a disk full mid-journal leaves nothing behind
+        raise
     if fsync:
         folder.sync()
 

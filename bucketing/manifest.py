@@ -185,6 +185,14 @@ def _number(value: float) -> float | None:
 # The names an export can write, for checking names read from an earlier manifest or a journal (hostile data):
 # a bucket, stage, split or skipped file, or the manifest; sub-folders only those the export makes.
 SUBFOLDERS = ("train", "val", "cumulative", "train/cumulative", "val/cumulative")
+
+
+def output_folders(cumulative: bool, split: bool) -> list[str]:
+    """The sub-folders an export with these options writes into ("train", "val/cumulative", ...)."""
+    return [folder for folder in SUBFOLDERS
+            if (cumulative or "cumulative" not in folder) and (split or folder.split("/")[0] not in PARTS)]
+
+
 _STEM = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,159}"
 _OUTPUT_NAME = re.compile(rf"(?:(?:train|val)/)?(?:cumulative/)?{_STEM}\.jsonl|[A-Za-z0-9._-]{{0,64}}{MANIFEST}")
 

@@ -54,8 +54,9 @@ def _open_below_root(path: Path, roots: list[Path], create: bool) -> int:
 class Folder:
     """An open directory; names are relative to it (``a/b.jsonl``), never ``..``, never through a link."""
 
-    def __init__(self, fd: int, path: Path):
+    def __init__(self, fd: int, path: Path, real: Path | None = None):
         self.fd, self.path = fd, path
+        self.real = real or path  # where the opened folder really is (no link, no "..")
         self.subfolders: dict[str, int] = {}  # "train/cumulative" -> fd, opened once
 
     @classmethod
@@ -65,7 +66,9 @@ class Folder:
         With ``roots`` (resolved), ``path`` must lie in one of them: it is then reached from that root
         one component at a time, made and opened without following a link, and checked once open.
         """
-        path = Path(os.path.abspath(path))
+        # With roots, no component below the root may be a link, so ".." read lexically is ".." on the
+        # disk; without, the path is left for the kernel to follow as typed (``a/link/..`` is link's parent).
+        path = Path(os.path.abspath(path)) if roots is not None else Path(os.getcwd(), path)
         try:
             if roots is None:
                 if create:
@@ -79,7 +82,7 @@ class Folder:
         if roots is not None and (real is None or not inside(real, roots)):
             os.close(fd)
             raise BucketingError(outside_message(path))
-        return cls(fd, path)
+        return cls(fd, path, real)
 
     def close(self) -> None:
         for fd in self.subfolders.values():

@@ -67,6 +67,8 @@ def find_inputs(root: str | os.PathLike, roots: list[Path] | None = None) -> tup
     swapped in meanwhile is caught.
     """
     if is_uri(root):
+        if roots is not None:  # file:// would reach any local file, s3:// any bucket: not inside a folder
+            raise BucketingError(f"input {display(root)} is a URI; only folders inside the allowed folders can be read")
         return _find_uri_inputs(root), []
     root = Path(root)
     try:

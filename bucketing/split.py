@@ -20,7 +20,7 @@ from typing import Callable, ContextManager
 
 import numpy as np
 
-from .copy import pread_pieces
+from .copy import Shrunk, pread_pieces
 from .errors import BucketingError
 from .load import Dataset
 from .sources import display
@@ -78,7 +78,7 @@ def rollout_digests(dataset: Dataset, open_source: SourceOpener) -> np.ndarray:
                     for data in pread_pieces(source, offset, length):
                         hasher.update(data)  # hashlib lets other threads run while it hashes large pieces
                     found += hasher.digest()
-        except BucketingError:
+        except Shrunk:  # said with the file's name; any other error is already said well
             raise BucketingError(f"{display(dataset.files[file_id].rel)} got shorter since it was read; "
                                  "load it again") from None
         digests[members] = np.frombuffer(found, dtype="<u8").reshape(-1, 2)

@@ -112,6 +112,15 @@ def test_a_file_swapped_for_a_link_after_loading_is_never_read(places, tmp_path)
         importlib.import_module("bucketing.preview").preview(data, [0])
 
 
+def test_a_uri_is_refused_where_roots_are_given(places):
+    """file:// (or s3://) would read any file, far from every allowed folder."""
+    allowed, outside = places
+    with pytest.raises(BucketingError, match="is a URI"):
+        find_inputs(f"file://{outside}", roots=[allowed])
+    with pytest.raises(BucketingError, match="is a URI"):
+        bucketing.load(f"file://{outside / 'secret.jsonl'}", roots=[allowed], workers=1)
+
+
 # --- 2. export never writes through a link ------------------------------------------------------
 
 
@@ -230,6 +239,55 @@ def test_swapping_the_output_folder_for_a_link_mid_export_sends_nothing_outside(
     assert list((outside / "trap").iterdir()) == []
 
 
+def test_dot_dot_after_a_link_is_where_the_export_writes_and_where_it_is_checked(tmp_path):
+    """``in/lnk/..`` is lnk's parent on the disk: the check and the writes must agree on it."""
+    data = bucketing.load(small_input(tmp_path / "in"), workers=1)
+    plan = bucketing.percentile_plan(data.values("mean_reward"), "mean_reward", 2)
+    (tmp_path / "elsewhere" / "sub").mkdir(parents=True)
+    (tmp_path / "in" / "lnk").symlink_to(tmp_path / "elsewhere" / "sub")
+    before = every_file(tmp_path / "in")
+    bucketing.export(data, plan, tmp_path / "in" / "lnk" / "..")
+    assert every_file(tmp_path / "in") == before  # not into the input, as the lexical path would say
+    assert (tmp_path / "elsewhere" / "manifest.json").is_file()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "back").symlink_to(tmp_path / "in")
+    (tmp_path / "in" / "deeper").mkdir()
+    with pytest.raises(BucketingError, match="inside the input"):  # other/back/deeper/.. is the input itself
+        bucketing.export(data, plan, tmp_path / "other" / "back" / "deeper" / "..")
+    assert every_file(tmp_path / "in") == before
+
+
+def test_with_roots_dot_dot_after_a_link_is_refused_where_it_lands_in_the_input(places):
+    allowed, outside = places
+    data = bucketing.load(small_input(allowed / "in"), roots=[allowed], workers=1)
+    plan = bucketing.percentile_plan(data.values("mean_reward"), "mean_reward", 2)
+    (allowed / "in" / "lnk").symlink_to(outside)
+    before = every_file(allowed / "in")
+    with pytest.raises(BucketingError, match="inside the input"):  # read below the root as in/lnk/.. = in
+        bucketing.export(data, plan, allowed / "in" / "lnk" / "..", roots=[allowed])
+    assert every_file(allowed / "in") == before
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.jsonl"]
+
+
+def test_a_parent_swapped_for_a_link_into_the_input_after_the_check_is_refused(tmp_path, monkeypatch):
+    data = bucketing.load(small_input(tmp_path / "in"), workers=1)
+    plan = bucketing.percentile_plan(data.values("mean_reward"), "mean_reward", 2)
+    (tmp_path / "parent" / "out").mkdir(parents=True)
+    (tmp_path / "in" / "out").mkdir()
+    before = every_file(tmp_path / "in")
+    real_check = export_module.check_unchanged
+
+    def swap_then_check(dataset):  # after the first check, before the folder is opened
+        (tmp_path / "parent").rename(tmp_path / "moved")
+        (tmp_path / "parent").symlink_to(tmp_path / "in")
+        return real_check(dataset)
+
+    monkeypatch.setattr(export_module, "check_unchanged", swap_then_check)
+    with pytest.raises(BucketingError, match="inside the input"):
+        bucketing.export(data, plan, tmp_path / "parent" / "out")
+    assert every_file(tmp_path / "in") == before
+
+
 # --- 7. a kill at any rename of a replacing export: the old or the new export, never a mix ----------------
 
 
@@ -320,6 +378,41 @@ def test_a_planted_journal_is_refused_and_touches_nothing(places):
     assert (outside / "secret.jsonl").exists()
 
 
+def test_a_journal_that_cannot_be_written_leaves_the_old_export_and_no_temp_file(tmp_path, monkeypatch):
+    data = bucketing.load(small_input(tmp_path / "in"), workers=1)
+    out = tmp_path / "out"
+    bucketing.export(data, bucketing.percentile_plan(data.values("mean_reward"), "mean_reward", 2), out)
+    before = every_file(out)
+    real_rename = Folder.rename
+
+    def full_disk_at_the_journal(self, source, target):
+        if target == JOURNAL:
+            raise OSError(28, "No space left on device")
+        return real_rename(self, source, target)
+
+    monkeypatch.setattr(Folder, "rename", full_disk_at_the_journal)
+    with pytest.raises(OSError):
+        bucketing.export(data, bucketing.percentile_plan(data.values("mean_reward"), "mean_reward", 3), out,
+                         overwrite=True)
+    assert every_file(out) == before  # no temp file, no journal, the old export whole
+
+
+def test_a_file_swapped_while_the_split_hashes_it_is_named_for_what_happened(tmp_path):
+    """The split's own message is for a file that got shorter; any other is passed on as it is."""
+    folder = tmp_path / "in"
+    write_lines(folder / "a.jsonl", [json.dumps({"reward": [{"score": i / 9}]}).encode() for i in range(9)])
+    data = bucketing.load(folder, workers=1)
+    assert data.keys is None  # ungrouped: the split hashes each line's bytes
+    plan = bucketing.percentile_plan(data.values("mean_reward"), "mean_reward", 2)
+    victim = folder / "a.jsonl"
+    twin = tmp_path / "twin.jsonl"
+    twin.write_bytes(victim.read_bytes())
+    os.utime(twin, ns=(victim.stat().st_atime_ns, victim.stat().st_mtime_ns))
+    twin.replace(victim)
+    with pytest.raises(BucketingError, match="not the file that was loaded"):
+        bucketing.export(data, plan, tmp_path / "out", val_fraction=0.3)
+
+
 # --- 8. outputs inside an input folder -----------------------------------------------------------------
 
 
@@ -331,6 +424,14 @@ def test_an_output_file_landing_inside_the_input_folder_is_refused(tmp_path, fla
     result = run_cli("-i", inputs, "-o", tmp_path / "d", *flags)
     assert result.returncode == 2 and one_line(result.stderr) and "inside the input directory" in result.stderr
     assert every_file(tmp_path) == before
+
+
+def test_the_command_line_refuses_an_output_inside_the_input_before_reading(tmp_path):
+    inputs = tmp_path / "d" / "train"
+    shutil.copytree(SAMPLE, inputs)
+    result = run_cli("-i", inputs, "-o", tmp_path / "d", "--val-fraction", "0.2", "--cumulative")
+    assert result.returncode == 2 and "inside the input directory" in result.stderr
+    assert "Reading" not in result.stdout + result.stderr and "Found" not in result.stdout
 
 
 # --- 10. more input files than open files allowed ---------------------------------------------------------
