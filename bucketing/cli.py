@@ -25,6 +25,7 @@ from .plan import (
     TIES,
     Plan,
     check_name,
+    cut_lines,
     default_names,
     percentile_names,
     percentile_plan,
@@ -173,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
     plan, values = _make_plan(args, metric, data, settled)
     manifest = build_manifest(data, plan, values, args.prefix, args.order)
     _print_summary(human, manifest, values, plan)
+    for warning in manifest["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
 
     if not args.dry_run:
         bar = None if args.json else ProgressBar("Writing")
@@ -313,7 +316,8 @@ def _settled_plan(args: argparse.Namespace, saved: dict | None, metric: str) -> 
 def _make_plan(args: argparse.Namespace, metric: str, data: Dataset, settled: Plan | None) -> tuple[Plan, np.ndarray]:
     """The plan to apply and the metric's value for every rollout."""
     if settled:
-        return settled, _finite_values(data, settled.metric, settled.params)
+        values = _finite_values(data, settled.metric, settled.params)
+        return settled.fitted(np.sort(values)), values  # a saved split tie, counted on these data
     params = _params(args)
     values = _finite_values(data, metric, params)
     return percentile_plan(values, metric, _num_buckets(args), args.bucket_names, args.ties or "keep", params), values
@@ -363,13 +367,16 @@ def _print_summary(out, manifest: dict, values: np.ndarray, plan: Plan) -> None:
     _say(out, f"\nDifficulty percentiles ({plan.metric}, {manifest['direction']}):")
     for point, value in zip(points, np.percentile(values, points)):
         _say(out, f"  {point:3.0f}%: {value:.4f}")
+    _say(out, "\nCut points used:")
+    for line in cut_lines(plan, np.sort(values)):
+        _say(out, f"  {line}")
     _say(out, "\nBucket statistics (easiest first):")
     width = max(len(b["name"]) for b in manifest["buckets"])
-    for bucket, spec in zip(manifest["buckets"], plan.buckets):
-        seen = "empty" if bucket["min"] is None else f"values {bucket['min']:.4g} .. {bucket['max']:.4g}"
+    for bucket in manifest["buckets"]:
+        seen = bucket["note"] or f"values {bucket['min']:.4g} .. {bucket['max']:.4g}"
         rollouts = "rollout " if bucket["count"] == 1 else "rollouts"
         _say(out, f"  {bucket['name']:<{width}}  {bucket['count']:>8} {rollouts}  {bucket['share']:6.1%}  "
-                  f"{spec.describe_range(plan.metric)}  ({seen})")
+                  f"{bucket['range']}  ({seen})")
     if manifest["k_exceeds_n"]:
         few = counted(manifest["k_exceeds_n"], "rollout", verb=("has", "have"))
         _say(out, f"Note: {few} fewer than k={plan.params.k} responses; "

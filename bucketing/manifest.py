@@ -16,7 +16,7 @@ from . import __version__
 from .errors import BucketingError
 from .load import Dataset
 from .metrics import get_metric
-from .plan import Plan, SavedBucket, SavedParams, SavedPlan, bucket_stats, check_saved_plan
+from .plan import Plan, SavedBucket, SavedParams, SavedPlan, bucket_stats, check_saved_plan, plan_warnings
 from .sources import display
 
 VERSION = 1
@@ -67,39 +67,24 @@ def output_names(plan: Plan, prefix: str, with_skipped: bool, cumulative: bool =
     return [o.name for o in outputs(plan, prefix, with_skipped, cumulative, split)] + [prefix + MANIFEST]
 
 
-def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str = "", order: str = "input",
-                   ids: np.ndarray | None = None) -> dict:
-    """The manifest's content (also what ``--json`` prints); ``ids``: ``plan.assign(values)`` when at hand."""
-    files = file_names(plan, prefix)
-    stats = bucket_stats(plan, np.sort(values))
-    ids = plan.assign(values) if ids is None else ids
-    lines = np.bincount(ids, weights=dataset.lines_per_rollout(), minlength=len(plan.buckets))
-    reasons = dataset.skipped_summary
+def plan_record(plan: Plan, ordered: np.ndarray) -> dict:
+    """What a manifest says of a plan applied to values ``ordered`` (ascending): enough to apply it again
+    (:func:`bucketing.plan.plan_from_manifest`), and every bucket's size, range and why it is empty."""
+    stats = bucket_stats(plan, ordered)
     return {
-        "version": VERSION,
-        "tool": f"bucketing {__version__}",
         "metric": plan.metric,
         "direction": get_metric(plan.metric).direction,
-        "params": {
-            "k": plan.params.k,
-            "pass_threshold": plan.params.pass_threshold,
-            "scores": dataset.score_path,
-            "scores_detected": dataset.detected,
-            "group_by": list(dataset.layout.group_by),
-            "layout": dataset.layout.name or None,  # the known layout detected, e.g. "verl dump"
-        },
+        "params": {"k": plan.params.k, "pass_threshold": plan.params.pass_threshold},
         "mode": plan.mode,
         "preset": plan.preset,
         "ties": plan.ties,
         "cuts": list(plan.cuts),
-        "order": order,
-        "prefix": prefix,
+        "cut_ties": [None if tie is None else {"tied": tie.tied, "below": tie.below} for tie in plan.cut_ties],
+        "warnings": plan_warnings(plan, ordered),
         "buckets": [
             {
                 "name": name,
-                "file": files[name],
                 "count": int(count),
-                "lines": int(bucket_lines),
                 "share": float(share),
                 "min": _number(low),
                 "max": _number(high),
@@ -107,10 +92,38 @@ def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str
                 "upper": bucket.upper,
                 "difficulty_rank": bucket.rank,
                 "label": bucket.label,
+                "range": text,
+                "note": note or None,
             }
-            for name, count, share, low, high, bucket, bucket_lines in zip(
-                stats["name"], stats["count"], stats["share"], stats["min"], stats["max"], plan.buckets, lines)
+            for name, count, share, low, high, bucket, text, note in zip(
+                stats["name"], stats["count"], stats["share"], stats["min"], stats["max"], plan.buckets,
+                plan.ranges(), stats["note"])
         ],
+    }
+
+
+def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str = "", order: str = "input",
+                   ids: np.ndarray | None = None) -> dict:
+    """The manifest's content (also what ``--json`` prints); ``ids``: ``plan.assign(values)`` when at hand."""
+    files = file_names(plan, prefix)
+    record = plan_record(plan, np.sort(values))
+    ids = plan.assign(values) if ids is None else ids
+    lines = np.bincount(ids, weights=dataset.lines_per_rollout(), minlength=len(plan.buckets))
+    for bucket, bucket_lines in zip(record["buckets"], lines):
+        bucket["file"], bucket["lines"] = files[bucket["name"]], int(bucket_lines)
+    record["params"].update({
+        "scores": dataset.score_path,
+        "scores_detected": dataset.detected,
+        "group_by": list(dataset.layout.group_by),
+        "layout": dataset.layout.name or None,  # the known layout detected, e.g. "verl dump"
+    })
+    reasons = dataset.skipped_summary
+    return {
+        "version": VERSION,
+        "tool": f"bucketing {__version__}",
+        **record,
+        "order": order,
+        "prefix": prefix,
         "skipped_file": prefix + SKIPPED if dataset.skipped_lines else None,
         "totals": dataset.totals,
         "skipped": {reason: info["count"] for reason, info in reasons.items()},
