@@ -33,6 +33,7 @@ from .plan import (
     threshold_plan,
 )
 from .progress import ProgressBar, counted, human_bytes
+from .scorepath import ScorePath
 from .sources import DEFAULT_MAX_LINE_BYTES, display, is_uri
 from .split import check_fraction
 
@@ -86,7 +87,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("--pass-threshold", type=float, metavar="T", help="a response passes when its score >= this (default: 0.5)")
     add("--ties", choices=TIES, help="keep: equal values share a bucket (default); split: exactly equal sizes")
     add("--order", choices=ORDERS, default="input", help="line order inside each bucket file (default: input)")
-    add("--scores", metavar="PATH", help="where each line's scores are, e.g. reward[].score, rewards[], score (default: detected)")
+    add("--scores", metavar="PATH", nargs="+",
+        help="where each line's scores are, e.g. reward[].score, rewards[0], '[\"mean/reward\"]'; several paths: "
+             "a response's score is their sum (default: detected)")
+    add("--score-weights", metavar="W", nargs="+", type=float,
+        help="with several --scores paths: the weight of each in the sum (the trainer's reward weights)")
     add("--group-by", metavar="FIELD[,FIELD]",
         help="lines with equal values of these fields are one rollout, across files (e.g. input; step,input)")
     add("--overwrite", action="store_true",
@@ -265,6 +270,10 @@ def _ray_engine():
 
 
 def _check_flags(args: argparse.Namespace) -> None:
+    if args.scores:  # several paths are one sum: "a + b", or weighted "0.7 * a + 0.3 * b"
+        args.scores = ScorePath.parse(" + ".join(args.scores), args.score_weights).text
+    elif args.score_weights:
+        raise BucketingError("--score-weights needs --scores with the paths they weigh")
     if not args.dry_run and not args.output_dir:
         raise BucketingError("-o/--output-dir is required (or pass --dry-run)")
     if args.engine != "ray":

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from .errors import BucketingError
-from .layout import Layout
+from .layout import FILE, Layout
 from .scorepath import BadScores, ScorePath
 from .sources import BOM, InputFile, display, read_blocks
 
@@ -43,6 +43,12 @@ DUMPS = (
     Shape("verl dump", "score", ("input",), needs=("output",)),
     Shape("SkyRL dump", "score", ("input_prompt",), needs=("output_response",)),
     Shape("NeMo-RL dump", "rewards", ("idx",), needs=("content",)),
+    # NeMo-Gym rollouts: the task's index when the rollouts carry it, else the prompt itself
+    Shape("NeMo-Gym rollouts", "reward", ("_ng_task_index",), needs=("responses_create_params",)),
+    Shape("NeMo-Gym rollouts without a task index", "reward", ("responses_create_params.input",),
+          needs=("responses_create_params",)),
+    # verifiers eval results: example_id numbers the questions of one run's file, and restarts in the next
+    Shape("verifiers results", "reward", (FILE, "example_id"), needs=("prompt", "completion")),
 )
 # One line per prompt, its responses' scores in a list:
 PER_PROMPT = tuple(
@@ -63,31 +69,40 @@ def detect_layout(files: list[InputFile], group_by: tuple[str, ...] = ()) -> Lay
         shapes = [Shape("", path, group_by) for path in (*CANDIDATES, *ONE_SCORE)]
     else:
         shapes = list(SHAPES)
-    hits = [sum(shape.fits(obj) for obj in objects) for shape in shapes]
+    hits = [sum(shape.fits(obj) for _, obj in objects) for shape in shapes]
     best = max(range(len(shapes)), key=lambda i: (hits[i], -i))
     if hits[best]:
         shape = shapes[best]
         return Layout(shape.scores, shape.group_by, name=shape.name)
-    fields = sorted({key for obj in objects for key in obj})
-    seen = f"fields seen: {', '.join(fields[:20])}"
-    where = display(files[0].rel)
-    single = [path for path in ONE_SCORE if any(Shape("", path).fits(obj) for obj in objects)]
+    seen = fields_seen(objects)
+    single = [path for path in ONE_SCORE if any(Shape("", path).fits(obj) for _, obj in objects)]
     if single and not group_by:
         raise BucketingError(
-            f"{where} has one score per line at {single[0]}, but nothing says which lines are the same prompt "
+            f"the lines have one score each at {single[0]}, but nothing says which lines are the same prompt "
             f"({seen}); pass --group-by FIELD (e.g. the prompt's field), or --scores {single[0]} to make "
             "each line its own rollout"
         )
     tried = ", ".join(dict.fromkeys(shape.scores for shape in shapes))
     raise BucketingError(
-        f"can't tell where the scores are in {where}: none of {tried} holds numbers ({seen}); "
+        f"can't tell where the scores are: none of {tried} holds numbers ({seen}); "
         "pass --scores PATH, e.g. --scores reward[].score"
     )
 
 
-def sample_objects(files: list[InputFile]) -> list[dict]:
-    """JSON objects from the first lines of the first files."""
-    objects: list[dict] = []
+def fields_seen(objects: list[tuple[InputFile, dict]], shown: int = 3) -> str:
+    """The top-level fields of the sampled lines, file by file: ``fields seen in a.jsonl: x, y; in b.jsonl: z``."""
+    by_file: dict[str, set[str]] = {}
+    for file, obj in objects:
+        by_file.setdefault(file.rel, set()).update(obj)
+    parts = [f"in {display(rel)}: {', '.join(display(key) for key in sorted(keys)[:20])}"
+             for rel, keys in list(by_file.items())[:shown]]
+    more = f"; and {len(by_file) - shown} more files" if len(by_file) > shown else ""
+    return "fields seen " + "; ".join(parts) + more
+
+
+def sample_objects(files: list[InputFile]) -> list[tuple[InputFile, dict]]:
+    """JSON objects from the first lines of the first files, each with its file."""
+    objects: list[tuple[InputFile, dict]] = []
     for file in files[:5]:
         block = next(read_blocks(file), None)
         if block is None:
@@ -99,7 +114,7 @@ def sample_objects(files: list[InputFile]) -> list[dict]:
             except (ValueError, RecursionError):
                 continue
             if isinstance(value, dict):
-                objects.append(value)
+                objects.append((file, value))
         if len(objects) >= SAMPLE_LINES:
             break
     return objects

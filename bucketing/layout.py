@@ -27,11 +27,21 @@ import msgspec
 import simdjson
 
 from .errors import BucketingError
-from .scorepath import MISSING_GROUP, TOO_DEEP, BadScores, ScorePath
+from .scorepath import (
+    EACH,
+    MISSING_GROUP,
+    TOO_DEEP,
+    BadScores,
+    ScorePath,
+    Step,
+    parse_field,
+    path_text,
+    split_outside_keys,
+)
 
 KEY_BYTES = 16  # one group key per line: a BLAKE2b digest of the group fields' values
+FILE = "@file"  # a group "field" that is the file a line is in: lines group only within one file
 SHORT_LINE = 1 << 20  # longer lines are read by msgspec (see above)
-_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z_][A-Za-z0-9_\-]*)*$")
 _CANONICAL = msgspec.json.Encoder(order="sorted")
 _UNSET = msgspec.UNSET
 
@@ -40,15 +50,12 @@ def parse_group_by(text: str | list[str] | tuple[str, ...] | None) -> tuple[str,
     """``"step,input"`` or ``["step", "input"]`` -> ``("step", "input")``; None or ``[]`` -> ``()``."""
     if text is None or (not text and not isinstance(text, str)):
         return ()
-    parts = text.split(",") if isinstance(text, str) else [p for item in text for p in item.split(",")]
-    fields = tuple(part.strip() for part in parts if part.strip())
-    if not fields:
+    items = [text] if isinstance(text, str) else list(text)
+    parts = [part.strip() for item in items for part in split_outside_keys(item, ",")]
+    if not any(parts):
         raise BucketingError(f"--group-by {text!r} names no field: give one or more, e.g. input or step,input")
-    for field in fields:
-        if not _FIELD.match(field):
-            raise BucketingError(
-                f"--group-by {field!r} is not a field: use field names joined by '.', e.g. input or extra_info.index"
-            )
+    fields = tuple(part if part == FILE else path_text(tuple((key, None) for key in parse_field(part)))
+                   for part in parts if part)
     if len(set(fields)) < len(fields):
         raise BucketingError(f"--group-by names a field twice: {','.join(fields)}")
     return fields
@@ -77,6 +84,18 @@ class Layout:
     def grouped(self) -> bool:
         return bool(self.group_by)
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The group fields read from a line (``@file`` is not one)."""
+        return tuple(field for field in self.group_by if field != FILE)
+
+    def file_key(self, rel: str) -> Callable[[bytes], bytes] | None:
+        """With ``@file``: turns a line's group key into one that is equal only within file ``rel``."""
+        if FILE not in self.group_by:
+            return None
+        name = rel.encode("utf-8", "surrogatepass")
+        return lambda key: _digest([name, key])
+
     def short_lines(self) -> Callable[[Any], list[float | int]] | None:
         """A new reader of short lines, ``read(line) -> scores``, with its own parser (one per scan).
 
@@ -86,11 +105,12 @@ class Layout:
         None for a grouping layout: its key hashes the group values' raw JSON, which only
         msgspec hands over (simdjson makes a str of a prompt to encode it again: 40 % slower).
         """
-        if self.grouped:
+        if self.grouped or not _plain(self.path):
             return None
         parse = simdjson.Parser().parse
-        field = self.path.steps[0][0]
-        scores_of = _walker(self.path.steps, self.booleans)
+        steps = _listed(self.path.steps)
+        field = steps[0][0]
+        scores_of = _walker(steps, self.booleans)
 
         def read(line: Any) -> list[float | int]:
             try:
@@ -116,16 +136,31 @@ class Layout:
 
     def describe(self) -> str:
         """One line for people: what a rollout is and where its scores are."""
-        unit = f"lines with equal {', '.join(self.group_by)}" if self.group_by else "one line"
+        within = " in the same file" if FILE in self.group_by else ""
+        unit = (f"lines with equal {', '.join(self.fields)}{within}" if self.fields
+                else "the lines of one file" if self.group_by else "one line")
         known = f"{self.name}: " if self.name else ""
         return f"{known}one rollout = {unit}; scores at {self.scores}"
+
+    def group_values(self, value: Any, rel: str) -> dict[str, Any]:
+        """What a line of file ``rel`` is grouped by: each group field's value (None where it has none)."""
+        found: dict[str, Any] = {}
+        for field in self.group_by:
+            if field == FILE:
+                found[field] = rel
+                continue
+            item = value
+            for step in parse_field(field):
+                item = item.get(step) if isinstance(item, dict) else None
+            found[field] = item
+        return found
 
     def key_of_value(self, value: dict) -> bytes:
         """The group key of an already-parsed line (the slow path); raises :class:`BadScores`."""
         parts = []
-        for field in self.group_by:
+        for field in self.fields:
             item: Any = value
-            for step in field.split("."):
+            for step in parse_field(field):
                 if not isinstance(item, dict) or step not in item:
                     raise BadScores(MISSING_GROUP, f"no field {field}")
                 item = item[step]
@@ -196,21 +231,60 @@ class LineReader:
     key: Callable[[Any], bytes] | None
 
 
+def _plain(path: ScorePath) -> bool:
+    """One path of fields and ``[]``: the shape the typed readers below declare (no index, no sum)."""
+    return path.single and all(op in (None, EACH) for _, op in path.steps)
+
+
+def _listed(steps: tuple[Step, ...]) -> tuple[tuple[str, bool], ...]:
+    """A plain path's steps as ``(field, is_list)``."""
+    return tuple((key, op == EACH) for key, op in steps)
+
+
 @lru_cache(maxsize=32)
 def _reader(scores: str, group_by: tuple[str, ...], booleans: bool) -> LineReader:
     path = ScorePath(scores, booleans)
-    groups = {i: tuple(field.split(".")) for i, field in enumerate(group_by)}
+    firsts = list(dict.fromkeys(steps[0][0] for _, steps in path.terms))  # the top-level fields the scores need
+    grouped, group_by = bool(group_by), tuple(field for field in group_by if field != FILE)
+    groups = {i: parse_field(field) for i, field in enumerate(group_by)}
     for field, steps in zip(group_by, groups.values()):
-        if steps[0] == path.steps[0][0]:
+        if steps[0] in firsts:
             raise BucketingError(f"--group-by {field} and the scores at {scores} share the field {steps[0]}; "
                                  "group by a field outside the scores")
-    score_type = _score_type(path.steps[1:], bool | float if booleans else float)
     fields, rename, reach = _group_fields(groups, 0)
-    fields.insert(0, ("s", list[score_type] if path.steps[0][1] else score_type))
-    rename["s"] = path.steps[0][0]
+    if _plain(path):
+        steps = _listed(path.steps)
+        score_type = _score_type(steps[1:], bool | float if booleans else float)
+        fields.insert(0, ("s", list[score_type] if steps[0][1] else score_type))
+        rename["s"] = steps[0][0]
+        extract = _extractor(steps)
+    else:  # an index or a sum: the fields the scores need, raw, walked once decoded
+        for i, first in enumerate(firsts):
+            fields.insert(i, (f"t{i}", msgspec.Raw, _UNSET))
+            rename[f"t{i}"] = first
+        extract = _raw_extractor(path, firsts)
     line_type = msgspec.defstruct("_Line", fields, rename=rename)
-    key = _key_function([(field, reach[i]) for i, field in enumerate(group_by)]) if group_by else None
-    return LineReader(msgspec.json.Decoder(line_type).decode, _extractor(path.steps), key)
+    key = _key_function([(field, reach[i]) for i, field in enumerate(group_by)]) if grouped else None
+    return LineReader(msgspec.json.Decoder(line_type).decode, extract, key)
+
+
+def _raw_extractor(path: ScorePath, firsts: list[str]) -> Callable[[Any], list]:
+    """``obj -> [scores]`` for a path with an index or a sum of paths, from the raw top-level fields."""
+    attributes = [f"t{i}" for i in range(len(firsts))]
+
+    def extract(obj: Any) -> list:
+        value = {}
+        for first, attribute in zip(firsts, attributes):
+            raw = getattr(obj, attribute)
+            if raw is _UNSET:
+                raise Refused
+            value[first] = msgspec.json.decode(raw)
+        try:
+            return path.scores_of(value)
+        except BadScores:
+            raise Refused from None
+
+    return extract
 
 
 def _score_type(steps: tuple[tuple[str, bool], ...], score: Any) -> Any:
@@ -249,6 +323,8 @@ def _group_fields(paths: dict[int, tuple[str, ...]], depth: int) -> tuple[list, 
 
 
 def _key_function(getters: list[tuple[str, tuple[str, ...]]]) -> Callable[[Any], bytes]:
+    if not getters:  # @file alone: every line of a file is one rollout
+        return lambda obj: _digest([])
     if len(getters) == 1 and len(getters[0][1]) == 1:  # one top-level field, the usual case: no loops
         field, (attribute,) = getters[0]
 

@@ -110,7 +110,11 @@ class Dataset:
         return np.asarray(get_metric(metric).compute(self.scores, params), dtype=np.float64)
 
     def table(self, params: Params = Params()) -> pd.DataFrame:
-        """One row per rollout: file, line, offset, length (of its first line), n, lines and every metric."""
+        """One row per rollout: file, line, offset, length (of its first line), n, lines, and every metric.
+
+        Grouped data also get ``group_key``: a 64-bit number equal for the lines of one group (one prompt);
+        :func:`bucketing.preview.preview` reads a row's group field values back.
+        """
         import pandas as pd
 
         names = file_labels(self.files)
@@ -125,6 +129,8 @@ class Dataset:
                 "lines": self.lines_per_rollout(),
             }
         )
+        if self.keys is not None:  # which prompt: equal for the rollouts of one group (preview.preview shows its fields)
+            table["group_key"] = self.keys[:, 0]
         for name, values in compute_all(self.scores, params).items():
             table[name] = values
         return table

@@ -11,6 +11,7 @@ import json
 import re
 from array import array
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import msgspec
 import numpy as np
@@ -75,7 +76,8 @@ def scan(chunk: Chunk) -> ChunkResult:
     layout = chunk.layout
     read_short = layout.short_lines()
     reader = layout.reader
-    decode, extract, key_of = reader.decode, reader.scores, reader.key
+    in_file = layout.file_key(chunk.file.rel)  # --group-by @file,...: keys equal only within this file
+    decode, extract, key_of = reader.decode, reader.scores, _within(reader.key, in_file)
     result = ChunkResult(chunk)
     rows, all_scores, keys, skipped = result.rows, result.scores, result.keys, result.skipped
     limit = chunk.max_line_bytes
@@ -155,6 +157,8 @@ def scan(chunk: Chunk) -> ChunkResult:
                     objects += 1
                 else:
                     scores, key, reason, detail, is_object = second_look(bytes(line), layout, at_eof=newline < 0)
+                    if key is not None and in_file is not None:
+                        key = in_file(key)
                     objects += is_object
                     if scores and not in_range(scores):
                         scores, reason, detail = None, sp.NOT_FINITE, _out_of_range(scores)
@@ -173,6 +177,13 @@ def scan(chunk: Chunk) -> ChunkResult:
     result.lines, result.objects, result.blank = n, objects, blank
     result.closes_document = chunk.stop is None and last_closer > 0 and last_closer == last_line
     return result
+
+
+def _within(key_of: Callable[[Any], bytes] | None, in_file: Callable[[bytes], bytes] | None):
+    """The group key reader, made file-specific for ``@file`` layouts."""
+    if key_of is None or in_file is None:
+        return key_of
+    return lambda obj: in_file(key_of(obj))
 
 
 def _too_long(length: int, limit: int) -> str:

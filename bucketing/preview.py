@@ -25,6 +25,7 @@ class Rollout:
     prompt: str | None  # None when no known prompt field was found
     responses: list[str] | None
     raw: str  # the lines shown, as text
+    group: dict[str, Any] | None = None  # grouped rollouts: the value of each field grouped by ("@file": the file)
 
 
 def read_line(dataset: Dataset, index: int) -> bytes:
@@ -70,7 +71,11 @@ def preview(dataset: Dataset, rows: Sequence[int], max_lines: int = MAX_LINES) -
         where = dataset.where(int(dataset.line_columns["file_id"][first]), int(dataset.line_columns["line"][first]))
         if len(indices) > 1:
             where += f" + {len(indices) - 1} more lines"
-        result.append(Rollout(where, scores, prompt, responses or None, "\n".join(texts)))
+        group = None
+        if dataset.layout.grouped:
+            rel = dataset.files[int(dataset.line_columns["file_id"][first])].rel
+            group = dataset.layout.group_values(values[0], rel)
+        result.append(Rollout(where, scores, prompt, responses or None, "\n".join(texts), group))
     return result
 
 

@@ -253,6 +253,12 @@ def test_output_inside_input_is_refused(tmp_path, sample_dir):
         ("rewards_list_layout.jsonl", ["--scores", "rewards[]"], "rewards[]", [], 2),
         ("verl_rollout_dump_12.jsonl", ["--scores", "score"], "score", [], 8),  # named scores: one line, one rollout
         ("verl_rollout_dump_12.jsonl", ["--group-by", "step,input"], "score", ["step", "input"], 2),
+        ("nemo_gym_rollouts.jsonl", [], "reward", ["_ng_task_index"], 3),
+        ("verifiers_results_run0.jsonl", [], "reward", ["@file", "example_id"], 3),
+        ("slash_keys_layout.jsonl", ["--scores", '["rewards/accuracy"][]'], '["rewards/accuracy"][]', [], 3),
+        ("verifiers_results_run0.jsonl", ["--scores", "correct_answer_reward_func", "format_reward_func",
+                                          "--group-by", "@file,example_id"],
+         "correct_answer_reward_func + format_reward_func", ["@file", "example_id"], 3),
     ],
 )
 def test_layouts_are_detected_or_given(tmp_path, layout, flags, scores, group_by, rollouts):

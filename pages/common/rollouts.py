@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import streamlit as st
 
@@ -21,6 +23,9 @@ def show_rollouts(data: bucketing.Dataset, rows: np.ndarray, metrics: dict[str, 
     for rollout, row in zip(read, rows):
         values = " · ".join(f"{metric} = {number(column[row])}" for metric, column in metrics.items())
         with st.expander(f"{shown(rollout.where)} · {values} · {len(rollout.scores)} responses", expanded=False):
+            if rollout.group:
+                st.caption("Grouped by " + " · ".join(f"{shown(field)} = {shown(clip(_value(value), False))}"
+                                                      for field, value in rollout.group.items()))
             if rollout.prompt is None:
                 st.code(clip(rollout.raw, full), language="json", wrap_lines=True)
                 continue
@@ -30,6 +35,11 @@ def show_rollouts(data: bucketing.Dataset, rows: np.ndarray, metrics: dict[str, 
             for i, score in enumerate(rollout.scores):
                 st.markdown(f"**Response {i + 1}** · score `{score:g}`")
                 st.text(clip(responses[i] if i < len(responses) else "", full))
+
+
+def _value(value: object) -> str:
+    """A group field's value as compact JSON text (a string as it is)."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def clip(text: str, full: bool) -> str:
