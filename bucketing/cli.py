@@ -142,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     metric = saved["metric"] if saved else "success_rate" if args.preset else args.metric or "mean_reward"
     get_metric(metric)
     settled = _settled_plan(args, saved, metric)
+    if not is_uri(args.input_dir) and not os.path.exists(args.input_dir):  # said before anything about the output
+        raise BucketingError(f"input {display(args.input_dir)} can't be read: No such file or directory")
     if not args.dry_run and not is_uri(args.output_dir) and not is_uri(args.input_dir):
         folders = output_folders(args.cumulative, args.val_fraction is not None)  # refused now, not after the read
         check_output_dir(Path(args.output_dir), Path(args.input_dir), [folder + "/" for folder in folders])

@@ -11,9 +11,11 @@ A rename that fails inside the run rolls back instead: each file it replaces was
 hard-linked to a temp name, and the journal is switched to "back" before the undo starts, so
 that a kill during the undo is finished the same way next time.
 
-The journal is data like any other file in the folder: every name in it is checked against
-the names an export writes, and every step goes through the output :class:`~bucketing.safedir.Folder`
-(no link followed, nothing outside the folder touched).
+The journal is data like any other file in the folder, and may be planted: it is used only when
+it is a regular file of the user running the export, every name in it is one an export writes,
+and every file it would rename or remove is a regular file of that user and not an input —
+checked for the whole journal before anything is touched.  Every step goes through the output
+:class:`~bucketing.safedir.Folder` (no link followed, nothing outside the folder touched).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def recover(folder: Folder, keep: set[tuple[int, int]]) -> bool:
     if info is None:
         return False
     state, moves, stale = _read_journal(folder)
+    _check_journal(folder, state, moves, keep)
     if state == "forward":
         _forward(folder, moves)
         _remove(folder, stale, keep)
@@ -82,6 +85,26 @@ def recover(folder: Folder, keep: set[tuple[int, int]]) -> bool:
         _backward(folder, moves)
     _finish(folder, moves, fsync=True)
     return True
+
+
+def _check_journal(folder: Folder, state: str, moves: list[Move], keep: set[tuple[int, int]]) -> None:
+    """Refuse, touching nothing, a journal this user's export could not have left: one owned by someone
+    else, or one whose steps would rename another's file or replace or remove an input or another's file."""
+    me = os.geteuid()
+
+    def ours(name: str | None) -> bool:  # absent, or a regular file of this user that is not an input
+        info = folder.lstat(name) if name else None
+        return info is None or (stat.S_ISREG(info.st_mode) and info.st_uid == me
+                                and (info.st_dev, info.st_ino) not in keep)
+
+    journal = folder.lstat(JOURNAL)
+    touched = [name for m in moves for name in (m.temp, m.backup)]  # renamed or removed either way
+    touched += [m.final for m in moves] if state == "forward" else [
+        m.final for m in moves if (info := folder.lstat(m.final)) is not None and info.st_ino == m.inode]
+    if journal is None or journal.st_uid != me or not all(ours(name) for name in touched):
+        raise BucketingError(f"{display(folder.path / JOURNAL)} was not left by an export of yours (its owner, or "
+                             "a file it names, is another's, or an input); nothing was changed: look at the folder, "
+                             "then remove the file")
 
 
 def _forward(folder: Folder, moves: list[Move]) -> None:

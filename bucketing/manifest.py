@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 import math
+import os
+import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -168,7 +170,10 @@ def read_manifest(path: str | Path) -> dict:
     increasing, too many buckets, bad names) raises :class:`BucketingError` naming the field, e.g. ``$.cuts[0]``.
     """
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)  # a FIFO must not hang the run
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise BucketingError(f"manifest {display(path)} is not a regular file; pass a {MANIFEST}")
             data = f.read(MAX_MANIFEST_BYTES + 1)
     except OSError as exc:
         raise BucketingError(f"can't read manifest {display(path)}: {exc.strerror or exc}") from None
@@ -207,7 +212,7 @@ def output_folders(cumulative: bool, split: bool) -> list[str]:
 
 
 _STEM = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,159}"
-_OUTPUT_NAME = re.compile(rf"(?:(?:train|val)/)?(?:cumulative/)?{_STEM}\.jsonl|[A-Za-z0-9._-]{{0,64}}{MANIFEST}")
+_OUTPUT_NAME = re.compile(rf"(?:(?:train|val)/)?(?:cumulative/)?{_STEM}\.jsonl|[A-Za-z0-9._-]{{0,64}}{re.escape(MANIFEST)}")
 
 
 def is_output_name(name: object) -> bool:

@@ -22,6 +22,7 @@ import pytest
 import bucketing
 from bucketing.errors import BucketingError
 from bucketing.journal import JOURNAL, TEMP_PREFIX, recover
+from bucketing.manifest import is_output_name
 from bucketing.safedir import Folder
 from bucketing.sources import find_inputs
 
@@ -376,6 +377,58 @@ def test_a_planted_journal_is_refused_and_touches_nothing(places):
     result = run_cli("-i", SAMPLE, "-o", out, "--overwrite")
     assert result.returncode == 2 and one_line(result.stderr) and JOURNAL in result.stderr
     assert (outside / "secret.jsonl").exists()
+
+
+def plant_journal(out: Path, state: str, moves: list[dict], owner: int | None = None) -> None:
+    (out / JOURNAL).write_text(json.dumps({"version": 1, "state": state, "stale": [], "moves": moves}))
+    if owner is not None:
+        os.chown(out / JOURNAL, owner, owner)
+
+
+NOBODY = 65534  # another user (the tests run as root, who may give a file away)
+
+
+@pytest.mark.parametrize("owner", [NOBODY, None])
+def test_a_planted_journal_never_removes_an_input_or_another_s_file(tmp_path, owner):
+    """The journal names, with their inodes, an input and the user's own file: undoing it would remove both."""
+    out = tmp_path / "out"
+    small_input(out / "train")
+    (out / "notes.jsonl").write_bytes(b"my notes\n")
+    victims = ["train/part0.jsonl"] + (["notes.jsonl"] if owner else [])  # owned by us: only the input is protected
+    plant_journal(out, "back", [{"temp": f"{TEMP_PREFIX}x{i}", "final": name, "inode": (out / name).stat().st_ino,
+                                 "backup": None} for i, name in enumerate(victims)], owner)
+    before = every_file(out)
+    result = run_cli("-i", out / "train", "-o", out, "-n", "2")
+    assert result.returncode == 2 and one_line(result.stderr) and "not left by an export of yours" in result.stderr
+    assert every_file(out) == before
+
+
+def test_a_planted_forward_journal_never_renames_another_s_file_over_an_input(tmp_path):
+    out = tmp_path / "out"
+    small_input(out / "train")
+    (out / f"{TEMP_PREFIX}evil").write_bytes(b"ATTACKER\n")
+    os.chown(out / f"{TEMP_PREFIX}evil", NOBODY, NOBODY)
+    plant_journal(out, "forward", [{"temp": f"{TEMP_PREFIX}evil", "final": "train/part1.jsonl", "inode": 1,
+                                    "backup": None}])
+    before = every_file(out)
+    result = run_cli("-i", out / "train", "-o", out, "-n", "2")
+    assert result.returncode == 2 and "not left by an export of yours" in result.stderr
+    assert every_file(out) == before
+
+
+def test_a_manifest_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
+    os.mkfifo(tmp_path / "manifest.json")
+    result = run_cli("-i", SAMPLE, "--dry-run", "--from-manifest", tmp_path / "manifest.json")  # timed out before
+    assert result.returncode == 2 and one_line(result.stderr) and "not a regular file" in result.stderr
+
+
+def test_a_missing_input_is_named_before_anything_about_the_output(tmp_path):
+    result = run_cli("-i", tmp_path / "missing", "-o", tmp_path / "x")
+    assert result.returncode == 2 and one_line(result.stderr) and "missing can't be read" in result.stderr
+
+
+def test_a_manifest_name_must_end_in_a_real_dot_json():
+    assert not is_output_name("xmanifest/json") and is_output_name("p_manifest.json")
 
 
 def test_a_journal_that_cannot_be_written_leaves_the_old_export_and_no_temp_file(tmp_path, monkeypatch):
