@@ -53,8 +53,20 @@ def sizes_figure(buckets: pd.DataFrame, height: int = 240) -> go.Figure:
     return figure
 
 
+# The threshold chart's SVG (pages/common/threshold_drag.py) in its own units: a viewBox this wide, the plot between
+# these margins. Region labels are laid out here, so that what the chart shows can be tested without a browser.
+FRAME = {"width": 1000, "left": 48, "right": 16}
+CHAR_WIDTH = 8.0  # a region label's character, in viewBox units (13 px semibold: most are narrower)
+LABEL_GAP = 10  # between two labels above the chart, and around a label inside its region
+MAX_SHIFT = 120  # how far a label above the chart may move sideways from its region before a new row starts
+
+
 def drag_data(bars: Histogram, ordered: np.ndarray, plan: bucketing.Plan, buckets: pd.DataFrame) -> dict:
-    """What the threshold chart draws: bars, bucket regions (coloured by rank), domain, snapping step, ticks."""
+    """What the threshold chart draws: bars, bucket regions (coloured by rank), domain, snapping step, ticks.
+
+    Every region has its label: inside the region where it fits (``inside``), else above the chart
+    at ``at`` (the label's centre) in row ``row`` (0 = nearest the chart), with a leader down to the region.
+    """
     left, right = _bar_bounds(bars)
     lo, hi = float(left.min()), float(right.max())
     pad = (hi - lo) * 0.03 or 0.5
@@ -72,12 +84,53 @@ def drag_data(bars: Histogram, ordered: np.ndarray, plan: bucketing.Plan, bucket
         }
         for b in plan.buckets
     ]
+    rows = place_labels(regions, (lo, hi))
     ticks = sorted({float(number(t)) for t in np.linspace(float(ordered[0]), float(ordered[-1]), 5)})
     return {
         "bars": [{"left": float(a), "right": float(b), "count": int(c)} for a, b, c in zip(left, right, bars.counts)],
         "regions": regions,
+        "label_rows": rows,
+        "frame": FRAME,
         "domain": (lo, hi),
         "step": step,
         "digits": digits,
         "ticks": ticks,
     }
+
+
+def label_width(text: str) -> float:
+    return len(text) * CHAR_WIDTH
+
+
+def region_span(region: dict, domain: tuple[float, float]) -> tuple[float, float]:
+    """Where a region lies on the chart, in viewBox units (the part inside the domain; zero wide outside it)."""
+    lo, hi = domain
+    width = FRAME["width"] - FRAME["left"] - FRAME["right"]
+    x = lambda v: FRAME["left"] + (min(hi, max(lo, v)) - lo) / (hi - lo) * width  # noqa: E731
+    x0, x1 = x(region["from"]), x(region["to"])
+    return x0, max(x0, x1)
+
+
+def place_labels(regions: list[dict], domain: tuple[float, float]) -> int:
+    """Mark each region's label ``inside`` when it fits in the region, else give it a place above the chart
+    (``at``, ``row``): near its region, never over another label. Returns how many rows that takes."""
+    ends: list[float] = []  # per row: where its last label ends
+    outside = []
+    for region in regions:
+        x0, x1 = region_span(region, domain)
+        region["inside"] = x1 - x0 >= label_width(region["label"]) + 2 * LABEL_GAP
+        if not region["inside"]:
+            outside.append(((x0 + x1) / 2, region))
+    for centre, region in sorted(outside, key=lambda item: item[0]):
+        half = label_width(region["label"]) / 2
+        wanted = min(max(centre, half), FRAME["width"] - half)
+        for row, end in enumerate(ends):
+            at = max(wanted, end + LABEL_GAP + half)
+            if at + half <= FRAME["width"] and at - wanted <= MAX_SHIFT:
+                break
+        else:
+            row, at = len(ends), wanted
+            ends.append(0.0)
+        ends[row] = at + half
+        region.update(at=at, row=row)
+    return len(ends)

@@ -4,7 +4,8 @@ Plotly's shape edits never reach Python, so this is a small inline
 components-v2 element: an SVG drawn from pre-binned counts. Dragging moves a
 line locally; releasing it sends ``{"values": [...sorted], "seq": n}`` as the
 ``thresholds`` state (``seq`` tells a new drag from the last one).
-Double-clicking the chart adds a line there.
+Double-clicking the chart adds a line there. Every bucket region is labelled: inside it where the
+label fits, else above the chart with a leader (the layout is worked out in Python: charts.drag_data).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ CSS = """
 .td-bar { fill: var(--st-text-color, #31333f); opacity: 0.55; }
 .td-axis { fill: var(--st-text-color, #31333f); font-size: 13px; opacity: 0.75; }
 .td-region-label { fill: var(--st-text-color, #31333f); font-size: 13px; font-weight: 600; }
+.td-leader { stroke-width: 1.5; }
 .td-line line.td-rule { stroke: var(--st-primary-color, #ff4b4b); stroke-width: 3; }
 .td-line rect.td-hit { fill: transparent; cursor: ew-resize; }
 .td-line rect.td-knob { fill: var(--st-primary-color, #ff4b4b); cursor: ew-resize; }
@@ -28,7 +30,8 @@ JS = """
 export default function (component) {
   const { data, setStateValue, parentElement } = component;
   const NS = "http://www.w3.org/2000/svg";
-  const W = 1000, H = 300, L = 48, R = 16, T = 34, B = 30;
+  const ROW = 18, rows = data.label_rows;  // rows of region labels above the chart (too narrow inside)
+  const W = data.frame.width, L = data.frame.left, R = data.frame.right, T = 34 + rows * ROW, H = 300 + rows * ROW, B = 30;
   const [lo, hi] = data.domain;
   const px = (v) => L + ((v - lo) / (hi - lo)) * (W - L - R);
   const value = (x) => lo + ((x - L) / (W - L - R)) * (hi - lo);
@@ -45,10 +48,18 @@ export default function (component) {
 
   parentElement.querySelector("svg.td-svg")?.remove();
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, class: "td-svg", "data-testid": "threshold-drag" }, parentElement);
+  const clamp = (v) => Math.min(hi, Math.max(lo, v));
   for (const r of data.regions) {
-    const x0 = px(Math.max(lo, r.from)), x1 = px(Math.min(hi, r.to));
-    el("rect", { x: x0, y: T - 26, width: Math.max(0, x1 - x0), height: H - B - T + 26, fill: r.color, opacity: 0.22 }, svg);
-    if (x1 - x0 > 40) el("text", { x: (x0 + x1) / 2, y: T - 10, "text-anchor": "middle", class: "td-region-label" }, svg, r.label);
+    const x0 = px(clamp(r.from)), x1 = Math.max(x0, px(clamp(r.to))), band = T - 26;
+    el("rect", { x: x0, y: band, width: x1 - x0, height: H - B - band, fill: r.color, opacity: 0.22 }, svg);
+    if (r.inside) {
+      el("text", { x: (x0 + x1) / 2, y: T - 10, "text-anchor": "middle", class: "td-region-label" }, svg, r.label);
+    } else {  // above the chart, with a leader down to the region
+      const y = band - 6 - r.row * ROW;
+      el("line", { x1: r.at, y1: y + 3, x2: (x0 + x1) / 2, y2: band + 6, stroke: r.color, class: "td-leader" }, svg);
+      el("circle", { cx: (x0 + x1) / 2, cy: band + 6, r: 3, fill: r.color }, svg);
+      el("text", { x: r.at, y, "text-anchor": "middle", class: "td-region-label td-outside" }, svg, r.label);
+    }
   }
   for (const b of data.bars) {
     const x0 = px(b.left), x1 = px(b.right);
@@ -112,13 +123,15 @@ export default function (component) {
 _component = st.components.v2.component("rollout_bucketer.threshold_drag", css=CSS, js=JS)
 
 
-def threshold_drag(*, key: str, bars: list[dict], lines: list[float], regions: list[dict],
-                   domain: tuple[float, float], step: float, digits: int, ticks: list[float]) -> None:
-    """Draw the chart; what the user sends, ``{"values": [...], "seq": n}``, arrives in ``st.session_state[key]``."""
+def threshold_drag(*, key: str, bars: list[dict], lines: list[float], regions: list[dict], label_rows: int,
+                   frame: dict, domain: tuple[float, float], step: float, digits: int, ticks: list[float]) -> None:
+    """Draw the chart; what the user sends, ``{"values": [...], "seq": n}``, arrives in ``st.session_state[key]``.
+
+    ``regions`` and ``label_rows`` as laid out by pages.common.charts.drag_data, in ``frame``'s units."""
     _component(
         key=key,
-        data={"bars": bars, "lines": lines, "regions": regions, "domain": list(domain), "step": step,
-              "digits": digits, "ticks": ticks},
+        data={"bars": bars, "lines": lines, "regions": regions, "label_rows": label_rows, "frame": frame,
+              "domain": list(domain), "step": step, "digits": digits, "ticks": ticks},
         default={"thresholds": None},
         on_thresholds_change=lambda: None,
     )
