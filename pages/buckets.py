@@ -23,25 +23,38 @@ data = shared.open_page(
 s = st.session_state
 
 
-def set_thresholds(values, metric: str) -> None:
-    """Store a new threshold list (sorted, distinct) and refresh the number inputs."""
+def set_thresholds(values, metric: str, ordered: np.ndarray) -> None:
+    """Store a new threshold list (sorted, distinct) and refresh the number inputs; the buckets that are
+    still there keep their names (see shared.carried_names), except a preset's."""
+    try:
+        old = shared.current_plan(data)
+    except bucketing.BucketingError:
+        old = None
     s["thresholds"][metric] = sorted({float(v) for v in values})
     s["cuts_version"] = s.get("cuts_version", 0) + 1
     s["mode"] = "thresholds"
     s.pop("metric_before_preset", None)  # a drag away from the preset keeps its metric
+    new_names_table()
+    if old is None or old.preset or old.metric != metric:
+        return
+    try:
+        new = bucketing.threshold_plan(metric, s["thresholds"][metric])
+    except bucketing.BucketingError:
+        return  # e.g. too many: the page says so
+    s["names"][shared.names_key()] = shared.carried_names(old, new, ordered)
 
 
-def typed_threshold(metric: str, index: int) -> None:
+def typed_threshold(metric: str, index: int, ordered: np.ndarray) -> None:
     values = list(s["thresholds"][metric])
     typed = s[f"w_cut_{s.get('cuts_version', 0)}_{index}"]
     if typed in values[:index] + values[index + 1 :]:
         st.toast(f"There is a threshold at {shared.number(typed)} already; the two became one.")
     values[index] = typed
-    set_thresholds(values, metric)
+    set_thresholds(values, metric, ordered)
 
 
-def remove_threshold(metric: str, index: int) -> None:
-    set_thresholds([v for i, v in enumerate(s["thresholds"][metric]) if i != index], metric)
+def remove_threshold(metric: str, index: int, ordered: np.ndarray) -> None:
+    set_thresholds([v for i, v in enumerate(s["thresholds"][metric]) if i != index], metric, ordered)
 
 
 def add_threshold(metric: str, ordered: np.ndarray) -> None:
@@ -55,7 +68,7 @@ def add_threshold(metric: str, ordered: np.ndarray) -> None:
     part = max(parts, key=len)
     middle = part[len(part) // 2]
     new = middle if middle < part[-1] else part[part < part[-1]][-1]
-    set_thresholds([*cuts, float(new)], metric)
+    set_thresholds([*cuts, float(new)], metric, ordered)
 
 
 def choose_mode() -> None:
@@ -69,8 +82,15 @@ def choose_mode() -> None:
 
 
 def names_editor_key() -> str:
+    """The names table's key. It changes (a new table, with no edit pending, showing the names in force)
+    when a rename is refused and when the thresholds change (the rows may be other buckets then)."""
     metric, mode, count = shared.names_key()
-    return f"names_{metric}_{mode}_{count}"
+    version = s.get("names_table", 0)
+    return f"names_{metric}_{mode}_{count}" + (f"_{version}" if version else "")
+
+
+def new_names_table() -> None:
+    s["names_table"] = s.get("names_table", 0) + 1
 
 
 def apply_pending_edits(data: bucketing.Dataset) -> None:
@@ -83,7 +103,7 @@ def apply_pending_edits(data: bucketing.Dataset) -> None:
     sent = drag.get("thresholds") if hasattr(drag, "get") else None
     if sent and sent.get("seq") != s["drag_seq"]:
         s["drag_seq"] = sent["seq"]
-        set_thresholds(sent["values"], s["metric"])
+        set_thresholds(sent["values"], s["metric"], shared.column(data, s["metric"])[1])
     edits = (s.get(names_editor_key()) or {}).get("edited_rows") or {}
     if not edits:
         return
@@ -98,6 +118,7 @@ def apply_pending_edits(data: bucketing.Dataset) -> None:
         check_names(names)
     except bucketing.BucketingError as error:
         st.error(f"{shared.shown(error)}; the old names are kept.")
+        new_names_table()  # the table drops the refused name: it shows the names in force
         return
     s["names"][shared.names_key()] = names
 
@@ -130,8 +151,7 @@ def editor() -> None:
         return
     buckets = bucket_table(plan, ordered)
 
-    st.caption("Drag a red line to move a threshold, double-click the chart to add one." if s["mode"] == "thresholds"
-               else "The lines are the cut points of equal-size buckets; drag one to set thresholds yourself.")
+    st.caption(chart_caption(plan))
     threshold_drag(key="threshold_drag", lines=list(plan.cuts),
                    **drag_data(shared.bars(data, metric), ordered, plan, buckets))
 
@@ -160,6 +180,19 @@ def editor() -> None:
     preview_section(plan, values)
 
 
+def chart_caption(plan: bucketing.Plan) -> str:
+    """What the lines on the chart are, in the page's mode."""
+    if plan.preset == "learnability":
+        return (f"solved / learnable / unsolved by success rate at the pass threshold "
+                f"{shared.number(plan.params.pass_threshold)}: every response passes / some do / none does. The "
+                "lines are at 0 and just below 1; drag one (or double-click) to set thresholds yourself.")
+    if plan.mode == "thresholds":
+        return "Drag a red line to move a threshold, double-click the chart to add one."
+    kept = " (as equal as ties kept together allow)" if plan.ties == "keep" else ""
+    return (f"The lines are the cut points of equal-size buckets{kept}; drag one (or double-click) to set thresholds "
+            "yourself.")
+
+
 def threshold_inputs(metric: str, ordered: np.ndarray) -> None:
     cuts = s["thresholds"][metric]
     version = s.get("cuts_version", 0)
@@ -170,8 +203,8 @@ def threshold_inputs(metric: str, ordered: np.ndarray) -> None:
             if key not in s:
                 s[key] = float(cut)
             st.number_input(f"Threshold {i + 1}", key=key, format="%.6g", step=None,
-                            on_change=typed_threshold, args=(metric, i))
-            st.button("Remove", key=f"rm_{version}_{i}", on_click=remove_threshold, args=(metric, i),
+                            on_change=typed_threshold, args=(metric, i, ordered))
+            st.button("Remove", key=f"rm_{version}_{i}", on_click=remove_threshold, args=(metric, i, ordered),
                       disabled=len(cuts) == 1)
     columns[-1].button("Add threshold", icon=":material/add:", on_click=add_threshold, args=(metric, ordered))
 

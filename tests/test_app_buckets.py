@@ -1,4 +1,5 @@
-"""The Buckets page keeps its word (issue 15): every region of the chart has its label."""
+"""The Buckets page keeps its word (issue 15): names survive added and removed thresholds, a refused rename
+leaves the table, the caption fits the mode, every region of the chart has its label."""
 
 from __future__ import annotations
 
@@ -10,8 +11,202 @@ import pytest
 import bucketing
 from bucketing.summary import histogram
 from pages.common.charts import FRAME, drag_data, label_width
+from pages.common.shared import carried_names, fresh_name
 
-from .test_app import app, bucket_rows, go  # noqa: F401 (app is a fixture)
+from .test_app import app, bucket_rows, drag, go  # noqa: F401 (app is a fixture)
+
+# --- names survive added and removed thresholds -------------------------------------------------
+
+
+def rename(at, names: dict[int, str]):
+    """What the names table sends when the user types ``names`` (row -> name) into it."""
+    key = at.data_editor[0].key
+    at.session_state[key] = {"edited_rows": {row: {"name": name} for row, name in names.items()}, "added_rows": [],
+                             "deleted_rows": []}
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def rows(at) -> list[tuple[str, int, str]]:
+    """(name, count, range) of every bucket, easiest first."""
+    return [(r["name"], r["count"], r["range"]) for r in bucket_rows(at)]
+
+
+def names(at) -> list[str]:
+    return [r["name"] for r in bucket_rows(at)]
+
+
+def button(at, label: str, index: int = 0):
+    return [b for b in at.button if b.label == label][index]
+
+
+def thresholds(at) -> list[float]:
+    return list(at.session_state["thresholds"]["mean_reward"])
+
+
+def by_thresholds_named(at, typed: list[str]):
+    go(at, "buckets")
+    at.radio(key="w_mode").set_value("thresholds").run()
+    rename(at, dict(enumerate(typed)))
+    assert names(at) == typed
+    return at
+
+
+def test_adding_a_threshold_keeps_every_name_and_names_only_the_new_bucket(app):
+    by_thresholds_named(app, ["warmup", "core", "stretch"])
+    before = {name: count for name, count, _ in rows(app)}
+    cuts = thresholds(app)
+    button(app, "Add threshold").click().run()
+    after = rows(app)
+    assert len(after) == 4 and names(app).count("bucket_0") == 1
+    assert {"warmup", "core", "stretch"} <= set(names(app))
+    new_cut = next(c for c in thresholds(app) if c not in cuts)
+    # The bucket the new cut fell in is now two, side by side: the part with more rollouts kept its name.
+    at = names(app).index("bucket_0")
+    split = next(name for name, count in before.items() if count != dict((n, c) for n, c, _ in after)[name])
+    neighbours = {after[i][0] for i in (at - 1, at + 1) if 0 <= i < len(after)}
+    assert split in neighbours
+    kept, new = (dict((n, c) for n, c, _ in after)[n] for n in (split, "bucket_0"))
+    assert kept + new == before[split] and kept >= new
+    assert all(count == dict((n, c) for n, c, _ in after)[name] for name, count in before.items() if name != split)
+    assert any(f"{new_cut:g}" in r for _, _, r in after)
+
+
+def test_removing_the_added_threshold_gives_back_the_names_and_sizes(app):
+    by_thresholds_named(app, ["warmup", "core", "stretch"])
+    before = rows(app)
+    cuts = thresholds(app)
+    button(app, "Add threshold").click().run()
+    added = thresholds(app).index(next(c for c in thresholds(app) if c not in cuts))
+    button(app, "Remove", added).click().run()
+    assert thresholds(app) == cuts
+    assert rows(app) == before
+
+
+def test_removing_a_threshold_merges_two_buckets_under_the_larger_one_s_name(app):
+    by_thresholds_named(app, ["warmup", "core", "stretch"])
+    drag(app, [0.2, 0.5, 0.8], seq=11)  # a fourth bucket, by double-click
+    assert len(names(app)) == 4
+    rename(app, {3: "tail"})
+    counts = {name: count for name, count, _ in rows(app)}
+    order = names(app)  # mean_reward: easiest = highest values, so the cut 0.2 lies between the two hardest
+    lower, upper = order[3], order[2]  # <= 0.2, and 0.2 < v <= 0.5
+    button(app, "Remove", 0).click().run()
+    assert thresholds(app) == [0.5, 0.8]
+    larger = max((upper, lower), key=lambda n: (counts[n], n == upper))  # as many: the easier one's name
+    assert names(app) == [order[0], order[1], larger]
+    assert dict((n, c) for n, c, _ in rows(app))[larger] == counts[lower] + counts[upper]
+
+
+def test_a_double_click_or_a_drag_in_count_mode_keeps_the_names_typed_there(app):
+    go(app, "buckets")
+    rename(app, {0: "warmup", 2: "stretch"})
+    assert names(app) == ["warmup", "medium", "stretch"]
+    plan_cuts = json.loads(app.get("bidi_component")[0].proto.json)["lines"]
+    drag(app, [plan_cuts[0], plan_cuts[1] - 0.05], seq=21)  # a line moved: the same three buckets
+    assert app.session_state["mode"] == "thresholds" and names(app) == ["warmup", "medium", "stretch"]
+    drag(app, [plan_cuts[0], plan_cuts[1] - 0.05, 0.95], seq=22)  # a line added by double-click, in warmup
+    assert names(app)[2:] == ["medium", "stretch"] and sorted(names(app)[:2]) == ["bucket_0", "warmup"]
+
+
+def test_a_new_bucket_s_name_is_one_nobody_has(app):
+    by_thresholds_named(app, ["bucket_0", "BUCKET_1", "bucket_3"])
+    button(app, "Add threshold").click().run()
+    assert sorted(names(app)) == sorted(["bucket_0", "BUCKET_1", "bucket_3", "bucket_2"])
+
+
+def test_fresh_name_skips_names_in_use_ignoring_case():
+    assert fresh_name([]) == "bucket_0"
+    assert fresh_name(["easy", "Bucket_0", "bucket_2"]) == "bucket_1"
+    assert fresh_name([f"bucket_{i}" for i in range(100)]) == "bucket_100"
+
+
+def plan(metric: str, cuts: list[float], easiest_first: list[str]) -> bucketing.Plan:
+    return bucketing.threshold_plan(metric, cuts).renamed(easiest_first)
+
+
+@pytest.mark.parametrize("metric, keeper", [("mean_reward", "(0.35, inf)"), ("variance", "(0.25, 0.35]")])
+def test_a_split_into_equal_parts_leaves_the_name_with_the_easier_part(metric, keeper):
+    ordered = np.array([0.1, 0.2, 0.3, 0.4])
+    old = plan(metric, [0.25], ["top", "bottom"] if metric == "mean_reward" else ["bottom", "top"])
+    new = bucketing.threshold_plan(metric, [0.25, 0.35])
+    named = dict(zip([(b.lower, b.upper) for b in new.buckets], carried_names(old, new, ordered)))
+    key = {"(0.35, inf)": (0.35, None), "(0.25, 0.35]": (0.25, 0.35)}
+    assert named[key[keeper]] == "top" and named[(None, 0.25)] == "bottom"
+    assert "bucket_0" in named.values()
+
+
+@pytest.mark.parametrize("metric", ["mean_reward", "variance"])
+def test_a_split_leaves_the_name_with_the_larger_part_whichever_is_easier(metric):
+    ordered = np.array([0.1, 0.2, 0.3, 0.4, 0.45])
+    old = plan(metric, [0.25], ["top", "bottom"] if metric == "mean_reward" else ["bottom", "top"])
+    new = bucketing.threshold_plan(metric, [0.25, 0.32])
+    named = dict(zip([(b.lower, b.upper) for b in new.buckets], carried_names(old, new, ordered)))
+    assert named == {(None, 0.25): "bottom", (0.25, 0.32): "bucket_0", (0.32, None): "top"}
+
+
+@pytest.mark.parametrize("metric, merged", [("mean_reward", "b"), ("variance", "a")])
+def test_a_merge_takes_the_larger_name_and_the_easier_on_equal_sizes(metric, merged):
+    ordered = np.array([0.1, 0.3, 0.5, 0.6, 0.7])  # by interval of cuts 0.2, 0.4: 1, 1, 3
+    names_by_interval = ["a", "b", "c"]
+    old = bucketing.threshold_plan(metric, [0.2, 0.4], names_by_interval)
+    new = bucketing.threshold_plan(metric, [0.4])  # a (1) and b (1) merge: equal, the easier wins
+    named = dict(zip([(b.lower, b.upper) for b in new.buckets], carried_names(old, new, ordered)))
+    assert named == {(None, 0.4): merged, (0.4, None): "c"}
+    new = bucketing.threshold_plan(metric, [0.2])  # b (1) and c (3) merge: c is larger
+    named = dict(zip([(b.lower, b.upper) for b in new.buckets], carried_names(old, new, ordered)))
+    assert named == {(None, 0.2): "a", (0.2, None): "c"}
+
+
+# --- a refused rename leaves the table ----------------------------------------------------------
+
+
+def pending_edits(at) -> list:
+    """Every edit the names tables still hold (a table's edits are shown over its data in the browser)."""
+    held = []
+    for key, value in at.session_state.items():
+        if key.startswith("names_") and isinstance(value, dict):
+            held += list((value.get("edited_rows") or {}).values())
+    return held
+
+
+@pytest.mark.parametrize("bad, message", [("../evil", "is not allowed"), ("WARMUP", "the same file name")])
+def test_a_refused_rename_leaves_the_table_which_shows_the_names_in_force(app, bad, message):
+    go(app, "buckets")
+    rename(app, {0: "warmup"})
+    first = app.data_editor[0].key
+    rename(app, {0: "warmup", 1: bad})
+    assert any(message in e.value and "the old names are kept" in e.value for e in app.error), app.error
+    assert names(app) == ["warmup", "medium", "hard"]
+    assert app.data_editor[0].key != first  # a new table: the browser drops what was typed into the old one
+    assert {"name": bad} not in pending_edits(app)
+    rename(app, {1: "core"})  # the new table takes edits as the old one did
+    assert names(app) == ["warmup", "core", "hard"] and not app.error
+
+
+# --- the caption says what the lines are --------------------------------------------------------
+
+
+def chart_caption(at) -> str:
+    return next(c.value for c in at.caption if "line" in c.value)
+
+
+def test_the_caption_under_the_chart_matches_the_mode(app):
+    go(app, "buckets")
+    assert "cut points of equal-size buckets (as equal as ties kept together allow)" in chart_caption(app)
+    app.radio(key="w_ties").set_value("split").run()
+    assert "cut points of equal-size buckets;" in chart_caption(app)
+    app.radio(key="w_mode").set_value("thresholds").run()
+    assert chart_caption(app).startswith("Drag a red line to move a threshold, double-click the chart to add one")
+    app.radio(key="w_mode").set_value("learnability").run()
+    caption = chart_caption(app)
+    assert caption.startswith("solved / learnable / unsolved by success rate at the pass threshold 0.5")
+    assert "equal-size" not in caption
+    go(app, "distributions")
+    app.number_input(key="w_pass_threshold").set_value(1.0).run()
+    go(app, "buckets")
+    assert "at the pass threshold 1:" in chart_caption(app)
 
 
 # --- every region has its label -----------------------------------------------------------------

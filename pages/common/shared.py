@@ -356,6 +356,52 @@ def names_key() -> tuple:
     return (s["metric"], s["mode"], count)
 
 
+def fresh_name(taken: list[str]) -> str:
+    """``bucket_N`` with the smallest N no name in ``taken`` has (ignoring case, as file names)."""
+    used = {name.lower() for name in taken}
+    return next(f"bucket_{n}" for n in range(len(used) + 1) if f"bucket_{n}" not in used)
+
+
+def carried_names(old: bucketing.Plan, new: bucketing.Plan, ordered: np.ndarray) -> list[str]:
+    """Names for the buckets of ``new`` (easiest first) that keep those of ``old`` where its buckets still exist.
+
+    Both plans cut the same metric, whose values sorted ascending are ``ordered``. As many buckets: each
+    keeps the name at its place (a line moved). One cut added: the bucket it falls in is split, and the
+    part with more rollouts keeps the name (the easier part when both hold as many). One cut removed:
+    the two buckets beside it merge under the name of the one that held more rollouts (the easier one
+    when both held as many). Otherwise a bucket keeps a name only where its range is unchanged. A bucket
+    left without a name gets ``bucket_N`` with an N no other name has.
+    """
+    before, after = list(old.cuts), list(new.cuts)
+    olds = sorted(old.buckets, key=lambda b: b.interval)
+    news = sorted(new.buckets, key=lambda b: b.interval)
+    added = [c for c in after if c not in before]
+    removed = [c for c in before if c not in after]
+    names: list[str | None]
+    if len(news) == len(olds):
+        names = [b.name for b in olds]
+    elif len(news) == len(olds) + 1 and len(added) == 1 and not removed:
+        split = after.index(added[0])  # old interval `split` is now new intervals `split` and `split + 1`
+        sizes = np.diff(new.edges(ordered))
+        keeper = max((split, split + 1), key=lambda i: (sizes[i], -news[i].rank))
+        names = [b.name for b in olds]
+        names.insert(split + (keeper == split), None)
+    elif len(news) == len(olds) - 1 and len(removed) == 1 and not added:
+        gone = before.index(removed[0])  # old intervals `gone` and `gone + 1` are now new interval `gone`
+        sizes = np.diff(old.edges(ordered))
+        keeper = max((gone, gone + 1), key=lambda i: (sizes[i], -olds[i].rank))
+        names = [b.name for b in olds]
+        names[gone:gone + 2] = [names[keeper]]
+    else:
+        kept = {(b.lower, b.upper): b.name for b in olds}
+        names = [kept.get((b.lower, b.upper)) for b in news]
+    easiest_first = [names[b.interval] for b in new.buckets]
+    for i, name in enumerate(easiest_first):
+        if name is None:
+            easiest_first[i] = fresh_name([n for n in easiest_first if n])
+    return easiest_first
+
+
 def count_plan(data: bucketing.Dataset, metric: str, count: int) -> bucketing.Plan:
     """Equal-size buckets of one metric (the session's ties policy), made once per data and settings."""
     s = st.session_state
