@@ -1,12 +1,11 @@
 """Buckets: choose a metric and a bucket count, or drag thresholds on its histogram; preview each bucket."""
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 import bucketing
 from bucketing.metrics import METRICS
-from bucketing.plan import bucket_table, check_names
+from bucketing.plan import bucket_table, check_names, plan_warnings
 from bucketing.preview import sample_rows
 from pages.common import shared
 from pages.common.charts import drag_data, sizes_figure
@@ -157,16 +156,18 @@ def editor() -> None:
 
     if s["mode"] == "thresholds":
         threshold_inputs(metric, ordered)
-    explain(plan, buckets, ordered)
+    explain(plan, ordered)
 
     left, right = st.columns([3, 2])
     with left:
-        shown = buckets.assign(range=[b.describe_range(metric) for b in plan.buckets])
+        shown = buckets.assign(range=plan.ranges())
+        columns = ["name", "range", "count", "share", "min", "max", "difficulty_rank"]
+        columns += ["note"] if buckets["note"].any() else []  # why a bucket is empty
         st.data_editor(
-            shown[["name", "range", "count", "share", "min", "max", "difficulty_rank"]],
+            shown[columns],
             key=names_editor_key(),
             hide_index=True,
-            disabled=["range", "count", "share", "min", "max", "difficulty_rank"],
+            disabled=columns[1:],
             column_config={
                 "name": st.column_config.TextColumn("name ✎", help="Click to rename; names become file names"),
                 "share": st.column_config.NumberColumn(format="percent"),
@@ -209,20 +210,17 @@ def threshold_inputs(metric: str, ordered: np.ndarray) -> None:
     columns[-1].button("Add threshold", icon=":material/add:", on_click=add_threshold, args=(metric, ordered))
 
 
-def explain(plan: bucketing.Plan, buckets: pd.DataFrame, ordered: np.ndarray) -> None:
-    """Say plainly when the plan does something surprising."""
+def explain(plan: bucketing.Plan, ordered: np.ndarray) -> None:
+    """Say plainly when the plan does something surprising: the engine's warnings, and thresholds off the data."""
+    outside = [c for c in plan.cuts if c < ordered[0] or c >= ordered[-1]]
     if ordered[0] == ordered[-1]:
         st.info(f"Every rollout has the same {plan.metric} ({shared.number(ordered[0])}): "
                 "one bucket takes everything.")
-        return
-    outside = [c for c in plan.cuts if c < ordered[0] or c >= ordered[-1]]
-    if plan.mode == "thresholds" and outside:
+    elif plan.mode == "thresholds" and outside:
         st.warning(f"Threshold {', '.join(shared.number(c) for c in outside)} lies outside the data "
                    f"({shared.number(ordered[0])} … {shared.number(ordered[-1])}).")
-    empty = buckets.loc[buckets["count"] == 0, "name"].tolist()
-    if empty:
-        st.warning(f"Empty bucket{'s' if len(empty) > 1 else ''}: {shared.shown(', '.join(empty))} "
-                   "(its file will be empty).")
+    for warning in plan_warnings(plan, ordered):  # few distinct values, a big tie, an empty bucket: with a way out
+        st.warning(shared.shown(warning))
 
 
 def preview_section(plan: bucketing.Plan, values: np.ndarray) -> None:

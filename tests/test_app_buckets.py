@@ -1,19 +1,23 @@
 """The Buckets page keeps its word (issue 15): names survive added and removed thresholds, a refused rename
-leaves the table, the caption fits the mode, every region of the chart has its label."""
+leaves the table, the caption fits the mode, every region of the chart has its label, and the engine's
+warnings, ranges and notes are shown."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 
 import bucketing
+from bucketing.plan import plan_warnings
 from bucketing.summary import histogram
 from pages.common.charts import FRAME, drag_data, label_width
 from pages.common.shared import carried_names, fresh_name
 
-from .test_app import app, bucket_rows, drag, go  # noqa: F401 (app is a fixture)
+from .conftest import SAMPLE, rollout_line, write_lines
+from .test_app import app, bucket_rows, drag, go, load_folder, plain  # noqa: F401 (app is a fixture)
 
 # --- names survive added and removed thresholds -------------------------------------------------
 
@@ -273,3 +277,61 @@ def test_the_page_sends_a_label_for_every_bucket(app, mode):
     counts = {r["name"]: r["count"] for r in bucket_rows(app)}
     assert_every_region_labelled(data, counts)
     assert not all(r["inside"] for r in data["regions"])  # the sample's ties at 0 (and 1) make narrow regions
+
+
+# --- the engine's warnings, ranges and notes ----------------------------------------------------
+
+
+def warnings_shown(at) -> list[str]:
+    return [plain(w.value) for w in at.warning]
+
+
+def test_all_equal_values_warn_and_say_why_the_end_buckets_are_empty(app, tmp_path):
+    write_lines(tmp_path / "same" / "a.jsonl", [rollout_line([1, 1]) for _ in range(5)])
+    load_folder(app, tmp_path / "same")
+    go(app, "buckets")
+    ordered = np.ones(5)
+    plan = bucketing.percentile_plan(ordered, "mean_reward", 3)
+    assert warnings_shown(app) == plan_warnings(plan, ordered) != []
+    assert any("only 1 distinct value for 3 buckets" in w and "easy and hard are empty" in w
+               for w in warnings_shown(app)), warnings_shown(app)
+    rows = bucket_rows(app)
+    assert [r["count"] for r in rows] == [0, 5, 0]  # a single value: the middle bucket
+    assert [r["note"] for r in rows] == ["empty: only 1 distinct value for 3 buckets", "",
+                                         "empty: only 1 distinct value for 3 buckets"]
+    assert [r["range"] for r in rows] == plan.ranges()
+
+
+def test_a_value_holding_more_than_a_bucket_s_share_is_named(app):
+    go(app, "buckets")
+    app.slider(key="w_num_buckets").set_value(5).run()
+    values = bucketing.load(SAMPLE).table()["mean_reward"].to_numpy()
+    ordered = np.sort(values)
+    expected = plan_warnings(bucketing.percentile_plan(values, "mean_reward", 5), ordered)
+    assert warnings_shown(app) == expected
+    assert any(w.startswith("89 of 240 rollouts (37%) have mean_reward = 0, more than one bucket's share")
+               for w in warnings_shown(app)), warnings_shown(app)
+    assert "note" not in bucket_rows(app)[0]  # no bucket is empty: no note column
+
+
+def test_the_range_column_is_true_for_split_ties(app):
+    go(app, "buckets")
+    app.selectbox(key="w_metric").set_value("variance").run()
+    app.radio(key="w_ties").set_value("split").run()
+    values = bucketing.load(SAMPLE).table()["variance"].to_numpy()
+    plan = bucketing.percentile_plan(values, "variance", 3, ties="split")
+    ranges = [r["range"] for r in bucket_rows(app)]
+    assert ranges == plan.ranges()
+    assert not any(re.search(r"(\S+) < variance <= \1(?:,|$)", r) for r in ranges), ranges  # never an empty interval
+    assert any("tied" in r and "input order" in r for r in ranges), ranges
+
+
+def test_an_empty_threshold_bucket_is_warned_once_with_its_note(app):
+    go(app, "buckets")
+    drag(app, [0.3, 1.5])
+    shown = warnings_shown(app)
+    empty = [w for w in shown if "is empty" in w]
+    assert len(empty) == 1 and "no rollout has mean_reward > 1.5; move or remove a threshold" in empty[0], shown
+    assert not any(w.startswith("Empty bucket") for w in shown)  # the page's own warning is gone
+    notes = [r["note"] for r in bucket_rows(app)]
+    assert notes == ["empty: no rollout has mean_reward > 1.5", "", ""]
