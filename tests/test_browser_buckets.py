@@ -10,10 +10,8 @@ import pytest
 
 from .browser_support import (
     CHART,
-    TIMEOUT_MS,
     assert_no_error_shown,
     go_to,
-    open_page,
     region_labels,
     screenshot,
     settle,
@@ -21,20 +19,16 @@ from .browser_support import (
     wait_until,
 )
 
-pytestmark = pytest.mark.browser
+from .test_browser import page  # noqa: F401 (a fixture: one tab, one session, for the module)
+
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("on_buckets")]
 
 ROW_PX = 35  # the data editor's header and row height
 
 
 @pytest.fixture(scope="module")
-def page(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    open_page(tab, server, "Data")
-    go_to(tab, "Buckets")
-    yield tab
-    context.close()
+def on_buckets(page):  # noqa: F811
+    go_to(page, "Buckets")
 
 
 def names_table(page):
@@ -116,13 +110,13 @@ def test_a_refused_name_is_taken_back_in_the_table(page):
     wait_until(lambda: table_names(page) == ["easy", "medium", "hard"], message=lambda: str(table_names(page)))
     type_name(page, 0, "warmup")
     wait_until(lambda: "warmup" in sizes(page), message=lambda: f"not renamed: {sizes(page)}")
-    assert table_names(page) == ["warmup", "medium", "hard"]
+    wait_until(lambda: table_names(page) == ["warmup", "medium", "hard"], message=lambda: str(table_names(page)))
     for bad, message in [("../evil", "is not allowed"), ("WARMUP", "the same file name")]:
         type_name(page, 1, bad)
         wait_until(lambda: any(message in e for e in errors(page)), message=lambda: f"no error: {errors(page)}")
         wait_until(lambda: table_names(page) == ["warmup", "medium", "hard"],  # a new table: drawn afresh
                    message=lambda: f"the table shows {table_names(page)} after {bad!r} was refused")
-        assert list(sizes(page)) == ["warmup", "medium", "hard"]
+        wait_until(lambda: list(sizes(page)) == ["warmup", "medium", "hard"], message=lambda: str(sizes(page)))
     screenshot(page, "buckets-refused-name")
 
 
