@@ -34,7 +34,7 @@ from .plan import (
 )
 from .progress import ProgressBar, counted, human_bytes
 from .scorepath import ScorePath
-from .sources import DEFAULT_MAX_LINE_BYTES, display, is_uri
+from .sources import DEFAULT_MAX_LINE_BYTES, check_globs, display, is_uri
 from .split import check_fraction
 
 RULE = "=" * 60
@@ -70,6 +70,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add = parser.add_argument
     add("-i", "--input-dir", required=True, help="directory of *.jsonl / *.jsonl.gz / *.jsonl.zst files (recursive)")
     add("-o", "--output-dir", help="where to write the bucket files (required unless --dry-run)")
+    add("--exclude", action="append", default=[], metavar="GLOB",
+        help="leave out the files whose path relative to -i (or a folder on it) matches GLOB, e.g. 'drafts/*' or "
+             "'*.tmp.jsonl' (* also matches /); repeatable")
     add("-m", "--metric", choices=list(METRICS), metavar="METRIC",
         help="difficulty metric, one of those listed below (default: mean_reward)")
     add("-n", "--num-buckets", type=int, help=f"number of percentile buckets (default: 3; at most {MAX_BUCKETS})")
@@ -158,16 +161,18 @@ def run(args: argparse.Namespace) -> int:
         if args.engine == "ray":
             data = _ray_engine().load(args.input_dir, scores=args.scores, group_by=args.group_by,
                                       max_line_bytes=args.max_line_bytes, strict=args.strict,
-                                      address=args.ray_address, progress=bar)
+                                      address=args.ray_address, progress=bar, exclude=args.exclude)
         else:
             data = load(args.input_dir, scores=args.scores, group_by=args.group_by, max_line_bytes=args.max_line_bytes,
-                        strict=args.strict, workers=args.workers, progress=bar)
+                        strict=args.strict, workers=args.workers, progress=bar, exclude=args.exclude)
     finally:
         bar and bar.close()
     for warning in data.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     size = sum(f.size for f in data.files)
-    _say(human, f"Found {counted(len(data.files), 'JSONL file')} in {display(args.input_dir)} ({human_bytes(size)})")
+    left_out = f"; {counted(len(data.excluded), 'file')} left out by --exclude" if args.exclude else ""
+    _say(human, f"Found {counted(len(data.files), 'JSONL file')} in {display(args.input_dir)} ({human_bytes(size)})"
+                f"{left_out}")
     layout = data.layout
     if data.detected:
         _say(human, f"Detected layout: {layout.describe()} (as flags: {shlex.join(layout.flags())})")
@@ -230,9 +235,13 @@ def _json_safe(value):
 
 def command_line(input_dir: str, output_dir: str, plan: Plan, *, scores: str | None = None,
                  group_by: Sequence[str] = (), prefix: str = "", order: str = "input", overwrite: bool = False,
-                 cumulative: bool = False, val_fraction: float | None = None, seed: int = 0) -> str:
-    """The shell command that makes the same files as ``export(load(input_dir, scores, group_by), plan, output_dir, ...)``."""
+                 cumulative: bool = False, val_fraction: float | None = None, seed: int = 0,
+                 exclude: Sequence[str] = ()) -> str:
+    """The shell command that makes the same files as
+    ``export(load(input_dir, scores, group_by, exclude=exclude), plan, output_dir, ...)``."""
     args = ["python", "-m", "bucketing", "-i", str(input_dir), "-o", str(output_dir)]
+    for glob in exclude:
+        args += ["--exclude", glob]
     args += ["--preset", plan.preset] if plan.preset else ["-m", plan.metric]
     if plan.params.k != 1:
         args += ["--k", str(plan.params.k)]
@@ -276,6 +285,7 @@ def _check_flags(args: argparse.Namespace) -> None:
         args.scores = ScorePath.parse(" + ".join(args.scores), args.score_weights).text
     elif args.score_weights:
         raise BucketingError("--score-weights needs --scores with the paths they weigh")
+    check_globs(args.exclude)
     if not args.dry_run and not args.output_dir:
         raise BucketingError("-o/--output-dir is required (or pass --dry-run)")
     if args.engine != "ray":
@@ -367,6 +377,10 @@ def _num_buckets(args: argparse.Namespace) -> int:
 
 
 def _print_summary(out, manifest: dict, values: np.ndarray, plan: Plan) -> None:
+    if manifest["skipped_files"]:
+        _say(out, f"\nNot JSONL, every line skipped ({counted(len(manifest['skipped_files']), 'file')}):")
+        for file in manifest["skipped_files"]:
+            _say(out, f"  {file['file']}: {file['detail']} ({counted(file['lines'], 'line')})")
     if manifest["skipped"]:
         _say(out, "\nSkipped lines:")
         for reason, count in manifest["skipped"].items():

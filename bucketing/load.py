@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import multiprocessing
 import os
 import signal
 import sys
 import threading
+from array import array
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,7 +23,15 @@ from .errors import BadLineError, BucketingError, bad_line_text
 from .layout import KEY_BYTES, Layout, parse_group_by
 from .metrics import Params, Scores, compute_all, get_metric, k_exceeds_n
 from .parse import ROW_FIELDS, Chunk, ChunkResult, scan
-from .sources import DEFAULT_MAX_LINE_BYTES, InputFile, display, find_inputs, is_uri, line_start_at_or_after
+from .sources import (
+    DEFAULT_MAX_LINE_BYTES,
+    InputFile,
+    display,
+    find_inputs,
+    is_uri,
+    leave_out,
+    line_start_at_or_after,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,6 +46,9 @@ Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
 
 SKIPPED_FIELDS = ("file_id", "line", "offset", "length", "clean", "reason", "detail")
+# The reason of every line of a file that is not JSONL at all (a pretty-printed document, a binary file): in a
+# folder such a file is skipped whole and the run goes on; a single input file like it stops the run.
+NOT_JSONL = "file is not JSONL"
 
 
 @dataclass
@@ -59,6 +72,8 @@ class Dataset:
     file_blank: list[int]
     warnings: list[str] = field(default_factory=list)
     keys: np.ndarray | None = None  # grouped: each rollout's group key, as two uint64 columns
+    excluded: list[str] = field(default_factory=list)  # files left out by an exclude glob, relative to the input
+    skipped_files: list[dict] = field(default_factory=list)  # files not JSONL at all: file, reason, detail, lines
 
     @property
     def score_path(self) -> str:
@@ -158,20 +173,37 @@ class Dataset:
         return self.skipped_reasons()
 
     def skipped_reasons(self, examples: int = 5) -> dict[str, dict]:
-        """Per reason, most frequent first: count and up to ``examples`` "file:line: detail" strings."""
-        summary: dict[str, dict] = {}
+        """Per reason, most frequent first: count and up to ``examples`` "file:line: reason (detail)" strings,
+        taken from as many files as there are (each file's first bad line, then each file's second, ...)."""
+        counts: dict[str, int] = {}
+        firsts: dict[str, dict[int, list[tuple]]] = {}  # per reason, per file: its first ``examples`` bad lines
         for file_id, line, _, _, _, reason, detail in self.skipped_lines:
-            entry = summary.setdefault(str(reason), {"count": 0, "examples": []})
-            entry["count"] += 1
-            if len(entry["examples"]) < examples:
-                entry["examples"].append(bad_line_text(self.where(file_id, line), str(reason), detail))
-        return dict(sorted(summary.items(), key=lambda item: -item[1]["count"]))
+            reason = str(reason)
+            counts[reason] = counts.get(reason, 0) + 1
+            of_file = firsts.setdefault(reason, {}).setdefault(file_id, [])
+            if len(of_file) < examples:
+                of_file.append((file_id, line, detail))
+        return {
+            reason: {"count": count, "examples": [bad_line_text(self.where(file_id, line), reason, detail)
+                                                  for file_id, line, detail in round_robin(firsts[reason], examples)]}
+            for reason, count in sorted(counts.items(), key=lambda item: -item[1])
+        }
 
     def inputs(self) -> list[dict]:
         return [
             {"path": display(f.rel), "bytes": f.size, "lines": lines}
             for f, lines in zip(self.files, self.file_lines)
         ]
+
+
+def round_robin(lists: dict[int, list], limit: int) -> list:
+    """Up to ``limit`` items: the first of every list in turn, then the second of every list, ..."""
+    taken: list = []
+    depth = 0
+    while len(taken) < limit and any(len(items) > depth for items in lists.values()):
+        taken += [items[depth] for items in lists.values() if len(items) > depth][: limit - len(taken)]
+        depth += 1
+    return taken
 
 
 def file_labels(files: list[InputFile]) -> list[str]:
@@ -196,6 +228,7 @@ def load(
     workers: int | None = None,
     progress: Progress | None = None,
     roots: list[Path] | None = None,
+    exclude: list[str] | tuple[str, ...] = (),
 ) -> Dataset:
     """Read every input file under ``input_path`` once and index its lines and scores.
 
@@ -206,10 +239,15 @@ def load(
     (``strict=True``: the first one raises :class:`BadLineError`).  Files are
     scanned in parallel when there is enough data (``workers``: default, one
     per core).  ``roots``: read only files whose real path lies in one of these folders (the app's
-    allowed roots); others are passed over with a warning.
+    allowed roots); others are passed over with a warning.  ``exclude``: globs of files to leave out,
+    matched against the path relative to ``input_path`` (see :func:`bucketing.sources.excluded`).
+
+    In a folder, a file that is not JSONL at all (a pretty-printed document, a binary file) is
+    skipped whole: every line of it under :data:`NOT_JSONL`, the file named in ``skipped_files``.
+    A single input file like it raises :class:`BucketingError`.
     """
     reading = prepare_load(input_path, scores=scores, group_by=group_by, max_line_bytes=max_line_bytes, strict=strict,
-                           roots=roots)
+                           roots=roots, exclude=exclude)
     return reading.finish(run_chunks(reading.chunks, workers, progress, strict))
 
 
@@ -224,28 +262,47 @@ class Reading:
     detected: bool
     chunks: list[Chunk]
     strict: bool
+    single_file: bool = False  # the input is one file, not a folder
+    excluded: list[str] = field(default_factory=list)  # files left out by an exclude glob, relative to the input
 
     def finish(self, results: list[ChunkResult]) -> Dataset:
-        """The dataset from the chunks' results (in chunk order), checked."""
+        """The dataset from the chunks' results (in chunk order), checked; files that are not JSONL skipped whole."""
+        odd = {} if self.strict else not_jsonl_files(self.files, results)  # strict: their first bad line stops it
+        if odd and self.single_file:
+            raise BucketingError(next(iter(odd.values())).message)
+        results = [skip_whole(r, odd[r.chunk.file_index]) if r.chunk.file_index in odd else r for r in results]
         dataset = assemble(self.root, self.files, results, self.layout, self.detected, self.warnings)
-        check_dataset(dataset, results, self.strict)
+        dataset.excluded = self.excluded
+        dataset.skipped_files = [bad.record(results) for bad in odd.values()]
+        check_dataset(dataset, list(odd.values()), self.strict)
         return dataset
 
 
 def prepare_load(input_path: str | os.PathLike, *, scores: str | None = None, group_by=None,
               max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, strict: bool = False,
-              roots: list[Path] | None = None) -> Reading:
-    """Find the files, settle the layout (given, or detected from the first lines) and cut the chunks."""
-    files, warnings = find_inputs(input_path, roots)
+              roots: list[Path] | None = None, exclude: list[str] | tuple[str, ...] = ()) -> Reading:
+    """Find the files, leave out the excluded ones, settle the layout (given, or detected from the first lines)
+    and cut the chunks."""
+    found, warnings = find_inputs(input_path, roots)
+    files, left_out = leave_out(found, exclude)
     if not files:
-        raise BucketingError(f"no *.jsonl, *.jsonl.gz or *.jsonl.zst files under {display(input_path)}")
+        why = f" (all {len(left_out)} found are left out by the exclude globs)" if left_out else ""
+        raise BucketingError(f"no *.jsonl, *.jsonl.gz or *.jsonl.zst files under {display(input_path)}{why}")
     if scores:  # named by the user: booleans there count as 1/0
         layout = Layout.parse(scores, group_by, booleans=True)
     else:
         layout = detect_layout(files, parse_group_by(group_by))
     root = input_path if is_uri(input_path) else Path(input_path)
     chunks = make_chunks(files, layout, max_line_bytes, strict)
-    return Reading(root, files, warnings, layout, scores is None, chunks, strict)
+    return Reading(root, files, warnings, layout, scores is None, chunks, strict, single_file=one_file(input_path, found),
+                   excluded=[display(file.rel) for file in left_out])
+
+
+def one_file(input_path: str | os.PathLike, files: list[InputFile]) -> bool:
+    """Whether the input named one file rather than a folder (its one input file is the input itself)."""
+    if len(files) != 1:
+        return False
+    return files[0].uri == input_path if is_uri(input_path) else files[0].path == Path(input_path)
 
 
 def make_chunks(files: list[InputFile], layout: Layout, max_line_bytes: int, strict: bool) -> list[Chunk]:
@@ -373,33 +430,76 @@ def scores_by_rollout(per_line: Scores, rollout: np.ndarray) -> Scores:
     return Scores(per_line.flat[gather], totals)
 
 
-def check_dataset(dataset: Dataset, results: list[ChunkResult], strict: bool) -> None:
-    """Refuse inputs that can't be bucketed: a bad line under strict, a file that isn't JSONL, no rollouts."""
+@dataclass(frozen=True)
+class NotJsonl:
+    """A file that is not JSONL at all, and why."""
+
+    file: InputFile
+    file_index: int
+    why: str  # e.g. "no line is a JSON object; line 1: invalid JSON"
+    message: str  # the one-line error when it is the only input
+
+    def record(self, results: list[ChunkResult]) -> dict:
+        """Its entry in the manifest's ``skipped_files``: file, reason, detail and the lines skipped."""
+        lines = sum(len(r.skipped) for r in results if r.chunk.file_index == self.file_index)
+        return {"file": display(self.file.rel), "reason": NOT_JSONL, "detail": self.why, "lines": lines}
+
+
+LONE_BRACKETS = "it starts and ends with a lone bracket, like a pretty-printed JSON document"
+
+
+def not_jsonl_files(files: list[InputFile], results: list[ChunkResult]) -> dict[int, NotJsonl]:
+    """The files that are not JSONL at all, by index: a lone bracket first and last (a pretty-printed document),
+    or not one JSON object among lines that are not blank (a binary file, placeholder text, UTF-16)."""
+    lines, blank, objects = [0] * len(files), [0] * len(files), [0] * len(files)
+    opens, closes = [False] * len(files), [False] * len(files)
+    first_bad: dict[int, tuple[int, str]] = {}  # per file: its first bad line's number and reason
+    for result in results:
+        index = result.chunk.file_index
+        if result.skipped and index not in first_bad:
+            first_bad[index] = (lines[index] + result.skipped[0][0], result.skipped[0][4])
+        lines[index] += result.lines
+        blank[index] += result.blank
+        objects[index] += result.objects
+        opens[index] = opens[index] or result.opens_document
+        closes[index] = closes[index] or result.closes_document
+    found = {}
+    for index, file in enumerate(files):
+        name = display(file.rel)
+        if opens[index] and closes[index]:
+            found[index] = NotJsonl(file, index, LONE_BRACKETS, f"{name} is not JSONL: {LONE_BRACKETS}; "
+                                                                "write one JSON object per line (e.g. jq -c '.[]')")
+        elif lines[index] > blank[index] and objects[index] == 0:
+            line, reason = first_bad[index]
+            found[index] = NotJsonl(
+                file, index, f"no line is a JSON object; line {line}: {reason}",
+                f"{name} is not JSONL (one JSON object per line): line {line}: {reason}; "
+                "is it a pretty-printed JSON document or a binary file? Convert or remove it")
+    return found
+
+
+def skip_whole(result: ChunkResult, bad: NotJsonl) -> ChunkResult:
+    """The chunk's result with every line that is not blank skipped (good ones too), under NOT_JSONL, in order."""
+    rows = np.frombuffer(result.rows, dtype=np.int64).reshape(-1, len(ROW_FIELDS))
+    places = [(int(line), int(offset), int(length), bool(clean)) for line, offset, length, clean, _ in rows]
+    places += [(line, offset, length, clean) for line, offset, length, clean, _, _ in result.skipped]
+    skipped = [(*place, NOT_JSONL, bad.why) for place in sorted(places)]
+    return dataclasses.replace(result, rows=array("q"), scores=array("d"), keys=bytearray(), skipped=skipped)
+
+
+def check_dataset(dataset: Dataset, odd: list[NotJsonl], strict: bool) -> None:
+    """Refuse inputs that can't be bucketed: a bad line under strict, no rollouts (no file that is JSONL)."""
     skipped = dataset.skipped_lines
     if strict and skipped:
         file_id, line, _, _, _, reason, detail = skipped[0]
         raise BadLineError(dataset.where(file_id, line), reason, detail)
-    objects = [0] * len(dataset.files)
-    opens = [False] * len(dataset.files)
-    for result in results:
-        index = result.chunk.file_index
-        objects[index] += result.objects
-        opens[index] = opens[index] or result.opens_document
-        if opens[index] and result.closes_document:
-            raise BucketingError(
-                f"{display(result.chunk.file.rel)} is not JSONL: it starts and ends with a lone bracket, like a "
-                "pretty-printed JSON document; write one JSON object per line (e.g. jq -c '.[]')"
-            )
-    for index, file in enumerate(dataset.files):
-        if dataset.file_lines[index] > dataset.file_blank[index] and objects[index] == 0:
-            _, line, _, _, _, reason, _ = next(bad for bad in skipped if bad[0] == index)
-            raise BucketingError(
-                f"{display(file.rel)} is not JSONL (one JSON object per line): line {line}: {reason}; "
-                "is it a pretty-printed JSON document or a binary file? Convert or remove it"
-            )
     if len(dataset.scores) == 0:
+        if odd and len(odd) == len(dataset.files):
+            others = f" (and the {len(odd) - 1} other files are not JSONL either)" if len(odd) > 1 else ""
+            raise BucketingError(odd[0].message + others)
         hint = ""
-        if skipped:
-            file_id, line, _, _, _, reason, detail = skipped[0]
+        telling = [bad for bad in skipped if bad[5] != NOT_JSONL] or skipped  # a line's own reason says more
+        if telling:
+            file_id, line, _, _, _, reason, detail = telling[0]
             hint = "; e.g. " + bad_line_text(dataset.where(file_id, line), reason, detail)
         raise BucketingError(f"no rollouts with scores at {dataset.score_path}{hint}; check --scores")

@@ -132,6 +132,8 @@ def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str
         "skipped_examples": {reason: info["examples"] for reason, info in reasons.items()},
         "k_exceeds_n": dataset.k_exceeds_n(plan.params) if plan.metric == "pass_at_k" else 0,
         "inputs": dataset.inputs(),
+        "skipped_files": dataset.skipped_files,
+        "excluded": dataset.excluded,
     }
 
 

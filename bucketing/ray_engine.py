@@ -66,6 +66,7 @@ def load(
     strict: bool = False,
     address: str | None = None,
     progress: Progress | None = None,
+    exclude: list[str] | tuple[str, ...] = (),
 ) -> Dataset:
     """:func:`bucketing.load`, with the chunks scanned by Ray tasks where the files lie.
 
@@ -73,7 +74,8 @@ def load(
     """
     if not is_uri(input_path):
         input_path = os.path.abspath(input_path)  # the workers' current folders are not ours
-    reading = prepare_load(input_path, scores=scores, group_by=group_by, max_line_bytes=max_line_bytes, strict=strict)
+    reading = prepare_load(input_path, scores=scores, group_by=group_by, max_line_bytes=max_line_bytes, strict=strict,
+                           exclude=exclude)
     connect(address)
     results = _run(scan, [pickle.dumps(chunk) for chunk in reading.chunks],
                    [c.size for c in reading.chunks], progress)

@@ -7,6 +7,7 @@ objects that each hold complete lines, in a bounded buffer.
 
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import io
 import os
@@ -86,6 +87,39 @@ def find_inputs(root: str | os.PathLike, roots: list[Path] | None = None) -> tup
     if not stat.S_ISDIR(top.st_mode):
         raise BucketingError(f"input {display(root)} is neither a directory nor a file")
     return _walk(root, (top.st_dev, top.st_ino), roots, warnings), warnings
+
+
+def leave_out(files: list[InputFile], patterns: list[str] | tuple[str, ...]) -> tuple[list[InputFile], list[InputFile]]:
+    """``files`` split into those kept and those an exclude glob matches (see :func:`excluded`)."""
+    globs = check_globs(patterns)
+    kept: list[InputFile] = []
+    left: list[InputFile] = []
+    for file in files:
+        (left if excluded(file.rel, globs) else kept).append(file)
+    return kept, left
+
+
+def check_globs(patterns: list[str] | tuple[str, ...]) -> list[str]:
+    """The exclude globs, each without a leading ``./`` or a trailing ``/``; an empty one is refused."""
+    globs = []
+    for pattern in patterns:
+        glob = pattern.strip().removeprefix("./").rstrip("/")
+        if not glob:
+            raise BucketingError(f"exclude glob {display(repr(pattern))} matches no file; give a glob such as "
+                                 "'drafts/*' or '*.tmp.jsonl'")
+        globs.append(glob)
+    return globs
+
+
+def excluded(rel: str, globs: list[str]) -> bool:
+    """Whether a glob matches the file's path relative to the input, or one of the folders on the way.
+
+    fnmatch rules, case-sensitive: ``*`` matches any characters, ``/`` included (``*.tmp.jsonl`` matches at any
+    depth); a glob that matches a folder (``drafts``) leaves out everything below it.
+    """
+    parts = rel.split("/")
+    candidates = ["/".join(parts[: end]) for end in range(1, len(parts) + 1)]
+    return any(fnmatch.fnmatchcase(candidate, glob) for candidate in candidates for glob in globs)
 
 
 OUTSIDE = "a link to a place outside the allowed folders"

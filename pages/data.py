@@ -19,10 +19,11 @@ shared.page_header(
 )
 
 
-def load_folder(path_text: str, scores: str, group_by: str) -> None:
+def load_folder(path_text: str, scores: str, group_by: str, exclude: str) -> None:
     """Check the folder is allowed, load it with a progress bar, make it the session's data."""
     try:
-        source = shared.open_source(shared.allowed(path_text), scores.strip() or None, group_by.strip() or None)
+        source = shared.open_source(shared.allowed(path_text), scores.strip() or None, group_by.strip() or None,
+                                    shared.globs(exclude))
         bar = st.progress(0.0, text="Reading…")
         files = len(source.fingerprint)
         data = shared.load(source, shared.stop_when_gone(lambda done, total: bar.progress(
@@ -35,6 +36,7 @@ def load_folder(path_text: str, scores: str, group_by: str) -> None:
         return
     shared.use_source(source)
     st.session_state["scores_text"], st.session_state["group_text"] = scores, group_by
+    st.session_state["exclude_text"] = exclude
     st.toast(f"Loaded {counted(len(data.rows), 'rollout', ',')}")
 
 
@@ -51,7 +53,8 @@ def load_uploads(uploads: list) -> None:
         return
     if ignored:
         st.warning(f"Not loaded, as only {' and '.join(READ)} files are read: {literal(', '.join(ignored))}")
-    load_folder(str(folder), st.session_state.get("scores_text", ""), st.session_state.get("group_text", ""))
+    load_folder(str(folder), st.session_state.get("scores_text", ""), st.session_state.get("group_text", ""),
+                st.session_state.get("exclude_text", ""))
 
 
 current = st.session_state.get("source")
@@ -60,7 +63,7 @@ if "w_folder" not in st.session_state:
     # (never the temporary folder of uploaded files)
     st.session_state["w_folder"] = (("" if shared.is_upload(current.path) else str(current.path)) if current
                                     else shared.sample_text())
-for key, saved in (("w_scores", "scores_text"), ("w_group", "group_text")):
+for key, saved in (("w_scores", "scores_text"), ("w_group", "group_text"), ("w_exclude", "exclude_text")):
     if key not in st.session_state:
         st.session_state[key] = st.session_state.get(saved, "")
 with st.form("source_form"):
@@ -74,8 +77,13 @@ with st.form("source_form"):
                                   help="Fields whose equal values make lines one rollout (one prompt), across "
                                        "files: input for verl dumps, step,input per step. Empty, with scores "
                                        "given: one line = one rollout.")
+    exclude_text = st.text_area("Leave out files", key="w_exclude", height=68, placeholder="drafts/*\n*.tmp.jsonl",
+                                help="Globs, one per line, matched against each file's path inside the folder "
+                                     "(as `--exclude`): `*` matches any characters, `/` included, so "
+                                     "`*.tmp.jsonl` leaves such files out at any depth; a glob that matches a "
+                                     "folder (`drafts`) leaves out everything in it.")
     if st.form_submit_button("Load", type="primary"):
-        load_folder(path_text, scores_text, group_text)
+        load_folder(path_text, scores_text, group_text, exclude_text)
 
 with st.expander("Upload files instead"):
     uploads = st.file_uploader("Rollout files", type=["jsonl", "gz"], accept_multiple_files=True,
@@ -113,8 +121,15 @@ with right:
     st.subheader("Files")
     st.dataframe(pd.DataFrame(data.inputs()), hide_index=True, height=260,
                  column_config={"bytes": st.column_config.NumberColumn("bytes", format="%d")})
+    if data.excluded:
+        st.caption(f"{counted(len(data.excluded), 'file', ',')} left out by the globs under Leave out files:")
+        st.dataframe(pd.DataFrame({"left out": data.excluded}), hide_index=True, key="excluded")
 
 st.subheader("Skipped lines")
+if data.skipped_files:
+    st.warning(f"{counted(len(data.skipped_files), 'file', ',')} not JSONL: every line of them goes to "
+               "`_skipped.jsonl` on export. Convert them, or leave them out above.")
+    st.dataframe(pd.DataFrame(data.skipped_files)[["file", "detail", "lines"]], hide_index=True, key="skipped_files")
 reasons = data.skipped_summary
 if not reasons:
     st.success("No bad lines: every non-blank line has scores.")

@@ -92,7 +92,7 @@ if st.button("Export", type="primary", disabled=bool(existing) and not overwrite
         "command": command_line(str(source.path), str(out), plan, scores=source.scores,
                                 group_by=parse_group_by(source.group_by), prefix=s["prefix"],
                                 order=s["order"], overwrite=overwrite, cumulative=cumulative,
-                                val_fraction=val_fraction, seed=seed),
+                                val_fraction=val_fraction, seed=seed, exclude=source.exclude),
     }
 
 last = s.get("last_export")

@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 
 import bucketing
 from bucketing import scorepath as sp
-from bucketing.errors import BadLineError, BucketingError
+from bucketing.errors import BadLineError
+from bucketing.load import NOT_JSONL as FILE_NOT_JSONL
 from .conftest import line_totals
 
 # ----------------------------------------------------------------------------------------------
@@ -747,7 +748,8 @@ def test_strict_with_only_good_lines_succeeds(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------
-# files that are not JSONL at all: refused with a one-line error naming the file, nothing written
+# files that are not JSONL at all: in a folder, skipped whole (every line to _skipped.jsonl, the file
+# named); alone, refused with a one-line error naming the file, nothing written
 # ----------------------------------------------------------------------------------------------
 
 ROWS = [{"prompt": "a", "reward": [{"score": 1}]}, {"prompt": "b", "reward": [{"score": 0}, {"score": 1}]}]
@@ -778,20 +780,45 @@ NOT_JSONL = [
 
 
 @pytest.mark.parametrize("content", NOT_JSONL)
-def test_file_that_is_not_jsonl_is_refused(tmp_path, content):
-    write_input(tmp_path, {"good.jsonl": GOOD + b"\n" + GOOD_B + b"\n", "weird doc.jsonl": content})
-    proc = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out")
-    message = assert_one_line_error(proc)
-    assert "weird doc.jsonl" in message
-    assert "good.jsonl" not in message
+def test_file_that_is_not_jsonl_is_skipped_whole_in_a_folder(tmp_path, content):
+    files = {"good.jsonl": GOOD + b"\n" + GOOD_B + b"\n", "weird doc.jsonl": content}
+    write_input(tmp_path, files)
+    proc = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert b"weird doc.jsonl: " in proc.stdout  # named in the summary, with why
+    outputs = assert_promise(files, tmp_path / "out")
+    assert outputs["_skipped.jsonl"] == [content + b"\n" for _, content in input_lines(content)]  # every line, in order
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+    assert [(f["file"], f["reason"], f["lines"]) for f in manifest["skipped_files"]] == [
+        ("weird doc.jsonl", FILE_NOT_JSONL, len(input_lines(content)))]
+    assert manifest["skipped"] == {FILE_NOT_JSONL: len(input_lines(content))}
+    assert manifest["totals"]["rollouts"] == 2
+
+
+@pytest.mark.parametrize("content", NOT_JSONL[:1] + NOT_JSONL[-6:-4])
+def test_file_that_is_not_jsonl_stops_a_strict_run(tmp_path, content):
+    write_input(tmp_path, {"good.jsonl": GOOD + b"\n", "weird doc.jsonl": content})
+    proc = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "--strict")
+    assert "weird doc.jsonl:1: " in assert_one_line_error(proc, code=1)
     assert_nothing_written(tmp_path / "out")
 
 
 @pytest.mark.parametrize("content", NOT_JSONL)
 def test_file_that_is_not_jsonl_alone(tmp_path, content):
+    """A folder of only such a file has no rollouts: refused, naming it."""
     write_input(tmp_path, {"doc.jsonl": content})
     proc = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "--dry-run")
-    assert_one_line_error(proc)
+    assert assert_one_line_error(proc).startswith("error: doc.jsonl is not JSONL")
+    assert_nothing_written(tmp_path / "out")
+
+
+@pytest.mark.parametrize("content", NOT_JSONL)
+def test_a_single_input_file_that_is_not_jsonl_is_refused(tmp_path, content):
+    write_input(tmp_path, {"good.jsonl": GOOD + b"\n", "doc.jsonl": content})
+    proc = run_cli("-i", tmp_path / "in" / "doc.jsonl", "-o", tmp_path / "out")
+    message = assert_one_line_error(proc)
+    assert message.startswith("error: doc.jsonl is not JSONL") and message.rstrip().endswith(
+        ("Convert or remove it", "(e.g. jq -c '.[]')"))
     assert_nothing_written(tmp_path / "out")
 
 
@@ -846,17 +873,18 @@ def test_every_line_accounted_for(tmp_path_factory, lines, bom, final_newline):
     # a file whose last line, cut off before its "\n", opens an object (blank lines after it don't count as cut)
     unfinished_last_object = (not body.endswith(b"\n") and spec and spec[-1][0] == body.count(b"\n") + 1
                               and spec[-1][1].startswith(b"{"))
-    if spec and not any(is_json_object(content) for _, content in spec) and not unfinished_last_object:
-        # not one JSON object (nor an unfinished last one) in the file: refused as "not JSONL", naming the file
-        with pytest.raises(BucketingError, match=r"^b\.jsonl is not JSONL"):
-            bucketing.load(write_input(tmp, files), scores="reward[].score", workers=1)
-        return
+    # not one JSON object (nor an unfinished last one) in the file: skipped whole as "not JSONL", the file named
+    not_jsonl = spec and not any(is_json_object(content) for _, content in spec) and not unfinished_last_object
     data = bucketing.load(write_input(tmp, files), scores="reward[].score", workers=1)
     totals = data.totals
     assert totals["lines"] == 1 + count_lines(body)
     assert totals["rollouts"] + totals["skipped"] == 1 + len(spec)
     assert totals["blank"] == count_lines(body) - len(spec)
-    assert set(data.skipped["reason"]) <= set(sp.REASONS)
+    if not_jsonl:
+        assert set(data.skipped["reason"]) == {FILE_NOT_JSONL} and totals["rollouts"] == 1
+        assert [(f["file"], f["lines"]) for f in data.skipped_files] == [("b.jsonl", len(spec))]
+    else:
+        assert set(data.skipped["reason"]) <= set(sp.REASONS) and not data.skipped_files
     # line numbers in the index are the spec's physical line numbers
     b_lines = data.rows[data.rows["file_id"] == 1]["line"].tolist() + data.skipped["line"].tolist()
     assert sorted(b_lines) == [n for n, _ in spec]

@@ -7,10 +7,11 @@ import shlex
 
 import pytest
 
+import bucketing
 from bucketing.cli import build_parser
 from bucketing.metrics import METRICS
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, SAMPLE, run_cli
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -105,10 +106,22 @@ def test_the_layout_table_lists_every_layout_detection_knows():
 
 
 def test_every_skip_reason_is_documented():
+    from bucketing.load import NOT_JSONL
     from bucketing.scorepath import REASONS
 
-    for reason in REASONS:
+    for reason in (*REASONS, NOT_JSONL):
         assert f"`{reason}`" in section("Bad lines")
+
+
+def test_every_manifest_field_is_documented():
+    from bucketing.manifest import build_manifest
+
+    data = bucketing.load(SAMPLE)
+    values = data.values("mean_reward")
+    manifest = build_manifest(data, bucketing.percentile_plan(values, "mean_reward", 3), values)
+    written = section("What gets written")
+    for key in manifest:
+        assert f'"{key}":' in written or f"`{key}`" in written, key
 
 
 def test_the_app_is_safe_by_default_as_the_readme_says():

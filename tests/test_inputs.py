@@ -607,11 +607,21 @@ def test_odd_file_names_are_loaded_and_messages_stay_on_one_line(tmp_path):
 
 @pytest.mark.parametrize("name", ["new\nline.jsonl", b"bad \xff.jsonl", "esc\x1b.jsonl"])
 def test_odd_name_in_a_fatal_error_is_one_line(tmp_path, name):
-    write_tree(tmp_path / "in", {"good.jsonl": GOOD + b"\n", name: b"[1]\n[2]\n"})  # not JSONL: refused
+    write_tree(tmp_path / "in", {name: b"[1]\n[2]\n"})  # not JSONL, and no other file: refused
     proc = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out")
     assert_one_line_error(proc)
     assert_no_broken_lines(proc.stderr, [name])
     assert_nothing_written(tmp_path / "out")
+
+
+@pytest.mark.parametrize("name", ["new\nline.jsonl", b"bad \xff.jsonl", "esc\x1b.jsonl"])
+def test_odd_name_of_a_file_skipped_whole_stays_on_one_line(tmp_path, name):
+    write_tree(tmp_path / "in", {"good.jsonl": GOOD + b"\n", name: b"[1]\n[2]\n"})  # not JSONL: skipped whole
+    proc = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert_no_broken_lines(proc.stdout, [name])
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+    assert all("\n" not in f["file"] and "\x1b" not in f["file"] for f in manifest["skipped_files"])
 
 
 def test_odd_input_directory_name_in_errors(tmp_path):

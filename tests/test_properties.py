@@ -1,4 +1,5 @@
-"""The nothing-lost invariant over random mixes of good and bad lines and random plans."""
+"""The nothing-lost invariant over random mixes of good and bad lines (and of files that are not JSONL at all)
+and random plans."""
 
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ from hypothesis import strategies as st
 
 import bucketing
 from bucketing.export import TEMP_PREFIX
+from bucketing.load import NOT_JSONL as NOT_JSONL_REASON
 from bucketing.metrics import METRICS
 
-GOOD = st.builds(
-    lambda scores, text: json.dumps({"prompt": text, "reward": [{"score": s} for s in scores]},
-                                    ensure_ascii=False).encode(),
+RECORD = st.builds(
+    lambda scores, text: {"prompt": text, "reward": [{"score": s} for s in scores]},
     st.lists(st.sampled_from([0, 1, 0.5, 1.25, -0.5, 0.75]), min_size=1, max_size=6),
     st.text(st.characters(blacklist_categories=["Cs"]), max_size=12),
 )
+GOOD = RECORD.map(lambda record: json.dumps(record, ensure_ascii=False).encode())
+BOM = b"\xef\xbb\xbf"
 BAD = st.sampled_from(
     [
         b'{"reward": [{"score": "1"}]}',
@@ -42,6 +45,17 @@ BAD = st.sampled_from(
 )
 BLANK = st.sampled_from([b"", b"   ", b"\t", b" \r"])
 LINE = st.one_of(GOOD, GOOD, GOOD, BAD, BLANK)
+# Files that are not JSONL at all (skipped whole): placeholder text, binary junk, a pretty-printed document.
+# Junk lines hold no "{" (no JSON object), no "\n" or "\r" (a reader drops a final "\r"; the check below splits
+# the outputs on both), and no BOM at the start (a reader drops it there).
+JUNK = st.binary(min_size=1, max_size=30).filter(
+    lambda line: not any(byte in line for byte in (b"\n", b"\r", b"{")) and not line.startswith(BOM))
+PLACEHOLDER = st.sampled_from([b"<PLACEHOLDER ROW>", b"not json at all", b"[1, 2, 3]", b"null", b'"text"'])
+NOT_JSONL = st.one_of(
+    st.lists(st.one_of(PLACEHOLDER, JUNK, BLANK), min_size=1, max_size=12),
+    st.lists(RECORD, min_size=1, max_size=3).map(
+        lambda records: json.dumps(records, indent=2, ensure_ascii=False).encode().split(b"\n")),
+).filter(lambda lines: any(line.strip(b" \t\r") for line in lines))
 
 
 @st.composite
@@ -59,6 +73,10 @@ def input_files(draw):
                 "final_newline": draw(st.booleans()),
             }
         )
+    for index in range(draw(st.integers(0, 2))):  # named odd_*: read before the part_* files
+        files.append({"name": f"odd_{index}.jsonl" + (".gz" if draw(st.booleans()) else ""), "lines": draw(NOT_JSONL),
+                      "crlf": draw(st.booleans()), "bom": draw(st.booleans()), "final_newline": draw(st.booleans()),
+                      "not_jsonl": True})
     return files
 
 
@@ -96,7 +114,8 @@ def test_every_line_lands_exactly_once_byte_identical(files, plan_spec, order):
     with tempfile.TemporaryDirectory() as tmp:
         source, out = Path(tmp) / "in", Path(tmp) / "out"
         source.mkdir()
-        expected = Counter(line for spec in files for line in write(source, spec))
+        written_lines = {spec["name"]: write(source, spec) for spec in files}
+        expected = Counter(line for lines in written_lines.values() for line in lines)
         data = bucketing.load(source)
         kind, spec = plan_spec
         values = data.table(spec["params"])[spec["metric"]].to_numpy()
@@ -116,6 +135,10 @@ def test_every_line_lands_exactly_once_byte_identical(files, plan_spec, order):
         assert totals["rollouts"] == sum(b["count"] for b in manifest["buckets"])
         assert totals["skipped"] == sum(manifest["skipped"].values())
         assert totals["lines"] == totals["rollouts"] + totals["skipped"] + totals["blank"]
+        odd = [spec["name"] for spec in files if spec.get("not_jsonl")]  # each named, each line skipped
+        assert [(f["file"], f["lines"]) for f in manifest["skipped_files"]] == [(name, len(written_lines[name]))
+                                                                                for name in odd]
+        assert manifest["skipped"].get(NOT_JSONL_REASON, 0) == sum(len(written_lines[name]) for name in odd)
         for bucket in manifest["buckets"]:
             assert len((out / bucket["file"]).read_bytes().splitlines()) == bucket["count"]
         assert not [p for p in out.iterdir() if p.name.startswith(TEMP_PREFIX)]

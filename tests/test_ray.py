@@ -114,6 +114,44 @@ def test_single_file_output_equals_the_local_files(tmp_path):
     assert ray_manifest.pop("engine") == "ray" and ray_manifest == local_manifest
 
 
+def odd_input(folder: Path) -> Path:
+    """The mixed input with two files that are not JSONL (skipped whole) and a drafts folder to leave out."""
+    mixed_input(folder)
+    (folder / "placeholder.jsonl").write_bytes(b"<PLACEHOLDER ROW>\n<PLACEHOLDER ROW>\n")
+    (folder / "pretty.jsonl").write_bytes(json.dumps([{"reward": [{"score": 1}]}], indent=2).encode() + b"\n")
+    write_lines(folder / "drafts" / "old.jsonl", [rollout_line([1])])
+    return folder
+
+
+def test_files_that_are_not_jsonl_and_exclude_work_on_ray_as_locally(tmp_path):
+    data = odd_input(tmp_path / "in")
+    local = bucketing.load(data, exclude=["drafts"])
+    remote = ray_engine.load(str(data), exclude=["drafts"])
+    assert [f["file"] for f in remote.skipped_files] == ["placeholder.jsonl", "pretty.jsonl"]
+    assert remote.skipped_files == local.skipped_files and remote.excluded == local.excluded == ["drafts/old.jsonl"]
+    assert remote.totals == local.totals and remote.skipped_reasons() == local.skipped_reasons()
+    values = remote.table()["mean_reward"].to_numpy()
+    plan = bucketing.percentile_plan(values, "mean_reward", 3)
+    local_manifest = bucketing.export(local, plan, tmp_path / "local", values=values)
+    ray_manifest = ray_engine.export(remote, plan, str(tmp_path / "ray"), values=values)
+    assert_same_buckets(tmp_path / "ray", tmp_path / "local", ray_manifest, local_manifest)
+    for key in ("skipped_files", "excluded", "skipped_examples"):
+        assert ray_manifest[key] == local_manifest[key], key
+
+
+def test_exclude_on_the_command_line_with_ray(tmp_path):
+    data = odd_input(tmp_path / "in")
+    args = ("-i", data, "-n", "3", "--json", "--exclude", "drafts/*", "--exclude", "pretty.jsonl")
+    local = run_cli(*args, "-o", tmp_path / "local")
+    remote = run_cli(*args, "-o", tmp_path / "ray", "--engine", "ray", "--single-file")
+    assert local.returncode == 0 and remote.returncode == 0, remote.stderr
+    ray_manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    local_manifest = json.loads((tmp_path / "local" / "manifest.json").read_text())
+    assert ray_manifest.pop("engine") == "ray" and ray_manifest == local_manifest
+    assert local_manifest["excluded"] == ["drafts/old.jsonl", "pretty.jsonl"]
+    assert [f["file"] for f in local_manifest["skipped_files"]] == ["placeholder.jsonl"]
+
+
 def test_a_uri_input_reads_like_a_path(tmp_path):
     data = mixed_input(tmp_path / "in")
     by_uri = ray_engine.load(f"file://{data}")

@@ -30,7 +30,7 @@ import bucketing
 from bucketing.metrics import METRICS
 from bucketing.preview import Rollout, preview
 from bucketing.roots import SAMPLE, allowed_roots, resolve_allowed
-from bucketing.sources import display, find_inputs
+from bucketing.sources import display, find_inputs, leave_out
 from bucketing.summary import Comparison, Histogram, compare, histogram
 
 from .text import literal
@@ -67,6 +67,7 @@ class Source:
     scores: str | None  # None: the layout is detected
     fingerprint: tuple  # (rel, size, mtime) of every input file
     group_by: str | None = None  # e.g. "step,input"; None: detected (or one line = one rollout with scores)
+    exclude: tuple[str, ...] = ()  # globs of files left out, as --exclude takes them
 
 
 class _Store:
@@ -266,14 +267,22 @@ def stop_when_gone(progress: Callable[[int, int], None] | None = None) -> Callab
     return report
 
 
-def open_source(path: Path, scores: str | None, group_by: str | None = None) -> Source:
-    files, _ = find_inputs(path, roots())  # a link to a file outside the allowed folders is passed over
-    return Source(path, scores or None, tuple((f.rel, f.size, f.mtime_ns) for f in files), group_by or None)
+def open_source(path: Path, scores: str | None, group_by: str | None = None, exclude: tuple[str, ...] = ()) -> Source:
+    found, _ = find_inputs(path, roots())  # a link to a file outside the allowed folders is passed over
+    files, _ = leave_out(found, exclude)  # (an excluded file's change doesn't make the data stale)
+    return Source(path, scores or None, tuple((f.rel, f.size, f.mtime_ns) for f in files), group_by or None,
+                  tuple(exclude))
 
 
 def load(source: Source, progress: Callable[[int, int], None] | None = None) -> bucketing.Dataset:
     return store().get(("dataset", source), lambda: bucketing.load(  # roots: no file through a link leading out
-        source.path, scores=source.scores, group_by=source.group_by, progress=progress, roots=roots()))
+        source.path, scores=source.scores, group_by=source.group_by, progress=progress, roots=roots(),
+        exclude=source.exclude))
+
+
+def globs(text: str) -> tuple[str, ...]:
+    """The exclude globs typed in a text area: one per line, blank lines dropped, spaces at the ends too."""
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
 def use_source(source: Source) -> None:
