@@ -8,14 +8,13 @@
     bucketing.export(data, plan, "bucketed/")              # bucket files + manifest.json
 """
 
-__version__ = "0.1.0"
-
-from .errors import BadLineError, BucketingError  # noqa: E402
-from .export import export  # noqa: E402
-from .load import Dataset, load  # noqa: E402
-from .manifest import read_manifest  # noqa: E402
-from .metrics import METRICS, Metric, Params, Scores, get_metric, register_metric  # noqa: E402
-from .plan import (  # noqa: E402
+from .version import __version__
+from .errors import BadLineError, BucketingError
+from .export import export
+from .load import Dataset, load
+from .manifest import read_manifest
+from .metrics import METRICS, Metric, Params, Scores, get_metric, register_metric
+from .plan import (
     Bucket,
     Plan,
     bucket_table,

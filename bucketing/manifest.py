@@ -14,7 +14,7 @@ from typing import Literal
 import msgspec
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .errors import BucketingError
 from .load import Dataset
 from .metrics import get_metric

@@ -38,7 +38,7 @@ def require_browser() -> None:
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        problems.append("the playwright pip package is missing: pip install -r requirements-dev.txt")
+        problems.append("the playwright pip package is missing: pip install -r requirements-dev.txt (or python tests/run.py)")
     if problems:
         message = "browser tests can't run: " + "; ".join(problems)
         if os.environ.get("CI"):

@@ -1,6 +1,6 @@
 """Install what the tests need and run every test: ``python tests/run.py [pytest args]``.
 
-Installs requirements-dev.txt with pip and, where it can (as root, or with
+Installs the requirements (base, cluster, dev) with pip and, where it can (as root, or with
 password-less sudo), Debian's chromium for the browser tests.  Uses only the
 standard library, so it runs before anything is installed.
 """
@@ -18,8 +18,9 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 def main() -> int:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(ROOT / "requirements-dev.txt")],
-                   check=True)
+    requirements = ["requirements.txt", "requirements-cluster.txt", "requirements-dev.txt"]
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.run(pip + [arg for name in requirements for arg in ("-r", str(ROOT / name))], check=True)
     if not os.path.exists(CHROMIUM):
         install_chromium()
     return subprocess.call([sys.executable, "-m", "pytest", *sys.argv[1:]], cwd=ROOT)

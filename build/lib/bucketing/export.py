@@ -1,0 +1,404 @@
+"""Write the bucket files: each input line's original bytes, atomically, manifest last.
+
+Every line is copied from the input by offset, never re-serialised (see
+:mod:`bucketing.copy`: on every core, input read once, written with ``pwritev``).  Each output goes
+to a temp file in the output directory, is fsynced, and is renamed into place only when all of
+them are complete, the manifest last; an earlier export in the folder is replaced as a whole
+(:mod:`bucketing.journal`).  Every create, rename and remove goes through the output folder opened
+once (:class:`bucketing.safedir.Folder`): no link is followed, nothing outside it is touched.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .copy import Copier, copy_list, preallocate, start_writeback
+from .errors import BucketingError
+from .journal import JOURNAL, TEMP_PREFIX, Move, is_temp_name, recover, replace_all
+from .load import Dataset, Progress
+from .manifest import MANIFEST, Output, build_manifest, dumps, is_output_name, outputs
+from .metrics import get_metric
+from .plan import Plan, check_name
+from .safedir import Folder
+from .sources import InputFile, display, open_input, open_stream
+from .split import check_fraction, validation_rollouts
+
+ORDERS = ("input", "difficulty")
+MANIFEST_LIMIT = 16 << 20  # bytes of an earlier manifest read to learn what it wrote
+
+
+def export(
+    dataset: Dataset,
+    plan: Plan,
+    out_dir: str | os.PathLike,
+    *,
+    values: np.ndarray | None = None,
+    prefix: str = "",
+    order: str = "input",
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    fsync: bool = True,
+    cumulative: bool = False,
+    val_fraction: float | None = None,
+    seed: int = 0,
+    roots: list[Path] | None = None,
+) -> dict:
+    """Write ``{prefix}{name}.jsonl`` per bucket, ``{prefix}_skipped.jsonl`` and ``{prefix}manifest.json``.
+
+    ``cumulative`` adds ``cumulative/{prefix}{name}.jsonl``: that bucket and every easier one.
+    ``val_fraction`` splits each bucket once into ``train/`` and ``val/`` (see :mod:`bucketing.split`;
+    ``seed`` picks another split), cumulative stages included.
+    ``values`` are the plan's metric values (computed when None).  ``fsync=False``
+    skips flushing each file to the disk before its rename: faster on slow disks;
+    a crash of the program still leaves no partial file, a power cut could.  ``roots``: the
+    output folder must lie in one of these (the app's allowed roots).  Returns the
+    manifest.  Raises :class:`BucketingError` before writing anything when the
+    output would overwrite files (without ``overwrite``), sits in the input, or goes through a link.
+    """
+    if order not in ORDERS:
+        raise BucketingError(f"--order must be one of {', '.join(ORDERS)}, not {order!r}")
+    if prefix:
+        check_name(prefix, "prefix")
+    if values is None:
+        values = dataset.values(plan.metric, plan.params)
+    if val_fraction is not None:
+        check_fraction(val_fraction)
+    ids = plan.assign(values)
+    files = outputs(plan, prefix, len(dataset.skipped_lines) > 0, cumulative, val_fraction is not None)
+    manifest_name = prefix + MANIFEST
+    names = [*(f.name for f in files), manifest_name]
+    check_output_dir(Path(out_dir), dataset.root, names)
+    check_unchanged(dataset)
+    inputs = input_files(dataset)
+    with Folder.open(out_dir, roots, create=True) as out, _locked(out):
+        check_output_dir(out.real, dataset.root, names)  # again, where the folder opened really is
+        recover(out, set(inputs))  # an export killed while replacing another: finished first
+        check_targets(out, names, inputs, overwrite)
+        stale = sorted(earlier_outputs(out, manifest_name) - set(names))
+        remove_leftovers(out)
+        with _Writer(out, dataset, progress, fsync) as writer:
+            validation = None
+            if val_fraction is not None:  # hashed from the writer's sources: a .gz is decompressed once
+                writer.spool(np.unique(dataset.rollout_columns["file_id"]).tolist())
+                validation = validation_rollouts(dataset, ids, val_fraction, writer.source, seed)
+            pieces = _pieces(dataset, plan, values, ids, order, files, validation)
+            manifest = build_manifest(dataset, plan, values, prefix, order, ids)
+            counts = [(p["rollouts"], len(p["offset"])) for p in pieces]
+            describe_outputs(manifest, dataset, plan, files, counts, val_fraction, seed)
+            text = _manifest_text(manifest)  # before anything is written: a value JSON can't hold stops the run here
+            writer.write_files([(f.name, p) for f, p in zip(files, pieces)])
+            writer.commit(extra={manifest_name: text}, stale=stale, keep=set(inputs))
+    return manifest
+
+
+def _manifest_text(manifest: dict) -> bytes:
+    try:
+        return dumps(manifest).encode()
+    except ValueError as error:  # a value out of range for JSON (an infinite metric): a bug, said plainly
+        raise BucketingError(f"the manifest can't be written ({error}); nothing was written") from None
+
+
+def earlier_outputs(out: Folder, manifest_name: str) -> set[str]:
+    """The files the export whose manifest is in ``out`` wrote, as far as they are names an export writes.
+
+    The manifest is data, not trusted: read without following a link, bounded in size, and only
+    names that fit the export's own scheme (:func:`bucketing.manifest.is_output_name`) count.
+    """
+    if not out.is_regular_file(manifest_name):
+        return set()
+    try:
+        earlier = json.loads(out.read_bytes(manifest_name, MANIFEST_LIMIT))
+        names = {entry["file"] for entry in earlier.get("files", [])}
+        names |= {bucket["file"] for bucket in earlier.get("buckets", [])}
+        names |= {earlier["skipped_file"]} if earlier.get("skipped_file") else set()
+    except (OSError, ValueError, RecursionError, BucketingError, TypeError, KeyError, AttributeError):
+        return set()  # not a manifest of ours after all: it names nothing to remove
+    return {name for name in names if is_output_name(name) and name.endswith(".jsonl")}
+
+
+@contextmanager
+def _locked(out: Folder) -> Iterator[None]:
+    """Hold an exclusive lock on the output directory itself (no lock file): one export at a time."""
+    try:
+        fcntl.flock(out.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise BucketingError(
+            f"another export is writing to {display(out.path)} right now; wait for it to finish or choose another folder"
+        ) from None
+    yield  # the lock goes when the folder's fd is closed
+
+
+def input_files(dataset: Dataset) -> dict[tuple[int, int], InputFile]:
+    """The local input files by (device, inode): what an export must never replace or remove."""
+    inputs = {}
+    for file in dataset.files:
+        if file.uri is None:
+            if file.ident is None:
+                info = os.stat(file.path)
+                inputs[(info.st_dev, info.st_ino)] = file
+            else:
+                inputs[file.ident] = file
+    return inputs
+
+
+def check_targets(out: Folder, names: list[str], inputs: dict[tuple[int, int], InputFile], overwrite: bool) -> None:
+    """Refuse a sub-folder that is a link, files to replace without ``overwrite``, and ever to replace
+    (a link to) an input file."""
+    for folder in sorted({name.rpartition("/")[0] for name in names} - {""}):
+        out.has_folder(folder)  # raises for a link (or a file) where the folder should be
+    for name in names:
+        if out.lstat(name) is None:
+            continue
+        if not overwrite:
+            raise BucketingError(f"{display(out.path / name)} already exists; pass --overwrite to replace it")
+        fd, base = out.where(name)
+        try:
+            info = os.stat(base, dir_fd=fd)  # through a link: replacing a link to an input is refused too
+        except OSError:
+            continue  # a dangling link: replacing it harms nothing
+        same = inputs.get((info.st_dev, info.st_ino))
+        if same is not None:
+            raise BucketingError(f"{display(out.path / name)} is the input file {display(same.rel)} (a link to it); "
+                                 "choose another output folder")
+
+
+def check_free(out: Path, names: list[str]) -> None:
+    """Refuse an output folder that holds any of ``names`` (what ``--overwrite`` is for)."""
+    for name in names:
+        if os.path.lexists(out / name):
+            raise BucketingError(f"{display(out / name)} already exists; pass --overwrite to replace it")
+
+
+def remove_leftovers(out: Folder) -> None:
+    """Delete temp files an interrupted export left behind (only ours: their names fit TEMP_PREFIX's scheme)."""
+    for entry in out.entries():
+        if is_temp_name(entry.name) and entry.is_file(follow_symlinks=False):
+            out.unlink(entry.name)
+
+
+def check_output_dir(out: Path, root: Path | str, names: list[str] | tuple[str, ...] = ()) -> None:
+    """No output file may land in the input folder or below it (the next run would read it).
+
+    ``names``: the output files, relative to ``out`` (``train/easy.jsonl`` lands in ``out/train``;
+    ``train/`` stands for the folder).
+    """
+    if isinstance(root, str):  # a URI: no local folder to be inside of
+        return
+    source = root.resolve() if root.is_dir() else root.resolve().parent
+    target = out.resolve()
+    if target == source or source in target.parents:
+        raise BucketingError(
+            f"output directory {display(out)} is inside the input directory {display(root)}; choose another"
+        )
+    for name in names:
+        folder = target / name.rpartition("/")[0]
+        if folder == source or source in folder.parents:
+            raise BucketingError(f"{display(out / name)} would be written inside the input directory {display(root)} "
+                                 "(the next run would read it); choose another output folder")
+
+
+def check_unchanged(dataset: Dataset) -> None:
+    for file in dataset.files:
+        if file.uri is not None:
+            continue  # object stores: the spool taken at export time is what gets copied
+        try:
+            info = os.stat(file.path)
+        except OSError as exc:
+            raise BucketingError(f"{display(file.rel)} can't be read any more: {exc.strerror}") from None
+        if (info.st_size, info.st_mtime_ns) != (file.size, file.mtime_ns):
+            raise BucketingError(f"{display(file.rel)} changed since it was loaded; load the input again")
+
+
+def every_line(dataset: Dataset, ids: np.ndarray, buckets: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every non-blank input line (good, then skipped): its file_id, offset, length, clean, and its output.
+
+    The output of a good line is its rollout's bucket (``ids``); skipped lines go to output ``buckets``.
+    """
+    lines = dataset.line_columns
+    dest = np.concatenate([ids.astype(np.int64)[lines["rollout"]], np.full(len(dataset.skipped_lines), buckets)])
+    columns = {
+        key: np.concatenate([lines[key], dataset.skipped_column(key)]).astype(np.int64)
+        for key in ("file_id", "offset", "length", "clean")
+    }
+    return columns, dest
+
+
+def _pieces(dataset: Dataset, plan: Plan, values: np.ndarray, ids: np.ndarray, order: str, files: list[Output],
+            validation: np.ndarray | None) -> list[dict]:
+    """Per output file, in the order to write: arrays file_id, offset, length, clean; and its rollout count.
+
+    Every line goes where its rollout goes; a rollout's lines stay in input order.
+    """
+    columns, dest = every_line(dataset, ids, len(plan.buckets))
+    skipped = len(dataset.skipped_lines)
+    rollout = np.concatenate([dataset.line_columns["rollout"], np.full(skipped, -1)])
+    if order == "difficulty":  # easiest first; equal values keep the order of the rollouts' first lines
+        easier = -values if get_metric(plan.metric).higher_is_easier else values
+        keys = (np.concatenate([easier[rollout[: len(rollout) - skipped]], np.zeros(skipped)]), rollout)
+    else:
+        keys = ()
+    sort = np.lexsort((columns["offset"], columns["file_id"], *keys[::-1]))
+    ids = np.asarray(ids, dtype=np.int64)
+    pieces = []
+    for output in files:
+        if output.buckets:
+            taken = ids <= output.buckets[-1] if output.cumulative else ids == output.buckets[0]
+            if output.part != "all":
+                taken &= validation if output.part == "val" else ~validation
+            chosen = np.concatenate([taken, [False]])[rollout]  # a line goes where its rollout goes
+        else:
+            taken, chosen = np.zeros(0, dtype=bool), dest == len(plan.buckets)
+        members = sort[chosen[sort]]
+        piece = {key: column[members] for key, column in columns.items()}
+        piece["rollouts"] = int(taken.sum())
+        pieces.append(piece)
+    return pieces
+
+
+def describe_outputs(manifest: dict, dataset: Dataset, plan: Plan, files: list[Output],
+                     counts: list[tuple[int, int]], val_fraction: float | None, seed: int) -> None:
+    """Record what the export writes beyond the buckets: stages, the split and every file's
+    ``counts`` (rollouts, lines)."""
+    manifest["cumulative"] = any(f.cumulative for f in files)
+    manifest["split"] = None if val_fraction is None else {
+        "val_fraction": val_fraction, "seed": seed,
+        "by": "group key" if dataset.layout.grouped else "line bytes (BLAKE2b)",
+    }
+    manifest["files"] = [
+        {"file": f.name, "buckets": [plan.names[b] for b in f.buckets], "part": f.part, "cumulative": f.cumulative,
+         "rollouts": rollouts, "lines": lines}
+        for f, (rollouts, lines) in zip(files, counts)
+    ]
+
+
+class _Writer:
+    """Temp files in the output folder, renamed into place together; removed on any failure."""
+
+    def __init__(self, out: Folder, dataset: Dataset, progress: Progress | None, fsync: bool = True):
+        self.out, self.dataset, self.progress, self.fsync = out, dataset, progress, fsync
+        self.temps: dict[str, str] = {}  # final name -> temp name (in the output folder itself)
+        self.spools: dict[int, str] = {}  # file_id -> temp name of its decompressed (or fetched) bytes
+        self.targets: list[int] = []  # fds of the temp files being written
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.done = self.total = 0  # bytes copied, of all the outputs' bytes
+
+    def __enter__(self) -> "_Writer":
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        for fd in self.targets:
+            os.close(fd)
+        for name in [*self.spools.values(), *self.temps.values()]:
+            self.out.unlink(name)
+
+    def _temp(self, name: str) -> tuple[int, str]:
+        """A new file only this run uses; mode 0666 minus the umask, like any file the user creates."""
+        temp = f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name.replace('/', '__')}"  # beside the folder's other files
+        return self.out.open_file(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666), temp
+
+    def spool(self, file_ids: list[int]) -> None:
+        """Decompress (or fetch) once each compressed or remote input among ``file_ids`` into a temp file."""
+        for file_id in file_ids:
+            file = self.dataset.files[file_id]
+            if file.local or file_id in self.spools:
+                continue
+            fd, self.spools[file_id] = self._temp("spool")
+            with open_stream(file) as stream, os.fdopen(fd, "wb") as spool:
+                shutil.copyfileobj(stream, spool, 1 << 20)
+
+    @contextmanager
+    def source(self, file_id: int) -> Iterator[int]:
+        """An fd of input ``file_id``'s bytes at the offsets the scan saw, open only while it is used."""
+        file = self.dataset.files[file_id]
+        fd = open_input(file) if file.local else self.out.open_file(self.spools[file_id], os.O_RDONLY)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    def write_files(self, jobs: list[tuple[str, dict]]) -> None:
+        """Write each ``(name, pieces)`` to its temp file (see :mod:`bucketing.copy`), every core at it."""
+        copies, sizes = copy_list([pieces for _, pieces in jobs])
+        self.total = sum(sizes)
+        self.spool(np.unique(copies["file_id"]).tolist())
+        for (name, _), size in zip(jobs, sizes):  # in order, so that commit renames in this order
+            fd, self.temps[name] = self._temp(name)
+            self.targets.append(fd)
+            preallocate(fd, size)
+        copier = Copier(copies, self.source, self.targets, self._advance, self.stop)
+        self._run([partial(self._copy, copier, first, last) for first, last in copier.tasks()])
+        if self.fsync:
+            self._run([partial(os.fsync, fd) for fd in self.targets])
+
+    def _copy(self, copier: Copier, first: int, last: int) -> None:
+        copier(first, last)
+        if self.fsync:  # the disk writes while the copy goes on, instead of all at the end
+            for fd in self.targets:
+                start_writeback(fd)
+
+    def _run(self, jobs: list[Callable[[], None]]) -> None:
+        """Run ``jobs`` on every core; report progress from this thread (the app's progress bar needs that)."""
+        with ThreadPoolExecutor(max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+            pending = {pool.submit(job) for job in jobs}
+            try:
+                while pending:
+                    finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                    for future in finished:
+                        future.result()
+                    if self.progress:
+                        self.progress(self.done, self.total)
+            except BaseException:  # a failed copy or Ctrl-C: the other jobs stop at their next window
+                self.stop.set()
+                raise
+
+    def _advance(self, count: int) -> None:
+        with self.lock:
+            self.done += count
+
+    def commit(self, extra: dict[str, bytes], stale: list[str], keep: set[tuple[int, int]]) -> None:
+        """Write the small files in ``extra`` last, then put every file in place and remove ``stale`` ones,
+        as one step (:func:`bucketing.journal.replace_all`)."""
+        for fd in self.targets:
+            os.close(fd)
+        self.targets = []
+        for name, data in extra.items():
+            fd, self.temps[name] = self._temp(name)
+            try:
+                _write_all(fd, data)
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+        moves = []
+        for name, temp in self.temps.items():
+            backup = None
+            if self.out.lstat(name) is not None:  # kept under a temp name until the new export is in place
+                backup = f"{TEMP_PREFIX}{secrets.token_hex(6)}-earlier"
+                self.out.link(name, backup)
+            moves.append(Move(temp, name, self.out.lstat(temp).st_ino, backup))
+        try:
+            replace_all(self.out, moves, stale, keep, self.fsync)
+        finally:
+            for move in moves:
+                if move.backup is not None:
+                    self.out.unlink(move.backup)
+        self.temps.clear()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

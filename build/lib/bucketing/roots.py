@@ -1,0 +1,49 @@
+"""Which folders a server face (the app) may read and write: allowed roots.
+
+Default: the current working directory and the bundled sample. More with the
+environment variable ``BUCKETING_ALLOWED_ROOTS`` (paths joined by ``:``).
+A path is allowed when, with every link resolved, it lies inside one of them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import BucketingError
+from .sources import display
+
+ENV = "BUCKETING_ALLOWED_ROOTS"
+SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "rollouts"
+
+
+def allowed_roots(extra: list[Path] | None = None) -> list[Path]:
+    roots = [Path.cwd(), SAMPLE]
+    roots += [Path(p) for p in os.environ.get(ENV, "").split(os.pathsep) if p.strip()]
+    roots += extra or []
+    return [root.resolve() for root in roots]
+
+
+def resolve_allowed(text: str, roots: list[Path], base: Path | None = None) -> Path:
+    """The real path of ``text`` (relative to ``base``, default cwd) if it lies under an allowed root.
+
+    Refuses NUL bytes, UNC-style and ``~`` paths that lead outside, ``..`` tricks and links pointing out.
+    """
+    text = text.strip()
+    if not text:
+        raise BucketingError("enter a folder path")
+    if "\0" in text:
+        raise BucketingError("a path can't contain a NUL character")
+    if text.startswith(("\\\\", "//")):
+        raise BucketingError(f"network paths like {display(text)} are not allowed")
+    path = Path(os.path.expanduser(text))
+    if not path.is_absolute():
+        path = (base or Path.cwd()) / path
+    real = path.resolve()  # follows links and removes ".."
+    if not any(real == root or root in real.parents for root in roots):
+        where = ", ".join(display(r) for r in roots)
+        raise BucketingError(
+            f"{display(text)} is outside the folders this app may use ({where}); "
+            f"start the app from a folder that contains it, or add it to {ENV}"
+        )
+    return real

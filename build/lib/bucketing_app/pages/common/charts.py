@@ -1,0 +1,136 @@
+"""Charts drawn from pre-binned counts (never one point per rollout)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+import bucketing
+from bucketing.summary import Histogram
+
+from .shared import bucket_colors, number
+
+
+def _bar_bounds(bars: Histogram) -> tuple[np.ndarray, np.ndarray]:
+    """Left and right edge of each bar; exact-value bars get a width from the gaps between values."""
+    if not bars.exact:
+        return bars.left, bars.right
+    span = float(bars.left[-1] - bars.left[0]) or 1.0
+    gap = float(np.diff(bars.left).min()) if len(bars.left) > 1 else span
+    half = min(gap * 0.4, span * 0.02) or 0.02
+    return bars.left - half, bars.left + half
+
+
+def histogram_figure(bars: Histogram, height: int = 220) -> go.Figure:
+    left, right = _bar_bounds(bars)
+    figure = go.Figure(go.Bar(x=(left + right) / 2, y=bars.counts, width=right - left,
+                              hovertemplate="%{x:.4g}: %{y} rollouts<extra></extra>"))
+    figure.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10),
+                         bargap=0.05, showlegend=False, yaxis_title="rollouts")
+    return figure
+
+
+def counts_figure(values: np.ndarray, label: str, height: int = 220) -> go.Figure:
+    """Bars of how many rollouts have each integer value (e.g. responses per rollout)."""
+    counts = np.bincount(values.astype(np.int64))
+    present = np.flatnonzero(counts)
+    figure = go.Figure(go.Bar(x=present, y=counts[present], hovertemplate=f"%{{x}} {label}: %{{y}} rollouts<extra></extra>"))
+    figure.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=label,
+                         yaxis_title="rollouts", bargap=0.1)
+    return figure
+
+
+def sizes_figure(buckets: pd.DataFrame, height: int = 240) -> go.Figure:
+    colors = bucket_colors(len(buckets))
+    figure = go.Figure(go.Bar(x=buckets["name"], y=buckets["count"], marker_color=colors,
+                              text=[f"{c:,}" for c in buckets["count"]], textposition="auto",
+                              hovertemplate="%{x}: %{y} rollouts<extra></extra>"))
+    figure.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="rollouts",
+                         xaxis_title="easiest → hardest")
+    return figure
+
+
+# The threshold chart's SVG (pages/common/threshold_drag.py) in its own units: a viewBox this wide, the plot between
+# these margins. Region labels are laid out here, so that what the chart shows can be tested without a browser.
+FRAME = {"width": 1000, "left": 48, "right": 16}
+CHAR_WIDTH = 8.0  # a region label's character, in viewBox units (13 px semibold: most are narrower)
+LABEL_GAP = 10  # between two labels above the chart, and around a label inside its region
+MAX_SHIFT = 120  # how far a label above the chart may move sideways from its region before a new row starts
+
+
+def drag_data(bars: Histogram, ordered: np.ndarray, plan: bucketing.Plan, buckets: pd.DataFrame) -> dict:
+    """What the threshold chart draws: bars, bucket regions (coloured by rank), domain, snapping step, ticks.
+
+    Every region has its label: inside the region where it fits (``inside``), else above the chart
+    at ``at`` (the label's centre) in row ``row`` (0 = nearest the chart), with a leader down to the region.
+    """
+    left, right = _bar_bounds(bars)
+    lo, hi = float(left.min()), float(right.max())
+    pad = (hi - lo) * 0.03 or 0.5
+    lo, hi = lo - pad, hi + pad
+    step = 10.0 ** math.floor(math.log10((hi - lo) / 500))
+    digits = max(0, -int(math.floor(math.log10(step))))
+    colors = bucket_colors(len(plan.buckets))
+    counts = dict(zip(buckets["name"], buckets["count"]))
+    regions = [
+        {
+            "from": lo if b.lower is None else b.lower,
+            "to": hi if b.upper is None else b.upper,
+            "label": f"{b.name} ({counts[b.name]:,})",
+            "color": colors[b.rank],
+        }
+        for b in plan.buckets
+    ]
+    rows = place_labels(regions, (lo, hi))
+    ticks = sorted({float(number(t)) for t in np.linspace(float(ordered[0]), float(ordered[-1]), 5)})
+    return {
+        "bars": [{"left": float(a), "right": float(b), "count": int(c)} for a, b, c in zip(left, right, bars.counts)],
+        "regions": regions,
+        "label_rows": rows,
+        "frame": FRAME,
+        "domain": (lo, hi),
+        "step": step,
+        "digits": digits,
+        "ticks": ticks,
+    }
+
+
+def label_width(text: str) -> float:
+    return len(text) * CHAR_WIDTH
+
+
+def region_span(region: dict, domain: tuple[float, float]) -> tuple[float, float]:
+    """Where a region lies on the chart, in viewBox units (the part inside the domain; zero wide outside it)."""
+    lo, hi = domain
+    width = FRAME["width"] - FRAME["left"] - FRAME["right"]
+    x = lambda v: FRAME["left"] + (min(hi, max(lo, v)) - lo) / (hi - lo) * width  # noqa: E731
+    x0, x1 = x(region["from"]), x(region["to"])
+    return x0, max(x0, x1)
+
+
+def place_labels(regions: list[dict], domain: tuple[float, float]) -> int:
+    """Mark each region's label ``inside`` when it fits in the region, else give it a place above the chart
+    (``at``, ``row``): near its region, never over another label. Returns how many rows that takes."""
+    ends: list[float] = []  # per row: where its last label ends
+    outside = []
+    for region in regions:
+        x0, x1 = region_span(region, domain)
+        region["inside"] = x1 - x0 >= label_width(region["label"]) + 2 * LABEL_GAP
+        if not region["inside"]:
+            outside.append(((x0 + x1) / 2, region))
+    for centre, region in sorted(outside, key=lambda item: item[0]):
+        half = label_width(region["label"]) / 2
+        wanted = min(max(centre, half), FRAME["width"] - half)
+        for row, end in enumerate(ends):
+            at = max(wanted, end + LABEL_GAP + half)
+            if at + half <= FRAME["width"] and at - wanted <= MAX_SHIFT:
+                break
+        else:
+            row, at = len(ends), wanted
+            ends.append(0.0)
+        ends[row] = at + half
+        region.update(at=at, row=row)
+    return len(ends)

@@ -1,0 +1,137 @@
+"""A histogram with vertical threshold lines the user drags; the new values come back to Python.
+
+Plotly's shape edits never reach Python, so this is a small inline
+components-v2 element: an SVG drawn from pre-binned counts. Dragging moves a
+line locally; releasing it sends ``{"values": [...sorted], "seq": n}`` as the
+``thresholds`` state (``seq`` tells a new drag from the last one).
+Double-clicking the chart adds a line there. Every bucket region is labelled: inside it where the
+label fits, else above the chart with a leader (the layout is worked out in Python: charts.drag_data).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+CSS = """
+.td-svg { width: 100%; height: auto; display: block; user-select: none; touch-action: none;
+          font-family: var(--st-font, sans-serif); }
+.td-bar { fill: var(--st-text-color, #31333f); opacity: 0.55; }
+.td-axis { fill: var(--st-text-color, #31333f); font-size: 13px; opacity: 0.75; }
+.td-region-label { fill: var(--st-text-color, #31333f); font-size: 13px; font-weight: 600; }
+.td-leader { stroke-width: 1.5; }
+.td-line line.td-rule { stroke: var(--st-primary-color, #ff4b4b); stroke-width: 3; }
+.td-line rect.td-hit { fill: transparent; cursor: ew-resize; }
+.td-line rect.td-knob { fill: var(--st-primary-color, #ff4b4b); cursor: ew-resize; }
+.td-line text { fill: var(--st-primary-color, #ff4b4b); font-size: 13px; font-weight: 600; }
+.td-line.dragging line.td-rule { stroke-width: 4; }
+"""
+
+JS = """
+export default function (component) {
+  const { data, setStateValue, parentElement } = component;
+  const NS = "http://www.w3.org/2000/svg";
+  const ROW = 18, rows = data.label_rows;  // rows of region labels above the chart (too narrow inside)
+  const W = data.frame.width, L = data.frame.left, R = data.frame.right, T = 34 + rows * ROW, H = 300 + rows * ROW, B = 30;
+  const [lo, hi] = data.domain;
+  const px = (v) => L + ((v - lo) / (hi - lo)) * (W - L - R);
+  const value = (x) => lo + ((x - L) / (W - L - R)) * (hi - lo);
+  const top = Math.max(1, ...data.bars.map((b) => b.count));
+  const py = (c) => H - B - (c / top) * (H - T - B);
+  const snap = (v) => Number((Math.round(Math.min(hi, Math.max(lo, v)) / data.step) * data.step).toFixed(data.digits));
+  const el = (name, attrs, parent, text) => {
+    const node = document.createElementNS(NS, name);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    parent.appendChild(node);
+    return node;
+  };
+
+  parentElement.querySelector("svg.td-svg")?.remove();
+  const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, class: "td-svg", "data-testid": "threshold-drag" }, parentElement);
+  const clamp = (v) => Math.min(hi, Math.max(lo, v));
+  for (const r of data.regions) {
+    const x0 = px(clamp(r.from)), x1 = Math.max(x0, px(clamp(r.to))), band = T - 26;
+    el("rect", { x: x0, y: band, width: x1 - x0, height: H - B - band, fill: r.color, opacity: 0.22 }, svg);
+    if (r.inside) {
+      el("text", { x: (x0 + x1) / 2, y: T - 10, "text-anchor": "middle", class: "td-region-label" }, svg, r.label);
+    } else {  // above the chart, with a leader down to the region
+      const y = band - 6 - r.row * ROW;
+      el("line", { x1: r.at, y1: y + 3, x2: (x0 + x1) / 2, y2: band + 6, stroke: r.color, class: "td-leader" }, svg);
+      el("circle", { cx: (x0 + x1) / 2, cy: band + 6, r: 3, fill: r.color }, svg);
+      el("text", { x: r.at, y, "text-anchor": "middle", class: "td-region-label td-outside" }, svg, r.label);
+    }
+  }
+  for (const b of data.bars) {
+    const x0 = px(b.left), x1 = px(b.right);
+    el("rect", { x: x0, y: py(b.count), width: Math.max(2, x1 - x0 - 1), height: H - B - py(b.count), class: "td-bar" }, svg);
+  }
+  for (const t of data.ticks) el("text", { x: px(t), y: H - 8, "text-anchor": "middle", class: "td-axis" }, svg, String(t));
+
+  const values = data.lines.slice();
+  let dragging = null;
+  const toSvg = (evt) => {
+    const p = svg.createSVGPoint();
+    p.x = evt.clientX; p.y = evt.clientY;
+    return p.matrixTransform(svg.getScreenCTM().inverse());
+  };
+  const send = () => setStateValue("thresholds", { values: values.slice().sort((a, b) => a - b), seq: Date.now() });
+  const place = (g, v) => {
+    const x = px(v);
+    g.querySelector(".td-rule").setAttribute("x1", x);
+    g.querySelector(".td-rule").setAttribute("x2", x);
+    g.querySelector(".td-hit").setAttribute("x", x - 12);
+    g.querySelector(".td-knob").setAttribute("x", x - 7);
+    const label = g.querySelector("text");
+    label.setAttribute("x", x);
+    label.textContent = String(Number(v.toPrecision(6)));
+  };
+  values.forEach((v, i) => {
+    const g = el("g", { class: "td-line", "data-index": i, "data-testid": `threshold-line-${i}` }, svg);
+    el("line", { class: "td-rule", y1: T, y2: H - B }, g);
+    el("rect", { class: "td-hit", y: T, width: 24, height: H - B - T }, g);
+    el("rect", { class: "td-knob", y: (T + H - B) / 2 - 14, width: 14, height: 28, rx: 4 }, g);
+    el("text", { y: H - B - 6, "text-anchor": "middle", dy: "-0.3em" }, g);
+    place(g, v);
+    g.addEventListener("pointerdown", (evt) => {
+      evt.preventDefault();
+      dragging = { g, i };
+      g.classList.add("dragging");
+      svg.setPointerCapture(evt.pointerId);
+    });
+  });
+  svg.addEventListener("pointermove", (evt) => {
+    if (!dragging) return;
+    values[dragging.i] = snap(value(toSvg(evt).x));
+    place(dragging.g, values[dragging.i]);
+  });
+  const release = (evt) => {
+    if (!dragging) return;
+    dragging.g.classList.remove("dragging");
+    dragging = null;
+    if (svg.hasPointerCapture(evt.pointerId)) svg.releasePointerCapture(evt.pointerId);
+    send();
+  };
+  svg.addEventListener("pointerup", release);
+  svg.addEventListener("pointercancel", release);
+  svg.addEventListener("dblclick", (evt) => {
+    values.push(snap(value(toSvg(evt).x)));
+    send();
+  });
+}
+"""
+
+_component = st.components.v2.component("rollout_bucketer.threshold_drag", css=CSS, js=JS)
+
+
+def threshold_drag(*, key: str, bars: list[dict], lines: list[float], regions: list[dict], label_rows: int,
+                   frame: dict, domain: tuple[float, float], step: float, digits: int, ticks: list[float]) -> None:
+    """Draw the chart; what the user sends, ``{"values": [...], "seq": n}``, arrives in ``st.session_state[key]``.
+
+    ``regions`` and ``label_rows`` as laid out by pages.common.charts.drag_data, in ``frame``'s units."""
+    _component(
+        key=key,
+        data={"bars": bars, "lines": lines, "regions": regions, "label_rows": label_rows, "frame": frame,
+              "domain": list(domain), "step": step, "digits": digits, "ticks": ticks},
+        default={"thresholds": None},
+        on_thresholds_change=lambda: None,
+    )

@@ -1,0 +1,89 @@
+"""Compare: two metrics side by side — where their buckets agree, where they don't, and what is in between."""
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+import bucketing
+from bucketing.metrics import METRICS
+from bucketing.preview import sample_rows
+from bucketing.progress import counted
+from pages.common import shared
+from pages.common.rollouts import show_rollouts
+
+data = shared.open_page(
+    "Compare",
+    "How two metrics bucket the same rollouts: how many are `easy` by one and `hard` by the other. "
+    "Click a cell to see its rollouts.",
+)
+s = st.session_state
+names = list(METRICS)
+if s["compare_count"] is None:
+    s["compare_count"] = s["num_buckets"]
+
+top = st.columns([2, 2, 1])
+metric_a = top[0].selectbox("Rows", names, format_func=shared.metric_label, **shared.bound("compare_a"))
+metric_b = top[1].selectbox("Columns", names, format_func=shared.metric_label, **shared.bound("compare_b"))
+count = top[2].slider("Buckets each", 2, 10, **shared.bound("compare_count"))
+
+values_a, _ = shared.column(data, metric_a)
+values_b, _ = shared.column(data, metric_b)
+try:
+    plan_a, plan_b = shared.count_plan(data, metric_a, count), shared.count_plan(data, metric_b, count)
+except bucketing.BucketingError as error:
+    st.error(shared.shown(error))
+    st.stop()
+crossed = shared.comparison(data, metric_a, metric_b, count)
+cells = crossed.cells
+st.markdown(f"Equal-size buckets of each metric ({s['ties']} ties). **{crossed.agreement:.0%}** of the rollouts get "
+            f"the same difficulty rank from both; rank correlation of the values **{crossed.rank_correlation:.2f}**.")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Buckets by both")
+    x, y = np.meshgrid(np.arange(count), np.arange(count))
+    figure = go.Figure(go.Scatter(
+        x=[plan_b.names[i] for i in x.ravel()], y=[plan_a.names[i] for i in y.ravel()], mode="markers+text",
+        text=[f"{c:,}" for c in cells.ravel()],
+        marker=dict(symbol="square", size=max(18, 260 // count), color=cells.ravel(), colorscale="Blues",
+                    showscale=False, line=dict(width=1, color="white")),
+        hovertemplate=f"{metric_a}: %{{y}}<br>{metric_b}: %{{x}}<br>%{{text}} rollouts<extra></extra>",
+    ))
+    figure.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10), dragmode=False,
+                         xaxis=dict(title=f"{metric_b} (easiest → hardest)", type="category"),
+                         yaxis=dict(title=f"{metric_a}", type="category", autorange="reversed"))
+    event = st.plotly_chart(figure, key="compare_cells", on_select="rerun", selection_mode="points")
+with right:
+    st.subheader("Values by both")
+    edges_a, edges_b = crossed.edges_a, crossed.edges_b
+    heat = go.Figure(go.Heatmap(  # colour by log(1 + count): a few crowded cells would hide the rest
+        x=(edges_b[:-1] + edges_b[1:]) / 2, y=(edges_a[:-1] + edges_a[1:]) / 2, z=np.log1p(crossed.density),
+        customdata=crossed.density, colorscale="Viridis", showscale=False,
+        hovertemplate=f"{metric_b} ≈ %{{x:.3g}}<br>{metric_a} ≈ %{{y:.3g}}<br>%{{customdata}} rollouts<extra></extra>"))
+    heat.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10),
+                       xaxis_title=metric_b, yaxis_title=metric_a)
+    st.plotly_chart(heat, key="compare_density")
+
+# A click on a cell chooses it below (only a new click: the chart keeps reporting the last one).
+points = (event.selection.points if event and event.selection else []) or []
+clicked = (metric_a, metric_b, count, int(points[0]["point_index"])) if points else None
+if clicked and clicked != s.get("compare_clicked"):
+    s["compare_clicked"] = clicked
+    row_index, col_index = divmod(clicked[-1], count)  # cells are drawn row by row
+    s["w_compare_row"], s["w_compare_col"] = plan_a.names[row_index], plan_b.names[col_index]
+if s.get("w_compare_row") not in plan_a.names or s.get("w_compare_col") not in plan_b.names:
+    s["w_compare_row"], s["w_compare_col"] = plan_a.names[0], plan_b.names[-1]  # the most surprising corner
+
+st.subheader("Rollouts in a cell")
+pick = st.columns([2, 2, 1])
+row = pick[0].selectbox(f"{metric_a} bucket", plan_a.names, key="w_compare_row")
+col = pick[1].selectbox(f"{metric_b} bucket", plan_b.names, key="w_compare_col")
+full = pick[2].toggle("Show full texts", key="compare_full")
+row_index, col_index = plan_a.names.index(row), plan_b.names.index(col)
+inside = (crossed.ids_a == row_index) & (crossed.ids_b == col_index)
+in_cell = int(cells[row_index, col_index])
+st.caption(f"{counted(in_cell, 'rollout', ',', ('is', 'are'))} `{row}` by {metric_a} and `{col}` "
+           f"by {metric_b}.")  # (bucket names are plain names: letters, digits, ".", "_", "-")
+rows = sample_rows(inside.astype(np.int8), 1, count=5)
+if len(rows):
+    show_rollouts(data, rows, {metric_a: values_a, metric_b: values_b}, full)
