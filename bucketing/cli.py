@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import BucketingError
+from .errors import BucketingError, OneLineParser
 from .export import ORDERS, check_free, check_output_dir, export
 from .load import Dataset, load
 from .manifest import MANIFEST, build_manifest, output_folders, read_manifest
@@ -36,6 +36,7 @@ from .progress import ProgressBar, counted, human_bytes
 from .scorepath import ScorePath
 from .sources import DEFAULT_MAX_LINE_BYTES, check_globs, display, is_uri
 from .split import check_fraction
+from .version import __version__
 
 RULE = "=" * 60
 EXAMPLES = """\
@@ -48,26 +49,24 @@ examples:
   %(prog)s -i ./rollouts -o ./bucketed --thresholds 0.3 0.7 --bucket-names low medium high
   # apply the cut points of an earlier run to the next step's rollouts
   %(prog)s -i ./step_200 -o ./bucketed_200 --from-manifest ./bucketed/manifest.json
+  # the app, in your browser, on a folder of rollouts (see: %(prog)s app --help)
+  %(prog)s app ./rollouts
 
 metrics (per rollout, over its responses' scores):
 {metrics}
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, not usage + error
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     metrics = "\n".join(f"  {m.name:<13} {m.direction:<16} {m.description}" for m in METRICS.values())
-    parser = _Parser(
+    parser = OneLineParser(
         prog=prog,
         description="Bucket JSONL rollouts by difficulty for curriculum learning, cleaning and stratified splits.",
         epilog=EXAMPLES.format(metrics=metrics.replace("%", "%%")),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
+    add("--version", action="version", version=f"rollout-bucketer {__version__}")
     add("-i", "--input-dir", required=True, help="directory of *.jsonl / *.jsonl.gz / *.jsonl.zst files (recursive)")
     add("-o", "--output-dir", help="where to write the bucket files (required unless --dry-run)")
     add("--exclude", action="append", default=[], metavar="GLOB",
@@ -121,6 +120,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv[:1] == ["app"]:  # `bucketing app [DIR]`: the app, served by Streamlit
+            from .app_launcher import main as open_app
+
+            return open_app(argv[1:], prog=f"{prog or Path(sys.argv[0]).name} app")
         _import_plugins(argv)
         args = build_parser(prog).parse_args(argv)
         return run(args)

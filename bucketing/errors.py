@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 
 
@@ -35,3 +36,10 @@ def display(path: str | os.PathLike) -> str:
     if text.isprintable():
         return text
     return repr(text)[1:-1]  # repr escapes \n, \t, \x.. and surrogate-escaped bytes
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``prog: error: … (see --help)``), exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]  # argparse's is NoReturn; so is this one
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

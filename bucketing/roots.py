@@ -3,18 +3,41 @@
 Default: the current working directory and the bundled sample. More with the
 environment variable ``BUCKETING_ALLOWED_ROOTS`` (paths joined by ``:``).
 A path is allowed when, with every link resolved, it lies inside one of them.
+``bucketing app DIR`` adds DIR there, and names it in ``BUCKETING_OPEN``: the folder the app opens on.
 """
 
 from __future__ import annotations
 
 import os
+import importlib.util
 from pathlib import Path
 
 from .errors import BucketingError
 from .sources import display
 
 ENV = "BUCKETING_ALLOWED_ROOTS"
-SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "rollouts"
+OPEN_ENV = "BUCKETING_OPEN"
+
+
+def app_home() -> Path:
+    """Where ``app.py``, ``pages/`` and the bundled sample are: this clone, or the installed ``bucketing_app``."""
+    clone = Path(__file__).resolve().parent.parent
+    if (clone / "app.py").is_file() and (clone / "pages").is_dir():
+        return clone  # a clone, or an editable install of one
+    spec = importlib.util.find_spec("bucketing_app")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations))).resolve()
+    return clone
+
+
+APP_HOME = app_home()
+SAMPLE = APP_HOME / "examples" / "rollouts"
+
+
+def start_folder() -> Path:
+    """The folder the app opens on: ``bucketing app DIR``'s DIR, else the bundled sample."""
+    chosen = os.environ.get(OPEN_ENV, "").strip()
+    return Path(chosen) if chosen else SAMPLE
 
 
 def allowed_roots(extra: list[Path] | None = None) -> list[Path]:

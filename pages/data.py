@@ -62,7 +62,7 @@ current = st.session_state.get("source")
 if "w_folder" not in st.session_state:
     # (never the temporary folder of uploaded files)
     st.session_state["w_folder"] = (("" if shared.is_upload(current.path) else str(current.path)) if current
-                                    else shared.sample_text())
+                                    else shared.start_text())
 for key, saved in (("w_scores", "scores_text"), ("w_group", "group_text"), ("w_exclude", "exclude_text")):
     if key not in st.session_state:
         st.session_state[key] = st.session_state.get(saved, "")
@@ -70,7 +70,8 @@ with st.form("source_form"):
     left, middle, right = st.columns([3, 1, 1])
     path_text = left.text_input("Folder", key="w_folder",
                                 help="A folder under the allowed roots: the folder the app was started in, "
-                                     "the bundled sample, or one listed in BUCKETING_ALLOWED_ROOTS.")
+                                     "the bundled sample, the folder given to `bucketing app`, or one listed in "
+                                     "BUCKETING_ALLOWED_ROOTS.")
     scores_text = middle.text_input("Scores at", key="w_scores", placeholder="detected",
                                     help="e.g. reward[].score, rewards[], score; true/false count as 1/0 here")
     group_text = right.text_input("Group lines by", key="w_group", placeholder="detected",

@@ -29,7 +29,7 @@ from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_r
 import bucketing
 from bucketing.metrics import METRICS
 from bucketing.preview import Rollout, preview
-from bucketing.roots import SAMPLE, allowed_roots, resolve_allowed
+from bucketing.roots import allowed_roots, resolve_allowed, start_folder
 from bucketing.sources import display, find_inputs, leave_out
 from bucketing.summary import Comparison, Histogram, compare, histogram
 
@@ -223,12 +223,14 @@ def check_length(path: Path, typed: str) -> None:
                                        f"bytes, a path {PATH_MAX - 1}); choose a shorter one")
 
 
-def sample_text() -> str:
-    """The bundled sample, as a path relative to the working directory where possible."""
+def start_text() -> str:
+    """The folder the app opens on (the bundled sample, or ``bucketing app DIR``'s), relative to the working
+    directory where possible."""
+    folder = start_folder()
     try:
-        return str(SAMPLE.relative_to(Path.cwd().resolve()))
+        return str(folder.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
-        return str(SAMPLE)
+        return str(folder)
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -296,10 +298,12 @@ def dataset() -> bucketing.Dataset | None:
 
 
 def ensure_data() -> bucketing.Dataset | None:
-    """The session's data; on a first visit, the bundled sample. Shows a message and returns None on failure."""
+    """The session's data; on a first visit, the start folder (the bundled sample, or ``bucketing app DIR``'s).
+
+    Shows a message and returns None on failure."""
     if "source" not in st.session_state:
         try:
-            use_source(open_source(SAMPLE, None))
+            use_source(open_source(start_folder(), None))
         except bucketing.BucketingError as error:
             st.error(shown(error))
             return None
