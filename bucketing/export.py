@@ -1,7 +1,7 @@
 """Write the bucket files: each input line's original bytes, atomically, manifest last.
 
 Every line is copied from the input by offset, never re-serialised (see
-:mod:`bucketing.copy`: on every core, input read once, written with ``pwritev``).  Each output goes
+:mod:`bucketing.bytecopy`: on every core, input read once, written with ``pwritev``).  Each output goes
 to a temp file in the output directory, is fsynced, and is renamed into place only when all of
 them are complete, the manifest last; an earlier export in the folder is replaced as a whole
 (:mod:`bucketing.journal`).  Every create, rename and remove goes through the output folder opened
@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .copy import Copier, copy_list, preallocate, start_writeback
+from .bytecopy import Copier, copy_list, preallocate, start_writeback
 from .errors import BucketingError
 from .journal import JOURNAL, TEMP_PREFIX, Move, is_temp_name, recover, replace_all
 from .load import Dataset, Progress
@@ -330,7 +330,7 @@ class _Writer:
             os.close(fd)
 
     def write_files(self, jobs: list[tuple[str, dict]]) -> None:
-        """Write each ``(name, pieces)`` to its temp file (see :mod:`bucketing.copy`), every core at it."""
+        """Write each ``(name, pieces)`` to its temp file (see :mod:`bucketing.bytecopy`), every core at it."""
         copies, sizes = copy_list([pieces for _, pieces in jobs])
         self.total = sum(sizes)
         self.spool(np.unique(copies["file_id"]).tolist())

@@ -20,7 +20,7 @@ from typing import Callable, ContextManager
 
 import numpy as np
 
-from .copy import Shrunk, pread_pieces
+from .bytecopy import Shrunk, pread_pieces
 from .errors import BucketingError
 from .load import Dataset
 from .sources import display

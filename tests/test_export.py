@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 import bucketing
+from bucketing import bytecopy
 from bucketing.export import TEMP_PREFIX
 
 from .conftest import jsonl_files, output_lines, rollout_line, write_lines
 
 export_module = importlib.import_module("bucketing.export")  # the package's `export` is the function
-copy_module = importlib.import_module("bucketing.copy")
 
 
 def make_input(folder: Path, rows: list[list[float]], name: str = "a.jsonl") -> Path:
@@ -157,7 +157,7 @@ def test_a_failed_export_leaves_the_earlier_one_intact_and_no_temp_files(sample_
     export_sample(sample_dir, out)
     before = files_in(out)
     calls = {"n": 0}
-    real_write = copy_module.pwrite_all
+    real_write = bytecopy.pwrite_all
 
     def failing_write(*args):
         calls["n"] += 1
@@ -165,7 +165,7 @@ def test_a_failed_export_leaves_the_earlier_one_intact_and_no_temp_files(sample_
             raise fault
         return real_write(*args)
 
-    monkeypatch.setattr(copy_module, "pwrite_all", failing_write)
+    monkeypatch.setattr(bytecopy, "pwrite_all", failing_write)
     with pytest.raises(type(fault)):
         data = bucketing.load(sample_dir)
         plan = bucketing.percentile_plan(data.table()["variance"], "variance", 3)
@@ -192,8 +192,8 @@ def test_copying_falls_back_when_the_kernel_cannot_copy(sample_dir, tmp_path, mo
     def unsupported(*args):
         raise OSError(18, "Invalid cross-device link")
 
-    monkeypatch.setattr(copy_module, "LONG_LINE", 1)  # every line is copied kernel-side
-    monkeypatch.setattr(copy_module.os, "copy_file_range", unsupported)
+    monkeypatch.setattr(bytecopy, "LONG_LINE", 1)  # every line is copied kernel-side
+    monkeypatch.setattr(bytecopy.os, "copy_file_range", unsupported)
     export_sample(sample_dir, tmp_path / "out")
     assert_every_sample_line_written(sample_dir, tmp_path / "out")
 
@@ -265,9 +265,9 @@ def test_the_files_are_the_same_whatever_the_window_slice_and_long_line_sizes(tm
     expected = jsonl_files(tmp_path / "usual")
     assert sum(len(b.splitlines()) for name, b in expected.items() if "/" not in name) == 61
     for window, long_line, slice_bytes in [(64, 48, 100), (256, 1 << 20, 1), (1 << 20, 200, 700), (512, 1, 1)]:
-        monkeypatch.setattr(copy_module, "WINDOW", window)
-        monkeypatch.setattr(copy_module, "LONG_LINE", long_line)
-        monkeypatch.setattr(copy_module, "SLICE", slice_bytes)
+        monkeypatch.setattr(bytecopy, "WINDOW", window)
+        monkeypatch.setattr(bytecopy, "LONG_LINE", long_line)
+        monkeypatch.setattr(bytecopy, "SLICE", slice_bytes)
         out = tmp_path / f"w{window}-{long_line}-{slice_bytes}"
         bucketing.export(data, plan, out, **options)
         assert jsonl_files(out) == expected, out.name
@@ -282,8 +282,8 @@ def test_a_disk_too_small_for_the_files_fails_before_copying(sample_dir, tmp_pat
         ctypes.set_errno(errno.ENOSPC)
         return -1
 
-    monkeypatch.setattr(copy_module, "_fallocate", full)
-    monkeypatch.setattr(copy_module.os, "pwritev", None)  # nothing may be written once the space is known missing
+    monkeypatch.setattr(bytecopy, "_fallocate", full)
+    monkeypatch.setattr(bytecopy.os, "pwritev", None)  # nothing may be written once the space is known missing
     with pytest.raises(OSError, match="No space left"):
         export_sample(sample_dir, out, overwrite=True)
     assert files_in(out) == before
@@ -294,7 +294,7 @@ def test_a_file_system_without_preallocation_still_gets_every_line(sample_dir, t
         ctypes.set_errno(errno.EOPNOTSUPP)
         return -1
 
-    monkeypatch.setattr(copy_module, "_fallocate", unsupported)
+    monkeypatch.setattr(bytecopy, "_fallocate", unsupported)
     export_sample(sample_dir, tmp_path / "out")
     assert_every_sample_line_written(sample_dir, tmp_path / "out")
 
@@ -306,11 +306,11 @@ def test_short_writes_are_continued_where_they_stopped(tmp_path, monkeypatch):
         data = b"".join(bytes(b) for b in buffers)[:5]
         return real(fd, [data], position)
 
-    monkeypatch.setattr(copy_module.os, "pwritev", at_most_five_bytes)
-    monkeypatch.setattr(copy_module, "_IOV_MAX", 2)
+    monkeypatch.setattr(bytecopy.os, "pwritev", at_most_five_bytes)
+    monkeypatch.setattr(bytecopy, "_IOV_MAX", 2)
     fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
     try:
-        copy_module.pwrite_all(fd, [b"abc", memoryview(b"defghij"), b"\n", b"", b"klmnopqrstu"], 3)
+        bytecopy.pwrite_all(fd, [b"abc", memoryview(b"defghij"), b"\n", b"", b"klmnopqrstu"], 3)
     finally:
         os.close(fd)
     assert (tmp_path / "f").read_bytes() == b"\0\0\0abcdefghij\nklmnopqrstu"
