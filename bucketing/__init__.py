@@ -11,7 +11,7 @@
 from .version import __version__
 from .errors import BadLineError, BucketingError
 from .export import export
-from .load import Dataset, load
+from .dataset import Dataset, load
 from .manifest import read_manifest
 from .metrics import METRICS, Metric, Params, Scores, get_metric, register_metric
 from .plan import (

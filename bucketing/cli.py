@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import BucketingError
 from .export import ORDERS, check_free, check_output_dir, export
-from .load import Dataset, load
+from .dataset import Dataset, load
 from .manifest import MANIFEST, build_manifest, output_folders, read_manifest
 from .metrics import MAX_K, METRICS, Params, get_metric
 from .plan import (

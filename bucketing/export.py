@@ -27,7 +27,7 @@ import numpy as np
 from .bytecopy import Copier, copy_list, preallocate, start_writeback
 from .errors import BucketingError
 from .journal import JOURNAL, TEMP_PREFIX, Move, is_temp_name, recover, replace_all
-from .load import Dataset, Progress
+from .dataset import Dataset, Progress
 from .manifest import MANIFEST, Output, build_manifest, dumps, is_output_name, outputs
 from .metrics import get_metric
 from .plan import Plan, check_name

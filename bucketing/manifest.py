@@ -16,7 +16,7 @@ import numpy as np
 
 from .version import __version__
 from .errors import BucketingError
-from .load import Dataset
+from .dataset import Dataset
 from .metrics import get_metric
 from .plan import Plan, SavedBucket, SavedParams, SavedPlan, bucket_stats, check_saved_plan, plan_warnings
 from .sources import display

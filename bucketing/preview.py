@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .load import Dataset
+from .dataset import Dataset
 from .sources import read_ranges
 
 PROMPT_FIELDS = ("prompt", "input", "input_prompt", "question", "problem", "query", "content")

@@ -2,7 +2,7 @@
 
 1. Scan: one task per chunk (a file, or a byte range of a large plain file) runs the local
    engine's :func:`parse.scan` where the file lies; only the line index and the scores come
-   back to the driver, which joins them (:meth:`load.Reading.finish`) exactly as locally.
+   back to the driver, which joins them (:meth:`dataset.Reading.finish`) exactly as locally.
 2. Write: the driver makes the plan as locally; then one task per slice of a file copies
    its lines' original bytes into part files, one per bucket it has lines for:
    ``{prefix}{name}/part-00000.jsonl`` ... (part numbers follow the input order).
@@ -30,7 +30,7 @@ import pyarrow.fs as pafs
 
 from .errors import BucketingError
 from .export import TEMP_PREFIX, check_output_dir, describe_outputs, every_line
-from .load import Dataset, Progress, prepare_load
+from .dataset import Dataset, Progress, prepare_load
 from .manifest import MANIFEST, Output, build_manifest, dumps, outputs
 from .parse import scan
 from .plan import Plan

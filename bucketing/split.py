@@ -22,7 +22,7 @@ import numpy as np
 
 from .bytecopy import Shrunk, pread_pieces
 from .errors import BucketingError
-from .load import Dataset
+from .dataset import Dataset
 from .sources import display
 
 DIGEST_BYTES = 16

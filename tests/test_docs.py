@@ -106,7 +106,7 @@ def test_the_layout_table_lists_every_layout_detection_knows():
 
 
 def test_every_skip_reason_is_documented():
-    from bucketing.load import NOT_JSONL
+    from bucketing.dataset import NOT_JSONL
     from bucketing.scorepath import REASONS
 
     for reason in (*REASONS, NOT_JSONL):

@@ -10,7 +10,7 @@ import pytest
 
 import bucketing
 from bucketing.cli import command_line
-from bucketing.load import NOT_JSONL
+from bucketing.dataset import NOT_JSONL
 from bucketing.sources import excluded
 
 from .conftest import rollout_line, run_cli, write_lines

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bucketing
+from bucketing.dataset import NOT_JSONL as NOT_JSONL_REASON
 from bucketing.export import TEMP_PREFIX
-from bucketing.load import NOT_JSONL as NOT_JSONL_REASON
 from bucketing.metrics import METRICS
 
 RECORD = st.builds(
