@@ -8,10 +8,8 @@
     bucketing.export(data, plan, "bucketed/")              # bucket files + manifest.json
 """
 
-from .version import __version__
-from .errors import BadLineError, BucketingError
-from .export import export
 from .dataset import Dataset, load
+from .errors import BadLineError, BucketingError
 from .manifest import read_manifest
 from .metrics import METRICS, Metric, Params, Scores, get_metric, register_metric
 from .plan import (
@@ -24,6 +22,8 @@ from .plan import (
     plan_from_manifest,
     threshold_plan,
 )
+from .version import __version__
+from .writer import export
 
 __all__ = [
     "BadLineError", "Bucket", "BucketingError", "Dataset", "METRICS", "Metric", "Params", "Plan", "Scores",

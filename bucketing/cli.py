@@ -14,9 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import BucketingError
-from .export import ORDERS, check_free, check_output_dir, export
 from .dataset import Dataset, load
+from .errors import BucketingError
 from .manifest import MANIFEST, build_manifest, output_folders, read_manifest
 from .metrics import MAX_K, METRICS, Params, get_metric
 from .plan import (
@@ -36,6 +35,7 @@ from .progress import ProgressBar, counted, human_bytes
 from .scorepath import ScorePath
 from .sources import DEFAULT_MAX_LINE_BYTES, check_globs, display, is_uri
 from .split import check_fraction
+from .writer import ORDERS, check_free, check_output_dir, export
 
 RULE = "=" * 60
 EXAMPLES = """\

@@ -7,11 +7,11 @@ import streamlit as st
 
 import bucketing
 from bucketing.cli import command_line
-from bucketing.export import ORDERS, check_output_dir
 from bucketing.layout import parse_group_by
 from bucketing.manifest import MANIFEST, output_names
 from bucketing.plan import check_name
 from bucketing.progress import counted, human_bytes
+from bucketing.writer import ORDERS, check_output_dir
 from pages.common import shared
 from pages.common.archive import written_sizes, zipped
 

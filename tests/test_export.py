@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import gzip
-import importlib
 import json
 import os
 import stat
@@ -16,12 +15,10 @@ import numpy as np
 import pytest
 
 import bucketing
-from bucketing import bytecopy
-from bucketing.export import TEMP_PREFIX
+from bucketing import bytecopy, writer
+from bucketing.writer import TEMP_PREFIX
 
 from .conftest import jsonl_files, output_lines, rollout_line, write_lines
-
-export_module = importlib.import_module("bucketing.export")  # the package's `export` is the function
 
 
 def make_input(folder: Path, rows: list[list[float]], name: str = "a.jsonl") -> Path:
@@ -181,7 +178,7 @@ def test_a_failure_while_renaming_leaves_no_temp_files(sample_dir, tmp_path, mon
             raise OSError(5, "Input/output error")
         return real_replace(src, dst, **dir_fds)
 
-    monkeypatch.setattr(export_module.os, "replace", failing_replace)
+    monkeypatch.setattr(writer.os, "replace", failing_replace)
     with pytest.raises(OSError):
         export_sample(sample_dir, tmp_path / "out")
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(TEMP_PREFIX)]
@@ -222,9 +219,9 @@ def test_the_manifest_describes_what_was_written(sample_dir, tmp_path):
 def test_files_are_flushed_to_disk_unless_asked_not_to(sample_dir, tmp_path, monkeypatch, fsync, flushes):
     flushed = []
     real_fsync = os.fsync
-    monkeypatch.setattr(export_module.os, "fsync", lambda fd: flushed.append(fd) or real_fsync(fd))
+    monkeypatch.setattr(writer.os, "fsync", lambda fd: flushed.append(fd) or real_fsync(fd))
     started = []
-    monkeypatch.setattr(export_module, "start_writeback", started.append)
+    monkeypatch.setattr(writer, "start_writeback", started.append)
     _, _, manifest = export_sample(sample_dir, tmp_path / "out", fsync=fsync)
     # every bucket file, the manifest, the journal, the directory with the journal and with the renames; or nothing
     assert len(flushed) == (len(manifest["buckets"]) + 4 if flushes else 0)
