@@ -31,10 +31,11 @@ from .plan import (
     plan_from_manifest,
     threshold_plan,
 )
-from .progress import ProgressBar, counted, human_bytes
+from .progress import ProgressBar
 from .scorepath import ScorePath
 from .sources import DEFAULT_MAX_LINE_BYTES, check_globs, display, is_uri
 from .split import check_fraction
+from .wording import counted, human_bytes
 from .writer import ORDERS, check_free, check_output_dir, export
 
 RULE = "=" * 60

@@ -21,8 +21,8 @@ import numpy as np
 from .cuts import balanced_boundaries, padded_cuts, short_between, sparse_positions
 from .errors import BucketingError
 from .metrics import MAX_K, Params, get_metric
-from .progress import counted
 from .ranges import Tie, cut_text, interval_text, number, split_text
+from .wording import counted
 
 if TYPE_CHECKING:
     import pandas as pd

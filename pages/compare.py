@@ -7,7 +7,7 @@ import streamlit as st
 import bucketing
 from bucketing.metrics import METRICS
 from bucketing.preview import sample_rows
-from bucketing.progress import counted
+from bucketing.wording import counted
 from pages.common import shared
 from pages.common.rollouts import show_rollouts
 

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 import bucketing
-from bucketing.progress import counted, human_bytes
+from bucketing.wording import counted, human_bytes
 from pages.common import shared
 from pages.common.charts import counts_figure
 from pages.common.text import literal

@@ -10,7 +10,7 @@ from bucketing.cli import command_line
 from bucketing.layout import parse_group_by
 from bucketing.manifest import MANIFEST, output_names
 from bucketing.plan import check_name
-from bucketing.progress import counted, human_bytes
+from bucketing.wording import counted, human_bytes
 from bucketing.writer import ORDERS, check_output_dir
 from pages.common import shared
 from pages.common.archive import written_sizes, zipped
