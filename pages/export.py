@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 import bucketing
-from bucketing.cli import command_line
+from bucketing.command_line import command_line
 from bucketing.layout import parse_group_by
 from bucketing.manifest import MANIFEST, output_names
 from bucketing.plan import check_name

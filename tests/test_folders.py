@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import bucketing
-from bucketing.cli import command_line
+from bucketing.command_line import command_line
 from bucketing.dataset import NOT_JSONL
 from bucketing.sources import excluded
 
