@@ -30,11 +30,11 @@ import pyarrow.fs as pafs
 
 from .dataset import Dataset, Progress, prepare_load
 from .errors import BucketingError
-from .manifest import MANIFEST, Output, build_manifest, dumps, outputs
+from .manifest import build_manifest, dumps
+from .outputs import MANIFEST, TEMP_PREFIX, Output, check_output_dir, describe_outputs, every_line, outputs
 from .parse import scan
 from .plan import Plan
 from .sources import DEFAULT_MAX_LINE_BYTES, InputFile, display, is_uri, read_ranges
-from .writer import TEMP_PREFIX, check_output_dir, describe_outputs, every_line
 
 WRITE_SLICE = 256 << 20  # bytes of a plain file one write task copies
 COPY_PIECE = 1 << 20

@@ -21,8 +21,8 @@ from typing import Callable, ContextManager
 import numpy as np
 
 from .bytecopy import Shrunk, pread_pieces
-from .errors import BucketingError
 from .dataset import Dataset
+from .errors import BucketingError
 from .sources import display
 
 DIGEST_BYTES = 16

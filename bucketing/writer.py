@@ -25,11 +25,22 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .bytecopy import Copier, copy_list, preallocate, start_writeback
-from .errors import BucketingError
-from .journal import JOURNAL, TEMP_PREFIX, Move, is_temp_name, recover, replace_all
 from .dataset import Dataset, Progress
-from .manifest import MANIFEST, Output, build_manifest, dumps, is_output_name, outputs
+from .errors import BucketingError
+from .journal import Move, recover, replace_all
+from .manifest import build_manifest, dumps
 from .metrics import get_metric
+from .outputs import (
+    MANIFEST,
+    TEMP_PREFIX,
+    Output,
+    check_output_dir,
+    describe_outputs,
+    every_line,
+    is_output_name,
+    is_temp_name,
+    outputs,
+)
 from .plan import Plan, check_name
 from .safedir import Folder
 from .sources import InputFile, display, open_input, open_stream
@@ -114,7 +125,7 @@ def earlier_outputs(out: Folder, manifest_name: str) -> set[str]:
     """The files the export whose manifest is in ``out`` wrote, as far as they are names an export writes.
 
     The manifest is data, not trusted: read without following a link, bounded in size, and only
-    names that fit the export's own scheme (:func:`bucketing.manifest.is_output_name`) count.
+    names that fit the export's own scheme (:func:`bucketing.outputs.is_output_name`) count.
     """
     if not out.is_regular_file(manifest_name):
         return set()
@@ -188,27 +199,6 @@ def remove_leftovers(out: Folder) -> None:
             out.unlink(entry.name)
 
 
-def check_output_dir(out: Path, root: Path | str, names: list[str] | tuple[str, ...] = ()) -> None:
-    """No output file may land in the input folder or below it (the next run would read it).
-
-    ``names``: the output files, relative to ``out`` (``train/easy.jsonl`` lands in ``out/train``;
-    ``train/`` stands for the folder).
-    """
-    if isinstance(root, str):  # a URI: no local folder to be inside of
-        return
-    source = root.resolve() if root.is_dir() else root.resolve().parent
-    target = out.resolve()
-    if target == source or source in target.parents:
-        raise BucketingError(
-            f"output directory {display(out)} is inside the input directory {display(root)}; choose another"
-        )
-    for name in names:
-        folder = target / name.rpartition("/")[0]
-        if folder == source or source in folder.parents:
-            raise BucketingError(f"{display(out / name)} would be written inside the input directory {display(root)} "
-                                 "(the next run would read it); choose another output folder")
-
-
 def check_unchanged(dataset: Dataset) -> None:
     for file in dataset.files:
         if file.uri is not None:
@@ -219,20 +209,6 @@ def check_unchanged(dataset: Dataset) -> None:
             raise BucketingError(f"{display(file.rel)} can't be read any more: {exc.strerror}") from None
         if (info.st_size, info.st_mtime_ns) != (file.size, file.mtime_ns):
             raise BucketingError(f"{display(file.rel)} changed since it was loaded; load the input again")
-
-
-def every_line(dataset: Dataset, ids: np.ndarray, buckets: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Every non-blank input line (good, then skipped): its file_id, offset, length, clean, and its output.
-
-    The output of a good line is its rollout's bucket (``ids``); skipped lines go to output ``buckets``.
-    """
-    lines = dataset.line_columns
-    dest = np.concatenate([ids.astype(np.int64)[lines["rollout"]], np.full(len(dataset.skipped_lines), buckets)])
-    columns = {
-        key: np.concatenate([lines[key], dataset.skipped_column(key)]).astype(np.int64)
-        for key in ("file_id", "offset", "length", "clean")
-    }
-    return columns, dest
 
 
 def _pieces(dataset: Dataset, plan: Plan, values: np.ndarray, ids: np.ndarray, order: str, files: list[Output],
@@ -265,22 +241,6 @@ def _pieces(dataset: Dataset, plan: Plan, values: np.ndarray, ids: np.ndarray, o
         piece["rollouts"] = int(taken.sum())
         pieces.append(piece)
     return pieces
-
-
-def describe_outputs(manifest: dict, dataset: Dataset, plan: Plan, files: list[Output],
-                     counts: list[tuple[int, int]], val_fraction: float | None, seed: int) -> None:
-    """Record what the export writes beyond the buckets: stages, the split and every file's
-    ``counts`` (rollouts, lines)."""
-    manifest["cumulative"] = any(f.cumulative for f in files)
-    manifest["split"] = None if val_fraction is None else {
-        "val_fraction": val_fraction, "seed": seed,
-        "by": "group key" if dataset.layout.grouped else "line bytes (BLAKE2b)",
-    }
-    manifest["files"] = [
-        {"file": f.name, "buckets": [plan.names[b] for b in f.buckets], "part": f.part, "cumulative": f.cumulative,
-         "rollouts": rollouts, "lines": lines}
-        for f, (rollouts, lines) in zip(files, counts)
-    ]
 
 
 class _Writer:

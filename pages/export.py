@@ -8,10 +8,10 @@ import streamlit as st
 import bucketing
 from bucketing.command_line import command_line
 from bucketing.layout import parse_group_by
-from bucketing.manifest import MANIFEST, output_names
+from bucketing.outputs import MANIFEST, check_output_dir, output_names
 from bucketing.plan import check_name
 from bucketing.wording import counted, human_bytes
-from bucketing.writer import ORDERS, check_output_dir
+from bucketing.writer import ORDERS
 from pages.common import shared
 from pages.common.archive import written_sizes, zipped
 

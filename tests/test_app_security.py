@@ -21,10 +21,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import bucketing
-from bucketing.manifest import MANIFEST
+from bucketing.outputs import MANIFEST, TEMP_PREFIX
 from bucketing.plan import NAME_PATTERN
 from bucketing.roots import ENV
-from bucketing.writer import TEMP_PREFIX
 from pages.common import shared
 
 from .conftest import ROOT, SAMPLE, rollout_line, write_lines

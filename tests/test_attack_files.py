@@ -22,8 +22,8 @@ import pytest
 import bucketing
 from bucketing import writer
 from bucketing.errors import BucketingError
-from bucketing.journal import JOURNAL, TEMP_PREFIX, recover
-from bucketing.manifest import is_output_name
+from bucketing.journal import JOURNAL, recover
+from bucketing.outputs import TEMP_PREFIX, is_output_name
 from bucketing.safedir import Folder
 from bucketing.sources import find_inputs
 

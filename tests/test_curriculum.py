@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 import bucketing
 from bucketing import sources, writer
-from bucketing.writer import TEMP_PREFIX
+from bucketing.outputs import TEMP_PREFIX
 from examples.make_rollouts import make_rollouts
 
 from .conftest import one_line, rollout_line, run_cli, write_lines

@@ -16,7 +16,7 @@ import pytest
 
 import bucketing
 from bucketing import bytecopy, writer
-from bucketing.writer import TEMP_PREFIX
+from bucketing.outputs import TEMP_PREFIX
 
 from .conftest import jsonl_files, output_lines, rollout_line, write_lines
 

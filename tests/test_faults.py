@@ -16,7 +16,7 @@ import pytest
 
 import bucketing
 from bucketing import writer
-from bucketing.writer import TEMP_PREFIX
+from bucketing.outputs import TEMP_PREFIX
 from examples.make_rollouts import make_rollouts
 
 from .conftest import ROOT, one_line, output_lines, run_cli

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import bucketing
 from bucketing.dataset import NOT_JSONL as NOT_JSONL_REASON
 from bucketing.metrics import METRICS
-from bucketing.writer import TEMP_PREFIX
+from bucketing.outputs import TEMP_PREFIX
 
 RECORD = st.builds(
     lambda scores, text: {"prompt": text, "reward": [{"score": s} for s in scores]},
