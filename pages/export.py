@@ -95,7 +95,7 @@ if st.button("Export", type="primary", disabled=bool(existing) and not overwrite
                                 val_fraction=val_fraction, seed=seed, exclude=source.exclude),
     }
 
-last = s.get("last_export")
+last = s["last_export"]
 if last:
     manifest = last["manifest"]
     st.success(f"Wrote {counted(manifest['totals']['rollouts'], 'rollout', ',')} to {shared.shown(last['out'])}"
