@@ -167,7 +167,7 @@ def export(
         tasks = _write_tasks(dataset, ids, len(plan.buckets), names, staging)
         connect()
         written = _run(_copy_lines, [pickle.dumps(t) for t in tasks], [int(t.length.sum()) for t in tasks], progress)
-        parts = {name: [] for name in names}
+        parts: dict[str, list[str]] = {name: [] for name in names}
         for task_parts in written:
             for folder, part in task_parts:
                 parts[folder].append(part)

@@ -10,6 +10,7 @@ once (:class:`bucketing.safedir.Folder`): no link is followed, nothing outside i
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -220,19 +221,19 @@ def _pieces(dataset: Dataset, plan: Plan, values: np.ndarray, ids: np.ndarray, o
     columns, dest = every_line(dataset, ids, len(plan.buckets))
     skipped = len(dataset.skipped_lines)
     rollout = np.concatenate([dataset.line_columns["rollout"], np.full(skipped, -1)])
+    keys: tuple[np.ndarray, ...] = ()
     if order == "difficulty":  # easiest first; equal values keep the order of the rollouts' first lines
         easier = -values if get_metric(plan.metric).higher_is_easier else values
         keys = (np.concatenate([easier[rollout[: len(rollout) - skipped]], np.zeros(skipped)]), rollout)
-    else:
-        keys = ()
     sort = np.lexsort((columns["offset"], columns["file_id"], *keys[::-1]))
     ids = np.asarray(ids, dtype=np.int64)
+    held_out = np.zeros(len(ids), dtype=bool) if validation is None else validation  # no split: none held out
     pieces = []
     for output in files:
         if output.buckets:
             taken = ids <= output.buckets[-1] if output.cumulative else ids == output.buckets[0]
             if output.part != "all":
-                taken &= validation if output.part == "val" else ~validation
+                taken &= held_out if output.part == "val" else ~held_out
             chosen = np.concatenate([taken, [False]])[rollout]  # a line goes where its rollout goes
         else:
             taken, chosen = np.zeros(0, dtype=bool), dest == len(plan.buckets)
@@ -344,11 +345,14 @@ class _Writer:
                 os.close(fd)
         moves = []
         for name, temp in self.temps.items():
+            info = self.out.lstat(temp)
+            if info is None:  # removed by another program meanwhile: nothing has been renamed yet
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(self.out.path / temp))
             backup = None
             if self.out.lstat(name) is not None:  # kept under a temp name until the new export is in place
                 backup = f"{TEMP_PREFIX}{secrets.token_hex(6)}-earlier"
                 self.out.link(name, backup)
-            moves.append(Move(temp, name, self.out.lstat(temp).st_ino, backup))
+            moves.append(Move(temp, name, info.st_ino, backup))
         try:
             replace_all(self.out, moves, stale, keep, self.fsync)
         finally:
