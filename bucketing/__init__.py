@@ -28,5 +28,5 @@ from .writer import export
 __all__ = [
     "BadLineError", "Bucket", "BucketingError", "Dataset", "METRICS", "Metric", "Params", "Plan", "Scores",
     "bucket_table", "default_names", "export", "get_metric", "learnability_plan", "load", "percentile_plan", "plan_from_manifest",
-    "read_manifest", "register_metric", "threshold_plan",
+    "read_manifest", "register_metric", "threshold_plan", "__version__",
 ]

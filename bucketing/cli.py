@@ -162,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         data = engine.load(bar)
     finally:
-        bar and bar.close()
+        if bar:
+            bar.close()
     for warning in data.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     size = sum(f.size for f in data.files)
@@ -190,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             manifest = engine.export(data, plan, values, bar)
         finally:
-            bar and bar.close()
+            if bar:
+                bar.close()
         out = args.output_dir.rstrip("/") + "/"  # a path or a URI
         _say(human, "")
         for bucket in manifest["buckets"]:
@@ -445,6 +447,8 @@ def _import_plugins(argv: list[str]) -> None:
         try:
             if name.endswith(".py"):
                 spec = importlib.util.spec_from_file_location(Path(name).stem, name)
+                if spec is None or spec.loader is None:
+                    raise ImportError("not a Python module")
                 module = importlib.util.module_from_spec(spec)
                 spec.loader.exec_module(module)
             else:
