@@ -61,7 +61,7 @@ def test_every_session_state_key_is_declared_in_one_place():
     for path in files:
         state, widgets = keys_used(ast.parse(path.read_text(encoding="utf-8")))
         unknown = {key for key in state if key not in DEFAULTS and not declared_widget(key)}
-        assert not unknown, f"{path.relative_to(ROOT)} keeps {sorted(unknown)} in st.session_state: declare it in DEFAULTS"
+        assert not unknown, f"{path.relative_to(ROOT)} keeps {sorted(unknown)} in st.session_state: declare in DEFAULTS"
         unknown = {key for key in widgets if not declared_widget(key)}
         assert not unknown, f"{path.relative_to(ROOT)} keys widgets {sorted(unknown)}: declare them in WIDGET_KEYS"
 
