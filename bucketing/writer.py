@@ -29,7 +29,7 @@ from .bytecopy import Copier, copy_list, preallocate, start_writeback
 from .dataset import Dataset, Progress
 from .errors import BucketingError
 from .journal import Move, recover, replace_all
-from .manifest import build_manifest, dumps
+from .manifest import MAX_MANIFEST_BYTES, build_manifest, dumps
 from .metrics import get_metric
 from .outputs import (
     MANIFEST,
@@ -48,7 +48,6 @@ from .sources import InputFile, display, open_input, open_stream
 from .split import check_fraction, validation_rollouts
 
 ORDERS = ("input", "difficulty")
-MANIFEST_LIMIT = 16 << 20  # bytes of an earlier manifest read to learn what it wrote
 
 
 def export(
@@ -131,7 +130,7 @@ def earlier_outputs(out: Folder, manifest_name: str) -> set[str]:
     if not out.is_regular_file(manifest_name):
         return set()
     try:
-        earlier = json.loads(out.read_bytes(manifest_name, MANIFEST_LIMIT))
+        earlier = json.loads(out.read_bytes(manifest_name, MAX_MANIFEST_BYTES))
         names = {entry["file"] for entry in earlier.get("files", [])}
         names |= {bucket["file"] for bucket in earlier.get("buckets", [])}
         names |= {earlier["skipped_file"]} if earlier.get("skipped_file") else set()
