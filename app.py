@@ -18,7 +18,7 @@ page = st.navigation(
     ]
 )
 with st.sidebar:
-    source = st.session_state.get("source")
+    source = st.session_state["source"]
     if source:
         st.caption(f"Data: {literal(source_name(source))} · {len(source.fingerprint)} files")
     st.caption("Rollout Bucketer — split RL rollouts into difficulty buckets.")

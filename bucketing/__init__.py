@@ -8,10 +8,8 @@
     bucketing.export(data, plan, "bucketed/")              # bucket files + manifest.json
 """
 
-from .version import __version__
+from .dataset import Dataset, load
 from .errors import BadLineError, BucketingError
-from .export import export
-from .load import Dataset, load
 from .manifest import read_manifest
 from .metrics import METRICS, Metric, Params, Scores, get_metric, register_metric
 from .plan import (
@@ -24,9 +22,11 @@ from .plan import (
     plan_from_manifest,
     threshold_plan,
 )
+from .version import __version__
+from .writer import export
 
 __all__ = [
     "BadLineError", "Bucket", "BucketingError", "Dataset", "METRICS", "Metric", "Params", "Plan", "Scores",
     "bucket_table", "default_names", "export", "get_metric", "learnability_plan", "load", "percentile_plan", "plan_from_manifest",
-    "read_manifest", "register_metric", "threshold_plan",
+    "read_manifest", "register_metric", "threshold_plan", "__version__",
 ]

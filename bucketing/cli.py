@@ -14,11 +14,11 @@ from typing import Sequence
 
 import numpy as np
 
+from .dataset import Dataset, Progress, load
 from .errors import BucketingError, OneLineParser
-from .export import ORDERS, check_free, check_output_dir, export
-from .load import Dataset, load
-from .manifest import MANIFEST, build_manifest, output_folders, read_manifest
+from .manifest import build_manifest, read_manifest
 from .metrics import MAX_K, METRICS, Params, get_metric
+from .outputs import MANIFEST, check_output_dir, output_folders
 from .plan import (
     MAX_BUCKETS,
     PRESETS,
@@ -26,17 +26,18 @@ from .plan import (
     Plan,
     check_name,
     cut_lines,
-    default_names,
     percentile_names,
     percentile_plan,
     plan_from_manifest,
     threshold_plan,
 )
-from .progress import ProgressBar, counted, human_bytes
+from .progress import ProgressBar
 from .scorepath import ScorePath
 from .sources import DEFAULT_MAX_LINE_BYTES, check_globs, display, is_uri
 from .split import check_fraction
 from .version import __version__
+from .wording import counted, human_bytes
+from .writer import ORDERS, check_free, export
 
 RULE = "=" * 60
 EXAMPLES = """\
@@ -106,7 +107,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("--from-manifest", metavar="FILE", help="apply the metric, params, cut points and names of a saved manifest")
     add("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES, metavar="N", help="skip longer lines (default: 64 MiB)")
     add("--workers", type=int, metavar="N", help="processes for reading (default: one per core on large inputs)")
-    add("--engine", choices=("local", "ray"), default="local",
+    add("--engine", choices=list(ENGINES), default="local",
         help="local: this machine (default); ray: a Ray cluster through Ray Data (pip install -r requirements-cluster.txt)")
     add("--ray-address", metavar="ADDRESS", help="with --engine ray: the cluster to join (auto, ray://host:port); "
                                                  "default: start Ray on this machine")
@@ -159,17 +160,13 @@ def run(args: argparse.Namespace) -> int:
 
     if saved and args.scores is None and args.group_by is None and not saved["params"].get("scores_detected", True):
         args.scores, args.group_by = saved["params"]["scores"], saved["params"].get("group_by") or None  # its layout too
+    engine = ENGINES[args.engine](args)
     bar = None if args.json else ProgressBar("Reading")
     try:
-        if args.engine == "ray":
-            data = _ray_engine().load(args.input_dir, scores=args.scores, group_by=args.group_by,
-                                      max_line_bytes=args.max_line_bytes, strict=args.strict,
-                                      address=args.ray_address, progress=bar, exclude=args.exclude)
-        else:
-            data = load(args.input_dir, scores=args.scores, group_by=args.group_by, max_line_bytes=args.max_line_bytes,
-                        strict=args.strict, workers=args.workers, progress=bar, exclude=args.exclude)
+        data = engine.load(bar)
     finally:
-        bar and bar.close()
+        if bar:
+            bar.close()
     for warning in data.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     size = sum(f.size for f in data.files)
@@ -195,16 +192,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.dry_run:
         bar = None if args.json else ProgressBar("Writing")
         try:
-            if args.engine == "ray":
-                manifest = _ray_engine().export(data, plan, args.output_dir, values=values, prefix=args.prefix,
-                                                order=args.order, overwrite=args.overwrite,
-                                                single_file=args.single_file, progress=bar)
-            else:
-                manifest = export(data, plan, args.output_dir, values=values, prefix=args.prefix, order=args.order,
-                                  overwrite=args.overwrite, progress=bar, fsync=args.fsync,
-                                  cumulative=args.cumulative, val_fraction=args.val_fraction, seed=args.seed)
+            manifest = engine.export(data, plan, values, bar)
         finally:
-            bar and bar.close()
+            if bar:
+                bar.close()
         out = args.output_dir.rstrip("/") + "/"  # a path or a URI
         _say(human, "")
         for bucket in manifest["buckets"]:
@@ -236,51 +227,63 @@ def _json_safe(value):
     return value
 
 
-def command_line(input_dir: str, output_dir: str, plan: Plan, *, scores: str | None = None,
-                 group_by: Sequence[str] = (), prefix: str = "", order: str = "input", overwrite: bool = False,
-                 cumulative: bool = False, val_fraction: float | None = None, seed: int = 0,
-                 exclude: Sequence[str] = ()) -> str:
-    """The shell command that makes the same files as
-    ``export(load(input_dir, scores, group_by, exclude=exclude), plan, output_dir, ...)``."""
-    args = ["python", "-m", "bucketing", "-i", str(input_dir), "-o", str(output_dir)]
-    for glob in exclude:
-        args += ["--exclude", glob]
-    args += ["--preset", plan.preset] if plan.preset else ["-m", plan.metric]
-    if plan.params.k != 1:
-        args += ["--k", str(plan.params.k)]
-    if plan.params.pass_threshold != 0.5:
-        args += ["--pass-threshold", repr(float(plan.params.pass_threshold))]
-    if plan.preset:
-        names, defaults = plan.names, PRESETS[plan.preset]().names
-    elif plan.mode == "percentile":
-        args += ["-n", str(len(plan.buckets))]
-        args += ["--ties", plan.ties] if plan.ties != "keep" else []
-        names, defaults = plan.names, default_names(len(plan.buckets))
-    else:
-        args += ["--thresholds", *(repr(float(c)) for c in plan.cuts)]
-        names = [b.name for b in sorted(plan.buckets, key=lambda b: b.interval)]
-        defaults = [f"bucket_{i}" for i in range(len(plan.buckets))]
-    args += ["--bucket-names", *names] if names != defaults else []
-    args += ["--scores", scores] if scores else []
-    args += ["--group-by", ",".join(group_by)] if group_by else []
-    args += ["--prefix", prefix] if prefix else []
-    args += ["--order", order] if order != "input" else []
-    args += ["--cumulative"] if cumulative else []
-    args += ["--val-fraction", repr(float(val_fraction))] if val_fraction is not None else []
-    args += ["--seed", str(seed)] if val_fraction is not None and seed else []
-    args += ["--overwrite"] if overwrite else []
-    return shlex.join(args)
+class _Engine:
+    """What reads the input and writes the buckets, as ``--engine`` chose: the options both engines take."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+
+    def load(self, progress: Progress | None) -> Dataset:
+        raise NotImplementedError
+
+    def export(self, data: Dataset, plan: Plan, values: np.ndarray, progress: Progress | None) -> dict:
+        raise NotImplementedError
+
+    def reading(self) -> dict:
+        a = self.args
+        return dict(scores=a.scores, group_by=a.group_by, max_line_bytes=a.max_line_bytes, strict=a.strict,
+                    exclude=a.exclude)
+
+    def writing(self) -> dict:
+        a = self.args
+        return dict(prefix=a.prefix, order=a.order, overwrite=a.overwrite)
 
 
-def _ray_engine():
-    """The Ray engine, imported only when asked for (the local engine never needs Ray)."""
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        raise BucketingError("--engine ray needs Ray: pip install -r requirements-cluster.txt") from None
-    from . import ray_engine
+class _Local(_Engine):
+    """This machine (the default): worker processes for reading, every core for writing."""
 
-    return ray_engine
+    def load(self, progress: Progress | None) -> Dataset:
+        return load(self.args.input_dir, workers=self.args.workers, progress=progress, **self.reading())
+
+    def export(self, data: Dataset, plan: Plan, values: np.ndarray, progress: Progress | None) -> dict:
+        a = self.args
+        return export(data, plan, a.output_dir, values=values, progress=progress, fsync=a.fsync,
+                      cumulative=a.cumulative, val_fraction=a.val_fraction, seed=a.seed, **self.writing())
+
+
+class _Ray(_Engine):
+    """A Ray cluster through Ray Data; Ray is imported only when this engine is chosen (the local one never
+    needs it)."""
+
+    def __init__(self, args: argparse.Namespace):
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise BucketingError("--engine ray needs Ray: pip install -r requirements-cluster.txt") from None
+        from . import ray_engine
+
+        super().__init__(args)
+        self.engine = ray_engine
+
+    def load(self, progress: Progress | None) -> Dataset:
+        return self.engine.load(self.args.input_dir, address=self.args.ray_address, progress=progress, **self.reading())
+
+    def export(self, data: Dataset, plan: Plan, values: np.ndarray, progress: Progress | None) -> dict:
+        return self.engine.export(data, plan, self.args.output_dir, values=values, single_file=self.args.single_file,
+                                  progress=progress, **self.writing())
+
+
+ENGINES: dict[str, type[_Engine]] = {"local": _Local, "ray": _Ray}
 
 
 def _check_flags(args: argparse.Namespace) -> None:
@@ -447,6 +450,8 @@ def _import_plugins(argv: list[str]) -> None:
         try:
             if name.endswith(".py"):
                 spec = importlib.util.spec_from_file_location(Path(name).stem, name)
+                if spec is None or spec.loader is None:
+                    raise ImportError("not a Python module")
                 module = importlib.util.module_from_spec(spec)
                 spec.loader.exec_module(module)
             else:

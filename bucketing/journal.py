@@ -22,18 +22,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 from dataclasses import asdict, dataclass
 
 from .errors import BucketingError, display
-from .manifest import SUBFOLDERS, is_output_name
+from .outputs import SUBFOLDERS, TEMP_PREFIX, is_output_name, is_temp_name
 from .safedir import Folder
 
 JOURNAL = ".bucketing-journal.json"
 JOURNAL_LIMIT = 4 << 20  # bytes: a journal of 601 files is about 100 KB
-TEMP_PREFIX = ".bucketing-tmp-"
-_TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"[A-Za-z0-9._-]{1,250}")
 
 
 @dataclass(frozen=True)
@@ -44,10 +41,6 @@ class Move:
     final: str
     inode: int  # of the new file: an undo removes ``final`` only while it is this file
     backup: str | None = None
-
-
-def is_temp_name(name: object) -> bool:
-    return isinstance(name, str) and _TEMP_NAME.fullmatch(name) is not None
 
 
 def replace_all(folder: Folder, moves: list[Move], stale: list[str], keep: set[tuple[int, int]],

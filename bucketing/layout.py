@@ -18,9 +18,9 @@ or accepts it.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from functools import lru_cache
+from types import GenericAlias
 from typing import Any, Callable, Union
 
 import msgspec
@@ -196,7 +196,7 @@ def _walker(steps: tuple[tuple[str, bool], ...], booleans: bool) -> Callable[[An
     if first_is_list and len(rest) == 1 and not rest[0][1]:  # the common "reward[].score" shape
         inner = rest[0][0]
 
-        def scores_of(items: Any) -> list[float | int]:
+        def field_of_each(items: Any) -> list[float | int]:
             if type(items) is not list:
                 raise Refused
             try:
@@ -204,7 +204,7 @@ def _walker(steps: tuple[tuple[str, bool], ...], booleans: bool) -> Callable[[An
             except (KeyError, TypeError):  # an item without the field, or not an object
                 raise Refused from None
 
-        return scores_of
+        return field_of_each
 
     def scores_of(value: Any) -> list[float | int]:
         items = [value]
@@ -247,15 +247,15 @@ def _reader(scores: str, group_by: tuple[str, ...], booleans: bool) -> LineReade
     firsts = list(dict.fromkeys(steps[0][0] for _, steps in path.terms))  # the top-level fields the scores need
     grouped, group_by = bool(group_by), tuple(field for field in group_by if field != FILE)
     groups = {i: parse_field(field) for i, field in enumerate(group_by)}
-    for field, steps in zip(group_by, groups.values()):
-        if steps[0] in firsts:
-            raise BucketingError(f"--group-by {field} and the scores at {scores} share the field {steps[0]}; "
+    for field, group_steps in zip(group_by, groups.values()):
+        if group_steps[0] in firsts:
+            raise BucketingError(f"--group-by {field} and the scores at {scores} share the field {group_steps[0]}; "
                                  "group by a field outside the scores")
     fields, rename, reach = _group_fields(groups, 0)
     if _plain(path):
         steps = _listed(path.steps)
         score_type = _score_type(steps[1:], bool | float if booleans else float)
-        fields.insert(0, ("s", list[score_type] if steps[0][1] else score_type))
+        fields.insert(0, ("s", _list_of(score_type) if steps[0][1] else score_type))
         rename["s"] = steps[0][0]
         extract = _extractor(steps)
     else:  # an index or a sum: the fields the scores need, raw, walked once decoded
@@ -291,8 +291,13 @@ def _score_type(steps: tuple[tuple[str, bool], ...], score: Any) -> Any:
     """Nested structs, one per step below the first, each holding only the next step as attribute ``s``."""
     kind = score
     for depth, (field, is_list) in enumerate(reversed(steps)):
-        kind = msgspec.defstruct(f"_Score{depth}", [("s", list[kind] if is_list else kind)], rename={"s": field})
+        kind = msgspec.defstruct(f"_Score{depth}", [("s", _list_of(kind) if is_list else kind)], rename={"s": field})
     return kind
+
+
+def _list_of(kind: Any) -> Any:
+    """``list[kind]`` for a type made at run time (a msgspec struct), spelled so that a type checker reads a call."""
+    return GenericAlias(list, kind)
 
 
 def _group_fields(paths: dict[int, tuple[str, ...]], depth: int) -> tuple[list, dict, dict[int, tuple[str, ...]]]:
@@ -328,10 +333,10 @@ def _key_function(getters: list[tuple[str, tuple[str, ...]]]) -> Callable[[Any],
     if len(getters) == 1 and len(getters[0][1]) == 1:  # one top-level field, the usual case: no loops
         field, (attribute,) = getters[0]
 
-        def key(obj: Any) -> bytes:
+        def one_field_key(obj: Any) -> bytes:
             return _digest([_canonical_raw(getattr(obj, attribute), field)])
 
-        return key
+        return one_field_key
 
     def key(obj: Any) -> bytes:
         parts = []

@@ -5,68 +5,23 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import msgspec
 import numpy as np
 
-from .version import __version__
+from .dataset import Dataset
 from .errors import BucketingError
-from .load import Dataset
 from .metrics import get_metric
+from .outputs import MANIFEST, SKIPPED, file_names
 from .plan import Plan, SavedBucket, SavedParams, SavedPlan, bucket_stats, check_saved_plan, plan_warnings
 from .sources import display
+from .version import __version__
 
 VERSION = 1
-MANIFEST = "manifest.json"
-SKIPPED = "_skipped.jsonl"
 MAX_MANIFEST_BYTES = 16 << 20  # ours are a few KB (100 buckets at most); more is not a manifest, and is not read
-
-
-def file_names(plan: Plan, prefix: str) -> dict[str, str]:
-    """Bucket name -> output file name."""
-    return {name: f"{prefix}{name}.jsonl" for name in plan.names}
-
-
-PARTS = ("all", "train", "val")
-
-
-@dataclass(frozen=True)
-class Output:
-    """One file an export writes: the buckets whose rollouts it holds, and which part of the split."""
-
-    name: str  # relative to the output folder, e.g. "easy.jsonl", "cumulative/easy.jsonl", "val/hard.jsonl"
-    buckets: tuple[int, ...]  # bucket indices, 0 = easiest; () = the skipped lines
-    part: str = "all"  # "all", or "train" / "val" of a split
-    cumulative: bool = False  # a stage: this bucket and every easier one
-
-
-def outputs(plan: Plan, prefix: str, with_skipped: bool, cumulative: bool = False, split: bool = False) -> list[Output]:
-    """Every file an export writes but the manifest, in the order it renames them.
-
-    The buckets (easiest first), the skipped lines, then with ``cumulative`` the stages
-    ``cumulative/...``; with ``split``, the same again under ``train/`` and ``val/``.
-    """
-    files = file_names(plan, prefix)
-    result = [Output(files[name], (i,)) for i, name in enumerate(plan.names)]
-    result += [Output(prefix + SKIPPED, ())] if with_skipped else []
-    for part in PARTS if split else PARTS[:1]:
-        folder = "" if part == "all" else part + "/"
-        if part != "all":
-            result += [Output(folder + files[name], (i,), part) for i, name in enumerate(plan.names)]
-        if cumulative:
-            result += [Output(f"{folder}cumulative/{files[name]}", tuple(range(i + 1)), part, True)
-                       for i, name in enumerate(plan.names)]
-    return result
-
-
-def output_names(plan: Plan, prefix: str, with_skipped: bool, cumulative: bool = False, split: bool = False) -> list[str]:
-    """Every file an export writes, in the order it renames them, the manifest last."""
-    return [o.name for o in outputs(plan, prefix, with_skipped, cumulative, split)] + [prefix + MANIFEST]
 
 
 def plan_record(plan: Plan, ordered: np.ndarray) -> dict:
@@ -202,21 +157,3 @@ def _number(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
-# The names an export can write, for checking names read from an earlier manifest or a journal (hostile data):
-# a bucket, stage, split or skipped file, or the manifest; sub-folders only those the export makes.
-SUBFOLDERS = ("train", "val", "cumulative", "train/cumulative", "val/cumulative")
-
-
-def output_folders(cumulative: bool, split: bool) -> list[str]:
-    """The sub-folders an export with these options writes into ("train", "val/cumulative", ...)."""
-    return [folder for folder in SUBFOLDERS
-            if (cumulative or "cumulative" not in folder) and (split or folder.split("/")[0] not in PARTS)]
-
-
-_STEM = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,159}"
-_OUTPUT_NAME = re.compile(rf"(?:(?:train|val)/)?(?:cumulative/)?{_STEM}\.jsonl|[A-Za-z0-9._-]{{0,64}}{re.escape(MANIFEST)}")
-
-
-def is_output_name(name: object) -> bool:
-    """Whether ``name`` is one an export could have written (relative to its output folder)."""
-    return isinstance(name, str) and _OUTPUT_NAME.fullmatch(name) is not None

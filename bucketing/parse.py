@@ -161,7 +161,8 @@ def scan(chunk: Chunk) -> ChunkResult:
                         key = in_file(key)
                     objects += is_object
                     if scores and not in_range(scores):
-                        scores, reason, detail = None, sp.NOT_FINITE, _out_of_range(scores)
+                        reason, detail = sp.NOT_FINITE, _out_of_range(scores)
+                        scores = None
                     if scores:  # fine after all (a duplicate key)
                         rows.extend((n, base + start, stop - start, newline >= 0 and stop == end, len(scores)))
                         all_scores.extend(scores)

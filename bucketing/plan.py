@@ -21,8 +21,8 @@ import numpy as np
 from .cuts import balanced_boundaries, padded_cuts, short_between, sparse_positions
 from .errors import BucketingError
 from .metrics import MAX_K, Params, get_metric
-from .progress import counted
 from .ranges import Tie, cut_text, interval_text, number, split_text
+from .wording import counted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,8 +77,10 @@ class Plan:
         for value in sorted({self.cuts[j] for j in range(len(self.cuts)) if self.tie(j)}):
             tied = np.flatnonzero(values == value)  # in input order
             order = np.arange(len(tied))
-            for j in (j for j in range(len(self.cuts)) if self.cuts[j] == value):
-                intervals[tied] += order >= fitted(self.tie(j), len(tied)).below
+            for j, cut in enumerate(self.cuts):
+                tie = self.tie(j)
+                if cut == value and tie is not None:
+                    intervals[tied] += order >= fitted(tie, len(tied)).below
         to_rank = np.empty(len(self.buckets), dtype=np.int16)
         for bucket in self.buckets:
             to_rank[bucket.interval] = bucket.rank
@@ -121,7 +123,8 @@ class Plan:
         notes = [f"the plan splits the {old.tied} rollouts at {self.metric} = {number(cut)} in input order, "
                  f"{old.below} below cut {j + 1}; these data have {new.tied} there: {new.below} go below it, and "
                  "equal sizes are not guaranteed"
-                 for j, (cut, old, new) in enumerate(zip(self.cuts, self.cut_ties, ties)) if old is not None and old != new]
+                 for j, (cut, old, new) in enumerate(zip(self.cuts, self.cut_ties, ties))
+                 if old is not None and new is not None and old != new]
         return replace(self, cut_ties=ties, notes=self.notes + tuple(notes))
 
     def ranges(self) -> list[str]:
@@ -320,7 +323,7 @@ class SavedPlan(msgspec.Struct, kw_only=True):
     metric: str
     cuts: list[float]
     cut_ties: list[SavedTie | None] = []
-    buckets: list[SavedBucket]
+    buckets: Sequence[SavedBucket]  # (not list: the manifest's reader narrows it to its buckets, which name a file)
     params: SavedParams = msgspec.field(default_factory=SavedParams)
     preset: str | None = None
 
@@ -343,12 +346,12 @@ def check_saved_plan(saved: SavedPlan) -> list[int]:
     for i, tie in enumerate(ties):
         if tie is not None and tie.below > tie.tied:
             raise BucketingError(f"$.cut_ties[{i}]: below ({tie.below}) is more than tied ({tie.tied})")
-    for i, (a, b) in enumerate(zip(cuts, cuts[1:])):
-        if a > b:
-            raise BucketingError(f"$.cuts must be ascending: $.cuts[{i}] is {a}, $.cuts[{i + 1}] {b}")
-        if a == b and not (ties[i] and ties[i + 1] and ties[i].tied == ties[i + 1].tied
-                           and ties[i].below <= ties[i + 1].below):
-            raise BucketingError(f"$.cuts[{i}] and $.cuts[{i + 1}] are both {a}, and $.cut_ties doesn't say how the "
+    for i, (cut, next_cut) in enumerate(zip(cuts, cuts[1:])):
+        if cut > next_cut:
+            raise BucketingError(f"$.cuts must be ascending: $.cuts[{i}] is {cut}, $.cuts[{i + 1}] {next_cut}")
+        tie, next_tie = ties[i], ties[i + 1]
+        if cut == next_cut and not (tie and next_tie and tie.tied == next_tie.tied and tie.below <= next_tie.below):
+            raise BucketingError(f"$.cuts[{i}] and $.cuts[{i + 1}] are both {cut}, and $.cut_ties doesn't say how the "
                                  "values there are split (a plan from an earlier version?); make the plan again")
     if len(buckets) != len(cuts) + 1:
         raise BucketingError(f"$.cuts: {counted(len(cuts), 'cut point')} for {len(buckets)} buckets "
@@ -462,7 +465,7 @@ def plan_warnings(plan: Plan, ordered: np.ndarray) -> list[str]:
     distinct = distinct_count(ordered)
     explained = plan.mode == "percentile" and (total < count if plan.ties == "split" else distinct < count)
     if explained:
-        why = stats["note"][stats["name"].index(empty[0])].removeprefix("empty: ") if empty else ""
+        why = stats["note"][plan.names.index(empty[0])].removeprefix("empty: ") if empty else ""
         warnings.append(f"{why}: {_listed(empty)} {'is' if len(empty) == 1 else 'are'} empty; "
                         f"use {WAYS_OUT}")
     if plan.mode == "percentile" and total:

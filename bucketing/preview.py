@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .load import Dataset
+from .dataset import Dataset
 from .sources import read_ranges
 
 PROMPT_FIELDS = ("prompt", "input", "input_prompt", "question", "problem", "query", "content")
@@ -33,7 +33,7 @@ def read_line(dataset: Dataset, index: int) -> bytes:
     return read_lines(dataset, [index])[0]
 
 
-def read_lines(dataset: Dataset, indices: Sequence[int]) -> list[bytes]:
+def read_lines(dataset: Dataset, indices: Sequence[int] | np.ndarray) -> list[bytes]:
     """The original bytes of good lines ``indices`` (into ``dataset.line_columns``): one pass per file,
     so a compressed file is decompressed once, not once per line."""
     columns = dataset.line_columns

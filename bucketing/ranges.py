@@ -69,18 +69,19 @@ def split_text(metric: str, lower: float | None, upper: float | None, low_tie: T
     if low_tie is None and high_tie is None:
         return interval_text(metric, lower, upper)
     if lower is not None and lower == upper:  # both cuts at one value: a run of the tied rollouts
+        assert low_tie is not None and high_tie is not None  # two cuts at one value always split its ties
         first, last, tied = low_tie.below + 1, high_tie.below, high_tie.tied
         if last < first:
             return f"{metric} = {number(upper)}: none of the {tied} tied there (they fall in the buckets beside it)"
         which = f"rollout {first}" if first == last else f"rollouts {first}–{last}"
         return f"{metric} = {number(upper)}: {which} of the {tied} tied there, in input order"
     parts = []
-    if low_tie is not None and 0 < low_tie.below < low_tie.tied:
+    if low_tie is not None and lower is not None and 0 < low_tie.below < low_tie.tied:
         parts.append(f"{metric} = {number(lower)} (the last {low_tie.tied - low_tie.below} of {low_tie.tied} tied, "
                      "in input order)")
     parts.append(interval_text(metric, lower, upper, upper_open=high_tie is not None,
                                lower_closed=low_tie is not None and low_tie.below == 0))
-    if high_tie is not None and high_tie.below > 0:
+    if high_tie is not None and upper is not None and high_tie.below > 0:
         parts.append(f"{metric} = {number(upper)} (the first {high_tie.below} of {high_tie.tied} tied, "
                      "in input order)")
     return ", or ".join(parts)

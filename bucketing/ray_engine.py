@@ -2,7 +2,7 @@
 
 1. Scan: one task per chunk (a file, or a byte range of a large plain file) runs the local
    engine's :func:`parse.scan` where the file lies; only the line index and the scores come
-   back to the driver, which joins them (:meth:`load.Reading.finish`) exactly as locally.
+   back to the driver, which joins them (:meth:`dataset.Reading.finish`) exactly as locally.
 2. Write: the driver makes the plan as locally; then one task per slice of a file copies
    its lines' original bytes into part files, one per bucket it has lines for:
    ``{prefix}{name}/part-00000.jsonl`` ... (part numbers follow the input order).
@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.fs as pafs
 
+from .dataset import Dataset, Progress, prepare_load
 from .errors import BucketingError
-from .export import TEMP_PREFIX, check_output_dir, describe_outputs, every_line
-from .load import Dataset, Progress, prepare_load
-from .manifest import MANIFEST, Output, build_manifest, dumps, outputs
+from .manifest import build_manifest, dumps
+from .outputs import MANIFEST, TEMP_PREFIX, Output, check_output_dir, describe_outputs, every_line, outputs
 from .parse import scan
 from .plan import Plan
 from .sources import DEFAULT_MAX_LINE_BYTES, InputFile, display, is_uri, read_ranges
@@ -167,7 +167,7 @@ def export(
         tasks = _write_tasks(dataset, ids, len(plan.buckets), names, staging)
         connect()
         written = _run(_copy_lines, [pickle.dumps(t) for t in tasks], [int(t.length.sum()) for t in tasks], progress)
-        parts = {name: [] for name in names}
+        parts: dict[str, list[str]] = {name: [] for name in names}
         for task_parts in written:
             for folder, part in task_parts:
                 parts[folder].append(part)

@@ -74,7 +74,7 @@ class ScorePath:
                 raise BucketingError(f"--score-weights gives {len(weights)} weights for {len(terms)} score paths")
             if any(weight != 1 for weight, _ in terms):
                 raise BucketingError("give the weights either in --scores (0.7 * a) or with --score-weights, not both")
-            terms = [(float(w), steps) for w, (_, steps) in zip(weights, terms)]
+            terms = tuple((float(w), steps) for w, (_, steps) in zip(weights, terms))
         for weight, _ in terms:
             if not math.isfinite(weight) or abs(weight) > 1e6:
                 raise BucketingError(f"score weight {weight!r} must be a finite number between -1e6 and 1e6")
@@ -232,7 +232,7 @@ def _walk(value: Any, steps: tuple[Step, ...], booleans: bool) -> list[float]:
                 found.append((child, name))
             elif not isinstance(child, list):
                 raise BadScores(NOT_LIST, f"{name} is {kind_of(child)}, not a list")
-            elif op == EACH:
+            elif isinstance(op, str):  # EACH, the one list operation that is not an index
                 if not child:
                     raise BadScores(EMPTY, f"{name} is an empty list")
                 found.extend((element, f"{name}[{i}]") for i, element in enumerate(child))

@@ -16,7 +16,7 @@ import stat
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import Iterator, TypeGuard
 
 from .errors import BucketingError, display  # display: re-exported, callers import it from here
 
@@ -24,6 +24,8 @@ SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst")
 WINDOW = 4 << 20  # bytes read at a time; a longer line grows the buffer up to max_line_bytes
 DEFAULT_MAX_LINE_BYTES = 64 << 20
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, dropped at the start of a file
+# An open input, unbuffered or decompressing: a file, gzip.GzipFile, the zstd reader, pyarrow's stream (untyped).
+Stream = io.RawIOBase | io.BufferedIOBase
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class InputFile:
         return self.uri is None and self.compression is None
 
 
-def is_uri(path: str | os.PathLike) -> bool:
+def is_uri(path: str | os.PathLike) -> TypeGuard[str]:
     return isinstance(path, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path) is not None
 
 
@@ -161,6 +163,7 @@ def _walk(root: Path, top: tuple[int, int], roots: list[Path] | None, warnings: 
             elif file.ident in seen_files:
                 warnings.append(f"skipped {display(name)}: same file as one already read")
             else:
+                assert file.ident is not None  # _checked_file gives every file it opened its identity
                 seen_files.add(file.ident)
                 found.append(file)
     return found
@@ -265,7 +268,7 @@ def open_input(file: InputFile) -> int:
     return fd
 
 
-def _open_raw(file: InputFile) -> BinaryIO:
+def _open_raw(file: InputFile) -> Stream:
     """The file's stored bytes, local or through pyarrow's file system for its URI."""
     if file.uri is None:
         return open(open_input(file), "rb", buffering=0)
@@ -275,7 +278,7 @@ def _open_raw(file: InputFile) -> BinaryIO:
     return fs.open_input_file(path)
 
 
-def open_stream(file: InputFile) -> BinaryIO:
+def open_stream(file: InputFile) -> Stream:
     """The file's decompressed bytes as an unbuffered binary stream with ``readinto``."""
     raw = _open_raw(file)
     if file.compression == "gz":
@@ -299,7 +302,7 @@ class _ZstdReader(io.RawIOBase):
     cut-off frame's data as if it were complete.)
     """
 
-    def __init__(self, raw: BinaryIO, zstandard):
+    def __init__(self, raw: Stream, zstandard):
         self.raw, self.zstandard = raw, zstandard
         self.frame = zstandard.ZstdDecompressor().decompressobj()
         self.in_frame = False
@@ -474,12 +477,12 @@ def _read_blocks(file: InputFile, start: int, stop: int | None, max_line_bytes: 
             yield Block(buf, 0, end, offset)
             if stop is not None and offset + end >= stop:
                 return
-            rest = have - end
-            buf[:rest] = buf[end:have]
-            offset, have = offset + end, rest
+            kept = have - end
+            buf[:kept] = buf[end:have]
+            offset, have = offset + end, kept
 
 
-def _skip_long_line(stream: BinaryIO, buf: bytearray, have: int, offset: int) -> tuple[Block, int, bytes]:
+def _skip_long_line(stream: Stream, buf: bytearray, have: int, offset: int) -> tuple[Block, int, bytes]:
     """Read past an over-long line that starts ``buf``; its block, the offset after it, and the bytes after it."""
     bom = len(BOM) if offset == 0 and buf.startswith(BOM) else 0
     length, last, ends_nl, rest = have, buf[have - 1], False, b""

@@ -20,9 +20,9 @@ from typing import Callable, ContextManager
 
 import numpy as np
 
-from .copy import Shrunk, pread_pieces
+from .bytecopy import Shrunk, pread_pieces
+from .dataset import Dataset
 from .errors import BucketingError
-from .load import Dataset
 from .sources import display
 
 DIGEST_BYTES = 16

@@ -30,9 +30,9 @@ def set_thresholds(values, metric: str, ordered: np.ndarray) -> None:
     except bucketing.BucketingError:
         old = None
     s["thresholds"][metric] = sorted({float(v) for v in values})
-    s["cuts_version"] = s.get("cuts_version", 0) + 1
+    s["cuts_version"] += 1
     s["mode"] = "thresholds"
-    s.pop("metric_before_preset", None)  # a drag away from the preset keeps its metric
+    s["metric_before_preset"] = None  # a drag away from the preset keeps its metric
     new_names_table()
     if old is None or old.preset or old.metric != metric:
         return
@@ -45,7 +45,7 @@ def set_thresholds(values, metric: str, ordered: np.ndarray) -> None:
 
 def typed_threshold(metric: str, index: int, ordered: np.ndarray) -> None:
     values = list(s["thresholds"][metric])
-    typed = s[f"w_cut_{s.get('cuts_version', 0)}_{index}"]
+    typed = s[f"w_cut_{s['cuts_version']}_{index}"]
     if typed in values[:index] + values[index + 1 :]:
         st.toast(f"There is a threshold at {shared.number(typed)} already; the two became one.")
     values[index] = typed
@@ -77,19 +77,19 @@ def choose_mode() -> None:
     if s["mode"] == "learnability" and before != "learnability":
         s["metric_before_preset"], s["metric"] = s["metric"], "success_rate"
     elif before == "learnability" and s["mode"] != "learnability":
-        s["metric"] = s.pop("metric_before_preset", s["metric"])
+        s["metric"], s["metric_before_preset"] = s["metric_before_preset"] or s["metric"], None
 
 
 def names_editor_key() -> str:
     """The names table's key. It changes (a new table, with no edit pending, showing the names in force)
     when a rename is refused and when the thresholds change (the rows may be other buckets then)."""
     metric, mode, count = shared.names_key()
-    version = s.get("names_table", 0)
+    version = s["names_table"]
     return f"names_{metric}_{mode}_{count}" + (f"_{version}" if version else "")
 
 
 def new_names_table() -> None:
-    s["names_table"] = s.get("names_table", 0) + 1
+    s["names_table"] += 1
 
 
 def apply_pending_edits(data: bucketing.Dataset) -> None:
@@ -196,7 +196,7 @@ def chart_caption(plan: bucketing.Plan) -> str:
 
 def threshold_inputs(metric: str, ordered: np.ndarray) -> None:
     cuts = s["thresholds"][metric]
-    version = s.get("cuts_version", 0)
+    version = s["cuts_version"]
     columns = st.columns(min(len(cuts), 5) + 1)
     for i, cut in enumerate(cuts):
         with columns[i % 5]:

@@ -7,7 +7,7 @@ import streamlit as st
 import bucketing
 from bucketing.metrics import METRICS
 from bucketing.preview import sample_rows
-from bucketing.progress import counted
+from bucketing.wording import counted
 from pages.common import shared
 from pages.common.rollouts import show_rollouts
 
@@ -67,7 +67,7 @@ with right:
 # A click on a cell chooses it below (only a new click: the chart keeps reporting the last one).
 points = (event.selection.points if event and event.selection else []) or []
 clicked = (metric_a, metric_b, count, int(points[0]["point_index"])) if points else None
-if clicked and clicked != s.get("compare_clicked"):
+if clicked and clicked != s["compare_clicked"]:
     s["compare_clicked"] = clicked
     row_index, col_index = divmod(clicked[-1], count)  # cells are drawn row by row
     s["w_compare_row"], s["w_compare_col"] = plan_a.names[row_index], plan_b.names[col_index]

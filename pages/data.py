@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 import bucketing
-from bucketing.progress import counted, human_bytes
+from bucketing.wording import counted, human_bytes
 from pages.common import shared
 from pages.common.charts import counts_figure
 from pages.common.text import literal
@@ -53,11 +53,11 @@ def load_uploads(uploads: list) -> None:
         return
     if ignored:
         st.warning(f"Not loaded, as only {' and '.join(READ)} files are read: {literal(', '.join(ignored))}")
-    load_folder(str(folder), st.session_state.get("scores_text", ""), st.session_state.get("group_text", ""),
-                st.session_state.get("exclude_text", ""))
+    load_folder(str(folder), st.session_state["scores_text"], st.session_state["group_text"],
+                st.session_state["exclude_text"])
 
 
-current = st.session_state.get("source")
+current = st.session_state["source"]
 # Keyed, and seeded only when missing: a widget whose default changed between runs would lose what was typed.
 if "w_folder" not in st.session_state:
     # (never the temporary folder of uploaded files)
@@ -65,7 +65,7 @@ if "w_folder" not in st.session_state:
                                     else shared.start_text())
 for key, saved in (("w_scores", "scores_text"), ("w_group", "group_text"), ("w_exclude", "exclude_text")):
     if key not in st.session_state:
-        st.session_state[key] = st.session_state.get(saved, "")
+        st.session_state[key] = st.session_state[saved]
 with st.form("source_form"):
     left, middle, right = st.columns([3, 1, 1])
     path_text = left.text_input("Folder", key="w_folder",

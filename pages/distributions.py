@@ -3,8 +3,8 @@
 import streamlit as st
 
 from bucketing.metrics import METRICS
-from bucketing.progress import counted
 from bucketing.summary import describe
+from bucketing.wording import counted
 from pages.common import shared
 from pages.common.charts import histogram_figure
 

@@ -6,12 +6,12 @@ import pandas as pd
 import streamlit as st
 
 import bucketing
-from bucketing.cli import command_line
-from bucketing.export import ORDERS, check_output_dir
+from bucketing.command_line import command_line
 from bucketing.layout import parse_group_by
-from bucketing.manifest import MANIFEST, output_names
+from bucketing.outputs import MANIFEST, check_output_dir, output_names
 from bucketing.plan import check_name
-from bucketing.progress import counted, human_bytes
+from bucketing.wording import counted, human_bytes
+from bucketing.writer import ORDERS
 from pages.common import shared
 from pages.common.archive import written_sizes, zipped
 
@@ -95,7 +95,7 @@ if st.button("Export", type="primary", disabled=bool(existing) and not overwrite
                                 val_fraction=val_fraction, seed=seed, exclude=source.exclude),
     }
 
-last = s.get("last_export")
+last = s["last_export"]
 if last:
     manifest = last["manifest"]
     st.success(f"Wrote {counted(manifest['totals']['rollouts'], 'rollout', ',')} to {shared.shown(last['out'])}"

@@ -13,8 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 import bucketing
 from bucketing.plan import bucket_table
-from bucketing.progress import counted
 from bucketing.roots import ENV
+from bucketing.wording import counted
 
 from .conftest import ROOT, SAMPLE, jsonl_files, output_lines, rollout_line, run_cli, sample_scores, write_lines
 

@@ -21,8 +21,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import bucketing
-from bucketing.export import TEMP_PREFIX
-from bucketing.manifest import MANIFEST
+from bucketing.outputs import MANIFEST, TEMP_PREFIX
 from bucketing.plan import NAME_PATTERN
 from bucketing.roots import ENV
 from pages.common import shared

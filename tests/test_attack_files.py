@@ -20,15 +20,15 @@ from pathlib import Path
 import pytest
 
 import bucketing
+from bucketing import writer
 from bucketing.errors import BucketingError
-from bucketing.journal import JOURNAL, TEMP_PREFIX, recover
-from bucketing.manifest import is_output_name
+from bucketing.journal import JOURNAL, recover
+from bucketing.outputs import TEMP_PREFIX, is_output_name
 from bucketing.safedir import Folder
 from bucketing.sources import find_inputs
 
 from .conftest import ROOT, SAMPLE, jsonl_files, one_line, rollout_line, run_cli, write_lines
 
-export_module = importlib.import_module("bucketing.export")
 SECRET = b"SECRET-OUTSIDE-TEXT"
 
 
@@ -224,7 +224,7 @@ def test_swapping_the_output_folder_for_a_link_mid_export_sends_nothing_outside(
     out = allowed / "out"
     (out / "cumulative").mkdir(parents=True)
     (outside / "trap").mkdir()
-    real_check = export_module.check_targets
+    real_check = writer.check_targets
 
     def swap_then_check(*args, **kwargs):  # after the folder was opened and checked: the attacker moves
         victim = out / swapped if swapped else out
@@ -232,7 +232,7 @@ def test_swapping_the_output_folder_for_a_link_mid_export_sends_nothing_outside(
         victim.symlink_to(outside / "trap")
         return real_check(*args, **kwargs)
 
-    monkeypatch.setattr(export_module, "check_targets", swap_then_check)
+    monkeypatch.setattr(writer, "check_targets", swap_then_check)
     try:
         bucketing.export(data, plan, out, cumulative=True, roots=[allowed])
     except BucketingError as error:
@@ -276,14 +276,14 @@ def test_a_parent_swapped_for_a_link_into_the_input_after_the_check_is_refused(t
     (tmp_path / "parent" / "out").mkdir(parents=True)
     (tmp_path / "in" / "out").mkdir()
     before = every_file(tmp_path / "in")
-    real_check = export_module.check_unchanged
+    real_check = writer.check_unchanged
 
     def swap_then_check(dataset):  # after the first check, before the folder is opened
         (tmp_path / "parent").rename(tmp_path / "moved")
         (tmp_path / "parent").symlink_to(tmp_path / "in")
         return real_check(dataset)
 
-    monkeypatch.setattr(export_module, "check_unchanged", swap_then_check)
+    monkeypatch.setattr(writer, "check_unchanged", swap_then_check)
     with pytest.raises(BucketingError, match="inside the input"):
         bucketing.export(data, plan, tmp_path / "parent" / "out")
     assert every_file(tmp_path / "in") == before
@@ -569,14 +569,14 @@ def test_a_tree_deeper_than_path_max_gets_a_warning_not_a_traceback(deep_root):
 def test_a_manifest_that_cannot_be_written_stops_the_export_before_any_file(tmp_path, monkeypatch):
     data = bucketing.load(SAMPLE, workers=1)
     plan = bucketing.percentile_plan(data.values("mean_reward"), "mean_reward", 3)
-    real = export_module.build_manifest
+    real = writer.build_manifest
 
     def broken(*args, **kwargs):
         manifest = real(*args, **kwargs)
         manifest["buckets"][0]["min"] = float("inf")
         return manifest
 
-    monkeypatch.setattr(export_module, "build_manifest", broken)
+    monkeypatch.setattr(writer, "build_manifest", broken)
     with pytest.raises(BucketingError, match="nothing was written"):
         bucketing.export(data, plan, tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []

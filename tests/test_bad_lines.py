@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 
 import bucketing
 from bucketing import scorepath as sp
+from bucketing.dataset import NOT_JSONL as FILE_NOT_JSONL
 from bucketing.errors import BadLineError
-from bucketing.load import NOT_JSONL as FILE_NOT_JSONL
 from .conftest import line_totals
 
 # ----------------------------------------------------------------------------------------------

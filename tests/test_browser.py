@@ -18,7 +18,7 @@ import pytest
 
 import bucketing
 from bucketing.metrics import METRICS
-from bucketing.progress import counted
+from bucketing.wording import counted
 
 from .browser_support import (
     CHART,

@@ -12,7 +12,8 @@ import statistics
 import pytest
 
 from bucketing.metrics import Params
-from bucketing.progress import ProgressBar, counted
+from bucketing.progress import ProgressBar
+from bucketing.wording import counted
 
 from .conftest import (
     ROOT,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import bisect
 import gzip
-import importlib
 import itertools
 import json
 import math
@@ -33,7 +32,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bucketing
-from bucketing.export import TEMP_PREFIX
+from bucketing import sources, writer
+from bucketing.outputs import TEMP_PREFIX
 from examples.make_rollouts import make_rollouts
 
 from .conftest import one_line, rollout_line, run_cli, write_lines
@@ -299,7 +299,7 @@ def test_a_compressed_input_is_decompressed_once_for_the_split_and_the_copy(tmp_
     (tmp_path / "in" / "all.jsonl.gz").write_bytes(gzip.compress(b"".join(input_lines(tmp_path / "plain"))))
     data = bucketing.load(tmp_path / "in")
     opened = []
-    for module in (importlib.import_module("bucketing.export"), importlib.import_module("bucketing.sources")):
+    for module in (writer, sources):
         real = module.open_stream
         monkeypatch.setattr(module, "open_stream", lambda file, real=real: opened.append(file.rel) or real(file))
     plan = bucketing.percentile_plan(data.values("mean_reward"), "mean_reward", 3)

@@ -106,7 +106,7 @@ def test_the_layout_table_lists_every_layout_detection_knows():
 
 
 def test_every_skip_reason_is_documented():
-    from bucketing.load import NOT_JSONL
+    from bucketing.dataset import NOT_JSONL
     from bucketing.scorepath import REASONS
 
     for reason in (*REASONS, NOT_JSONL):
@@ -169,3 +169,57 @@ def test_the_robustness_counts_are_the_tests_counts():
     security = collected("tests/test_app_security.py")
     assert f"{security} attempts" in text
     assert f"{test_fuzz.CLASSIFIER_EXAMPLES:,} random or mutated lines" in text
+
+
+def layout_entries() -> dict[str, list[str]]:
+    """The Project layout's modules, per top folder (``pages/``, ``bucketing/``), in the order listed."""
+    (block,) = re.findall(r"```\n(.*?)```", section("Project layout"), re.S)
+    entries: dict[str, list[str]] = {}
+    folder = None
+    for line in block.splitlines():
+        if not line.startswith(" "):
+            folder = line.split()[0] if line.split()[0].endswith("/") else None
+        elif folder:
+            name, _, description = line.strip().partition(" ")
+            words = description.split()
+            assert name.endswith(".py") and words and not words[0].endswith(".py"), \
+                f"one module a line, then what it does: {line!r}"
+            entries.setdefault(folder, []).append(name)
+    return entries
+
+
+def test_the_project_layout_lists_every_module_and_no_other():
+    entries = layout_entries()
+    assert set(entries) == {"pages/", "bucketing/"}
+    for folder, listed in entries.items():
+        modules = {path.relative_to(ROOT / folder).as_posix() for path in (ROOT / folder).rglob("*.py")
+                   if not (path.name == "__init__.py" and not path.read_text().strip())}  # an empty package marker
+        assert len(listed) == len(set(listed)), f"{folder}: listed twice: {listed}"
+        assert set(listed) == modules, (f"{folder} not in the README: {sorted(modules - set(listed))}; "
+                                        f"in the README, not in {folder}: {sorted(set(listed) - modules)}")
+
+
+def engine_imports(tree) -> set[str]:
+    """The modules of bucketing/ that a module imports, at its top or inside a function ("__init__": the package)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level == 1 or (node.module or "").split(".")[0] == "bucketing"):
+            below = node.module.split(".")[node.level == 0 :] if node.module else []  # the path inside the package
+            found |= {below[0]} if below else {alias.name for alias in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {(alias.name.split(".") + ["__init__"])[1] for alias in node.names
+                      if alias.name.split(".")[0] == "bucketing"}
+    return found
+
+
+def test_the_engine_imports_only_modules_listed_above_it():
+    """The layout's order is the data flow: no module of bucketing/ imports one listed below it (no arrow back up)."""
+    import ast
+
+    order = [name.removesuffix(".py") for name in layout_entries()["bucketing/"]]
+    for place, module in enumerate(order):
+        imported = engine_imports(ast.parse((ROOT / "bucketing" / f"{module}.py").read_text(encoding="utf-8")))
+        upward = sorted(imported - set(order[:place]))
+        assert not upward, f"bucketing/{module}.py imports {upward}, listed below it (or not at all)"

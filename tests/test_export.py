@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import gzip
-import importlib
 import json
 import os
 import stat
@@ -16,12 +15,10 @@ import numpy as np
 import pytest
 
 import bucketing
-from bucketing.export import TEMP_PREFIX
+from bucketing import bytecopy, writer
+from bucketing.outputs import TEMP_PREFIX
 
 from .conftest import jsonl_files, output_lines, rollout_line, write_lines
-
-export_module = importlib.import_module("bucketing.export")  # the package's `export` is the function
-copy_module = importlib.import_module("bucketing.copy")
 
 
 def make_input(folder: Path, rows: list[list[float]], name: str = "a.jsonl") -> Path:
@@ -157,7 +154,7 @@ def test_a_failed_export_leaves_the_earlier_one_intact_and_no_temp_files(sample_
     export_sample(sample_dir, out)
     before = files_in(out)
     calls = {"n": 0}
-    real_write = copy_module.pwrite_all
+    real_write = bytecopy.pwrite_all
 
     def failing_write(*args):
         calls["n"] += 1
@@ -165,7 +162,7 @@ def test_a_failed_export_leaves_the_earlier_one_intact_and_no_temp_files(sample_
             raise fault
         return real_write(*args)
 
-    monkeypatch.setattr(copy_module, "pwrite_all", failing_write)
+    monkeypatch.setattr(bytecopy, "pwrite_all", failing_write)
     with pytest.raises(type(fault)):
         data = bucketing.load(sample_dir)
         plan = bucketing.percentile_plan(data.table()["variance"], "variance", 3)
@@ -181,7 +178,7 @@ def test_a_failure_while_renaming_leaves_no_temp_files(sample_dir, tmp_path, mon
             raise OSError(5, "Input/output error")
         return real_replace(src, dst, **dir_fds)
 
-    monkeypatch.setattr(export_module.os, "replace", failing_replace)
+    monkeypatch.setattr(writer.os, "replace", failing_replace)
     with pytest.raises(OSError):
         export_sample(sample_dir, tmp_path / "out")
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(TEMP_PREFIX)]
@@ -192,8 +189,8 @@ def test_copying_falls_back_when_the_kernel_cannot_copy(sample_dir, tmp_path, mo
     def unsupported(*args):
         raise OSError(18, "Invalid cross-device link")
 
-    monkeypatch.setattr(copy_module, "LONG_LINE", 1)  # every line is copied kernel-side
-    monkeypatch.setattr(copy_module.os, "copy_file_range", unsupported)
+    monkeypatch.setattr(bytecopy, "LONG_LINE", 1)  # every line is copied kernel-side
+    monkeypatch.setattr(bytecopy.os, "copy_file_range", unsupported)
     export_sample(sample_dir, tmp_path / "out")
     assert_every_sample_line_written(sample_dir, tmp_path / "out")
 
@@ -222,9 +219,9 @@ def test_the_manifest_describes_what_was_written(sample_dir, tmp_path):
 def test_files_are_flushed_to_disk_unless_asked_not_to(sample_dir, tmp_path, monkeypatch, fsync, flushes):
     flushed = []
     real_fsync = os.fsync
-    monkeypatch.setattr(export_module.os, "fsync", lambda fd: flushed.append(fd) or real_fsync(fd))
+    monkeypatch.setattr(writer.os, "fsync", lambda fd: flushed.append(fd) or real_fsync(fd))
     started = []
-    monkeypatch.setattr(export_module, "start_writeback", started.append)
+    monkeypatch.setattr(writer, "start_writeback", started.append)
     _, _, manifest = export_sample(sample_dir, tmp_path / "out", fsync=fsync)
     # every bucket file, the manifest, the journal, the directory with the journal and with the renames; or nothing
     assert len(flushed) == (len(manifest["buckets"]) + 4 if flushes else 0)
@@ -265,9 +262,9 @@ def test_the_files_are_the_same_whatever_the_window_slice_and_long_line_sizes(tm
     expected = jsonl_files(tmp_path / "usual")
     assert sum(len(b.splitlines()) for name, b in expected.items() if "/" not in name) == 61
     for window, long_line, slice_bytes in [(64, 48, 100), (256, 1 << 20, 1), (1 << 20, 200, 700), (512, 1, 1)]:
-        monkeypatch.setattr(copy_module, "WINDOW", window)
-        monkeypatch.setattr(copy_module, "LONG_LINE", long_line)
-        monkeypatch.setattr(copy_module, "SLICE", slice_bytes)
+        monkeypatch.setattr(bytecopy, "WINDOW", window)
+        monkeypatch.setattr(bytecopy, "LONG_LINE", long_line)
+        monkeypatch.setattr(bytecopy, "SLICE", slice_bytes)
         out = tmp_path / f"w{window}-{long_line}-{slice_bytes}"
         bucketing.export(data, plan, out, **options)
         assert jsonl_files(out) == expected, out.name
@@ -282,8 +279,8 @@ def test_a_disk_too_small_for_the_files_fails_before_copying(sample_dir, tmp_pat
         ctypes.set_errno(errno.ENOSPC)
         return -1
 
-    monkeypatch.setattr(copy_module, "_fallocate", full)
-    monkeypatch.setattr(copy_module.os, "pwritev", None)  # nothing may be written once the space is known missing
+    monkeypatch.setattr(bytecopy, "_fallocate", full)
+    monkeypatch.setattr(bytecopy.os, "pwritev", None)  # nothing may be written once the space is known missing
     with pytest.raises(OSError, match="No space left"):
         export_sample(sample_dir, out, overwrite=True)
     assert files_in(out) == before
@@ -294,7 +291,7 @@ def test_a_file_system_without_preallocation_still_gets_every_line(sample_dir, t
         ctypes.set_errno(errno.EOPNOTSUPP)
         return -1
 
-    monkeypatch.setattr(copy_module, "_fallocate", unsupported)
+    monkeypatch.setattr(bytecopy, "_fallocate", unsupported)
     export_sample(sample_dir, tmp_path / "out")
     assert_every_sample_line_written(sample_dir, tmp_path / "out")
 
@@ -306,11 +303,11 @@ def test_short_writes_are_continued_where_they_stopped(tmp_path, monkeypatch):
         data = b"".join(bytes(b) for b in buffers)[:5]
         return real(fd, [data], position)
 
-    monkeypatch.setattr(copy_module.os, "pwritev", at_most_five_bytes)
-    monkeypatch.setattr(copy_module, "_IOV_MAX", 2)
+    monkeypatch.setattr(bytecopy.os, "pwritev", at_most_five_bytes)
+    monkeypatch.setattr(bytecopy, "_IOV_MAX", 2)
     fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
     try:
-        copy_module.pwrite_all(fd, [b"abc", memoryview(b"defghij"), b"\n", b"", b"klmnopqrstu"], 3)
+        bytecopy.pwrite_all(fd, [b"abc", memoryview(b"defghij"), b"\n", b"", b"klmnopqrstu"], 3)
     finally:
         os.close(fd)
     assert (tmp_path / "f").read_bytes() == b"\0\0\0abcdefghij\nklmnopqrstu"

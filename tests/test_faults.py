@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import importlib
 import json
 import os
 import random
@@ -16,12 +15,11 @@ from pathlib import Path
 import pytest
 
 import bucketing
-from bucketing.export import TEMP_PREFIX
+from bucketing import writer
+from bucketing.outputs import TEMP_PREFIX
 from examples.make_rollouts import make_rollouts
 
 from .conftest import ROOT, one_line, output_lines, run_cli
-
-export_module = importlib.import_module("bucketing.export")  # the package's `export` is the function
 
 FAULTS = [  # which os call fails, how, and from its how-manieth use on
     ("pwritev", errno.ENOSPC, 1),  # the data of a bucket file: the first write
@@ -79,7 +77,7 @@ def test_the_library_cleans_up_after_a_failed_fsync(sample_dir, tmp_path, monkey
     def failing_fsync(fd):
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(export_module.os, "fsync", failing_fsync)
+    monkeypatch.setattr(writer.os, "fsync", failing_fsync)
     with pytest.raises(OSError):
         bucketing.export(data, plan, tmp_path / "out")
     assert snapshot(tmp_path / "out") == {}

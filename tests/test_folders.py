@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import bucketing
-from bucketing.cli import command_line
-from bucketing.load import NOT_JSONL
+from bucketing.command_line import command_line
+from bucketing.dataset import NOT_JSONL
 from bucketing.sources import excluded
 
 from .conftest import rollout_line, run_cli, write_lines

@@ -15,7 +15,6 @@ the specification), never copied from what the code printed:
 from __future__ import annotations
 
 import hashlib
-import importlib
 import itertools
 import json
 import pickle
@@ -29,9 +28,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bucketing
+from bucketing import dataset
 from bucketing import scorepath as sp
+from bucketing.dataset import group_lines, scores_by_rollout
 from bucketing.layout import KEY_BYTES, Layout
-from bucketing.load import group_lines, scores_by_rollout
 from bucketing.metrics import Scores
 from bucketing.parse import ROW_FIELDS, Chunk, scan
 from bucketing.preview import preview
@@ -39,7 +39,6 @@ from examples.make_rollouts import make_rollouts
 
 from .conftest import one_line, output_lines, run_cli, write_lines
 
-LOAD_MODULE = importlib.import_module("bucketing.load")  # ``bucketing.load`` is the function
 
 # layout name -> (score field, group field, the name detection gives it)
 DUMPS = {
@@ -142,9 +141,9 @@ def test_generated_dumps_are_detected_and_grouped_like_the_oracle(tmp_path, monk
     np.testing.assert_allclose(table["mean_reward"].to_numpy(), means, rtol=1e-12, atol=1e-12)
 
     # several chunks per file, read by two processes: the same dataset
-    monkeypatch.setattr(LOAD_MODULE, "CHUNK_BYTES", 16 << 10)
-    monkeypatch.setattr(LOAD_MODULE, "PARALLEL_MIN_BYTES", 1)
-    chunks = LOAD_MODULE.make_chunks(data.files, data.layout, 1 << 20, False)
+    monkeypatch.setattr(dataset, "CHUNK_BYTES", 16 << 10)
+    monkeypatch.setattr(dataset, "PARALLEL_MIN_BYTES", 1)
+    chunks = dataset.make_chunks(data.files, data.layout, 1 << 20, False)
     assert len(chunks) >= 3 * len(paths)
     for workers in (2, None):  # None: one per core, as PARALLEL_MIN_BYTES is now passed
         parallel = bucketing.load(tmp_path / "in", workers=workers)
@@ -359,7 +358,7 @@ def test_missing_group_fields_are_found_in_every_chunk_and_process(tmp_path, mon
     for i, line in enumerate(bad):
         lines[37 * i + 5] = line
     write_lines(tmp_path / "in" / "a.jsonl", lines)
-    monkeypatch.setattr(LOAD_MODULE, "CHUNK_BYTES", 2 << 10)
+    monkeypatch.setattr(dataset, "CHUNK_BYTES", 2 << 10)
     one = bucketing.load(tmp_path / "in", scores="score", group_by="input,extra.uid", workers=1)
     two = bucketing.load(tmp_path / "in", scores="score", group_by="input,extra.uid", workers=2)
     assert one.skipped["line"].tolist() == [37 * i + 6 for i in range(len(bad))]

@@ -8,7 +8,6 @@ subprocess with a timeout first.
 from __future__ import annotations
 
 import gzip
-import importlib
 import json
 import os
 import random
@@ -26,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bucketing
+from bucketing import dataset, sources
 from bucketing import scorepath as sp
 from bucketing.errors import BadLineError, BucketingError
 from .conftest import line_totals
@@ -36,7 +36,6 @@ from .conftest import line_totals
 
 ROOT = Path(__file__).resolve().parents[1]
 BOM = b"\xef\xbb\xbf"
-LOAD_MODULE = importlib.import_module("bucketing.load")  # the module: ``bucketing.load`` is the function
 TIMEOUT = 60
 
 
@@ -697,15 +696,15 @@ def serial_scan(big_input) -> dict:
 
 
 def chunk_count(root: Path) -> int:
-    files, _ = importlib.import_module("bucketing.sources").find_inputs(root)
-    return len(LOAD_MODULE.make_chunks(files, "reward[].score", 5000, False))
+    files, _ = sources.find_inputs(root)
+    return len(dataset.make_chunks(files, "reward[].score", 5000, False))
 
 
 @pytest.mark.parametrize("chunk_bytes", [4096, 65_536, 777_777])
 @pytest.mark.parametrize("workers", [1, 2])
 def test_chunked_scan_equals_serial_scan(big_input, serial_scan, monkeypatch, chunk_bytes, workers):
     unchunked = chunk_count(big_input)
-    monkeypatch.setattr(LOAD_MODULE, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(dataset, "CHUNK_BYTES", chunk_bytes)
     assert chunk_count(big_input) > unchunked  # the patch took effect: files really are cut
     chunked = snapshot(_load(big_input, workers=workers))
     assert_same_scan(serial_scan, chunked)
@@ -714,7 +713,7 @@ def test_chunked_scan_equals_serial_scan(big_input, serial_scan, monkeypatch, ch
 
 def test_parallel_scan_from_a_thread(big_input, serial_scan, monkeypatch):
     """Inside a multi-threaded program (the app) the worker processes must start cleanly too."""
-    monkeypatch.setattr(LOAD_MODULE, "CHUNK_BYTES", 65_536)
+    monkeypatch.setattr(dataset, "CHUNK_BYTES", 65_536)
     result = {}
 
     def work():
@@ -734,7 +733,7 @@ def test_parallel_scan_from_a_thread(big_input, serial_scan, monkeypatch):
 def test_chunked_export_equals_serial_export(big_input, monkeypatch, tmp_path):
     serial = _load(big_input, workers=1)
     export_all(serial, tmp_path / "serial")
-    monkeypatch.setattr(LOAD_MODULE, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(dataset, "CHUNK_BYTES", 4096)
     chunked = _load(big_input, workers=2)
     export_all(chunked, tmp_path / "chunked")
     assert read_outputs(tmp_path / "serial") == read_outputs(tmp_path / "chunked")
@@ -751,7 +750,7 @@ def test_strict_names_the_absolute_line_in_a_chunked_file(tmp_path, monkeypatch,
     bad_at = 2345
     lines[bad_at - 1] = b'{"reward": [{"score": "x"}]}'
     write_tree(tmp_path / "in", {"a.jsonl": b"\n".join(lines) + b"\n"})
-    monkeypatch.setattr(LOAD_MODULE, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(dataset, "CHUNK_BYTES", 4096)
     with pytest.raises(BadLineError) as caught:
         bucketing.load(tmp_path / "in", scores="reward[].score", strict=True, workers=workers)
     assert caught.value.where == f"a.jsonl:{bad_at}"
@@ -780,7 +779,7 @@ def test_any_chunk_size_gives_the_same_scan(tmp_path_factory, pieces, chunk, bom
 
     whole = scan()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(LOAD_MODULE, "CHUNK_BYTES", chunk)
+        patch.setattr(dataset, "CHUNK_BYTES", chunk)
         cut = scan()
     if isinstance(whole, str) or isinstance(cut, str):
         assert whole == cut

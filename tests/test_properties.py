@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bucketing
-from bucketing.export import TEMP_PREFIX
-from bucketing.load import NOT_JSONL as NOT_JSONL_REASON
+from bucketing.dataset import NOT_JSONL as NOT_JSONL_REASON
 from bucketing.metrics import METRICS
+from bucketing.outputs import TEMP_PREFIX
 
 RECORD = st.builds(
     lambda scores, text: {"prompt": text, "reward": [{"score": s} for s in scores]},

@@ -6,7 +6,6 @@ A local Ray with two CPUs runs in this process; ``tests/test_ray_cluster.py`` ru
 from __future__ import annotations
 
 import gzip
-import importlib
 import json
 from pathlib import Path
 
@@ -14,12 +13,10 @@ import pytest
 import ray
 
 import bucketing
-from bucketing import ray_engine
+from bucketing import dataset, ray_engine
 from examples.make_rollouts import make_rollouts
 
 from .conftest import ROOT, modules_imported_by_cli, rollout_line, run_cli, write_lines
-
-LOAD_MODULE = importlib.import_module("bucketing.load")
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +70,7 @@ def assert_same_buckets(ray_out: Path, local_out: Path, ray_manifest: dict, loca
 @pytest.mark.parametrize("chunk_bytes", [64 << 20, 64 << 10])  # whole files; and files cut into ranges
 def test_the_ray_engine_writes_what_the_local_engine_writes(tmp_path, monkeypatch, chunk_bytes):
     data = mixed_input(tmp_path / "in")
-    monkeypatch.setattr(LOAD_MODULE, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(dataset, "CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(ray_engine, "WRITE_SLICE", chunk_bytes)
     local = bucketing.load(data)
     remote = ray_engine.load(str(data))

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import bucketing
-from bucketing.cli import command_line
+from bucketing.command_line import command_line
 from bucketing.preview import preview, read_line, sample_rows
 from bucketing.roots import ENV, allowed_roots, resolve_allowed
 from bucketing.summary import MAX_DISTINCT_BARS, compare, describe, histogram

@@ -1,7 +1,8 @@
 """What every page shares: the loaded data, the settings, the current plan.
 
-State lives in ``st.session_state`` under plain (non-widget) keys, so it
-survives page switches; widgets are seeded from it and write back to it.
+State lives in ``st.session_state`` under plain (non-widget) keys, every one declared
+in DEFAULTS below, so it survives page switches; widgets are seeded from it and write
+back to it (their own keys are declared in WIDGET_KEYS).
 Loaded data sits in one process-wide store (``st.cache_resource``), keyed by
 the input's path, score path and every file's size and mtime, and is shared
 read-only between sessions.
@@ -35,7 +36,16 @@ from bucketing.summary import Comparison, Histogram, compare, histogram
 
 from .text import literal
 
+# Every key the pages keep in st.session_state, with its default: init_state() puts any that is missing in place at
+# the start of every run, so a page reads them plainly (s["cuts_version"]) and no default is written twice.
 DEFAULTS: dict[str, Any] = {
+    # the data
+    "source": None,  # the loaded data (a Source); None until a page first needs data, then the bundled sample
+    "upload_dir": None,  # this session's folder of uploaded files (a str), made on its first upload
+    "scores_text": "",  # Data: what "Scores at", "Group lines by" and "Leave out files" held at the last load
+    "group_text": "",
+    "exclude_text": "",
+    # settings, shared by the pages (a widget drawn with bound() has the key "w_" + the setting's)
     "k": 1,
     "pass_threshold": 0.5,
     "metric": "mean_reward",
@@ -44,7 +54,6 @@ DEFAULTS: dict[str, Any] = {
     "ties": "keep",
     "thresholds": {},  # metric -> list of cut values
     "names": {},  # plan shape -> names, easiest first
-    "drag_seq": None,
     "out_dir": "bucketed",
     "prefix": "",
     "order": "input",
@@ -55,6 +64,36 @@ DEFAULTS: dict[str, Any] = {
     "compare_a": "mean_reward",
     "compare_b": "variance",
     "compare_count": None,  # None: the bucket count of the Buckets page
+    # what a page keeps between its runs
+    "drag_seq": None,  # Buckets: the sequence number of the last drag taken in (the chart repeats it)
+    "metric_before_preset": None,  # Buckets: the metric chosen before the learnability preset, back when it is left
+    "cuts_version": 0,  # Buckets: counts threshold changes; in the keys of the threshold inputs, to show new values
+    "names_table": 0,  # Buckets: counts refused renames and new thresholds; in the names table's key, to redraw it
+    "compare_clicked": None,  # Compare: the last cell clicked, (metric_a, metric_b, count, index): a new click counts
+    "last_export": None,  # Export: the last export's folder, manifest and command, shown until the next one
+}
+# Widget keys: the widget's own state, which Streamlit drops after a run on a page that doesn't draw the widget;
+# so no defaults here: a page seeds a widget's key before drawing it where it needs to.
+WIDGET_KEYS = {
+    "w_folder": "Data: the folder typed (seeded with the loaded folder, or the bundled sample)",
+    "w_scores": "Data: Scores at (seeded from scores_text)",
+    "w_group": "Data: Group lines by (seeded from group_text)",
+    "w_exclude": "Data: Leave out files (seeded from exclude_text)",
+    "w_mode": "Buckets: the mode radio, bound to mode",
+    "threshold_drag": "Buckets: what the drag chart sent, {'thresholds': {'values': [...], 'seq': n}}",
+    "preview_bucket": "Buckets: the bucket previewed",
+    "preview_full": "Buckets: show full texts",
+    "compare_cells": "Compare: the cell clicked on the chart",
+    "w_compare_row": "Compare: the bucket by the row metric whose rollouts are shown",
+    "w_compare_col": "Compare: the bucket by the column metric whose rollouts are shown",
+    "compare_full": "Compare: show full texts",
+    "confirm_overwrite": "Export: replace the files already there",
+}
+# Widget keys made on the fly, by their prefix.
+WIDGET_PREFIXES = {
+    "w_cut_": "Buckets: a threshold's number input, w_cut_{cuts_version}_{i}",
+    "rm_": "Buckets: a threshold's Remove button, rm_{cuts_version}_{i}",
+    "names_": "Buckets: the names table, names_{metric}_{mode}_{count} (+ _{names_table} once redrawn)",
 }
 STORE_SIZE = 3  # datasets kept in memory at once (all sessions together)
 NAME_MAX, PATH_MAX = 255, 4096  # Linux's limits for one name and for a whole path, in bytes
@@ -169,7 +208,7 @@ def metric_label(name: str) -> str:
 
 def upload_dir() -> Path:
     """This session's own folder for uploaded files, made on its first upload; removed when the server stops."""
-    if "upload_dir" not in st.session_state:
+    if st.session_state.get("upload_dir") is None:  # (.get: also called outside a page's run)
         folder = tempfile.mkdtemp(prefix="bucketing-upload-")
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         st.session_state["upload_dir"] = folder
@@ -293,7 +332,7 @@ def use_source(source: Source) -> None:
 
 def dataset() -> bucketing.Dataset | None:
     """The session's loaded data (loading it again, without progress, if the store let it go)."""
-    source = st.session_state.get("source")
+    source = st.session_state["source"]
     return load(source, stop_when_gone()) if source else None
 
 
@@ -301,7 +340,7 @@ def ensure_data() -> bucketing.Dataset | None:
     """The session's data; on a first visit, the start folder (the bundled sample, or ``bucketing app DIR``'s).
 
     Shows a message and returns None on failure."""
-    if "source" not in st.session_state:
+    if st.session_state["source"] is None:
         try:
             use_source(open_source(start_folder(), None))
         except bucketing.BucketingError as error:

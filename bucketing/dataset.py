@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
@@ -328,6 +328,7 @@ def run_chunks(chunks: list[Chunk], workers: int | None, progress: Progress | No
         workers = (os.cpu_count() or 1) if total >= PARALLEL_MIN_BYTES else 1
     workers = max(1, min(workers, len(chunks)))
     results: list[ChunkResult] = []
+    outcomes: Iterator[ChunkResult]
     if workers == 1:
         outcomes = map(scan, chunks)
         pool = None

@@ -1,7 +1,7 @@
 """Write the bucket files: each input line's original bytes, atomically, manifest last.
 
 Every line is copied from the input by offset, never re-serialised (see
-:mod:`bucketing.copy`: on every core, input read once, written with ``pwritev``).  Each output goes
+:mod:`bucketing.bytecopy`: on every core, input read once, written with ``pwritev``).  Each output goes
 to a temp file in the output directory, is fsynced, and is renamed into place only when all of
 them are complete, the manifest last; an earlier export in the folder is replaced as a whole
 (:mod:`bucketing.journal`).  Every create, rename and remove goes through the output folder opened
@@ -10,6 +10,7 @@ once (:class:`bucketing.safedir.Folder`): no link is followed, nothing outside i
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -24,19 +25,29 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .copy import Copier, copy_list, preallocate, start_writeback
+from .bytecopy import Copier, copy_list, preallocate, start_writeback
+from .dataset import Dataset, Progress
 from .errors import BucketingError
-from .journal import JOURNAL, TEMP_PREFIX, Move, is_temp_name, recover, replace_all
-from .load import Dataset, Progress
-from .manifest import MANIFEST, Output, build_manifest, dumps, is_output_name, outputs
+from .journal import Move, recover, replace_all
+from .manifest import MAX_MANIFEST_BYTES, build_manifest, dumps
 from .metrics import get_metric
+from .outputs import (
+    MANIFEST,
+    TEMP_PREFIX,
+    Output,
+    check_output_dir,
+    describe_outputs,
+    every_line,
+    is_output_name,
+    is_temp_name,
+    outputs,
+)
 from .plan import Plan, check_name
 from .safedir import Folder
 from .sources import InputFile, display, open_input, open_stream
 from .split import check_fraction, validation_rollouts
 
 ORDERS = ("input", "difficulty")
-MANIFEST_LIMIT = 16 << 20  # bytes of an earlier manifest read to learn what it wrote
 
 
 def export(
@@ -114,12 +125,12 @@ def earlier_outputs(out: Folder, manifest_name: str) -> set[str]:
     """The files the export whose manifest is in ``out`` wrote, as far as they are names an export writes.
 
     The manifest is data, not trusted: read without following a link, bounded in size, and only
-    names that fit the export's own scheme (:func:`bucketing.manifest.is_output_name`) count.
+    names that fit the export's own scheme (:func:`bucketing.outputs.is_output_name`) count.
     """
     if not out.is_regular_file(manifest_name):
         return set()
     try:
-        earlier = json.loads(out.read_bytes(manifest_name, MANIFEST_LIMIT))
+        earlier = json.loads(out.read_bytes(manifest_name, MAX_MANIFEST_BYTES))
         names = {entry["file"] for entry in earlier.get("files", [])}
         names |= {bucket["file"] for bucket in earlier.get("buckets", [])}
         names |= {earlier["skipped_file"]} if earlier.get("skipped_file") else set()
@@ -188,27 +199,6 @@ def remove_leftovers(out: Folder) -> None:
             out.unlink(entry.name)
 
 
-def check_output_dir(out: Path, root: Path | str, names: list[str] | tuple[str, ...] = ()) -> None:
-    """No output file may land in the input folder or below it (the next run would read it).
-
-    ``names``: the output files, relative to ``out`` (``train/easy.jsonl`` lands in ``out/train``;
-    ``train/`` stands for the folder).
-    """
-    if isinstance(root, str):  # a URI: no local folder to be inside of
-        return
-    source = root.resolve() if root.is_dir() else root.resolve().parent
-    target = out.resolve()
-    if target == source or source in target.parents:
-        raise BucketingError(
-            f"output directory {display(out)} is inside the input directory {display(root)}; choose another"
-        )
-    for name in names:
-        folder = target / name.rpartition("/")[0]
-        if folder == source or source in folder.parents:
-            raise BucketingError(f"{display(out / name)} would be written inside the input directory {display(root)} "
-                                 "(the next run would read it); choose another output folder")
-
-
 def check_unchanged(dataset: Dataset) -> None:
     for file in dataset.files:
         if file.uri is not None:
@@ -221,20 +211,6 @@ def check_unchanged(dataset: Dataset) -> None:
             raise BucketingError(f"{display(file.rel)} changed since it was loaded; load the input again")
 
 
-def every_line(dataset: Dataset, ids: np.ndarray, buckets: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Every non-blank input line (good, then skipped): its file_id, offset, length, clean, and its output.
-
-    The output of a good line is its rollout's bucket (``ids``); skipped lines go to output ``buckets``.
-    """
-    lines = dataset.line_columns
-    dest = np.concatenate([ids.astype(np.int64)[lines["rollout"]], np.full(len(dataset.skipped_lines), buckets)])
-    columns = {
-        key: np.concatenate([lines[key], dataset.skipped_column(key)]).astype(np.int64)
-        for key in ("file_id", "offset", "length", "clean")
-    }
-    return columns, dest
-
-
 def _pieces(dataset: Dataset, plan: Plan, values: np.ndarray, ids: np.ndarray, order: str, files: list[Output],
             validation: np.ndarray | None) -> list[dict]:
     """Per output file, in the order to write: arrays file_id, offset, length, clean; and its rollout count.
@@ -244,19 +220,19 @@ def _pieces(dataset: Dataset, plan: Plan, values: np.ndarray, ids: np.ndarray, o
     columns, dest = every_line(dataset, ids, len(plan.buckets))
     skipped = len(dataset.skipped_lines)
     rollout = np.concatenate([dataset.line_columns["rollout"], np.full(skipped, -1)])
+    keys: tuple[np.ndarray, ...] = ()
     if order == "difficulty":  # easiest first; equal values keep the order of the rollouts' first lines
         easier = -values if get_metric(plan.metric).higher_is_easier else values
         keys = (np.concatenate([easier[rollout[: len(rollout) - skipped]], np.zeros(skipped)]), rollout)
-    else:
-        keys = ()
     sort = np.lexsort((columns["offset"], columns["file_id"], *keys[::-1]))
     ids = np.asarray(ids, dtype=np.int64)
+    held_out = np.zeros(len(ids), dtype=bool) if validation is None else validation  # no split: none held out
     pieces = []
     for output in files:
         if output.buckets:
             taken = ids <= output.buckets[-1] if output.cumulative else ids == output.buckets[0]
             if output.part != "all":
-                taken &= validation if output.part == "val" else ~validation
+                taken &= held_out if output.part == "val" else ~held_out
             chosen = np.concatenate([taken, [False]])[rollout]  # a line goes where its rollout goes
         else:
             taken, chosen = np.zeros(0, dtype=bool), dest == len(plan.buckets)
@@ -265,22 +241,6 @@ def _pieces(dataset: Dataset, plan: Plan, values: np.ndarray, ids: np.ndarray, o
         piece["rollouts"] = int(taken.sum())
         pieces.append(piece)
     return pieces
-
-
-def describe_outputs(manifest: dict, dataset: Dataset, plan: Plan, files: list[Output],
-                     counts: list[tuple[int, int]], val_fraction: float | None, seed: int) -> None:
-    """Record what the export writes beyond the buckets: stages, the split and every file's
-    ``counts`` (rollouts, lines)."""
-    manifest["cumulative"] = any(f.cumulative for f in files)
-    manifest["split"] = None if val_fraction is None else {
-        "val_fraction": val_fraction, "seed": seed,
-        "by": "group key" if dataset.layout.grouped else "line bytes (BLAKE2b)",
-    }
-    manifest["files"] = [
-        {"file": f.name, "buckets": [plan.names[b] for b in f.buckets], "part": f.part, "cumulative": f.cumulative,
-         "rollouts": rollouts, "lines": lines}
-        for f, (rollouts, lines) in zip(files, counts)
-    ]
 
 
 class _Writer:
@@ -330,7 +290,7 @@ class _Writer:
             os.close(fd)
 
     def write_files(self, jobs: list[tuple[str, dict]]) -> None:
-        """Write each ``(name, pieces)`` to its temp file (see :mod:`bucketing.copy`), every core at it."""
+        """Write each ``(name, pieces)`` to its temp file (see :mod:`bucketing.bytecopy`), every core at it."""
         copies, sizes = copy_list([pieces for _, pieces in jobs])
         self.total = sum(sizes)
         self.spool(np.unique(copies["file_id"]).tolist())
@@ -384,11 +344,14 @@ class _Writer:
                 os.close(fd)
         moves = []
         for name, temp in self.temps.items():
+            info = self.out.lstat(temp)
+            if info is None:  # removed by another program meanwhile: nothing has been renamed yet
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(self.out.path / temp))
             backup = None
             if self.out.lstat(name) is not None:  # kept under a temp name until the new export is in place
                 backup = f"{TEMP_PREFIX}{secrets.token_hex(6)}-earlier"
                 self.out.link(name, backup)
-            moves.append(Move(temp, name, self.out.lstat(temp).st_ino, backup))
+            moves.append(Move(temp, name, info.st_ino, backup))
         try:
             replace_all(self.out, moves, stale, keep, self.fsync)
         finally:
