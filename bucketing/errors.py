@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import NoReturn
 
 
 class BucketingError(Exception):
@@ -41,5 +42,5 @@ def display(path: str | os.PathLike) -> str:
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (``prog: error: … (see --help)``), exit code 2."""
 
-    def error(self, message: str):  # type: ignore[override]  # argparse's is NoReturn; so is this one
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

@@ -65,7 +65,7 @@ def test_module_and_script_are_the_same_command(sample_dir, tmp_path):
 
 
 def test_help_names_the_command_as_it_was_typed():
-    assert run_cli("--help").stdout.startswith("usage: python -m bucketing [-h] -i INPUT_DIR")
+    assert run_cli("--help").stdout.startswith("usage: python -m bucketing [-h] [--version] -i INPUT_DIR")
     assert run_cli("--help", entry=SCRIPT).stdout.startswith("usage: bucket_rollouts_by_difficulty.py [-h]")
     wrong = run_cli("-i", "x", "-m", "foo")
     assert wrong.stderr.startswith("python -m bucketing: error: argument -m/--metric: invalid choice: 'foo'")
