@@ -55,12 +55,26 @@ def write_lines(path: Path, lines, newline: bytes = b"\n", final_newline: bool =
     return path
 
 
-def run_cli(*args, cwd: Path = ROOT, entry=("-m", "bucketing")) -> subprocess.CompletedProcess:
-    """Run the command line as a user would, in a fresh process."""
+def run_process(*args, cwd: Path = ROOT, entry=("-m", "bucketing"), timeout: float = 120,
+                text: bool = True) -> subprocess.CompletedProcess:
+    """Run the command line as a user would, in a fresh process: for what needs one (the real entry points, exit
+    codes of the process, kills, plugins that patch ``os``, anything that could hang, a fresh interpreter)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, *entry, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
+    argv = [os.fsencode(a) if isinstance(a, (str, bytes, os.PathLike)) else str(a) for a in args]
+    return subprocess.run([sys.executable, *entry, *argv], cwd=cwd, env=env, capture_output=True, text=text,
+                          timeout=timeout)
+
+
+def run_cli(*args, cwd: Path = ROOT, script: str | None = None, text: bool = True) -> subprocess.CompletedProcess:
+    """``python -m bucketing ARGS`` in this process: ``bucketing.cli.main`` (or, with ``script``, that file run as
+    ``__main__``) with what a fresh process would give it; the result is shaped as ``run_process``'s.
+
+    See ``tests/cli_support.py`` for what is isolated (output streams at the file-descriptor level, cwd,
+    ``sys.path``, warnings, ``--plugin`` modules) and how exits and crashes are turned into a return code.
+    """
+    from .cli_support import run_in_process
+
+    return run_in_process(args, cwd=cwd, script=script, text=text)
 
 
 def output_lines(out_dir: Path) -> dict[str, list[bytes]]:
@@ -73,7 +87,7 @@ def modules_imported_by_cli(*args) -> set[str]:
     script = ("import json, sys, bucketing.cli\n"
               "assert bucketing.cli.main(sys.argv[1:]) == 0\n"
               "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})), file=sys.stderr)\n")
-    result = run_cli(*args, entry=("-c", script))
+    result = run_process(*args, entry=("-c", script))
     assert result.returncode == 0, result.stderr
     return set(json.loads(result.stderr.strip().splitlines()[-1]))
 

@@ -68,7 +68,7 @@ def test_cli_examples_run_on_the_sample(tmp_path):
         args = [str(tmp_path / f"out{number}") if a.startswith("./bucketed") else a for a in args]
         if "--from-manifest" in args:
             args[args.index("--from-manifest") + 1] = str(first_output / "manifest.json")
-        result = run_cli(*args, entry=(script,) if script else ("-m", "bucketing"))
+        result = run_cli(*args, script=script)
         assert result.returncode == 0, (command, result.stderr)
         first_output = first_output or tmp_path / f"out{number}"
 

@@ -19,7 +19,7 @@ import bucketing
 from bucketing.export import TEMP_PREFIX
 from examples.make_rollouts import make_rollouts
 
-from .conftest import ROOT, one_line, output_lines, run_cli
+from .conftest import ROOT, one_line, output_lines, run_cli, run_process
 
 export_module = importlib.import_module("bucketing.export")  # the package's `export` is the function
 
@@ -65,7 +65,7 @@ def test_an_injected_fault_fails_cleanly_and_keeps_the_earlier_export(sample_dir
     before = snapshot(earlier_export)
     plugin = tmp_path / "fault.py"
     plugin.write_text(PLUGIN.format(name=name, code=code, after=after))
-    result = run_cli("-i", sample_dir, "-o", earlier_export, "-m", "mean_reward", "--overwrite", "--plugin", plugin)
+    result = run_process("-i", sample_dir, "-o", earlier_export, "-m", "mean_reward", "--overwrite", "--plugin", plugin)
     assert result.returncode == 1, result.stderr
     assert one_line(result.stderr)
     assert os.strerror(code) in result.stderr and "no bucket file was written or changed" in result.stderr
