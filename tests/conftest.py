@@ -16,6 +16,21 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "rollouts"
 
 
+def pytest_collection_modifyitems(items):
+    """A test marked ``ray`` or ``browser`` whose requirement is missing is skipped with the reason, or under CI
+    failed (the rule, in tests/needs.py)."""
+    from .needs import skip_what_cannot_run
+
+    skip_what_cannot_run(items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    from .needs import fail_what_cannot_run
+
+    fail_what_cannot_run(item)  # before any fixture starts a server or a cluster
+
+
 @pytest.fixture(autouse=True)
 def metric_registry():
     """Every test starts and ends with the built-in metrics only: a plugin a test registers in-process
