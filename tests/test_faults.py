@@ -123,8 +123,14 @@ os.pwritev = slow
 def test_a_killed_export_never_leaves_a_partial_file_and_the_next_run_cleans_up(big_input, reference, tmp_path,
                                                                                 kill, seed):
     out = tmp_path / "out"
-    process = start_export(big_input, out)
-    time.sleep(random.Random(seed).uniform(0.2, 1.6))  # the load takes ~0.3 s, the export about a second
+    started = tmp_path / "started"
+    (tmp_path / "started.py").write_text(f"import pathlib\npathlib.Path({str(started)!r}).touch()\n")
+    process = start_export(big_input, out, "--plugin", tmp_path / "started.py")
+    deadline = time.monotonic() + 60
+    while not started.exists():  # the CLI has started (plugins are imported first): a signal now is not one
+        assert process.poll() is None and time.monotonic() < deadline  # to Python's start-up on a busy machine
+        time.sleep(0.005)
+    time.sleep(random.Random(seed).uniform(0, 1.4))  # the load takes ~0.3 s, the export about a second
     process.send_signal(kill)
     code = process.wait(timeout=60)
     stderr = process.stderr.read().decode()
