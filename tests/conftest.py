@@ -16,12 +16,46 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "rollouts"
 
 
+# In parallel: pytest-xdist (-n auto in pyproject.toml's addopts) with the scheduler below. A unit of work is a
+# test module, run whole by one worker in file order (module-scoped fixtures, a browser tab shared by a module's
+# tests, are set up once); every Ray test is in one unit, "ray" (`ray stop --force`, in test_ray_cluster.py and the
+# Ray benchmark, stops every Ray process on the machine, another worker's local Ray included). The units that take
+# longest (measured with --durations) start first, so that the workers finish together.
+RAY_UNIT = ("tests/test_ray.py::", "tests/test_ray_cluster.py::", "tests/test_benchmark.py::test_the_ray_scaling")
+LONGEST_FIRST = ["ray", "tests/test_browser.py", "tests/test_browser_sessions.py", "tests/test_browser_attack.py",
+                 "tests/test_browser_buckets.py", "tests/test_faults.py", "tests/test_app_security.py",
+                 "tests/test_app.py", "tests/test_fuzz.py", "tests/test_inputs.py"]
+
+
+def unit_of(nodeid: str) -> str:
+    return "ray" if nodeid.startswith(RAY_UNIT) else nodeid.split("::")[0]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "load":  # another --dist asked for on the command line
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of(nodeid)
+
+    config.option.loadscopereorder = False  # the collection order: longest first
+    return ByUnit(config, log)
+
+
 def pytest_collection_modifyitems(items):
-    """A test marked ``ray`` or ``browser`` whose requirement is missing is skipped with the reason, or under CI
-    failed (the rule, in tests/needs.py)."""
+    """Ray and browser tests whose requirement is missing: skipped with the reason, or under CI failed (the rule, in
+    tests/needs.py). Then the longest units first."""
     from .needs import skip_what_cannot_run
 
     skip_what_cannot_run(items)
+    stray = [item.nodeid for item in items if item.get_closest_marker("ray") and unit_of(item.nodeid) != "ray"]
+    if stray:
+        raise pytest.UsageError(f"Ray tests outside RAY_UNIT in tests/conftest.py: {stray}")
+    first = {name: rank for rank, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: first.get(unit_of(item.nodeid), len(first)))  # stable: file order within a unit
 
 
 @pytest.hookimpl(tryfirst=True)

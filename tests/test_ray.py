@@ -20,10 +20,7 @@ from examples.make_rollouts import make_rollouts
 from .conftest import ROOT, modules_imported_by_cli, rollout_line, run_cli, write_lines
 
 LOAD_MODULE = importlib.import_module("bucketing.load")
-# one xdist worker runs every Ray test: `ray stop --force` (test_ray_cluster, the Ray benchmark) stops every Ray
-# process on the machine, a local Ray in another worker's process included
-RAY = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
-pytestmark = RAY
+pytestmark = pytest.mark.ray  # one xdist worker runs every Ray test: RAY_UNIT in conftest.py
 
 
 @pytest.fixture(scope="module")
