@@ -292,7 +292,7 @@ def test_directory_without_inputs_is_an_error(tmp_path):
     assert_nothing_written(tmp_path / "out")
 
 
-@pytest.mark.parametrize("name, content", [("e.jsonl", b""), ("e.jsonl.gz", gzip.compress(b""))])
+@pytest.mark.parametrize("name, content", [("e.jsonl", b""), ("e.jsonl.gz", gzip.compress(b""))], ids=["plain", "gzip"])
 def test_empty_file(tmp_path, name, content):
     write_tree(tmp_path / "in", {"a.jsonl": GOOD + b"\n", name: content})
     data = bucketing.load(tmp_path / "in", workers=1)
