@@ -32,6 +32,16 @@ def unit_of(nodeid: str) -> str:
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """-n auto: one worker more than the cores. The units wait a good part of their time (Ray starting and stopping,
+    a page's script running in the app's server): a third worker on two cores kept them busy (3:34 instead of 3:50)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own: that number
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores + 1
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     if config.getvalue("dist") != "load":  # another --dist asked for on the command line
         return None
@@ -173,7 +183,7 @@ def sample_dir() -> Path:
     return SAMPLE
 
 
-# --- browser tests: one server and one chromium per test module ---
+# --- browser tests: one server per test module, one chromium per worker ---
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +200,7 @@ def server(allowed_root):
         yield running
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # one chromium per worker: a test's contexts are its own
 def browser():
     from .browser_support import CHROMIUM, LAUNCH_ARGS, require_browser
 
