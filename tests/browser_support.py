@@ -18,8 +18,8 @@ from typing import Callable, Iterator
 import pytest
 
 from .conftest import ROOT
+from .needs import CHROMIUM, browser_problem, missing  # noqa: F401  (CHROMIUM: for the browser fixture)
 
-CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run"]
 SCREENSHOTS = ROOT / "tests" / "screenshots"
@@ -30,20 +30,10 @@ ERROR_BANNER = "This app has encountered an error"
 
 
 def require_browser() -> None:
-    """Skip (or, when $CI is set, fail) when chromium or the playwright package is missing."""
-    problems = []
-    if not os.path.exists(CHROMIUM):
-        problems.append(f"{CHROMIUM} is missing: apt-get install chromium (Debian's package; "
-                        "never `playwright install`)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        problems.append("the playwright pip package is missing: pip install -r requirements-dev.txt (or python tests/run.py)")
-    if problems:
-        message = "browser tests can't run: " + "; ".join(problems)
-        if os.environ.get("CI"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+    """Skip (or, under CI, fail) when chromium or the playwright package is missing: the rule in needs.py."""
+    problem = browser_problem()
+    if problem:
+        missing(problem)
 
 
 # --- the server ----------------------------------------------------------------------------

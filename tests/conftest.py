@@ -16,6 +16,65 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "rollouts"
 
 
+# In parallel: pytest-xdist (-n auto in pyproject.toml's addopts) with the scheduler below. A unit of work is a
+# test module, run whole by one worker in file order (module-scoped fixtures, a browser tab shared by a module's
+# tests, are set up once); every Ray test is in one unit, "ray" (`ray stop --force`, in test_ray_cluster.py and the
+# Ray benchmark, stops every Ray process on the machine, another worker's local Ray included). The units that take
+# longest (measured with --durations) start first, so that the workers finish together.
+RAY_UNIT = ("tests/test_ray.py::", "tests/test_ray_cluster.py::", "tests/test_benchmark.py::test_the_ray_scaling")
+LONGEST_FIRST = ["ray", "tests/test_browser.py", "tests/test_browser_sessions.py", "tests/test_browser_attack.py",
+                 "tests/test_browser_buckets.py", "tests/test_faults.py", "tests/test_app_security.py",
+                 "tests/test_app.py", "tests/test_fuzz.py", "tests/test_inputs.py"]
+
+
+def unit_of(nodeid: str) -> str:
+    return "ray" if nodeid.startswith(RAY_UNIT) else nodeid.split("::")[0]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """-n auto: one worker more than the cores. The units wait a good part of their time (Ray starting and stopping,
+    a page's script running in the app's server): a third worker on two cores kept them busy (3:34 instead of 3:50)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own: that number
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores + 1
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "load":  # another --dist asked for on the command line
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of(nodeid)
+
+    config.option.loadscopereorder = False  # the collection order: longest first
+    return ByUnit(config, log)
+
+
+def pytest_collection_modifyitems(items):
+    """Ray and browser tests whose requirement is missing: skipped with the reason, or under CI failed (the rule, in
+    tests/needs.py). Then the longest units first."""
+    from .needs import skip_what_cannot_run
+
+    skip_what_cannot_run(items)
+    stray = [item.nodeid for item in items if item.get_closest_marker("ray") and unit_of(item.nodeid) != "ray"]
+    if stray:
+        raise pytest.UsageError(f"Ray tests outside RAY_UNIT in tests/conftest.py: {stray}")
+    first = {name: rank for rank, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: first.get(unit_of(item.nodeid), len(first)))  # stable: file order within a unit
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    from .needs import fail_what_cannot_run
+
+    fail_what_cannot_run(item)  # before any fixture starts a server or a cluster
+
+
 @pytest.fixture(autouse=True)
 def metric_registry():
     """Every test starts and ends with the built-in metrics only: a plugin a test registers in-process
@@ -55,12 +114,26 @@ def write_lines(path: Path, lines, newline: bytes = b"\n", final_newline: bool =
     return path
 
 
-def run_cli(*args, cwd: Path = ROOT, entry=("-m", "bucketing")) -> subprocess.CompletedProcess:
-    """Run the command line as a user would, in a fresh process."""
+def run_process(*args, cwd: Path = ROOT, entry=("-m", "bucketing"), timeout: float = 120,
+                text: bool = True) -> subprocess.CompletedProcess:
+    """Run the command line as a user would, in a fresh process: for what needs one (the real entry points, exit
+    codes of the process, kills, plugins that patch ``os``, anything that could hang, a fresh interpreter)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, *entry, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
+    argv = [os.fsencode(a) if isinstance(a, (str, bytes, os.PathLike)) else str(a) for a in args]
+    return subprocess.run([sys.executable, *entry, *argv], cwd=cwd, env=env, capture_output=True, text=text,
+                          timeout=timeout)
+
+
+def run_cli(*args, cwd: Path = ROOT, script: str | None = None, text: bool = True) -> subprocess.CompletedProcess:
+    """``python -m bucketing ARGS`` in this process: ``bucketing.cli.main`` (or, with ``script``, that file run as
+    ``__main__``) with what a fresh process would give it; the result is shaped as ``run_process``'s.
+
+    See ``tests/cli_support.py`` for what is isolated (output streams at the file-descriptor level, cwd,
+    ``sys.path``, warnings, ``--plugin`` modules) and how exits and crashes are turned into a return code.
+    """
+    from .cli_support import run_in_process
+
+    return run_in_process(args, cwd=cwd, script=script, text=text)
 
 
 def output_lines(out_dir: Path) -> dict[str, list[bytes]]:
@@ -73,7 +146,7 @@ def modules_imported_by_cli(*args) -> set[str]:
     script = ("import json, sys, bucketing.cli\n"
               "assert bucketing.cli.main(sys.argv[1:]) == 0\n"
               "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})), file=sys.stderr)\n")
-    result = run_cli(*args, entry=("-c", script))
+    result = run_process(*args, entry=("-c", script))
     assert result.returncode == 0, result.stderr
     return set(json.loads(result.stderr.strip().splitlines()[-1]))
 
@@ -110,7 +183,7 @@ def sample_dir() -> Path:
     return SAMPLE
 
 
-# --- browser tests: one server and one chromium per test module ---
+# --- browser tests: one server per test module, one chromium per worker ---
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +200,7 @@ def server(allowed_root):
         yield running
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # one chromium per worker: a test's contexts are its own
 def browser():
     from .browser_support import CHROMIUM, LAUNCH_ARGS, require_browser
 

@@ -3,6 +3,11 @@
 Installs the requirements (base, cluster, dev) with pip and, where it can (as root, or with
 password-less sudo), Debian's chromium for the browser tests.  Uses only the
 standard library, so it runs before anything is installed.
+
+pytest runs in parallel (pytest-xdist, ``-n auto`` in pyproject.toml; ``-n0`` for one process) and
+with compiled bytecode cached even where ``PYTHONDONTWRITEBYTECODE`` is set: the run starts some hundred
+Python processes (workers, servers, the command line, Ray's), each would otherwise compile the
+project's modules anew, and each worker rewrite the test modules' asserts anew.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ def main() -> int:
     subprocess.run(pip + [arg for name in requirements for arg in ("-r", str(ROOT / name))], check=True)
     if not os.path.exists(CHROMIUM):
         install_chromium()
-    return subprocess.call([sys.executable, "-m", "pytest", *sys.argv[1:]], cwd=ROOT)
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    return subprocess.call([sys.executable, "-m", "pytest", *sys.argv[1:]], cwd=ROOT, env=env)
 
 
 def install_chromium() -> None:

@@ -27,7 +27,7 @@ from bucketing.outputs import TEMP_PREFIX, is_output_name
 from bucketing.safedir import Folder
 from bucketing.sources import find_inputs
 
-from .conftest import ROOT, SAMPLE, jsonl_files, one_line, rollout_line, run_cli, write_lines
+from .conftest import ROOT, SAMPLE, jsonl_files, one_line, rollout_line, run_cli, run_process, write_lines
 
 SECRET = b"SECRET-OUTSIDE-TEXT"
 
@@ -325,7 +325,7 @@ def test_a_kill_at_every_rename_leaves_the_whole_old_or_the_whole_new_export(tmp
     assert run_cli("-i", SAMPLE, "-o", out, *OLD).returncode == 0
     plugin = tmp_path / "kill.py"
     plugin.write_text(KILL_AT.format(at=at))
-    killed = run_cli("-i", SAMPLE, "-o", out, *NEW, "--overwrite", "--plugin", plugin)
+    killed = run_process("-i", SAMPLE, "-o", out, *NEW, "--overwrite", "--plugin", plugin)  # a process to kill
     assert killed.returncode == -signal.SIGKILL
     assert (out / JOURNAL).exists()  # the kill came after the journal: the next run rolls forward
     with Folder.open(out) as folder:
@@ -343,7 +343,7 @@ def test_a_kill_before_the_journal_leaves_the_old_export(tmp_path, exports):
     assert run_cli("-i", SAMPLE, "-o", out, *OLD).returncode == 0
     plugin = tmp_path / "kill.py"
     plugin.write_text(KILL_AT.format(at=1).replace("os.replace = replace", "os.rename = replace"))
-    assert run_cli("-i", SAMPLE, "-o", out, *NEW, "--overwrite", "--plugin", plugin).returncode == -signal.SIGKILL
+    assert run_process("-i", SAMPLE, "-o", out, *NEW, "--overwrite", "--plugin", plugin).returncode == -signal.SIGKILL
     assert not (out / JOURNAL).exists()
     assert {n: b for n, b in every_file(out).items() if not n.split("/")[-1].startswith(TEMP_PREFIX)} == old
 
@@ -418,7 +418,8 @@ def test_a_planted_forward_journal_never_renames_another_s_file_over_an_input(tm
 
 def test_a_manifest_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
     os.mkfifo(tmp_path / "manifest.json")
-    result = run_cli("-i", SAMPLE, "--dry-run", "--from-manifest", tmp_path / "manifest.json")  # timed out before
+    # in a process with a timeout: it hung before
+    result = run_process("-i", SAMPLE, "--dry-run", "--from-manifest", tmp_path / "manifest.json", timeout=60)
     assert result.returncode == 2 and one_line(result.stderr) and "not a regular file" in result.stderr
 
 

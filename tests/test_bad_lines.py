@@ -16,9 +16,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import os
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from bucketing import scorepath as sp
 from bucketing.dataset import NOT_JSONL as FILE_NOT_JSONL
 from bucketing.errors import BadLineError
 from .conftest import line_totals
+from .conftest import run_cli as run_in_process
 
 # ----------------------------------------------------------------------------------------------
 # helpers (kept in this file on purpose: no conftest.py)
@@ -63,11 +62,10 @@ def write_input(tmp_path: Path, files: dict[str, bytes]) -> Path:
     return root
 
 
-def run_cli(*args, timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m bucketing ARGS`` in a fresh process, from the repository root (bytes output)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "bucketing", *map(os.fspath, args)], cwd=ROOT, env=env,
-                          capture_output=True, timeout=timeout)
+def run_cli(*args) -> subprocess.CompletedProcess:
+    """``python -m bucketing ARGS`` from the repository root, run in this process (bytes output, as from a
+    subprocess: see tests/cli_support.py)."""
+    return run_in_process(*args, text=False)
 
 
 def split_lines(data: bytes) -> list[bytes]:

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT
 
 
@@ -39,6 +41,7 @@ def test_the_benchmark_times_a_trainer_dump(tmp_path):
     assert point["lines"] > point["rollouts"] > 0
 
 
+@pytest.mark.ray  # its `ray stop --force` stops every Ray on the machine: run with the Ray tests (conftest.py)
 def test_the_ray_scaling_benchmark_runs(tmp_path):
     result = subprocess.run([sys.executable, "benchmarks/ray_scaling.py", "--size", "3MB", "--rounds", "1",
                              "--work", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -23,11 +23,12 @@ from .conftest import (
     output_lines,
     rollout_line,
     run_cli,
+    run_process,
     sample_scores,
     write_lines,
 )
 
-SCRIPT = ("bucket_rollouts_by_difficulty.py",)
+SCRIPT = "bucket_rollouts_by_difficulty.py"
 FORMATS = ROOT / "examples" / "formats"
 
 GUIDE_COMMANDS = [
@@ -45,7 +46,7 @@ GUIDE_COMMANDS = [
 
 @pytest.mark.parametrize("flags, files", GUIDE_COMMANDS)
 def test_the_guide_commands_run_unchanged(sample_dir, tmp_path, flags, files):
-    result = run_cli("-i", sample_dir, "-o", tmp_path / "out", *flags, entry=SCRIPT)
+    result = run_cli("-i", sample_dir, "-o", tmp_path / "out", *flags, script=SCRIPT)  # the script, run in-process
     assert result.returncode == 0, result.stderr
     written = sorted(p.stem for p in (tmp_path / "out").glob("*.jsonl"))
     assert written == sorted(files)
@@ -57,17 +58,19 @@ def test_the_guide_commands_run_unchanged(sample_dir, tmp_path, flags, files):
 
 
 def test_module_and_script_are_the_same_command(sample_dir, tmp_path):
-    a = run_cli("-i", sample_dir, "-o", tmp_path / "a", "-m", "variance", "-n", "4", entry=SCRIPT)
-    b = run_cli("-i", sample_dir, "-o", tmp_path / "b", "-m", "variance", "-n", "4")
+    """The two real entry points, each in its own process."""
+    a = run_process("-i", sample_dir, "-o", tmp_path / "a", "-m", "variance", "-n", "4", entry=(SCRIPT,))
+    b = run_process("-i", sample_dir, "-o", tmp_path / "b", "-m", "variance", "-n", "4")
     assert a.returncode == b.returncode == 0
     assert output_lines(tmp_path / "a") == output_lines(tmp_path / "b")
     assert a.stdout.replace(str(tmp_path / "a"), "OUT") == b.stdout.replace(str(tmp_path / "b"), "OUT")
 
 
 def test_help_names_the_command_as_it_was_typed():
-    assert run_cli("--help").stdout.startswith("usage: python -m bucketing [-h] [--version] -i INPUT_DIR")
-    assert run_cli("--help", entry=SCRIPT).stdout.startswith("usage: bucket_rollouts_by_difficulty.py [-h]")
-    wrong = run_cli("-i", "x", "-m", "foo")
+    """What the real entry points call themselves, each in its own process."""
+    assert run_process("--help").stdout.startswith("usage: python -m bucketing [-h] [--version] -i INPUT_DIR")
+    assert run_process("--help", entry=(SCRIPT,)).stdout.startswith("usage: bucket_rollouts_by_difficulty.py [-h]")
+    wrong = run_process("-i", "x", "-m", "foo")
     assert wrong.stderr.startswith("python -m bucketing: error: argument -m/--metric: invalid choice: 'foo'")
 
 

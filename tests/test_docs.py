@@ -68,7 +68,7 @@ def test_cli_examples_run_on_the_sample(tmp_path):
         args = [str(tmp_path / f"out{number}") if a.startswith("./bucketed") else a for a in args]
         if "--from-manifest" in args:
             args[args.index("--from-manifest") + 1] = str(first_output / "manifest.json")
-        result = run_cli(*args, entry=(script,) if script else ("-m", "bucketing"))
+        result = run_cli(*args, script=script)
         assert result.returncode == 0, (command, result.stderr)
         first_output = first_output or tmp_path / f"out{number}"
 
@@ -148,25 +148,29 @@ def test_the_shipped_config_turns_the_file_watcher_off_and_bounds_uploads():
     assert config["server"]["maxUploadSize"] <= 256
 
 
-def collected(*files: str) -> int:
+def collected(*selections: str) -> list[int]:
+    """How many tests each selection (a file, or a file::test) has: one collection of them all."""
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                          *files], cwd=ROOT, capture_output=True, text=True).stdout
-    return int(re.search(r"(\d+) tests? collected", out).group(1))
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-n", "0",
+                          *selections], cwd=ROOT, capture_output=True, text=True).stdout
+    ids = [line for line in out.splitlines() if "::" in line]
+    assert f"{len(ids)} tests collected" in out, out[-2000:]
+    return [sum(i == s or i.startswith(s + ("[" if "::" in s else "::")) for i in ids) for s in selections]
 
 
 def test_the_robustness_counts_are_the_tests_counts():
     from . import test_faults, test_fuzz
 
     text = section("Robustness")
-    hostile = collected("tests/test_bad_lines.py", "tests/test_inputs.py")
-    assert f"{hostile} cases" in text
+    bad_lines, inputs, kills, security = collected(
+        "tests/test_bad_lines.py", "tests/test_inputs.py",
+        "tests/test_faults.py::test_a_killed_export_never_leaves_a_partial_file_and_the_next_run_cleans_up",
+        "tests/test_app_security.py")
+    assert f"{bad_lines + inputs} cases" in text
     assert f"{len(test_faults.FAULTS)} injected I/O errors" in text
-    kills = collected("tests/test_faults.py::test_a_killed_export_never_leaves_a_partial_file_and_the_next_run_cleans_up")
     assert f"{kills} kills" in text
-    security = collected("tests/test_app_security.py")
     assert f"{security} attempts" in text
     assert f"{test_fuzz.CLASSIFIER_EXAMPLES:,} random or mutated lines" in text
 

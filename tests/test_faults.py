@@ -19,7 +19,7 @@ from bucketing import writer
 from bucketing.outputs import TEMP_PREFIX
 from examples.make_rollouts import make_rollouts
 
-from .conftest import ROOT, one_line, output_lines, run_cli
+from .conftest import ROOT, one_line, output_lines, run_cli, run_process
 
 FAULTS = [  # which os call fails, how, and from its how-manieth use on
     ("pwritev", errno.ENOSPC, 1),  # the data of a bucket file: the first write
@@ -63,7 +63,7 @@ def test_an_injected_fault_fails_cleanly_and_keeps_the_earlier_export(sample_dir
     before = snapshot(earlier_export)
     plugin = tmp_path / "fault.py"
     plugin.write_text(PLUGIN.format(name=name, code=code, after=after))
-    result = run_cli("-i", sample_dir, "-o", earlier_export, "-m", "mean_reward", "--overwrite", "--plugin", plugin)
+    result = run_process("-i", sample_dir, "-o", earlier_export, "-m", "mean_reward", "--overwrite", "--plugin", plugin)
     assert result.returncode == 1, result.stderr
     assert one_line(result.stderr)
     assert os.strerror(code) in result.stderr and "no bucket file was written or changed" in result.stderr
@@ -121,8 +121,14 @@ os.pwritev = slow
 def test_a_killed_export_never_leaves_a_partial_file_and_the_next_run_cleans_up(big_input, reference, tmp_path,
                                                                                 kill, seed):
     out = tmp_path / "out"
-    process = start_export(big_input, out)
-    time.sleep(random.Random(seed).uniform(0.2, 1.6))  # the load takes ~0.3 s, the export about a second
+    started = tmp_path / "started"
+    (tmp_path / "started.py").write_text(f"import pathlib\npathlib.Path({str(started)!r}).touch()\n")
+    process = start_export(big_input, out, "--plugin", tmp_path / "started.py")
+    deadline = time.monotonic() + 60
+    while not started.exists():  # the CLI has started (plugins are imported first): a signal now is not one
+        assert process.poll() is None and time.monotonic() < deadline  # to Python's start-up on a busy machine
+        time.sleep(0.005)
+    time.sleep(random.Random(seed).uniform(0, 1.4))  # the load takes ~0.3 s, the export about a second
     process.send_signal(kill)
     code = process.wait(timeout=60)
     stderr = process.stderr.read().decode()

@@ -1,8 +1,8 @@
 """Finding and reading the input: recursive discovery in natural order, compressed files, links,
 FIFOs, odd file names, empty inputs, and the chunked (parallel) scan giving the serial scan's result.
 
-All inputs are generated here.  Anything that could hang (links, FIFOs) runs the command line in a
-subprocess with a timeout first.
+All inputs are generated here.  The command line runs in this process (``run_cli``), except where a run
+could hang (links, FIFOs): those run it in a subprocess with a timeout (``run_process``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from bucketing import dataset, sources
 from bucketing import scorepath as sp
 from bucketing.errors import BadLineError, BucketingError
 from .conftest import line_totals
+from .conftest import run_cli as run_in_process
 
 # ----------------------------------------------------------------------------------------------
 # helpers (kept in this file on purpose: no conftest.py)
@@ -59,8 +60,14 @@ def write_tree(root: Path, files: dict, *, mkdir: bool = True) -> Path:
     return root
 
 
-def run_cli(*args, timeout: float = TIMEOUT, code: str | None = None) -> subprocess.CompletedProcess:
-    """``python -m bucketing ARGS`` (or ``python -c CODE ARGS``) from the repository root, bytes output."""
+def run_cli(*args) -> subprocess.CompletedProcess:
+    """``python -m bucketing ARGS`` from the repository root, run in this process; bytes output."""
+    return run_in_process(*args, text=False)
+
+
+def run_process(*args, timeout: float = TIMEOUT, code: str | None = None) -> subprocess.CompletedProcess:
+    """``python -m bucketing ARGS`` (or ``python -c CODE ARGS``) from the repository root in a fresh process, with a
+    timeout; bytes output."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     entry = ["-c", code] if code else ["-m", "bucketing"]
     return subprocess.run([sys.executable, *entry, *map(os.fsencode, args)], cwd=ROOT, env=env,
@@ -284,7 +291,7 @@ def test_directory_without_inputs_is_an_error(tmp_path):
     assert_nothing_written(tmp_path / "out")
 
 
-@pytest.mark.parametrize("name, content", [("e.jsonl", b""), ("e.jsonl.gz", gzip.compress(b""))])
+@pytest.mark.parametrize("name, content", [("e.jsonl", b""), ("e.jsonl.gz", gzip.compress(b""))], ids=["plain", "gzip"])
 def test_empty_file(tmp_path, name, content):
     write_tree(tmp_path / "in", {"a.jsonl": GOOD + b"\n", name: content})
     data = bucketing.load(tmp_path / "in", workers=1)
@@ -425,7 +432,7 @@ def test_cli_zst_without_zstandard(tmp_path):
     zstandard = pytest.importorskip("zstandard")
     write_tree(tmp_path / "in", {"a.jsonl.zst": zstandard.ZstdCompressor().compress(GOOD + b"\n")})
     code = "import sys; sys.modules['zstandard'] = None; from bucketing.cli import main; sys.exit(main())"
-    proc = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", code=code)
+    proc = run_process("-i", tmp_path / "in", "-o", tmp_path / "out", code=code)  # a fresh interpreter
     message = assert_one_line_error(proc)
     assert "zstandard" in message and "a.jsonl.zst" in message
     assert_nothing_written(tmp_path / "out")
@@ -469,7 +476,7 @@ def test_symlink_loop_is_warned_about_and_does_not_hang(tmp_path):
     root = write_tree(tmp_path / "in", {"a.jsonl": GOOD + b"\n", "sub/b.jsonl": rollout([1]) + b"\n"})
     os.symlink("..", root / "sub" / "up")  # sub/up -> in: a loop
     os.symlink(".", root / "here")
-    proc = run_cli("-i", root, "-o", tmp_path / "out", "-n", "1")  # a hang ends in TimeoutExpired
+    proc = run_process("-i", root, "-o", tmp_path / "out", "-n", "1")  # a hang ends in TimeoutExpired
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in stderr_lines(proc) if line.startswith("warning:")]
     assert any("sub/up" in w for w in warnings) and any("here" in w for w in warnings), warnings
@@ -482,7 +489,7 @@ def test_symlink_loop_is_warned_about_and_does_not_hang(tmp_path):
 def test_fifo_is_warned_about_and_does_not_hang(tmp_path):
     root = write_tree(tmp_path / "in", {"a.jsonl": GOOD + b"\n"})
     os.mkfifo(root / "x.jsonl")  # nobody ever writes to it: opening it for reading would block
-    proc = run_cli("-i", root, "-o", tmp_path / "out", "-n", "1")
+    proc = run_process("-i", root, "-o", tmp_path / "out", "-n", "1")
     assert proc.returncode == 0, proc.stderr
     assert any(line.startswith("warning:") and "x.jsonl" in line for line in stderr_lines(proc)), proc.stderr
     assert (tmp_path / "out" / "bucket_0.jsonl").read_bytes() == GOOD + b"\n"
@@ -492,7 +499,7 @@ def test_fifo_is_warned_about_and_does_not_hang(tmp_path):
 
 def test_fifo_as_the_input_is_an_error_and_does_not_hang(tmp_path):
     os.mkfifo(tmp_path / "x.jsonl")
-    assert_one_line_error(run_cli("-i", tmp_path / "x.jsonl", "-o", tmp_path / "out"))
+    assert_one_line_error(run_process("-i", tmp_path / "x.jsonl", "-o", tmp_path / "out"))
     assert_nothing_written(tmp_path / "out")
 
 
@@ -501,7 +508,7 @@ def test_dangling_and_self_referencing_links_are_warned_about(tmp_path):
     os.symlink("gone.jsonl", root / "dangling.jsonl")
     os.symlink("selfish.jsonl", root / "selfish.jsonl")
     os.symlink("nowhere", root / "dangling_dir")
-    proc = run_cli("-i", root, "-o", tmp_path / "out", "-n", "1")
+    proc = run_process("-i", root, "-o", tmp_path / "out", "-n", "1")
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in stderr_lines(proc) if line.startswith("warning:")]
     for name in ("dangling.jsonl", "selfish.jsonl"):
@@ -517,7 +524,7 @@ def test_the_same_file_reached_twice_is_read_once(tmp_path):
     os.symlink("a.jsonl", root / "b_symlink.jsonl")
     os.link(root / "a.jsonl", root / "c_hardlink.jsonl")
     os.symlink("other", root / "other_again")  # the same directory twice
-    proc = run_cli("-i", root, "-o", tmp_path / "out", "-n", "1", "--json")
+    proc = run_process("-i", root, "-o", tmp_path / "out", "-n", "1", "--json")
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads(proc.stdout)
     assert manifest["totals"]["rollouts"] == 3 and manifest["totals"]["files"] == 2

@@ -1,6 +1,7 @@
 """The Ray engine (``--engine ray``) against the local one: same lines in the same buckets, same manifest.
 
-A local Ray with two CPUs runs in this process; ``tests/test_ray_cluster.py`` runs a two-node cluster.
+A local Ray with two CPUs runs in this process (the command line too runs in this process, on it);
+``tests/test_ray_cluster.py`` runs a two-node cluster. Without Ray these tests are skipped (under CI: failed).
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import json
 from pathlib import Path
 
 import pytest
-import ray
 
 import bucketing
 from bucketing import dataset, ray_engine
 from examples.make_rollouts import make_rollouts
 
 from .conftest import ROOT, modules_imported_by_cli, rollout_line, run_cli, write_lines
+
+pytestmark = pytest.mark.ray  # one xdist worker runs every Ray test: RAY_UNIT in conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +28,8 @@ def faults(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray(faults):
+    import ray
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={
         "py_modules": [str(ROOT / "bucketing"), str(ROOT / "tests" / "ray_faults.py")],
         "env_vars": {"BUCKETING_TEST_FAULTS": str(faults)},

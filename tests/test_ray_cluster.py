@@ -13,6 +13,8 @@ from .browser_support import free_port
 from .conftest import ROOT, run_cli
 from .test_ray import assert_same_buckets, mixed_input
 
+pytestmark = pytest.mark.ray  # one xdist worker runs every Ray test: RAY_UNIT in conftest.py
+
 # Ray's own default since 2.5x: token authentication, with the token in ~/.ray/auth_token
 ENV = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
 
