@@ -183,7 +183,7 @@ def sample_dir() -> Path:
     return SAMPLE
 
 
-# --- browser tests: one server per test module, one chromium per worker ---
+# --- browser tests: one server and one chromium per test module ---
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +200,7 @@ def server(allowed_root):
         yield running
 
 
-@pytest.fixture(scope="session")  # one chromium per worker: a test's contexts are its own
+@pytest.fixture(scope="module")  # not longer: Playwright's thread would make later process pools spawn, not fork
 def browser():
     from .browser_support import CHROMIUM, LAUNCH_ARGS, require_browser
 
