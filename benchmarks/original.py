@@ -59,8 +59,9 @@ def inverse_mean(rollout):
     return 1.0 / (mean_reward(rollout) + 1e-6)
 
 
-METRICS = {f.__name__: f for f in (mean_reward, max_reward, min_reward, variance, pass_at_k, success_rate,
-                                   inverse_mean)}
+METRICS = {
+    f.__name__: f for f in (mean_reward, max_reward, min_reward, variance, pass_at_k, success_rate, inverse_mean)
+}
 
 
 def load_rollouts(input_dir: Path) -> list[dict]:

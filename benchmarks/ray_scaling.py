@@ -70,21 +70,51 @@ def main() -> None:
         (data / "done").write_text("")
     gb = sum(p.stat().st_size for p in data.glob("*.jsonl")) / 1e9
     cli = [sys.executable, "-m", "bucketing", "-i", str(data)]
-    rows = [("local engine", timed([*cli, "--dry-run"], args.rounds, out),
-             timed([*cli, "-o", str(out)], args.rounds, out), None)]
+    rows = [
+        (
+            "local engine",
+            timed([*cli, "--dry-run"], args.rounds, out),
+            timed([*cli, "-o", str(out)], args.rounds, out),
+            None,
+        )
+    ]
     for cpus in (1, 2):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         try:
-            ray_cli("start", "--head", "--port", str(port), "--num-cpus", str(cpus), "--include-dashboard", "false",
-                    "--node-ip-address", "127.0.0.1")
+            ray_cli(
+                "start",
+                "--head",
+                "--port",
+                str(port),
+                "--num-cpus",
+                str(cpus),
+                "--include-dashboard",
+                "false",
+                "--node-ip-address",
+                "127.0.0.1",
+            )
             ray = [*cli, "--engine", "ray", "--ray-address", f"127.0.0.1:{port}"]
-            warm = subprocess.run([sys.executable, "-c", WARM.format(root=str(ROOT), address=f"127.0.0.1:{port}",
-                                                                     rounds=args.rounds, data=str(data))],
-                                  env=ENV, check=True, capture_output=True, text=True).stdout.split()[-1]
-            rows.append((f"ray, {cpus} worker{'s' if cpus > 1 else ''}", timed([*ray, "--dry-run"], args.rounds, out),
-                         timed([*ray, "-o", str(out)], args.rounds, out), float(warm)))
+            warm = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    WARM.format(root=str(ROOT), address=f"127.0.0.1:{port}", rounds=args.rounds, data=str(data)),
+                ],
+                env=ENV,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.split()[-1]
+            rows.append(
+                (
+                    f"ray, {cpus} worker{'s' if cpus > 1 else ''}",
+                    timed([*ray, "--dry-run"], args.rounds, out),
+                    timed([*ray, "-o", str(out)], args.rounds, out),
+                    float(warm),
+                )
+            )
         finally:
             ray_cli("stop", "--force")
     print(f"{gb:.2f} GB, median of {args.rounds}\n")

@@ -50,7 +50,11 @@ def commands(data: Path, out: Path, layout: str = "prompt") -> dict[str, list[st
         "ours: full run --no-fsync": [PY, "-m", "bucketing", "-i", str(data), "-o", str(out / "ours"), "--no-fsync"],
         "cat > /dev/null": ["sh", "-c", f"cat {files} > /dev/null"],
         "cat > file": ["sh", "-c", f"mkdir -p '{out}/cat' && cat {files} > '{out}/cat/all.jsonl'"],
-        "cat > file + sync": ["sh", "-c", f"mkdir -p '{out}/cat' && cat {files} > '{out}/cat/all.jsonl' && sync '{out}/cat/all.jsonl'"],
+        "cat > file + sync": [
+            "sh",
+            "-c",
+            f"mkdir -p '{out}/cat' && cat {files} > '{out}/cat/all.jsonl' && sync '{out}/cat/all.jsonl'",
+        ],
     }
     return {name: argv for name, argv in runs.items() if layout == "prompt" or not name.startswith("original")}
 
@@ -65,8 +69,11 @@ def settle(warm: list[str]) -> None:
 def compile_bytecode() -> None:
     """Compile the package as an install would: a run must not pay for compiling it (no .pyc is written where
     PYTHONDONTWRITEBYTECODE is set, as in CI, which costs every run ~50 ms)."""
-    subprocess.run([PY, "-m", "compileall", "-q", str(ROOT / "bucketing"), str(ROOT / "benchmarks")], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [PY, "-m", "compileall", "-q", str(ROOT / "bucketing"), str(ROOT / "benchmarks")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def timed(argv: list[str], scratch: Path) -> tuple[float, int]:
@@ -84,8 +91,9 @@ def timed(argv: list[str], scratch: Path) -> tuple[float, int]:
         return time.perf_counter() - started, usage.ru_maxrss * 1024
     report = scratch / "time.txt"
     started = time.perf_counter()
-    result = subprocess.run([TIME, "-f", "%M", "-o", str(report), *argv], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    result = subprocess.run(
+        [TIME, "-f", "%M", "-o", str(report), *argv], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     wall = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{result.stderr.decode(errors='replace')}")
@@ -108,8 +116,11 @@ def benchmark_size(size: int, rounds: int, work: Path, layout: str = "prompt") -
             settle(runs["cat > /dev/null"])
             samples[name].append(timed(argv, work))
     shutil.rmtree(out, ignore_errors=True)
-    summary = json.loads(subprocess.run([PY, "-m", "bucketing", "-i", str(data), "--dry-run", "--json"], cwd=ROOT,
-                                        capture_output=True, check=True).stdout)
+    summary = json.loads(
+        subprocess.run(
+            [PY, "-m", "bucketing", "-i", str(data), "--dry-run", "--json"], cwd=ROOT, capture_output=True, check=True
+        ).stdout
+    )
     result = {
         "bytes": sum(p.stat().st_size for p in data.glob("*.jsonl")),
         "rollouts": summary["totals"]["rollouts"],
@@ -174,8 +185,12 @@ def interactive(rollouts: int, rounds: int = 20) -> dict:
         return compute_all(scores, bucketing.Params(k=int(rng.integers(1, 5))))
 
     timings = {}
-    for name, work in [("drag a threshold", drag), ("change the metric", change_metric),
-                       ("change the bucket count", change_count), ("change k (all seven metrics)", change_k)]:
+    for name, work in [
+        ("drag a threshold", drag),
+        ("change the metric", change_metric),
+        ("change the bucket count", change_count),
+        ("change k (all seven metrics)", change_k),
+    ]:
         samples = []
         for _ in range(rounds):
             started = time.perf_counter()
@@ -186,8 +201,10 @@ def interactive(rollouts: int, rounds: int = 20) -> dict:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Python {platform.python_version()}, {platform.system()}"
 
@@ -200,8 +217,10 @@ def report(results: dict) -> str:
     lines.append("| rollouts | " + " | ".join(f"{r['rollouts']:,}" for r in results["sizes"].values()) + " |")
     lines.append("| lines | " + " | ".join(f"{r['lines']:,}" for r in results["sizes"].values()) + " |")
     for name in names:
-        cells = [f"{r['median_seconds'][name]:.2f} s ({r['peak_rss_bytes'][name] / 2**20:,.0f} MiB)"
-                 for r in results["sizes"].values()]
+        cells = [
+            f"{r['median_seconds'][name]:.2f} s ({r['peak_rss_bytes'][name] / 2**20:,.0f} MiB)"
+            for r in results["sizes"].values()
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for name in next(iter(results["sizes"].values()))["ratios"]:
         cells = [f"{r['ratios'][name]:.1f}" for r in results["sizes"].values()]
@@ -217,8 +236,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rollouts", type=int, default=1_000_000, help="table size for the interactive timings")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bucketing-benchmark"), help="data and scratch space")
-    parser.add_argument("--layout", default="prompt", choices=("prompt", "verl", "skyrl", "nemo"),
-                        help="the data's layout (examples/make_rollouts.py --layout)")
+    parser.add_argument(
+        "--layout",
+        default="prompt",
+        choices=("prompt", "verl", "skyrl", "nemo"),
+        help="the data's layout (examples/make_rollouts.py --layout)",
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     results = {"machine": machine(), "layout": args.layout, "sizes": {}}

@@ -24,10 +24,15 @@ DEFAULT_PORT = 8501
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog=prog, description="Open the Rollout Bucketer app in your browser, serving this machine only (127.0.0.1).")
-    parser.add_argument("folder", nargs="?", metavar="DIR",
-                        help="the rollouts to open (added to the folders the app may read and write for this run); "
-                             "default: the bundled sample")
+        prog=prog, description="Open the Rollout Bucketer app in your browser, serving this machine only (127.0.0.1)."
+    )
+    parser.add_argument(
+        "folder",
+        nargs="?",
+        metavar="DIR",
+        help="the rollouts to open (added to the folders the app may read and write for this run); "
+        "default: the bundled sample",
+    )
     parser.add_argument("--port", type=int, help=f"the port to serve on (default {DEFAULT_PORT}, or the next free one)")
     parser.add_argument("--no-browser", action="store_true", help="don't open a browser tab (print the address only)")
     return parser
@@ -36,8 +41,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def server_flags(config: Path) -> list[str]:
     """The bundled ``.streamlit/config.toml`` as ``--section.key value`` flags (they win over any other config)."""
     settings = tomllib.loads(config.read_text(encoding="utf-8"))
-    return [f"--{section}.{key}={str(value).lower() if isinstance(value, bool) else value}"
-            for section, values in settings.items() for key, value in values.items()]
+    return [
+        f"--{section}.{key}={str(value).lower() if isinstance(value, bool) else value}"
+        for section, values in settings.items()
+        for key, value in values.items()
+    ]
 
 
 def streamlit_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:

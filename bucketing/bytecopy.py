@@ -60,8 +60,7 @@ def windows(copies: dict[str, np.ndarray]) -> np.ndarray:
     long = copies["length"] >= LONG_LINE
     window = copies["offset"] // WINDOW
     starts = np.ones(count, dtype=bool)
-    starts[1:] = ((copies["file_id"][1:] != copies["file_id"][:-1]) | (window[1:] != window[:-1])
-                  | long[1:] | long[:-1])
+    starts[1:] = (copies["file_id"][1:] != copies["file_id"][:-1]) | (window[1:] != window[:-1]) | long[1:] | long[:-1]
     return np.flatnonzero(starts)
 
 
@@ -73,8 +72,14 @@ class Copier:
     ``advance(bytes)`` is called as lines are written; once ``stop`` is set, tasks end at their next window.
     """
 
-    def __init__(self, copies: dict[str, np.ndarray], open_source: Callable[[int], ContextManager[int]],
-                 targets: list[int], advance: Callable[[int], None], stop: threading.Event):
+    def __init__(
+        self,
+        copies: dict[str, np.ndarray],
+        open_source: Callable[[int], ContextManager[int]],
+        targets: list[int],
+        advance: Callable[[int], None],
+        stop: threading.Event,
+    ):
         self.copies, self.open_source, self.targets = copies, open_source, targets
         self.starts = windows(copies)
         self.ends = np.append(self.starts[1:], len(copies["offset"]))  # each window's copies: [start, end)

@@ -70,51 +70,125 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("--version", action="version", version=f"rollout-bucketer {__version__}")
     add("-i", "--input-dir", required=True, help="directory of *.jsonl / *.jsonl.gz / *.jsonl.zst files (recursive)")
     add("-o", "--output-dir", help="where to write the bucket files (required unless --dry-run)")
-    add("--exclude", action="append", default=[], metavar="GLOB",
+    add(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
         help="leave out the files whose path relative to -i (or a folder on it) matches GLOB, e.g. 'drafts/*' or "
-             "'*.tmp.jsonl' (* also matches /); repeatable")
-    add("-m", "--metric", choices=list(METRICS), metavar="METRIC",
-        help="difficulty metric, one of those listed below (default: mean_reward)")
+        "'*.tmp.jsonl' (* also matches /); repeatable",
+    )
+    add(
+        "-m",
+        "--metric",
+        choices=list(METRICS),
+        metavar="METRIC",
+        help="difficulty metric, one of those listed below (default: mean_reward)",
+    )
     add("-n", "--num-buckets", type=int, help=f"number of percentile buckets (default: 3; at most {MAX_BUCKETS})")
-    add("--bucket-names", nargs="+", metavar="NAME", help="bucket names: easiest first with -n, ascending values with --thresholds")
-    add("--thresholds", nargs="+", type=float, metavar="T", help="fixed cut points instead of percentiles (overrides -n)")
-    add("--preset", choices=list(PRESETS), help="learnability: solved / learnable / unsolved by success rate at the "
-                                                "pass threshold (instead of -m, -n, --thresholds)")
-    add("--cumulative", action="store_true",
-        help="also write cumulative/{prefix}{name}.jsonl: that bucket and every easier one (curriculum stages)")
-    add("--val-fraction", type=float, metavar="F",
-        help="split each bucket once into train/ and val/ (F of each bucket to val), the same on every run")
-    add("--seed", type=int, default=0, metavar="N", help="with --val-fraction: another seed, another split (default: 0)")
+    add(
+        "--bucket-names",
+        nargs="+",
+        metavar="NAME",
+        help="bucket names: easiest first with -n, ascending values with --thresholds",
+    )
+    add(
+        "--thresholds",
+        nargs="+",
+        type=float,
+        metavar="T",
+        help="fixed cut points instead of percentiles (overrides -n)",
+    )
+    add(
+        "--preset",
+        choices=list(PRESETS),
+        help="learnability: solved / learnable / unsolved by success rate at the "
+        "pass threshold (instead of -m, -n, --thresholds)",
+    )
+    add(
+        "--cumulative",
+        action="store_true",
+        help="also write cumulative/{prefix}{name}.jsonl: that bucket and every easier one (curriculum stages)",
+    )
+    add(
+        "--val-fraction",
+        type=float,
+        metavar="F",
+        help="split each bucket once into train/ and val/ (F of each bucket to val), the same on every run",
+    )
+    add(
+        "--seed", type=int, default=0, metavar="N", help="with --val-fraction: another seed, another split (default: 0)"
+    )
     add("--prefix", default="", help="prefix for every output file name")
     add("--k", type=int, help=f"k of pass_at_k (default: 1; at most {MAX_K}: k > n uses k = n)")
     add("--pass-threshold", type=float, metavar="T", help="a response passes when its score >= this (default: 0.5)")
     add("--ties", choices=TIES, help="keep: equal values share a bucket (default); split: exactly equal sizes")
     add("--order", choices=ORDERS, default="input", help="line order inside each bucket file (default: input)")
-    add("--scores", metavar="PATH", nargs="+",
+    add(
+        "--scores",
+        metavar="PATH",
+        nargs="+",
         help="where each line's scores are, e.g. reward[].score, rewards[0], '[\"mean/reward\"]'; several paths: "
-             "a response's score is their sum (default: detected)")
-    add("--score-weights", metavar="W", nargs="+", type=float,
-        help="with several --scores paths: the weight of each in the sum (the trainer's reward weights)")
-    add("--group-by", metavar="FIELD[,FIELD]",
-        help="lines with equal values of these fields are one rollout, across files (e.g. input; step,input)")
-    add("--overwrite", action="store_true",
-        help="replace an earlier export in the output directory (its files this run doesn't write are removed)")
-    add("--no-fsync", dest="fsync", action="store_false",
-        help="don't flush each file to the disk before renaming it (faster; a power cut could then lose data)")
+        "a response's score is their sum (default: detected)",
+    )
+    add(
+        "--score-weights",
+        metavar="W",
+        nargs="+",
+        type=float,
+        help="with several --scores paths: the weight of each in the sum (the trainer's reward weights)",
+    )
+    add(
+        "--group-by",
+        metavar="FIELD[,FIELD]",
+        help="lines with equal values of these fields are one rollout, across files (e.g. input; step,input)",
+    )
+    add(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier export in the output directory (its files this run doesn't write are removed)",
+    )
+    add(
+        "--no-fsync",
+        dest="fsync",
+        action="store_false",
+        help="don't flush each file to the disk before renaming it (faster; a power cut could then lose data)",
+    )
     add("--strict", action="store_true", help="stop with exit 1 at the first bad line instead of skipping it")
     add("--dry-run", action="store_true", help="print statistics, the plan and every metric's spread; write nothing")
     add("--json", action="store_true", help="print the summary (the manifest) as one JSON object on stdout")
     add("--from-manifest", metavar="FILE", help="apply the metric, params, cut points and names of a saved manifest")
-    add("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES, metavar="N", help="skip longer lines (default: 64 MiB)")
+    add(
+        "--max-line-bytes",
+        type=int,
+        default=DEFAULT_MAX_LINE_BYTES,
+        metavar="N",
+        help="skip longer lines (default: 64 MiB)",
+    )
     add("--workers", type=int, metavar="N", help="processes for reading (default: one per core on large inputs)")
-    add("--engine", choices=list(ENGINES), default="local",
-        help="local: this machine (default); ray: a Ray cluster through Ray Data (pip install -r requirements-cluster.txt)")
-    add("--ray-address", metavar="ADDRESS", help="with --engine ray: the cluster to join (auto, ray://host:port); "
-                                                 "default: start Ray on this machine")
-    add("--single-file", action="store_true",
-        help="with --engine ray: one {prefix}{name}.jsonl per bucket instead of a folder of part files")
-    add("--plugin", action="append", default=[], metavar="MODULE",
-        help="import a module or .py file first (e.g. one that calls bucketing.register_metric)")
+    add(
+        "--engine",
+        choices=list(ENGINES),
+        default="local",
+        help="local: this machine (default); ray: a Ray cluster through Ray Data (pip install -r requirements-cluster.txt)",
+    )
+    add(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="with --engine ray: the cluster to join (auto, ray://host:port); default: start Ray on this machine",
+    )
+    add(
+        "--single-file",
+        action="store_true",
+        help="with --engine ray: one {prefix}{name}.jsonl per bucket instead of a folder of part files",
+    )
+    add(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a module or .py file first (e.g. one that calls bucketing.register_metric)",
+    )
     return parser
 
 
@@ -159,7 +233,10 @@ def run(args: argparse.Namespace) -> int:
     _say(human, f"\n{RULE}\n{_headline(args, saved, metric)}\n{RULE}\n")
 
     if saved and args.scores is None and args.group_by is None and not saved["params"].get("scores_detected", True):
-        args.scores, args.group_by = saved["params"]["scores"], saved["params"].get("group_by") or None  # its layout too
+        args.scores, args.group_by = (
+            saved["params"]["scores"],
+            saved["params"].get("group_by") or None,
+        )  # its layout too
     engine = ENGINES[args.engine](args)
     bar = None if args.json else ProgressBar("Reading")
     try:
@@ -171,8 +248,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     size = sum(f.size for f in data.files)
     left_out = f"; {counted(len(data.excluded), 'file')} left out by --exclude" if args.exclude else ""
-    _say(human, f"Found {counted(len(data.files), 'JSONL file')} in {display(args.input_dir)} ({human_bytes(size)})"
-                f"{left_out}")
+    _say(
+        human,
+        f"Found {counted(len(data.files), 'JSONL file')} in {display(args.input_dir)} ({human_bytes(size)}){left_out}",
+    )
     layout = data.layout
     if data.detected:
         _say(human, f"Detected layout: {layout.describe()} (as flags: {shlex.join(layout.flags())})")
@@ -180,8 +259,11 @@ def run(args: argparse.Namespace) -> int:
         _say(human, f"Layout: {layout.describe()}")
     totals = data.totals
     grouped = f" (grouped from {counted(totals['rollout_lines'], 'line')})" if layout.grouped else ""
-    _say(human, f"Loaded {counted(totals['rollouts'], 'rollout')}{grouped} from {counted(totals['lines'], 'line')} "
-                f"({totals['blank']} blank, {totals['skipped']} skipped)")
+    _say(
+        human,
+        f"Loaded {counted(totals['rollouts'], 'rollout')}{grouped} from {counted(totals['lines'], 'line')} "
+        f"({totals['blank']} blank, {totals['skipped']} skipped)",
+    )
 
     plan, values = _make_plan(args, metric, data, settled)
     manifest = build_manifest(data, plan, values, args.prefix, args.order)
@@ -202,7 +284,10 @@ def run(args: argparse.Namespace) -> int:
             lines = f" ({counted(bucket['lines'], 'line')})" if layout.grouped else ""
             _say(human, f"Saved {counted(bucket['count'], 'rollout')}{lines} to {display(out + bucket['file'])}")
         if manifest["skipped_file"]:
-            _say(human, f"Saved {counted(totals['skipped'], 'skipped line')} to {display(out + manifest['skipped_file'])}")
+            _say(
+                human,
+                f"Saved {counted(totals['skipped'], 'skipped line')} to {display(out + manifest['skipped_file'])}",
+            )
         extra = [f for f in manifest.get("files", []) if f["cumulative"] or f["part"] != "all"]
         for file in extra:
             _say(human, f"Saved {counted(file['rollouts'], 'rollout')} to {display(out + file['file'])}")
@@ -241,8 +326,9 @@ class _Engine:
 
     def reading(self) -> dict:
         a = self.args
-        return dict(scores=a.scores, group_by=a.group_by, max_line_bytes=a.max_line_bytes, strict=a.strict,
-                    exclude=a.exclude)
+        return dict(
+            scores=a.scores, group_by=a.group_by, max_line_bytes=a.max_line_bytes, strict=a.strict, exclude=a.exclude
+        )
 
     def writing(self) -> dict:
         a = self.args
@@ -257,8 +343,18 @@ class _Local(_Engine):
 
     def export(self, data: Dataset, plan: Plan, values: np.ndarray, progress: Progress | None) -> dict:
         a = self.args
-        return export(data, plan, a.output_dir, values=values, progress=progress, fsync=a.fsync,
-                      cumulative=a.cumulative, val_fraction=a.val_fraction, seed=a.seed, **self.writing())
+        return export(
+            data,
+            plan,
+            a.output_dir,
+            values=values,
+            progress=progress,
+            fsync=a.fsync,
+            cumulative=a.cumulative,
+            val_fraction=a.val_fraction,
+            seed=a.seed,
+            **self.writing(),
+        )
 
 
 class _Ray(_Engine):
@@ -279,8 +375,15 @@ class _Ray(_Engine):
         return self.engine.load(self.args.input_dir, address=self.args.ray_address, progress=progress, **self.reading())
 
     def export(self, data: Dataset, plan: Plan, values: np.ndarray, progress: Progress | None) -> dict:
-        return self.engine.export(data, plan, self.args.output_dir, values=values, single_file=self.args.single_file,
-                                  progress=progress, **self.writing())
+        return self.engine.export(
+            data,
+            plan,
+            self.args.output_dir,
+            values=values,
+            single_file=self.args.single_file,
+            progress=progress,
+            **self.writing(),
+        )
 
 
 ENGINES: dict[str, type[_Engine]] = {"local": _Local, "ray": _Ray}
@@ -295,22 +398,43 @@ def _check_flags(args: argparse.Namespace) -> None:
     if not args.dry_run and not args.output_dir:
         raise BucketingError("-o/--output-dir is required (or pass --dry-run)")
     if args.engine != "ray":
-        given = [flag for flag, value in [("--ray-address", args.ray_address), ("--single-file", args.single_file)]
-                 if value]
+        given = [
+            flag for flag, value in [("--ray-address", args.ray_address), ("--single-file", args.single_file)] if value
+        ]
         if given:
             raise BucketingError(f"{', '.join(given)} applies to --engine ray")
     elif args.order != "input":
-        raise BucketingError("--engine ray writes lines in input order; drop --order difficulty (or use --engine local)")
+        raise BucketingError(
+            "--engine ray writes lines in input order; drop --order difficulty (or use --engine local)"
+        )
     if args.from_manifest:
-        given = [flag for flag, value in [("-m", args.metric), ("-n", args.num_buckets), ("--thresholds", args.thresholds),
-                                          ("--bucket-names", args.bucket_names), ("--k", args.k),
-                                          ("--pass-threshold", args.pass_threshold), ("--ties", args.ties)] if value is not None]
+        given = [
+            flag
+            for flag, value in [
+                ("-m", args.metric),
+                ("-n", args.num_buckets),
+                ("--thresholds", args.thresholds),
+                ("--bucket-names", args.bucket_names),
+                ("--k", args.k),
+                ("--pass-threshold", args.pass_threshold),
+                ("--ties", args.ties),
+            ]
+            if value is not None
+        ]
         if given:
             raise BucketingError(f"--from-manifest sets the plan; drop {', '.join(given)}")
     if args.preset:
-        given = [flag for flag, value in [("-m", args.metric), ("-n", args.num_buckets), ("--thresholds", args.thresholds),
-                                          ("--ties", args.ties), ("--from-manifest", args.from_manifest)]
-                 if value is not None]
+        given = [
+            flag
+            for flag, value in [
+                ("-m", args.metric),
+                ("-n", args.num_buckets),
+                ("--thresholds", args.thresholds),
+                ("--ties", args.ties),
+                ("--from-manifest", args.from_manifest),
+            ]
+            if value is not None
+        ]
         if given:
             raise BucketingError(f"--preset sets the metric and the buckets; drop {', '.join(given)}")
     if args.engine == "ray" and (args.cumulative or args.val_fraction is not None):
@@ -358,14 +482,17 @@ def _finite_values(data: Dataset, metric: str, params: Params) -> np.ndarray:
     if len(bad):
         first = bad[0]
         where = data.where(int(data.rollout_columns["file_id"][first]), int(data.rollout_columns["line"][first]))
-        raise BucketingError(f"{metric} is not a finite number for {counted(len(bad), 'rollout')} (the first at "
-                             f"{where}: {values[first]}); a metric must give a finite number for every rollout")
+        raise BucketingError(
+            f"{metric} is not a finite number for {counted(len(bad), 'rollout')} (the first at "
+            f"{where}: {values[first]}); a metric must give a finite number for every rollout"
+        )
     return values
 
 
 def _params(args: argparse.Namespace) -> Params:
-    return Params(k=1 if args.k is None else args.k,
-                  pass_threshold=0.5 if args.pass_threshold is None else args.pass_threshold)
+    return Params(
+        k=1 if args.k is None else args.k, pass_threshold=0.5 if args.pass_threshold is None else args.pass_threshold
+    )
 
 
 def _headline(args: argparse.Namespace, saved: dict | None, metric: str) -> str:
@@ -406,19 +533,24 @@ def _print_summary(out, manifest: dict, values: np.ndarray, plan: Plan) -> None:
     for bucket in manifest["buckets"]:
         seen = bucket["note"] or f"values {bucket['min']:.4g} .. {bucket['max']:.4g}"
         rollouts = "rollout " if bucket["count"] == 1 else "rollouts"
-        _say(out, f"  {bucket['name']:<{width}}  {bucket['count']:>8} {rollouts}  {bucket['share']:6.1%}  "
-                  f"{bucket['range']}  ({seen})")
+        _say(
+            out,
+            f"  {bucket['name']:<{width}}  {bucket['count']:>8} {rollouts}  {bucket['share']:6.1%}  "
+            f"{bucket['range']}  ({seen})",
+        )
     if manifest["k_exceeds_n"]:
         few = counted(manifest["k_exceeds_n"], "rollout", verb=("has", "have"))
-        _say(out, f"Note: {few} fewer than k={plan.params.k} responses; "
-                  "pass_at_k used k = n for them")
+        _say(out, f"Note: {few} fewer than k={plan.params.k} responses; pass_at_k used k = n for them")
 
 
 def _print_metrics(out, data: Dataset, plan: Plan, values: np.ndarray) -> None:
     """Every metric's spread over the rollouts (``values``: the plan's, at hand): what a dry run shows to help
     choose one. A plugin metric that fails is shown failing; the run goes on (it was not the chosen metric)."""
     width = max(map(len, METRICS))
-    _say(out, f"\nEvery metric, per rollout:\n  {'':<{width}} {'':<16} {'min':>10} {'median':>10} {'mean':>10} {'max':>10}")
+    _say(
+        out,
+        f"\nEvery metric, per rollout:\n  {'':<{width}} {'':<16} {'min':>10} {'median':>10} {'mean':>10} {'max':>10}",
+    )
     for name, metric in METRICS.items():
         try:
             column = values if name == plan.metric else data.values(name, plan.params)
@@ -433,8 +565,10 @@ def _print_metrics(out, data: Dataset, plan: Plan, values: np.ndarray) -> None:
         low, middle, high = np.percentile(finite, [0, 50, 100])
         with np.errstate(over="ignore"):  # a sum of huge values (a plugin's) may overflow: then the mean reads inf
             mean = finite.mean()
-        _say(out, f"  {name:<{width}} {metric.direction:<16} {low:>10.4g} {middle:>10.4g} {mean:>10.4g} "
-                  f"{high:>10.4g}{odd}")
+        _say(
+            out,
+            f"  {name:<{width}} {metric.direction:<16} {low:>10.4g} {middle:>10.4g} {mean:>10.4g} {high:>10.4g}{odd}",
+        )
 
 
 def _say(stream, text: str) -> None:

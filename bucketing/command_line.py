@@ -8,10 +8,21 @@ from collections.abc import Sequence
 from .plan import PRESETS, Plan, default_names
 
 
-def command_line(input_dir: str, output_dir: str, plan: Plan, *, scores: str | None = None,
-                 group_by: Sequence[str] = (), prefix: str = "", order: str = "input", overwrite: bool = False,
-                 cumulative: bool = False, val_fraction: float | None = None, seed: int = 0,
-                 exclude: Sequence[str] = ()) -> str:
+def command_line(
+    input_dir: str,
+    output_dir: str,
+    plan: Plan,
+    *,
+    scores: str | None = None,
+    group_by: Sequence[str] = (),
+    prefix: str = "",
+    order: str = "input",
+    overwrite: bool = False,
+    cumulative: bool = False,
+    val_fraction: float | None = None,
+    seed: int = 0,
+    exclude: Sequence[str] = (),
+) -> str:
     """The shell command that makes the same files as
     ``export(load(input_dir, scores, group_by, exclude=exclude), plan, output_dir, ...)``."""
     args = ["python", "-m", "bucketing", "-i", str(input_dir), "-o", str(output_dir)]

@@ -42,7 +42,9 @@ def balanced_boundaries(ordered: np.ndarray, count: int) -> list[int]:
         at = int(np.searchsorted(gaps, j * ideal))
         start, stop = max(at - _NEIGHBOURS, low), min(at + _NEIGHBOURS, high + 1)
         if start >= stop:  # the ideal is far from every gap this layer may use: the nearest ones
-            start, stop = (low, min(low + _NEIGHBOURS, high + 1)) if at < low else (max(high + 1 - _NEIGHBOURS, low), high + 1)
+            start, stop = (
+                (low, min(low + _NEIGHBOURS, high + 1)) if at < low else (max(high + 1 - _NEIGHBOURS, low), high + 1)
+            )
         candidates = gaps[start:stop].tolist()
         reached, before = _layer(candidates, costs, order, ideal)
         if not reached:  # every candidate is at or below every boundary reached: the next gap up is always free
@@ -93,8 +95,10 @@ def padded_cuts(values: np.ndarray, positions: list[int], count: int) -> tuple[f
             return _padded_cuts(values, places, count)
         except BucketingError:
             pass
-    raise BucketingError(f"{count} buckets don't fit between these values (they are too close together or too "
-                         "large); use fewer buckets or --thresholds")
+    raise BucketingError(
+        f"{count} buckets don't fit between these values (they are too close together or too "
+        "large); use fewer buckets or --thresholds"
+    )
 
 
 def _padded_cuts(values: np.ndarray, positions: list[int], count: int) -> tuple[float, ...]:

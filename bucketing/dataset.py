@@ -144,7 +144,9 @@ class Dataset:
                 "lines": self.lines_per_rollout(),
             }
         )
-        if self.keys is not None:  # which prompt: equal for the rollouts of one group (preview.preview shows its fields)
+        if (
+            self.keys is not None
+        ):  # which prompt: equal for the rollouts of one group (preview.preview shows its fields)
             table["group_key"] = self.keys[:, 0]
         for name, values in compute_all(self.scores, params).items():
             table[name] = values
@@ -184,15 +186,19 @@ class Dataset:
             if len(of_file) < examples:
                 of_file.append((file_id, line, detail))
         return {
-            reason: {"count": count, "examples": [bad_line_text(self.where(file_id, line), reason, detail)
-                                                  for file_id, line, detail in round_robin(firsts[reason], examples)]}
+            reason: {
+                "count": count,
+                "examples": [
+                    bad_line_text(self.where(file_id, line), reason, detail)
+                    for file_id, line, detail in round_robin(firsts[reason], examples)
+                ],
+            }
             for reason, count in sorted(counts.items(), key=lambda item: -item[1])
         }
 
     def inputs(self) -> list[dict]:
         return [
-            {"path": display(f.rel), "bytes": f.size, "lines": lines}
-            for f, lines in zip(self.files, self.file_lines)
+            {"path": display(f.rel), "bytes": f.size, "lines": lines} for f, lines in zip(self.files, self.file_lines)
         ]
 
 
@@ -246,8 +252,15 @@ def load(
     skipped whole: every line of it under :data:`NOT_JSONL`, the file named in ``skipped_files``.
     A single input file like it raises :class:`BucketingError`.
     """
-    reading = prepare_load(input_path, scores=scores, group_by=group_by, max_line_bytes=max_line_bytes, strict=strict,
-                           roots=roots, exclude=exclude)
+    reading = prepare_load(
+        input_path,
+        scores=scores,
+        group_by=group_by,
+        max_line_bytes=max_line_bytes,
+        strict=strict,
+        roots=roots,
+        exclude=exclude,
+    )
     return reading.finish(run_chunks(reading.chunks, workers, progress, strict))
 
 
@@ -278,9 +291,16 @@ class Reading:
         return dataset
 
 
-def prepare_load(input_path: str | os.PathLike, *, scores: str | None = None, group_by=None,
-              max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, strict: bool = False,
-              roots: list[Path] | None = None, exclude: list[str] | tuple[str, ...] = ()) -> Reading:
+def prepare_load(
+    input_path: str | os.PathLike,
+    *,
+    scores: str | None = None,
+    group_by=None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    strict: bool = False,
+    roots: list[Path] | None = None,
+    exclude: list[str] | tuple[str, ...] = (),
+) -> Reading:
     """Find the files, leave out the excluded ones, settle the layout (given, or detected from the first lines)
     and cut the chunks."""
     found, warnings = find_inputs(input_path, roots)
@@ -294,8 +314,17 @@ def prepare_load(input_path: str | os.PathLike, *, scores: str | None = None, gr
         layout = detect_layout(files, parse_group_by(group_by))
     root = input_path if is_uri(input_path) else Path(input_path)
     chunks = make_chunks(files, layout, max_line_bytes, strict)
-    return Reading(root, files, warnings, layout, scores is None, chunks, strict, single_file=one_file(input_path, found),
-                   excluded=[display(file.rel) for file in left_out])
+    return Reading(
+        root,
+        files,
+        warnings,
+        layout,
+        scores is None,
+        chunks,
+        strict,
+        single_file=one_file(input_path, found),
+        excluded=[display(file.rel) for file in left_out],
+    )
 
 
 def one_file(input_path: str | os.PathLike, files: list[InputFile]) -> bool:
@@ -333,8 +362,9 @@ def run_chunks(chunks: list[Chunk], workers: int | None, progress: Progress | No
         outcomes = map(scan, chunks)
         pool = None
     else:
-        pool = ProcessPoolExecutor(workers, mp_context=_process_context(), initializer=_start_worker,
-                                   initargs=(os.getpid(),))
+        pool = ProcessPoolExecutor(
+            workers, mp_context=_process_context(), initializer=_start_worker, initargs=(os.getpid(),)
+        )
         futures = [pool.submit(scan, chunk) for chunk in chunks]
         outcomes = (future.result() for future in futures)
     try:
@@ -370,7 +400,12 @@ def _process_context() -> multiprocessing.context.BaseContext:
 
 
 def assemble(
-    root: Path | str, files: list[InputFile], results: list[ChunkResult], layout: Layout, detected: bool, warnings: list[str]
+    root: Path | str,
+    files: list[InputFile],
+    results: list[ChunkResult],
+    layout: Layout,
+    detected: bool,
+    warnings: list[str],
 ) -> Dataset:
     """Join the chunks' results into one dataset, with line numbers counted per file and lines grouped."""
     file_lines = [0] * len(files)
@@ -468,14 +503,21 @@ def not_jsonl_files(files: list[InputFile], results: list[ChunkResult]) -> dict[
     for index, file in enumerate(files):
         name = display(file.rel)
         if opens[index] and closes[index]:
-            found[index] = NotJsonl(file, index, LONE_BRACKETS, f"{name} is not JSONL: {LONE_BRACKETS}; "
-                                                                "write one JSON object per line (e.g. jq -c '.[]')")
+            found[index] = NotJsonl(
+                file,
+                index,
+                LONE_BRACKETS,
+                f"{name} is not JSONL: {LONE_BRACKETS}; write one JSON object per line (e.g. jq -c '.[]')",
+            )
         elif lines[index] > blank[index] and objects[index] == 0:
             line, reason = first_bad[index]
             found[index] = NotJsonl(
-                file, index, f"no line is a JSON object; line {line}: {reason}",
+                file,
+                index,
+                f"no line is a JSON object; line {line}: {reason}",
                 f"{name} is not JSONL (one JSON object per line): line {line}: {reason}; "
-                "is it a pretty-printed JSON document or a binary file? Convert or remove it")
+                "is it a pretty-printed JSON document or a binary file? Convert or remove it",
+            )
     return found
 
 

@@ -45,8 +45,12 @@ DUMPS = (
     Shape("NeMo-RL dump", "rewards", ("idx",), needs=("content",)),
     # NeMo-Gym rollouts: the task's index when the rollouts carry it, else the prompt itself
     Shape("NeMo-Gym rollouts", "reward", ("_ng_task_index",), needs=("responses_create_params",)),
-    Shape("NeMo-Gym rollouts without a task index", "reward", ("responses_create_params.input",),
-          needs=("responses_create_params",)),
+    Shape(
+        "NeMo-Gym rollouts without a task index",
+        "reward",
+        ("responses_create_params.input",),
+        needs=("responses_create_params",),
+    ),
     # verifiers eval results: example_id numbers the questions of one run's file, and restarts in the next
     Shape("verifiers results", "reward", (FILE, "example_id"), needs=("prompt", "completion")),
 )
@@ -94,8 +98,10 @@ def fields_seen(objects: list[tuple[InputFile, dict]], shown: int = 3) -> str:
     by_file: dict[str, set[str]] = {}
     for file, obj in objects:
         by_file.setdefault(file.rel, set()).update(obj)
-    parts = [f"in {display(rel)}: {', '.join(display(key) for key in sorted(keys)[:20])}"
-             for rel, keys in list(by_file.items())[:shown]]
+    parts = [
+        f"in {display(rel)}: {', '.join(display(key) for key in sorted(keys)[:20])}"
+        for rel, keys in list(by_file.items())[:shown]
+    ]
     more = f"; and {len(by_file) - shown} more files" if len(by_file) > shown else ""
     return "fields seen " + "; ".join(parts) + more
 

@@ -28,7 +28,9 @@ class BadLineError(BucketingError):
 
     def __init__(self, where: str, reason: str, detail: str = ""):
         self.where, self.reason, self.detail = where, reason, detail
-        super().__init__(f"{bad_line_text(where, reason, detail)}; fix or remove the line, or drop --strict to skip bad lines")
+        super().__init__(
+            f"{bad_line_text(where, reason, detail)}; fix or remove the line, or drop --strict to skip bad lines"
+        )
 
 
 def display(path: str | os.PathLike) -> str:

@@ -43,8 +43,9 @@ class Move:
     backup: str | None = None
 
 
-def replace_all(folder: Folder, moves: list[Move], stale: list[str], keep: set[tuple[int, int]],
-                fsync: bool = True) -> None:
+def replace_all(
+    folder: Folder, moves: list[Move], stale: list[str], keep: set[tuple[int, int]], fsync: bool = True
+) -> None:
     """Rename every move into place and remove ``stale`` files, as one step (see the module's doc).
 
     ``keep``: (device, inode) of files never to remove (the run's inputs).
@@ -87,17 +88,23 @@ def _check_journal(folder: Folder, state: str, moves: list[Move], keep: set[tupl
 
     def ours(name: str | None) -> bool:  # absent, or a regular file of this user that is not an input
         info = folder.lstat(name) if name else None
-        return info is None or (stat.S_ISREG(info.st_mode) and info.st_uid == me
-                                and (info.st_dev, info.st_ino) not in keep)
+        return info is None or (
+            stat.S_ISREG(info.st_mode) and info.st_uid == me and (info.st_dev, info.st_ino) not in keep
+        )
 
     journal = folder.lstat(JOURNAL)
     touched = [name for m in moves for name in (m.temp, m.backup)]  # renamed or removed either way
-    touched += [m.final for m in moves] if state == "forward" else [
-        m.final for m in moves if (info := folder.lstat(m.final)) is not None and info.st_ino == m.inode]
+    touched += (
+        [m.final for m in moves]
+        if state == "forward"
+        else [m.final for m in moves if (info := folder.lstat(m.final)) is not None and info.st_ino == m.inode]
+    )
     if journal is None or journal.st_uid != me or not all(ours(name) for name in touched):
-        raise BucketingError(f"{display(folder.path / JOURNAL)} was not left by an export of yours (its owner, or "
-                             "a file it names, is another's, or an input); nothing was changed: look at the folder, "
-                             "then remove the file")
+        raise BucketingError(
+            f"{display(folder.path / JOURNAL)} was not left by an export of yours (its owner, or "
+            "a file it names, is another's, or an input); nothing was changed: look at the folder, "
+            "then remove the file"
+        )
 
 
 def _forward(folder: Folder, moves: list[Move]) -> None:
@@ -164,7 +171,7 @@ def _write_journal(folder: Folder, state: str, moves: list[Move], stale: list[st
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             if fsync:
                 os.fsync(fd)
         finally:
@@ -182,15 +189,26 @@ def _read_journal(folder: Folder) -> tuple[str, list[Move], list[str]]:
     where = display(folder.path / JOURNAL)
     try:
         journal = json.loads(folder.read_bytes(JOURNAL, JOURNAL_LIMIT + 1))
-        if not isinstance(journal, dict) or journal.get("version") != 1 or journal.get("state") not in ("forward", "back"):
+        if (
+            not isinstance(journal, dict)
+            or journal.get("version") != 1
+            or journal.get("state") not in ("forward", "back")
+        ):
             raise ValueError("not a journal")
         moves = [Move(**entry) for entry in journal["moves"]]
         stale = list(journal["stale"])
-        good = all(is_temp_name(m.temp) and is_output_name(m.final) and isinstance(m.inode, int)
-                   and (m.backup is None or is_temp_name(m.backup)) for m in moves)
+        good = all(
+            is_temp_name(m.temp)
+            and is_output_name(m.final)
+            and isinstance(m.inode, int)
+            and (m.backup is None or is_temp_name(m.backup))
+            for m in moves
+        )
         if not good or not all(is_output_name(name) and name.endswith(".jsonl") for name in stale):
             raise ValueError("names an export does not write")
     except (OSError, ValueError, TypeError, KeyError, RecursionError, BucketingError) as error:
-        raise BucketingError(f"{where} was left by an interrupted export but can't be used ({error}); "
-                             "look at the folder, then remove the file") from None
+        raise BucketingError(
+            f"{where} was left by an interrupted export but can't be used ({error}); "
+            "look at the folder, then remove the file"
+        ) from None
     return journal["state"], moves, stale

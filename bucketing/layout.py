@@ -54,8 +54,9 @@ def parse_group_by(text: str | list[str] | tuple[str, ...] | None) -> tuple[str,
     parts = [part.strip() for item in items for part in split_outside_keys(item, ",")]
     if not any(parts):
         raise BucketingError(f"--group-by {text!r} names no field: give one or more, e.g. input or step,input")
-    fields = tuple(part if part == FILE else path_text(tuple((key, None) for key in parse_field(part)))
-                   for part in parts if part)
+    fields = tuple(
+        part if part == FILE else path_text(tuple((key, None) for key in parse_field(part))) for part in parts if part
+    )
     if len(set(fields)) < len(fields):
         raise BucketingError(f"--group-by names a field twice: {','.join(fields)}")
     return fields
@@ -137,8 +138,13 @@ class Layout:
     def describe(self) -> str:
         """One line for people: what a rollout is and where its scores are."""
         within = " in the same file" if FILE in self.group_by else ""
-        unit = (f"lines with equal {', '.join(self.fields)}{within}" if self.fields
-                else "the lines of one file" if self.group_by else "one line")
+        unit = (
+            f"lines with equal {', '.join(self.fields)}{within}"
+            if self.fields
+            else "the lines of one file"
+            if self.group_by
+            else "one line"
+        )
         known = f"{self.name}: " if self.name else ""
         return f"{known}one rollout = {unit}; scores at {self.scores}"
 
@@ -249,8 +255,10 @@ def _reader(scores: str, group_by: tuple[str, ...], booleans: bool) -> LineReade
     groups = {i: parse_field(field) for i, field in enumerate(group_by)}
     for field, group_steps in zip(group_by, groups.values()):
         if group_steps[0] in firsts:
-            raise BucketingError(f"--group-by {field} and the scores at {scores} share the field {group_steps[0]}; "
-                                 "group by a field outside the scores")
+            raise BucketingError(
+                f"--group-by {field} and the scores at {scores} share the field {group_steps[0]}; "
+                "group by a field outside the scores"
+            )
     fields, rename, reach = _group_fields(groups, 0)
     if _plain(path):
         steps = _listed(path.steps)

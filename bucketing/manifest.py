@@ -53,14 +53,27 @@ def plan_record(plan: Plan, ordered: np.ndarray) -> dict:
                 "note": note or None,
             }
             for name, count, share, low, high, bucket, text, note in zip(
-                stats["name"], stats["count"], stats["share"], stats["min"], stats["max"], plan.buckets,
-                plan.ranges(), stats["note"])
+                stats["name"],
+                stats["count"],
+                stats["share"],
+                stats["min"],
+                stats["max"],
+                plan.buckets,
+                plan.ranges(),
+                stats["note"],
+            )
         ],
     }
 
 
-def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str = "", order: str = "input",
-                   ids: np.ndarray | None = None) -> dict:
+def build_manifest(
+    dataset: Dataset,
+    plan: Plan,
+    values: np.ndarray,
+    prefix: str = "",
+    order: str = "input",
+    ids: np.ndarray | None = None,
+) -> dict:
     """The manifest's content (also what ``--json`` prints); ``ids``: ``plan.assign(values)`` when at hand."""
     files = file_names(plan, prefix)
     record = plan_record(plan, np.sort(values))
@@ -68,12 +81,14 @@ def build_manifest(dataset: Dataset, plan: Plan, values: np.ndarray, prefix: str
     lines = np.bincount(ids, weights=dataset.lines_per_rollout(), minlength=len(plan.buckets))
     for bucket, bucket_lines in zip(record["buckets"], lines):
         bucket["file"], bucket["lines"] = files[bucket["name"]], int(bucket_lines)
-    record["params"].update({
-        "scores": dataset.score_path,
-        "scores_detected": dataset.detected,
-        "group_by": list(dataset.layout.group_by),
-        "layout": dataset.layout.name or None,  # the known layout detected, e.g. "verl dump"
-    })
+    record["params"].update(
+        {
+            "scores": dataset.score_path,
+            "scores_detected": dataset.detected,
+            "group_by": list(dataset.layout.group_by),
+            "layout": dataset.layout.name or None,  # the known layout detected, e.g. "verl dump"
+        }
+    )
     reasons = dataset.skipped_summary
     return {
         "version": VERSION,
@@ -149,11 +164,10 @@ def read_manifest(path: str | Path) -> dict:
             problem = "it is nested too deeply"
         except BucketingError as exc:
             problem = str(exc)
-    raise BucketingError(f"manifest {display(path)} can't be used: {problem}; "
-                         f"pass a {MANIFEST} that a bucketing run wrote")
+    raise BucketingError(
+        f"manifest {display(path)} can't be used: {problem}; pass a {MANIFEST} that a bucketing run wrote"
+    )
 
 
 def _number(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
-
-

@@ -30,14 +30,21 @@ class Params:
 
     def __post_init__(self):
         k = self.k
-        if isinstance(k, bool) or not isinstance(k, (int, float, np.integer, np.floating)) or not k >= 1 \
-                or (k <= MAX_K and int(k) != k):
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, (int, float, np.integer, np.floating))
+            or not k >= 1
+            or (k <= MAX_K and int(k) != k)
+        ):
             raise BucketingError(f"--k must be a whole number >= 1, not {k!r}")
         if k > MAX_K:
             raise BucketingError(f"--k must be at most {MAX_K} (pass_at_k uses k = n when k > n), not {k}")
         threshold = self.pass_threshold
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(threshold):
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, (int, float, np.integer, np.floating))
+            or not np.isfinite(threshold)
+        ):
             raise BucketingError("--pass-threshold must be a finite number")
 
 

@@ -55,12 +55,16 @@ def outputs(plan: Plan, prefix: str, with_skipped: bool, cumulative: bool = Fals
         if part != "all":
             result += [Output(folder + files[name], (i,), part) for i, name in enumerate(plan.names)]
         if cumulative:
-            result += [Output(f"{folder}cumulative/{files[name]}", tuple(range(i + 1)), part, True)
-                       for i, name in enumerate(plan.names)]
+            result += [
+                Output(f"{folder}cumulative/{files[name]}", tuple(range(i + 1)), part, True)
+                for i, name in enumerate(plan.names)
+            ]
     return result
 
 
-def output_names(plan: Plan, prefix: str, with_skipped: bool, cumulative: bool = False, split: bool = False) -> list[str]:
+def output_names(
+    plan: Plan, prefix: str, with_skipped: bool, cumulative: bool = False, split: bool = False
+) -> list[str]:
     """Every file an export writes, in the order it renames them, the manifest last."""
     return [o.name for o in outputs(plan, prefix, with_skipped, cumulative, split)] + [prefix + MANIFEST]
 
@@ -72,12 +76,17 @@ SUBFOLDERS = ("train", "val", "cumulative", "train/cumulative", "val/cumulative"
 
 def output_folders(cumulative: bool, split: bool) -> list[str]:
     """The sub-folders an export with these options writes into ("train", "val/cumulative", ...)."""
-    return [folder for folder in SUBFOLDERS
-            if (cumulative or "cumulative" not in folder) and (split or folder.split("/")[0] not in PARTS)]
+    return [
+        folder
+        for folder in SUBFOLDERS
+        if (cumulative or "cumulative" not in folder) and (split or folder.split("/")[0] not in PARTS)
+    ]
 
 
 _STEM = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,159}"
-_OUTPUT_NAME = re.compile(rf"(?:(?:train|val)/)?(?:cumulative/)?{_STEM}\.jsonl|[A-Za-z0-9._-]{{0,64}}{re.escape(MANIFEST)}")
+_OUTPUT_NAME = re.compile(
+    rf"(?:(?:train|val)/)?(?:cumulative/)?{_STEM}\.jsonl|[A-Za-z0-9._-]{{0,64}}{re.escape(MANIFEST)}"
+)
 _TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"[A-Za-z0-9._-]{1,250}")
 
 
@@ -108,8 +117,10 @@ def check_output_dir(out: Path, root: Path | str, names: list[str] | tuple[str, 
     for name in names:
         folder = target / name.rpartition("/")[0]
         if folder == source or source in folder.parents:
-            raise BucketingError(f"{display(out / name)} would be written inside the input directory {display(root)} "
-                                 "(the next run would read it); choose another output folder")
+            raise BucketingError(
+                f"{display(out / name)} would be written inside the input directory {display(root)} "
+                "(the next run would read it); choose another output folder"
+            )
 
 
 def every_line(dataset: Dataset, ids: np.ndarray, buckets: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -126,17 +137,35 @@ def every_line(dataset: Dataset, ids: np.ndarray, buckets: int) -> tuple[dict[st
     return columns, dest
 
 
-def describe_outputs(manifest: dict, dataset: Dataset, plan: Plan, files: list[Output],
-                     counts: list[tuple[int, int]], val_fraction: float | None, seed: int) -> None:
+def describe_outputs(
+    manifest: dict,
+    dataset: Dataset,
+    plan: Plan,
+    files: list[Output],
+    counts: list[tuple[int, int]],
+    val_fraction: float | None,
+    seed: int,
+) -> None:
     """Record what the export writes beyond the buckets: stages, the split and every file's
     ``counts`` (rollouts, lines)."""
     manifest["cumulative"] = any(f.cumulative for f in files)
-    manifest["split"] = None if val_fraction is None else {
-        "val_fraction": val_fraction, "seed": seed,
-        "by": "group key" if dataset.layout.grouped else "line bytes (BLAKE2b)",
-    }
+    manifest["split"] = (
+        None
+        if val_fraction is None
+        else {
+            "val_fraction": val_fraction,
+            "seed": seed,
+            "by": "group key" if dataset.layout.grouped else "line bytes (BLAKE2b)",
+        }
+    )
     manifest["files"] = [
-        {"file": f.name, "buckets": [plan.names[b] for b in f.buckets], "part": f.part, "cumulative": f.cumulative,
-         "rollouts": rollouts, "lines": lines}
+        {
+            "file": f.name,
+            "buckets": [plan.names[b] for b in f.buckets],
+            "part": f.part,
+            "cumulative": f.cumulative,
+            "rollouts": rollouts,
+            "lines": lines,
+        }
         for f, (rollouts, lines) in zip(files, counts)
     ]

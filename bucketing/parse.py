@@ -65,7 +65,9 @@ class ChunkResult:
     rows: array = field(default_factory=lambda: array("q"))  # per good line: ROW_FIELDS, flat
     scores: array = field(default_factory=lambda: array("d"))
     keys: bytearray = field(default_factory=bytearray)  # per good line, when grouped: its group key (layout.KEY_BYTES)
-    skipped: list[tuple[int, int, int, bool, str, str]] = field(default_factory=list)  # line, offset, length, clean, reason, detail
+    skipped: list[tuple[int, int, int, bool, str, str]] = field(
+        default_factory=list
+    )  # line, offset, length, clean, reason, detail
     stopped: bool = False  # --strict hit a bad line
     opens_document: bool = False  # the file's first non-blank line is a lone "[" or "{"
     closes_document: bool = False  # ... and its last one a lone "]" or "}"
@@ -87,8 +89,16 @@ def scan(chunk: Chunk) -> ChunkResult:
         if block.long_line:
             n += 1
             objects += 1  # not known; one huge line must not make the file look like non-JSONL
-            skipped.append((n, block.offset, block.long_line, block.long_line_clean, sp.TOO_LONG,
-                            _too_long(block.long_line, limit)))
+            skipped.append(
+                (
+                    n,
+                    block.offset,
+                    block.long_line,
+                    block.long_line_clean,
+                    sp.TOO_LONG,
+                    _too_long(block.long_line, limit),
+                )
+            )
             if chunk.strict:
                 break
             continue
@@ -199,8 +209,10 @@ def in_range(scores: list[float]) -> bool:
 def _out_of_range(scores: list[float]) -> str:
     """Which score is too large, e.g. "score 2 of 4 is 1e+308, beyond +-1e+100: too large to compute metrics with"."""
     i = next(i for i, s in enumerate(scores) if not -SCORE_LIMIT <= s <= SCORE_LIMIT)
-    return (f"score {i + 1} of {len(scores)} is {float(scores[i]):g}, beyond +-{SCORE_LIMIT:g}: "
-            "too large to compute metrics with")
+    return (
+        f"score {i + 1} of {len(scores)} is {float(scores[i]):g}, beyond +-{SCORE_LIMIT:g}: "
+        "too large to compute metrics with"
+    )
 
 
 def second_look(
@@ -273,6 +285,7 @@ def is_utf8(data: memoryview) -> bool:
     if not data:
         return True
     import pyarrow as pa  # here: only lines simdjson doesn't read need it, and it takes 25 ms to import
+
     offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
     try:
         pa.LargeStringArray.from_buffers(1, offsets, pa.py_buffer(data)).validate(full=True)

@@ -120,11 +120,13 @@ class Plan:
         cuts = np.asarray(self.cuts, dtype=np.float64)
         counts = np.searchsorted(ordered, cuts, side="right") - np.searchsorted(ordered, cuts, side="left")
         ties = tuple(None if t is None else fitted(t, int(n)) for t, n in zip(self.cut_ties, counts.tolist()))
-        notes = [f"the plan splits the {old.tied} rollouts at {self.metric} = {number(cut)} in input order, "
-                 f"{old.below} below cut {j + 1}; these data have {new.tied} there: {new.below} go below it, and "
-                 "equal sizes are not guaranteed"
-                 for j, (cut, old, new) in enumerate(zip(self.cuts, self.cut_ties, ties))
-                 if old is not None and new is not None and old != new]
+        notes = [
+            f"the plan splits the {old.tied} rollouts at {self.metric} = {number(cut)} in input order, "
+            f"{old.below} below cut {j + 1}; these data have {new.tied} there: {new.below} go below it, and "
+            "equal sizes are not guaranteed"
+            for j, (cut, old, new) in enumerate(zip(self.cuts, self.cut_ties, ties))
+            if old is not None and new is not None and old != new
+        ]
         return replace(self, cut_ties=ties, notes=self.notes + tuple(notes))
 
     def ranges(self) -> list[str]:
@@ -172,7 +174,9 @@ def check_names(names: Sequence[str]) -> None:
     for name in names:
         check_name(name)
         if name.lower() in seen:
-            raise BucketingError(f"bucket names {seen[name.lower()]!r} and {name!r} are the same file name ignoring case")
+            raise BucketingError(
+                f"bucket names {seen[name.lower()]!r} and {name!r} are the same file name ignoring case"
+            )
         seen[name.lower()] = name
 
 
@@ -214,8 +218,10 @@ def percentile_plan(
         raise BucketingError("no rollouts to bucket")
     if not (np.isfinite(ordered[0]) and np.isfinite(ordered[-1])):  # sorted: NaN last, -inf first, inf before NaN
         bad = int(np.count_nonzero(~np.isfinite(ordered)))
-        raise BucketingError(f"{metric} is not a finite number for {counted(bad, 'rollout')}; "
-                             "a metric must give a finite number for every rollout")
+        raise BucketingError(
+            f"{metric} is not a finite number for {counted(bad, 'rollout')}; "
+            "a metric must give a finite number for every rollout"
+        )
     higher_is_easier = get_metric(metric).higher_is_easier
     cut_ties: tuple[Tie | None, ...] = ()
     distinct = np.append(ordered[:1], ordered[1:][ordered[1:] != ordered[:-1]])
@@ -224,8 +230,9 @@ def percentile_plan(
         cuts = tuple(float(ordered[max(b, 1) - 1]) for b in boundaries)
         cut_ties = _split_ties(ordered, cuts, boundaries)
     elif len(distinct) >= num_buckets:
-        cuts = tuple(short_between(float(ordered[b - 1]), float(ordered[b]))
-                     for b in balanced_boundaries(ordered, num_buckets))
+        cuts = tuple(
+            short_between(float(ordered[b - 1]), float(ordered[b])) for b in balanced_boundaries(ordered, num_buckets)
+        )
     else:
         cuts = padded_cuts(distinct, sparse_positions(len(distinct), num_buckets, higher_is_easier), num_buckets)
     ranks = [num_buckets - 1 - i if higher_is_easier else i for i in range(num_buckets)]
@@ -240,7 +247,7 @@ def _split_ties(ordered: np.ndarray, cuts: tuple[float, ...], boundaries: list[i
     stop = np.searchsorted(ordered, cuts, side="right").tolist()
     ties = []
     for j, (cut, boundary) in enumerate(zip(cuts, boundaries)):
-        shared = cut in cuts[:j] + cuts[j + 1:]
+        shared = cut in cuts[:j] + cuts[j + 1 :]
         below = boundary - first[j]
         ties.append(Tie(stop[j] - first[j], below) if shared or below < stop[j] - first[j] else None)
     return tuple(ties)
@@ -351,11 +358,14 @@ def check_saved_plan(saved: SavedPlan) -> list[int]:
             raise BucketingError(f"$.cuts must be ascending: $.cuts[{i}] is {cut}, $.cuts[{i + 1}] {next_cut}")
         tie, next_tie = ties[i], ties[i + 1]
         if cut == next_cut and not (tie and next_tie and tie.tied == next_tie.tied and tie.below <= next_tie.below):
-            raise BucketingError(f"$.cuts[{i}] and $.cuts[{i + 1}] are both {cut}, and $.cut_ties doesn't say how the "
-                                 "values there are split (a plan from an earlier version?); make the plan again")
+            raise BucketingError(
+                f"$.cuts[{i}] and $.cuts[{i + 1}] are both {cut}, and $.cut_ties doesn't say how the "
+                "values there are split (a plan from an earlier version?); make the plan again"
+            )
     if len(buckets) != len(cuts) + 1:
-        raise BucketingError(f"$.cuts: {counted(len(cuts), 'cut point')} for {len(buckets)} buckets "
-                             "(there must be one fewer)")
+        raise BucketingError(
+            f"$.cuts: {counted(len(cuts), 'cut point')} for {len(buckets)} buckets (there must be one fewer)"
+        )
     if sorted(b.difficulty_rank for b in buckets) != list(range(len(buckets))):
         raise BucketingError(f"$.buckets: the difficulty ranks must be 0 to {len(buckets) - 1}, each once")
     check_names([b.name for b in buckets])
@@ -369,13 +379,16 @@ def check_saved_plan(saved: SavedPlan) -> list[int]:
             raise BucketingError(f"$.buckets[{i}]: lower {b.lower} and upper {b.upper} don't match the cut points")
         claims.setdefault((b.lower, b.upper), []).append(i)
     ends = [claims.get((None, cuts[0] if cuts else None)), claims.get((cuts[-1] if cuts else None, None))]
-    rising = len(buckets) == 1 or (ends[0] and ends[1] and buckets[ends[0][0]].difficulty_rank
-                                   < buckets[ends[1][0]].difficulty_rank)
+    rising = len(buckets) == 1 or (
+        ends[0] and ends[1] and buckets[ends[0][0]].difficulty_rank < buckets[ends[1][0]].difficulty_rank
+    )
     intervals = [0] * len(buckets)
     for key, members in claims.items():  # buckets sharing bounds (split ties): in interval order by their ranks
         if len(members) != len(free[key]):
-            raise BucketingError(f"$.buckets[{members[-1]}]: lower {key[0]} and upper {key[1]} don't match the cut "
-                                 "points (or another bucket has them)")
+            raise BucketingError(
+                f"$.buckets[{members[-1]}]: lower {key[0]} and upper {key[1]} don't match the cut "
+                "points (or another bucket has them)"
+            )
         members.sort(key=lambda i: buckets[i].difficulty_rank, reverse=not rising)
         for i, interval in zip(members, free[key]):
             intervals[i] = interval
@@ -403,8 +416,16 @@ def plan_from_manifest(manifest: dict) -> Plan:
     buckets = tuple(replace(b, label=labels[b.name]) for b in _buckets(cuts, names, ranks))
     preset = saved.preset if saved.preset in PRESETS else None
     ties = tuple(None if t is None else Tie(t.tied, t.below) for t in saved.cut_ties)
-    return Plan(saved.metric, "thresholds", cuts, buckets, "split" if any(ties) else "keep", params, preset=preset,
-                cut_ties=ties if any(ties) else ())
+    return Plan(
+        saved.metric,
+        "thresholds",
+        cuts,
+        buckets,
+        "split" if any(ties) else "keep",
+        params,
+        preset=preset,
+        cut_ties=ties if any(ties) else (),
+    )
 
 
 def bucket_stats(plan: Plan, ordered: np.ndarray) -> dict[str, np.ndarray | list]:
@@ -466,24 +487,35 @@ def plan_warnings(plan: Plan, ordered: np.ndarray) -> list[str]:
     explained = plan.mode == "percentile" and (total < count if plan.ties == "split" else distinct < count)
     if explained:
         why = stats["note"][plan.names.index(empty[0])].removeprefix("empty: ") if empty else ""
-        warnings.append(f"{why}: {_listed(empty)} {'is' if len(empty) == 1 else 'are'} empty; "
-                        f"use {WAYS_OUT}")
+        warnings.append(f"{why}: {_listed(empty)} {'is' if len(empty) == 1 else 'are'} empty; use {WAYS_OUT}")
     if plan.mode == "percentile" and total:
         values, sizes = np.unique(ordered, return_counts=True)
         big = (sizes > total / count) & (sizes > 1)  # a single rollout can't be split: nothing to say
         for at in np.flatnonzero(big)[np.argsort(-sizes[big], kind="stable")][:3]:
             value, size = float(values[at]), int(sizes[at])
             held = sorted({int(i) for i in plan.assign(np.full(1, value))}) if plan.ties == "keep" else []
-            where = (f"they all stay in {plan.names[held[0]]}, so the sizes can't be equal; --ties split makes them "
-                     f"equal (splitting the tie in input order), or use {WAYS_OUT}") if held else \
-                "they are split across buckets in input order (--ties split)"
-            warnings.append(f"{size} of {total} rollouts ({size / total:.0%}) have {metric} = {number(value)}, more "
-                            f"than one bucket's share ({total / count:.4g}): {where}")
+            where = (
+                (
+                    f"they all stay in {plan.names[held[0]]}, so the sizes can't be equal; --ties split makes them "
+                    f"equal (splitting the tie in input order), or use {WAYS_OUT}"
+                )
+                if held
+                else "they are split across buckets in input order (--ties split)"
+            )
+            warnings.append(
+                f"{size} of {total} rollouts ({size / total:.0%}) have {metric} = {number(value)}, more "
+                f"than one bucket's share ({total / count:.4g}): {where}"
+            )
     if empty and not explained:
         for name, note in zip(stats["name"], stats["note"]):
             if note:
-                hint = ("" if plan.preset else "; move or remove a threshold" if plan.mode == "thresholds"
-                        else f"; use {WAYS_OUT}")
+                hint = (
+                    ""
+                    if plan.preset
+                    else "; move or remove a threshold"
+                    if plan.mode == "thresholds"
+                    else f"; use {WAYS_OUT}"
+                )
                 warnings.append(f"bucket {name} is {note}{hint}")
     return warnings
 
@@ -504,12 +536,16 @@ def cut_lines(plan: Plan, ordered: np.ndarray) -> list[str]:
         if plan.ties == "split":
             lines.append(f"{head}, exactly {point:.4g}%{split}")
         elif edges[j] < below < edges[j + 2]:  # neither bucket beside it is empty
-            lines.append(f"{head}: between {number(ordered[below - 1])} and {number(ordered[below])}, the nearest "
-                         f"place to the {point:.4g}% percentile ({np.percentile(ordered, point):.4g}) that keeps "
-                         "ties together")
+            lines.append(
+                f"{head}: between {number(ordered[below - 1])} and {number(ordered[below])}, the nearest "
+                f"place to the {point:.4g}% percentile ({np.percentile(ordered, point):.4g}) that keeps "
+                "ties together"
+            )
         else:
-            lines.append(f"{head}: the bound of an empty bucket "
-                         f"(only {counted(distinct_count(ordered), 'distinct value')} for {count} buckets)")
+            lines.append(
+                f"{head}: the bound of an empty bucket "
+                f"(only {counted(distinct_count(ordered), 'distinct value')} for {count} buckets)"
+            )
     return lines
 
 

@@ -42,8 +42,9 @@ def read_lines(dataset: Dataset, indices: Sequence[int] | np.ndarray) -> list[by
     for file_id in np.unique(file_ids).tolist():
         members = [int(i) for i, f in zip(indices, file_ids.tolist()) if f == file_id]
         members.sort(key=lambda i: columns["offset"][i])
-        for k, data in read_ranges(dataset.files[file_id], [columns["offset"][i] for i in members],
-                                   [columns["length"][i] for i in members]):
+        for k, data in read_ranges(
+            dataset.files[file_id], [columns["offset"][i] for i in members], [columns["length"][i] for i in members]
+        ):
             found.setdefault(members[k], bytearray()).extend(data)
     return [bytes(found.get(int(i), b"")) for i in indices]
 

@@ -38,4 +38,3 @@ class ProgressBar:
         if self.shown:
             self.stream.write("\n")
             self.stream.flush()
-

@@ -41,8 +41,9 @@ def cut_text(cut: float) -> str:
     return f"just below {above}" if above else number(cut)
 
 
-def interval_text(metric: str, lower: float | None, upper: float | None, upper_open: bool = False,
-                  lower_closed: bool = False) -> str:
+def interval_text(
+    metric: str, lower: float | None, upper: float | None, upper_open: bool = False, lower_closed: bool = False
+) -> str:
     """``lower < metric <= upper`` (``< upper`` with ``upper_open``, ``lower <=`` with ``lower_closed``), in the
     clearest true words."""
     if lower is None and upper is None:
@@ -77,11 +78,19 @@ def split_text(metric: str, lower: float | None, upper: float | None, low_tie: T
         return f"{metric} = {number(upper)}: {which} of the {tied} tied there, in input order"
     parts = []
     if low_tie is not None and lower is not None and 0 < low_tie.below < low_tie.tied:
-        parts.append(f"{metric} = {number(lower)} (the last {low_tie.tied - low_tie.below} of {low_tie.tied} tied, "
-                     "in input order)")
-    parts.append(interval_text(metric, lower, upper, upper_open=high_tie is not None,
-                               lower_closed=low_tie is not None and low_tie.below == 0))
+        parts.append(
+            f"{metric} = {number(lower)} (the last {low_tie.tied - low_tie.below} of {low_tie.tied} tied, "
+            "in input order)"
+        )
+    parts.append(
+        interval_text(
+            metric,
+            lower,
+            upper,
+            upper_open=high_tie is not None,
+            lower_closed=low_tie is not None and low_tie.below == 0,
+        )
+    )
     if high_tie is not None and upper is not None and high_tie.below > 0:
-        parts.append(f"{metric} = {number(upper)} (the first {high_tie.below} of {high_tie.tied} tied, "
-                     "in input order)")
+        parts.append(f"{metric} = {number(upper)} (the first {high_tie.below} of {high_tie.tied} tied, in input order)")
     return ", or ".join(parts)

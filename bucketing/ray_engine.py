@@ -45,8 +45,13 @@ def connect(address: str | None = None) -> None:
     import ray
 
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                 runtime_env={"py_modules": [str(Path(__file__).resolve().parent)]})  # workers get this package
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+            runtime_env={"py_modules": [str(Path(__file__).resolve().parent)]},
+        )  # workers get this package
     import ray.data
 
     context = ray.data.DataContext.get_current()
@@ -74,11 +79,11 @@ def load(
     """
     if not is_uri(input_path):
         input_path = os.path.abspath(input_path)  # the workers' current folders are not ours
-    reading = prepare_load(input_path, scores=scores, group_by=group_by, max_line_bytes=max_line_bytes, strict=strict,
-                           exclude=exclude)
+    reading = prepare_load(
+        input_path, scores=scores, group_by=group_by, max_line_bytes=max_line_bytes, strict=strict, exclude=exclude
+    )
     connect(address)
-    results = _run(scan, [pickle.dumps(chunk) for chunk in reading.chunks],
-                   [c.size for c in reading.chunks], progress)
+    results = _run(scan, [pickle.dumps(chunk) for chunk in reading.chunks], [c.size for c in reading.chunks], progress)
     return reading.finish(results)
 
 
@@ -149,7 +154,9 @@ def export(
 ) -> dict:
     """Write the buckets as folders of part files (or single files), and the manifest; returns it."""
     if order != "input":
-        raise BucketingError("--engine ray writes lines in input order; drop --order difficulty (or use --engine local)")
+        raise BucketingError(
+            "--engine ray writes lines in input order; drop --order difficulty (or use --engine local)"
+        )
     if not is_uri(out_dir):
         check_output_dir(Path(out_dir), dataset.root)
     fs, base = _output(out_dir)
@@ -208,14 +215,17 @@ def _write_tasks(dataset: Dataset, ids: np.ndarray, buckets: int, names: list[st
     order = np.lexsort((columns["offset"], columns["file_id"]))
     columns = {key: column[order] for key, column in columns.items()}
     dest = dest[order]
-    slice_of = np.where([dataset.files[f].compression is None for f in range(len(dataset.files))],
-                        1, 0)[columns["file_id"]] * (columns["offset"] // WRITE_SLICE)
+    slice_of = np.where([dataset.files[f].compression is None for f in range(len(dataset.files))], 1, 0)[
+        columns["file_id"]
+    ] * (columns["offset"] // WRITE_SLICE)
     tasks: list[_WriteTask] = []
     keys = np.stack([columns["file_id"], slice_of], axis=1)
     starts = np.flatnonzero(np.concatenate([[True], (keys[1:] != keys[:-1]).any(axis=1)]))
     for number, (a, b) in enumerate(zip(starts, [*starts[1:], len(dest)])):
         file = dataset.files[int(columns["file_id"][a])]
-        tasks.append(_WriteTask(number, file, columns["offset"][a:b], columns["length"][a:b], dest[a:b], names, staging))
+        tasks.append(
+            _WriteTask(number, file, columns["offset"][a:b], columns["length"][a:b], dest[a:b], names, staging)
+        )
     return tasks
 
 
@@ -269,8 +279,9 @@ def _concatenate(fs, parts: list[str], target: str) -> None:
                     out.write(data)
 
 
-def _describe(manifest: dict, dataset: Dataset, plan: Plan, files: list[Output], parts: dict[str, list[str]],
-              single_file: bool) -> None:
+def _describe(
+    manifest: dict, dataset: Dataset, plan: Plan, files: list[Output], parts: dict[str, list[str]], single_file: bool
+) -> None:
     """Every output's counts, as locally; without ``single_file`` each output is a folder with its list of parts."""
     manifest["engine"] = "ray"
     counts = [(b["count"], b["lines"]) for b in manifest["buckets"]]

@@ -26,9 +26,11 @@ MAX_INDEX = 1_000_000
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 _INDEX = re.compile(r"\[(-?\d{1,8})\]")
 _WEIGHT = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*\s*")
-SYNTAX = ("field names joined by '.', a key of any other characters as a JSON string in brackets, [] after "
-          "a list for every element or [N] for one, and + between paths to add them (with an optional weight), "
-          "e.g. reward[].score, rewards[0], [\"mean/reward\"], reward[\"rewards.format\"] or 0.7 * a + 0.3 * b")
+SYNTAX = (
+    "field names joined by '.', a key of any other characters as a JSON string in brackets, [] after "
+    "a list for every element or [N] for one, and + between paths to add them (with an optional weight), "
+    'e.g. reward[].score, rewards[0], ["mean/reward"], reward["rewards.format"] or 0.7 * a + 0.3 * b'
+)
 
 Step = tuple[str, Union[str, int, None]]  # (key, None | EACH | index)
 
@@ -46,8 +48,21 @@ NOT_FINITE = "score not finite"
 TOO_LONG = "line too long"
 MISSING_GROUP = "missing group field"
 UNEVEN = "score lists of different lengths"
-REASONS = (INVALID_UTF8, INVALID_JSON, TRUNCATED, TOO_DEEP, NOT_OBJECT, MISSING, NOT_LIST, EMPTY,
-           NOT_NUMBER, NOT_FINITE, TOO_LONG, MISSING_GROUP, UNEVEN)
+REASONS = (
+    INVALID_UTF8,
+    INVALID_JSON,
+    TRUNCATED,
+    TOO_DEEP,
+    NOT_OBJECT,
+    MISSING,
+    NOT_LIST,
+    EMPTY,
+    NOT_NUMBER,
+    NOT_FINITE,
+    TOO_LONG,
+    MISSING_GROUP,
+    UNEVEN,
+)
 
 
 class BadScores(Exception):
@@ -155,7 +170,7 @@ def _parse_path(text: str, pos: int, what: str) -> tuple[tuple[Step, ...], int]:
             try:
                 key, end = json.JSONDecoder().raw_decode(text, pos + 1)
             except ValueError:
-                raise _bad(text, what, "a quoted key must be a JSON string, closed with \"]") from None
+                raise _bad(text, what, 'a quoted key must be a JSON string, closed with "]') from None
             if not text.startswith("]", end):
                 raise _bad(text, what, "a quoted key must be closed with ]")
             pos = end + 1
@@ -164,7 +179,9 @@ def _parse_path(text: str, pos: int, what: str) -> tuple[tuple[Step, ...], int]:
         else:
             name = _NAME.match(text, pos + (1 if steps and text.startswith(".", pos) else 0))
             if not name or (steps and not text.startswith(".", pos)):
-                raise _bad(text, what, "expected a field name" + (f" at {text[pos:pos + 20]!r}" if text[pos:] else ""))
+                raise _bad(
+                    text, what, "expected a field name" + (f" at {text[pos : pos + 20]!r}" if text[pos:] else "")
+                )
             key, pos = name.group(), name.end()
         op: str | int | None = None
         if text.startswith(EACH, pos):
@@ -177,8 +194,13 @@ def _parse_path(text: str, pos: int, what: str) -> tuple[tuple[Step, ...], int]:
                     raise _bad(text, what, f"index {op} is beyond {MAX_INDEX}")
         steps.append((key, op))
         if text.startswith("[", pos) and not text.startswith('["', pos):
-            raise _bad(text, what, "one [] or [N] per field (a list inside a list is not supported)" if op is not None
-                       else "brackets hold nothing, a whole number or a quoted key")
+            raise _bad(
+                text,
+                what,
+                "one [] or [N] per field (a list inside a list is not supported)"
+                if op is not None
+                else "brackets hold nothing, a whole number or a quoted key",
+            )
         if not (text.startswith(".", pos) or text.startswith('["', pos)):
             return tuple(steps), pos
 
@@ -187,7 +209,7 @@ def parse_field(text: str, what: str = "--group-by") -> tuple[str, ...]:
     """The keys of a field path (``extra_info.index``, ``["task id"]``), for grouping: no [] or [N]."""
     steps, pos = _parse_path(text, 0, what)
     if pos != len(text):
-        raise _bad(text, what, f"unexpected {text[pos:pos + 20]!r}")
+        raise _bad(text, what, f"unexpected {text[pos : pos + 20]!r}")
     if any(op is not None for _, op in steps):
         raise BucketingError(f"{what} {text[:200]!r} is not a field: a field to group by can't take [] or [N]")
     return tuple(key for key, _ in steps)
@@ -258,7 +280,7 @@ def _number(value: Any, where: str, booleans: bool = False) -> float:
 
 
 def kind_of(value: Any) -> str:
-    """"a string", "null", "a list" ... for messages."""
+    """ "a string", "null", "a list" ... for messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -107,8 +107,10 @@ def check_globs(patterns: list[str] | tuple[str, ...]) -> list[str]:
     for pattern in patterns:
         glob = pattern.strip().removeprefix("./").rstrip("/")
         if not glob:
-            raise BucketingError(f"exclude glob {display(repr(pattern))} matches no file; give a glob such as "
-                                 "'drafts/*' or '*.tmp.jsonl'")
+            raise BucketingError(
+                f"exclude glob {display(repr(pattern))} matches no file; give a glob such as "
+                "'drafts/*' or '*.tmp.jsonl'"
+            )
         globs.append(glob)
     return globs
 
@@ -120,7 +122,7 @@ def excluded(rel: str, globs: list[str]) -> bool:
     depth); a glob that matches a folder (``drafts``) leaves out everything below it.
     """
     parts = rel.split("/")
-    candidates = ["/".join(parts[: end]) for end in range(1, len(parts) + 1)]
+    candidates = ["/".join(parts[:end]) for end in range(1, len(parts) + 1)]
     return any(fnmatch.fnmatchcase(candidate, glob) for candidate in candidates for glob in globs)
 
 
@@ -248,8 +250,13 @@ def _find_uri_inputs(root: str) -> list[InputFile]:
         raise BucketingError(f"input {display(root)} can't be read: {exc}") from None
     scheme = root.split("://", 1)[0]
     found = [
-        InputFile(Path(info.path), info.path.removeprefix(prefix), info.size, info.mtime_ns or 0,
-                  uri=f"{scheme}://{info.path}")
+        InputFile(
+            Path(info.path),
+            info.path.removeprefix(prefix),
+            info.size,
+            info.mtime_ns or 0,
+            uri=f"{scheme}://{info.path}",
+        )
         for info in infos
         if info.type == pafs.FileType.File and info.base_name.endswith(SUFFIXES)
     ]
@@ -495,6 +502,13 @@ def _skip_long_line(stream: Stream, buf: bytearray, have: int, offset: int) -> t
             break
         length, last = length + len(chunk), chunk[-1]
     cr = 1 if ends_nl and last == 13 else 0  # a CRLF line's \r is not part of it
-    block = Block(buf, 0, 0, offset + bom, long_line=length - bom - cr, long_line_ends_with_newline=ends_nl,
-                  long_line_clean=ends_nl and not cr)
+    block = Block(
+        buf,
+        0,
+        0,
+        offset + bom,
+        long_line=length - bom - cr,
+        long_line_ends_with_newline=ends_nl,
+        long_line_clean=ends_nl and not cr,
+    )
     return block, offset + length + ends_nl, rest

@@ -34,8 +34,9 @@ def check_fraction(fraction: float) -> None:
         raise BucketingError(f"--val-fraction must be between 0 and 1 (exclusive), not {fraction}")
 
 
-def validation_rollouts(dataset: Dataset, ids: np.ndarray, fraction: float, open_source: SourceOpener,
-                        seed: int = 0) -> np.ndarray:
+def validation_rollouts(
+    dataset: Dataset, ids: np.ndarray, fraction: float, open_source: SourceOpener, seed: int = 0
+) -> np.ndarray:
     """Per rollout, whether it goes to validation; ``ids`` is each rollout's bucket, ``sources`` as in
     :func:`rollout_digests`."""
     check_fraction(fraction)
@@ -79,8 +80,9 @@ def rollout_digests(dataset: Dataset, open_source: SourceOpener) -> np.ndarray:
                         hasher.update(data)  # hashlib lets other threads run while it hashes large pieces
                     found += hasher.digest()
         except Shrunk:  # said with the file's name; any other error is already said well
-            raise BucketingError(f"{display(dataset.files[file_id].rel)} got shorter since it was read; "
-                                 "load it again") from None
+            raise BucketingError(
+                f"{display(dataset.files[file_id].rel)} got shorter since it was read; load it again"
+            ) from None
         digests[members] = np.frombuffer(found, dtype="<u8").reshape(-1, 2)
 
     with ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, len(dataset.files)))) as pool:

@@ -181,8 +181,10 @@ def check_targets(out: Folder, names: list[str], inputs: dict[tuple[int, int], I
             continue  # a dangling link: replacing it harms nothing
         same = inputs.get((info.st_dev, info.st_ino))
         if same is not None:
-            raise BucketingError(f"{display(out.path / name)} is the input file {display(same.rel)} (a link to it); "
-                                 "choose another output folder")
+            raise BucketingError(
+                f"{display(out.path / name)} is the input file {display(same.rel)} (a link to it); "
+                "choose another output folder"
+            )
 
 
 def check_free(out: Path, names: list[str]) -> None:
@@ -211,8 +213,15 @@ def check_unchanged(dataset: Dataset) -> None:
             raise BucketingError(f"{display(file.rel)} changed since it was loaded; load the input again")
 
 
-def _pieces(dataset: Dataset, plan: Plan, values: np.ndarray, ids: np.ndarray, order: str, files: list[Output],
-            validation: np.ndarray | None) -> list[dict]:
+def _pieces(
+    dataset: Dataset,
+    plan: Plan,
+    values: np.ndarray,
+    ids: np.ndarray,
+    order: str,
+    files: list[Output],
+    validation: np.ndarray | None,
+) -> list[dict]:
     """Per output file, in the order to write: arrays file_id, offset, length, clean; and its rollout count.
 
     Every line goes where its rollout goes; a rollout's lines stay in input order.

@@ -73,7 +73,7 @@ MATH = Family(
     sources=("gsm8k", "MATH", "aime_2024", "numina_cn_k12"),
     constraints=(
         "Please reason step by step, and put your final answer within \\boxed{}.",
-        "Let's think step by step and output the final answer after \"Answer:\".",
+        'Let\'s think step by step and output the final answer after "Answer:".',
         "",
     ),
     prompts=(
@@ -121,13 +121,13 @@ IFEVAL = Family(
         "Answer in fewer than 50 words.",
         "Your entire response should be in lowercase letters.",
         "Do not use any commas in your response.",
-        "Wrap your entire response in double quotation marks (\").",
-        "End your response with the exact phrase \"Is there anything else I can help with?\"",
+        'Wrap your entire response in double quotation marks (").',
+        'End your response with the exact phrase "Is there anything else I can help with?"',
         "Your answer must contain a title, wrapped in double angular brackets, such as <<poem of joy>>.",
         "请用中文回答。",
     ),
     prompts=(
-        "Write a short poem about \"{0} rivers\" without using the letter e.",
+        'Write a short poem about "{0} rivers" without using the letter e.',
         "Describe your favourite café in exactly {1} sentences.",
         "用不超过{0}个字介绍一下长城。",
         "List {1} tips for staying focused 🎯 while working from home.\nUse bullet points.",
@@ -136,7 +136,7 @@ IFEVAL = Family(
     ),
     openers=(
         "<<a quiet morning>>",
-        "\"rivers run long and slow",
+        '"rivers run long and slow',
         "• stay hydrated\n• take short breaks\n• close unused tabs",
         "长城是中国古代的军事防御工程。",
         "Bonjour à tous,",
@@ -146,13 +146,13 @@ IFEVAL = Family(
         " the café smells of fresh bread and old books.",
         " la réunion aura lieu lundi à 10 h dans la salle B.",
         " 它全长两万多公里，横跨多个省份。",
-        " Great bass, weak mids, and the case is \"fine\".",
+        ' Great bass, weak mids, and the case is "fine".',
         " the light is soft and the music is low",
     ),
     closers=(
         "",
         " Is there anything else I can help with?",
-        "\"",
+        '"',
         " ({0} words)",
     ),
 )
@@ -171,7 +171,7 @@ GRADED = Family(
         "Summarise the main causes of the French Révolution in {1} paragraphs.",
         "Compare Python and Rust for writing a {0}-thread web server.",
         "解释一下量子纠缠，并举一个生活中的比喻。",
-        "Give feedback on this essay opening:\n\"It was the best of times, it was the worst of times…\"",
+        'Give feedback on this essay opening:\n"It was the best of times, it was the worst of times…"',
     ),
     openers=(
         "Great question!",
@@ -185,7 +185,7 @@ GRADED = Family(
         " Fiscal crisis, Enlightenment ideas and bread prices all played a part.",
         " Rust gives you memory safety without a GC; Python gives you speed of development.",
         " The opening is memorable, but the second clause repeats the first.\nConsider trimming it.",
-        " According to Smith et al. (2019), this is \"well established\".",
+        ' According to Smith et al. (2019), this is "well established".',
     ),
     closers=(
         "",
@@ -205,7 +205,7 @@ CODE = Family(
     ),
     prompts=(
         "Write a Python function `two_sum(nums, target)` that returns the indices of two numbers adding up to target. len(nums) ≤ {0}.",
-        "Implement `is_palindrome(s: str) -> bool`, ignoring case and punctuation (e.g. \"Ésope reste ici et se repose\").",
+        'Implement `is_palindrome(s: str) -> bool`, ignoring case and punctuation (e.g. "Ésope reste ici et se repose").',
         "Given an array of {0} integers, return the length of the longest strictly increasing subsequence.",
         "编写一个函数，返回第 {0} 个斐波那契数（对 10^9+7 取模）。",
         "Write a SQL query returning the top {1} customers by total spend.",
@@ -225,7 +225,7 @@ CODE = Family(
     ),
     middles=(
         "\n\nTime complexity: O(n), space: O(n).",
-        "\n\nThis handles the empty input and \"négatif\" numbers.",
+        '\n\nThis handles the empty input and "négatif" numbers.',
         "\n\n复杂度为 O(log n)。",
     ),
     closers=(
@@ -258,7 +258,8 @@ CHOICE_TAIL = '"}}'
 # reasoning traces are. (Text that is mostly CJK costs more to validate as UTF-8: see benchmarks/.)
 FILLER_WORDS = (
     "the model then checks each case and rewrites the draft so that every step is justified "
-    "before moving on while keeping notes about edge cases inputs outputs and timing ".split() * 24
+    "before moving on while keeping notes about edge cases inputs outputs and timing ".split()
+    * 24
     + "café naïve über façade déjà señor 数据 模型 推理 验证 ∀ ∃ ≈ → λ ∞ ≤ ≥".split()
 )
 
@@ -275,7 +276,7 @@ def _score_fragments(table: Sequence[str]) -> tuple[str, ...]:
 
 def _number(fragment: str) -> str:
     """The number of a ``{"score": x}`` fragment, spelled as it is there."""
-    return fragment[len('{"score": '):-1]
+    return fragment[len('{"score": ') : -1]
 
 
 def _score_tables() -> tuple[list[tuple[str, ...]], dict[str, list[int]]]:
@@ -359,8 +360,10 @@ class RolloutStream:
                 prompts = self.prompts[d.family]
                 prompt = prompts[d.picks[0] % len(prompts)].format(d.picks[1] % 997 + 2, d.picks[2] % 12 + 2)
                 table, pool = self.tables[d.table], self.responses[d.family]
-                yield [self._fit(render, fam, num, prompt, pool[d.bodies[j]], _number(table[d.scores[j]]), d.pad_at[j])
-                       for j in range(d.n)]
+                yield [
+                    self._fit(render, fam, num, prompt, pool[d.bodies[j]], _number(table[d.scores[j]]), d.pad_at[j])
+                    for j in range(d.n)
+                ]
 
     def _fit(self, render, fam: Family, num: int, prompt: str, content: str, score: str, pad_at: float) -> bytes:
         """One dump line, its response padded to about ``line_bytes``."""
@@ -372,17 +375,23 @@ class RolloutStream:
 
     def _verl_line(self, fam: Family, num: int, prompt: str, content: str, score: str) -> str:
         acc = "true" if float(score) > 0 else "false"
-        return (f'{{"input": "<|im_start|>user\\n{prompt}<|im_end|>\\n<|im_start|>assistant\\n", '
-                f'"output": "{content}", "gts": "{fam.name}_{num}", "score": {score}, "step": {{step}}, '
-                f'"acc": {acc}}}\n')
+        return (
+            f'{{"input": "<|im_start|>user\\n{prompt}<|im_end|>\\n<|im_start|>assistant\\n", '
+            f'"output": "{content}", "gts": "{fam.name}_{num}", "score": {score}, "step": {{step}}, '
+            f'"acc": {acc}}}\n'
+        )
 
     def _skyrl_line(self, fam: Family, num: int, prompt: str, content: str, score: str) -> str:
-        return (f'{{"input_prompt": "{prompt}", "output_response": "{content}", "score": {score}, '
-                f'"stop_reason": "stop", "env_class": "{fam.name}", "data_source": "{fam.sources[num % len(fam.sources)]}"}}\n')
+        return (
+            f'{{"input_prompt": "{prompt}", "output_response": "{content}", "score": {score}, '
+            f'"stop_reason": "stop", "env_class": "{fam.name}", "data_source": "{fam.sources[num % len(fam.sources)]}"}}\n'
+        )
 
     def _nemo_line(self, fam: Family, num: int, prompt: str, content: str, score: str) -> str:
-        return (f'{{"content": [{{"role": "user", "content": "{prompt}"}}, {{"role": "assistant", "content": '
-                f'"{content}"}}], "rewards": {score}, "idx": {num}, "generation_lengths": {len(content)}}}\n')
+        return (
+            f'{{"content": [{{"role": "user", "content": "{prompt}"}}, {{"role": "assistant", "content": '
+            f'"{content}"}}], "rewards": {score}, "idx": {num}, "generation_lengths": {len(content)}}}\n'
+        )
 
     def _draws(self) -> Iterator[_Draw]:
         """``BLOCK`` rollouts' randomness, drawn with whole-array calls."""
@@ -423,11 +432,13 @@ class RolloutStream:
         if d.picks[3] % 4 == 0:
             messages = '{"role": "system", "content": "You are a helpful assistant."}, ' + messages
         pool, table = self.responses[d.family], self.tables[d.table]
-        contents = [pool[b] for b in d.bodies[:d.n]]
+        contents = [pool[b] for b in d.bodies[: d.n]]
         head = f'{{"key": "{key}", "num": {num}, "prompt": [{messages}], "response": {{"choices": ['
-        tail = (f']}}, "reward": [{", ".join([table[s] for s in d.scores[:d.n]])}], '
-                f'"constraint": "{constraints[d.picks[4] % len(constraints)]}", '
-                f'"extra_info": {{"split": "{d.split}", "source": "{fam.sources[d.picks[5] % len(fam.sources)]}"}}}}\n')
+        tail = (
+            f']}}, "reward": [{", ".join([table[s] for s in d.scores[: d.n]])}], '
+            f'"constraint": "{constraints[d.picks[4] % len(constraints)]}", '
+            f'"extra_info": {{"split": "{d.split}", "source": "{fam.sources[d.picks[5] % len(fam.sources)]}"}}}}\n'
+        )
         line = head + _choices(contents) + tail
         if self.line_bytes:
             missing = self.line_bytes - len(line.encode())
@@ -439,7 +450,7 @@ class RolloutStream:
         """``contents`` each lengthened with filler so that together they grow by about ``missing_bytes``."""
         chars = int(missing_bytes / len(contents) / self.filler_bytes_per_char) - 1
         room = len(self.filler) - chars
-        return [c + " " + self.filler[int(a * room):int(a * room) + chars] for c, a in zip(contents, pad_at)]
+        return [c + " " + self.filler[int(a * room) : int(a * room) + chars] for c, a in zip(contents, pad_at)]
 
 
 def _choices(contents: list[str]) -> str:
@@ -469,8 +480,16 @@ LAYOUTS = ("prompt", "verl", "skyrl", "nemo")
 DUMP_NAMES = {"verl": "{step}.jsonl", "skyrl": "dump_{i}.jsonl", "nemo": "train_data_step{step}.jsonl"}
 
 
-def make_rollouts(out_dir, *, rollouts: int = 300, files: int = 4, seed: int = 0,
-                  line_bytes: int | None = None, size_bytes: int | None = None, layout: str = "prompt") -> list[Path]:
+def make_rollouts(
+    out_dir,
+    *,
+    rollouts: int = 300,
+    files: int = 4,
+    seed: int = 0,
+    line_bytes: int | None = None,
+    size_bytes: int | None = None,
+    layout: str = "prompt",
+) -> list[Path]:
     """Write ``files`` JSONL files of rollouts into ``out_dir`` and return their paths in order.
 
     Without ``size_bytes``, ``rollouts`` lines are spread over the files in order.
@@ -504,8 +523,9 @@ def make_rollouts(out_dir, *, rollouts: int = 300, files: int = 4, seed: int = 0
     return paths
 
 
-def _make_dump(out_dir: Path, layout: str, rollouts: int, files: int, seed: int,
-               line_bytes: int | None, size_bytes: int | None) -> list[Path]:
+def _make_dump(
+    out_dir: Path, layout: str, rollouts: int, files: int, seed: int, line_bytes: int | None, size_bytes: int | None
+) -> list[Path]:
     """One line per response; each prompt's responses split over step files ``f`` and ``f + 1``."""
     paths = [out_dir / DUMP_NAMES[layout].format(step=i + 1, i=i) for i in range(files)]
     outs = [open(path, "wb", buffering=1 << 20) for path in paths]
@@ -545,16 +565,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
     parser.add_argument("--line-bytes", type=int, default=None, help="pad responses so lines are about this long")
     parser.add_argument("--size", type=parse_size, default=None, help="write until the total reaches this (e.g. 2GB)")
-    parser.add_argument("--layout", choices=LAYOUTS, default="prompt",
-                        help="prompt: one line per prompt (default); verl, skyrl, nemo: those trainers' dumps")
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="prompt",
+        help="prompt: one line per prompt (default); verl, skyrl, nemo: those trainers' dumps",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Write the files the command line asks for and report their total size on stderr."""
     args = build_parser().parse_args(argv)
-    paths = make_rollouts(args.out, rollouts=args.rollouts, files=args.files, seed=args.seed,
-                          line_bytes=args.line_bytes, size_bytes=args.size, layout=args.layout)
+    paths = make_rollouts(
+        args.out,
+        rollouts=args.rollouts,
+        files=args.files,
+        seed=args.seed,
+        line_bytes=args.line_bytes,
+        size_bytes=args.size,
+        layout=args.layout,
+    )
     total = sum(p.stat().st_size for p in paths)
     print(f"wrote {len(paths)} files, {total:,} bytes, to {args.out}", file=sys.stderr)
 

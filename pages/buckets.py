@@ -127,17 +127,33 @@ def editor() -> None:
     apply_pending_edits(data)
     top = st.columns([2, 2, 2, 1])
     shared.bind("w_mode", "mode")
-    top[1].radio("Buckets", list(MODES), format_func=MODES.get, key="w_mode", horizontal=True,
-                 on_change=choose_mode, help="Learnability: solved (every response passes), learnable (some "
-                 "do), unsolved (none do), by success rate at the pass threshold — the filter RL trainers use.")
-    top[0].selectbox("Metric", list(METRICS), format_func=shared.metric_label, disabled=s["mode"] == "learnability",
-                     **shared.bound("metric"))
+    top[1].radio(
+        "Buckets",
+        list(MODES),
+        format_func=MODES.get,
+        key="w_mode",
+        horizontal=True,
+        on_change=choose_mode,
+        help="Learnability: solved (every response passes), learnable (some "
+        "do), unsolved (none do), by success rate at the pass threshold — the filter RL trainers use.",
+    )
+    top[0].selectbox(
+        "Metric",
+        list(METRICS),
+        format_func=shared.metric_label,
+        disabled=s["mode"] == "learnability",
+        **shared.bound("metric"),
+    )
     metric = s["metric"]
     values, ordered = shared.column(data, metric)
     if s["mode"] == "count":
         top[2].slider("How many", 2, 10, **shared.bound("num_buckets"))
-        top[3].radio("Ties", ["keep", "split"], help="keep: equal values share a bucket. split: exactly equal sizes.",
-                     **shared.bound("ties"))
+        top[3].radio(
+            "Ties",
+            ["keep", "split"],
+            help="keep: equal values share a bucket. split: exactly equal sizes.",
+            **shared.bound("ties"),
+        )
     elif s["mode"] == "learnability":
         top[2].markdown(f"Pass threshold **{shared.number(s['pass_threshold'])}** (set on Distributions)")
     elif not s["thresholds"].get(metric):  # start from the count mode's cut points
@@ -151,8 +167,9 @@ def editor() -> None:
     buckets = bucket_table(plan, ordered)
 
     st.caption(chart_caption(plan))
-    threshold_drag(key="threshold_drag", lines=list(plan.cuts),
-                   **drag_data(shared.bars(data, metric), ordered, plan, buckets))
+    threshold_drag(
+        key="threshold_drag", lines=list(plan.cuts), **drag_data(shared.bars(data, metric), ordered, plan, buckets)
+    )
 
     if s["mode"] == "thresholds":
         threshold_inputs(metric, ordered)
@@ -184,14 +201,18 @@ def editor() -> None:
 def chart_caption(plan: bucketing.Plan) -> str:
     """What the lines on the chart are, in the page's mode."""
     if plan.preset == "learnability":
-        return (f"solved / learnable / unsolved by success rate at the pass threshold "
-                f"{shared.number(plan.params.pass_threshold)}: every response passes / some do / none does. The "
-                "lines are at 0 and just below 1; drag one (or double-click) to set thresholds yourself.")
+        return (
+            f"solved / learnable / unsolved by success rate at the pass threshold "
+            f"{shared.number(plan.params.pass_threshold)}: every response passes / some do / none does. The "
+            "lines are at 0 and just below 1; drag one (or double-click) to set thresholds yourself."
+        )
     if plan.mode == "thresholds":
         return "Drag a red line to move a threshold, double-click the chart to add one."
     kept = " (as equal as ties kept together allow)" if plan.ties == "keep" else ""
-    return (f"The lines are the cut points of equal-size buckets{kept}; drag one (or double-click) to set thresholds "
-            "yourself.")
+    return (
+        f"The lines are the cut points of equal-size buckets{kept}; drag one (or double-click) to set thresholds "
+        "yourself."
+    )
 
 
 def threshold_inputs(metric: str, ordered: np.ndarray) -> None:
@@ -203,10 +224,21 @@ def threshold_inputs(metric: str, ordered: np.ndarray) -> None:
             key = f"w_cut_{version}_{i}"
             if key not in s:
                 s[key] = float(cut)
-            st.number_input(f"Threshold {i + 1}", key=key, format="%.6g", step=None,
-                            on_change=typed_threshold, args=(metric, i, ordered))
-            st.button("Remove", key=f"rm_{version}_{i}", on_click=remove_threshold, args=(metric, i, ordered),
-                      disabled=len(cuts) == 1)
+            st.number_input(
+                f"Threshold {i + 1}",
+                key=key,
+                format="%.6g",
+                step=None,
+                on_change=typed_threshold,
+                args=(metric, i, ordered),
+            )
+            st.button(
+                "Remove",
+                key=f"rm_{version}_{i}",
+                on_click=remove_threshold,
+                args=(metric, i, ordered),
+                disabled=len(cuts) == 1,
+            )
     columns[-1].button("Add threshold", icon=":material/add:", on_click=add_threshold, args=(metric, ordered))
 
 
@@ -214,11 +246,12 @@ def explain(plan: bucketing.Plan, ordered: np.ndarray) -> None:
     """Say plainly when the plan does something surprising: the engine's warnings, and thresholds off the data."""
     outside = [c for c in plan.cuts if c < ordered[0] or c >= ordered[-1]]
     if ordered[0] == ordered[-1]:
-        st.info(f"Every rollout has the same {plan.metric} ({shared.number(ordered[0])}): "
-                "one bucket takes everything.")
+        st.info(f"Every rollout has the same {plan.metric} ({shared.number(ordered[0])}): one bucket takes everything.")
     elif plan.mode == "thresholds" and outside:
-        st.warning(f"Threshold {', '.join(shared.number(c) for c in outside)} lies outside the data "
-                   f"({shared.number(ordered[0])} … {shared.number(ordered[-1])}).")
+        st.warning(
+            f"Threshold {', '.join(shared.number(c) for c in outside)} lies outside the data "
+            f"({shared.number(ordered[0])} … {shared.number(ordered[-1])})."
+        )
     for warning in plan_warnings(plan, ordered):  # few distinct values, a big tie, an empty bucket: with a way out
         st.warning(shared.shown(warning))
 

@@ -35,33 +35,55 @@ except bucketing.BucketingError as error:
     st.stop()
 crossed = shared.comparison(data, metric_a, metric_b, count)
 cells = crossed.cells
-st.markdown(f"Equal-size buckets of each metric ({s['ties']} ties). **{crossed.agreement:.0%}** of the rollouts get "
-            f"the same difficulty rank from both; rank correlation of the values **{crossed.rank_correlation:.2f}**.")
+st.markdown(
+    f"Equal-size buckets of each metric ({s['ties']} ties). **{crossed.agreement:.0%}** of the rollouts get "
+    f"the same difficulty rank from both; rank correlation of the values **{crossed.rank_correlation:.2f}**."
+)
 
 left, right = st.columns(2)
 with left:
     st.subheader("Buckets by both")
     x, y = np.meshgrid(np.arange(count), np.arange(count))
-    figure = go.Figure(go.Scatter(
-        x=[plan_b.names[i] for i in x.ravel()], y=[plan_a.names[i] for i in y.ravel()], mode="markers+text",
-        text=[f"{c:,}" for c in cells.ravel()],
-        marker=dict(symbol="square", size=max(18, 260 // count), color=cells.ravel(), colorscale="Blues",
-                    showscale=False, line=dict(width=1, color="white")),
-        hovertemplate=f"{metric_a}: %{{y}}<br>{metric_b}: %{{x}}<br>%{{text}} rollouts<extra></extra>",
-    ))
-    figure.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10), dragmode=False,
-                         xaxis=dict(title=f"{metric_b} (easiest → hardest)", type="category"),
-                         yaxis=dict(title=f"{metric_a}", type="category", autorange="reversed"))
+    figure = go.Figure(
+        go.Scatter(
+            x=[plan_b.names[i] for i in x.ravel()],
+            y=[plan_a.names[i] for i in y.ravel()],
+            mode="markers+text",
+            text=[f"{c:,}" for c in cells.ravel()],
+            marker=dict(
+                symbol="square",
+                size=max(18, 260 // count),
+                color=cells.ravel(),
+                colorscale="Blues",
+                showscale=False,
+                line=dict(width=1, color="white"),
+            ),
+            hovertemplate=f"{metric_a}: %{{y}}<br>{metric_b}: %{{x}}<br>%{{text}} rollouts<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        height=420,
+        margin=dict(l=10, r=10, t=10, b=10),
+        dragmode=False,
+        xaxis=dict(title=f"{metric_b} (easiest → hardest)", type="category"),
+        yaxis=dict(title=f"{metric_a}", type="category", autorange="reversed"),
+    )
     event = st.plotly_chart(figure, key="compare_cells", on_select="rerun", selection_mode="points")
 with right:
     st.subheader("Values by both")
     edges_a, edges_b = crossed.edges_a, crossed.edges_b
-    heat = go.Figure(go.Heatmap(  # colour by log(1 + count): a few crowded cells would hide the rest
-        x=(edges_b[:-1] + edges_b[1:]) / 2, y=(edges_a[:-1] + edges_a[1:]) / 2, z=np.log1p(crossed.density),
-        customdata=crossed.density, colorscale="Viridis", showscale=False,
-        hovertemplate=f"{metric_b} ≈ %{{x:.3g}}<br>{metric_a} ≈ %{{y:.3g}}<br>%{{customdata}} rollouts<extra></extra>"))
-    heat.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10),
-                       xaxis_title=metric_b, yaxis_title=metric_a)
+    heat = go.Figure(
+        go.Heatmap(  # colour by log(1 + count): a few crowded cells would hide the rest
+            x=(edges_b[:-1] + edges_b[1:]) / 2,
+            y=(edges_a[:-1] + edges_a[1:]) / 2,
+            z=np.log1p(crossed.density),
+            customdata=crossed.density,
+            colorscale="Viridis",
+            showscale=False,
+            hovertemplate=f"{metric_b} ≈ %{{x:.3g}}<br>{metric_a} ≈ %{{y:.3g}}<br>%{{customdata}} rollouts<extra></extra>",
+        )
+    )
+    heat.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=metric_b, yaxis_title=metric_a)
     st.plotly_chart(heat, key="compare_density")
 
 # A click on a cell chooses it below (only a new click: the chart keeps reporting the last one).
@@ -82,8 +104,9 @@ full = pick[2].toggle("Show full texts", key="compare_full")
 row_index, col_index = plan_a.names.index(row), plan_b.names.index(col)
 inside = (crossed.ids_a == row_index) & (crossed.ids_b == col_index)
 in_cell = int(cells[row_index, col_index])
-st.caption(f"{counted(in_cell, 'rollout', ',', ('is', 'are'))} `{row}` by {metric_a} and `{col}` "
-           f"by {metric_b}.")  # (bucket names are plain names: letters, digits, ".", "_", "-")
+st.caption(
+    f"{counted(in_cell, 'rollout', ',', ('is', 'are'))} `{row}` by {metric_a} and `{col}` by {metric_b}."
+)  # (bucket names are plain names: letters, digits, ".", "_", "-")
 rows = sample_rows(inside.astype(np.int8), 1, count=5)
 if len(rows):
     show_rollouts(data, rows, {metric_a: values_a, metric_b: values_b}, full)

@@ -18,8 +18,10 @@ left.number_input("k (for pass_at_k)", min_value=1, max_value=1024, step=1, **sh
 right.number_input("Pass threshold (score >= passes)", step=0.05, format="%.3g", **shared.bound("pass_threshold"))
 exceeding = data.k_exceeds_n(shared.params())
 if exceeding:
-    st.info(f"{counted(exceeding, 'rollout', ',', ('has', 'have'))} fewer than k = "
-            f"{st.session_state['k']} responses; pass_at_k uses k = n for them.")
+    st.info(
+        f"{counted(exceeding, 'rollout', ',', ('has', 'have'))} fewer than k = "
+        f"{st.session_state['k']} responses; pass_at_k uses k = n for them."
+    )
 
 columns = st.columns(3)
 for index, (name, metric) in enumerate(METRICS.items()):
@@ -28,5 +30,7 @@ for index, (name, metric) in enumerate(METRICS.items()):
     with columns[index % 3]:
         st.markdown(f"**{name}** · {metric.direction}")
         st.plotly_chart(histogram_figure(shared.bars(data, name)), key=f"hist_{name}")
-        st.caption(f"min {shared.number(d.min)} · median {shared.number(d.median)} · max {shared.number(d.max)} · "
-                   f"{d.distinct:,} distinct values — {metric.description}")
+        st.caption(
+            f"min {shared.number(d.min)} · median {shared.number(d.median)} · max {shared.number(d.max)} · "
+            f"{d.distinct:,} distinct values — {metric.description}"
+        )

@@ -28,27 +28,45 @@ except bucketing.BucketingError as error:
     st.error(f"The plan on the Buckets page can't be used: {shared.shown(error)}")
     st.stop()
 
-st.markdown(f"**Plan:** {shared.shown(plan.describe())} — {shared.shown(', '.join(plan.names))}. "
-            "Change it on the Buckets page.")
+st.markdown(
+    f"**Plan:** {shared.shown(plan.describe())} — {shared.shown(', '.join(plan.names))}. Change it on the Buckets page."
+)
 
 left, middle, right = st.columns([3, 1, 1])
-left.text_input("Output folder", **shared.bound("out_dir"),
-                help="Created if needed; must be under the allowed roots and not inside the input folder.")
+left.text_input(
+    "Output folder",
+    **shared.bound("out_dir"),
+    help="Created if needed; must be under the allowed roots and not inside the input folder.",
+)
 middle.text_input("File prefix", placeholder="none", **shared.bound("prefix"))
-right.radio("Line order", ORDERS, format_func={"input": "as in the input", "difficulty": "easiest first"}.get,
-            **shared.bound("order"))
+right.radio(
+    "Line order",
+    ORDERS,
+    format_func={"input": "as in the input", "difficulty": "easiest first"}.get,
+    **shared.bound("order"),
+)
 
 options = st.columns([2, 1, 1])
-cumulative = options[0].checkbox("Cumulative stages too", **shared.bound("cumulative"),
-                                 help="cumulative/{name}.jsonl: that bucket and every easier one — the phases of a "
-                                      "curriculum (the last holds every rollout).")
-split = options[0].checkbox("Hold out validation rollouts", **shared.bound("split"),
-                            help="Split each bucket once into train/ and val/ (stages too): a validation rollout is "
-                                 "never in any training file. Decided by each rollout's content and the seed.")
-val_fraction = options[1].number_input("Validation share", min_value=0.01, max_value=0.99, step=0.01,
-                                       disabled=not split, **shared.bound("val_fraction"))
-seed = int(options[2].number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, disabled=not split,
-                                   **shared.bound("seed")))
+cumulative = options[0].checkbox(
+    "Cumulative stages too",
+    **shared.bound("cumulative"),
+    help="cumulative/{name}.jsonl: that bucket and every easier one — the phases of a "
+    "curriculum (the last holds every rollout).",
+)
+split = options[0].checkbox(
+    "Hold out validation rollouts",
+    **shared.bound("split"),
+    help="Split each bucket once into train/ and val/ (stages too): a validation rollout is "
+    "never in any training file. Decided by each rollout's content and the seed.",
+)
+val_fraction = options[1].number_input(
+    "Validation share", min_value=0.01, max_value=0.99, step=0.01, disabled=not split, **shared.bound("val_fraction")
+)
+seed = int(
+    options[2].number_input(
+        "Seed", min_value=0, max_value=2**31 - 1, step=1, disabled=not split, **shared.bound("seed")
+    )
+)
 val_fraction = float(val_fraction) if split else None
 
 names = output_names(plan, s["prefix"], len(data.skipped) > 0, cumulative, split)
@@ -67,17 +85,32 @@ except OSError as error:  # e.g. a folder on the way that can't be searched
 
 overwrite = False
 if existing:
-    overwrite = st.checkbox(f"Replace {counted(len(existing), 'existing file')} in "
-                            f"{shared.shown(out)}: {shared.shown(', '.join(existing))}", key="confirm_overwrite")
+    overwrite = st.checkbox(
+        f"Replace {counted(len(existing), 'existing file')} in "
+        f"{shared.shown(out)}: {shared.shown(', '.join(existing))}",
+        key="confirm_overwrite",
+    )
 
 if st.button("Export", type="primary", disabled=bool(existing) and not overwrite):
     values, _ = shared.column(data, plan.metric)
     bar = st.progress(0.0, text="Writing…")
     try:
-        manifest = bucketing.export(data, plan, out, values=values, prefix=s["prefix"], order=s["order"],
-                                    overwrite=overwrite, cumulative=cumulative, val_fraction=val_fraction, seed=seed,
-                                    roots=shared.roots(), progress=shared.stop_when_gone(lambda done, total: bar.progress(
-                                        min(done / max(total, 1), 1.0), text=f"Writing {human_bytes(done)}")))
+        manifest = bucketing.export(
+            data,
+            plan,
+            out,
+            values=values,
+            prefix=s["prefix"],
+            order=s["order"],
+            overwrite=overwrite,
+            cumulative=cumulative,
+            val_fraction=val_fraction,
+            seed=seed,
+            roots=shared.roots(),
+            progress=shared.stop_when_gone(
+                lambda done, total: bar.progress(min(done / max(total, 1), 1.0), text=f"Writing {human_bytes(done)}")
+            ),
+        )
     except shared.SessionGone:
         st.stop()  # the export was abandoned before anything was renamed into place
     except (bucketing.BucketingError, OSError) as error:
@@ -89,24 +122,49 @@ if st.button("Export", type="primary", disabled=bool(existing) and not overwrite
     s["last_export"] = {
         "out": str(out),
         "manifest": manifest,
-        "command": command_line(str(source.path), str(out), plan, scores=source.scores,
-                                group_by=parse_group_by(source.group_by), prefix=s["prefix"],
-                                order=s["order"], overwrite=overwrite, cumulative=cumulative,
-                                val_fraction=val_fraction, seed=seed, exclude=source.exclude),
+        "command": command_line(
+            str(source.path),
+            str(out),
+            plan,
+            scores=source.scores,
+            group_by=parse_group_by(source.group_by),
+            prefix=s["prefix"],
+            order=s["order"],
+            overwrite=overwrite,
+            cumulative=cumulative,
+            val_fraction=val_fraction,
+            seed=seed,
+            exclude=source.exclude,
+        ),
     }
 
 last = s["last_export"]
 if last:
     manifest = last["manifest"]
-    st.success(f"Wrote {counted(manifest['totals']['rollouts'], 'rollout', ',')} to {shared.shown(last['out'])}"
-               + (f" and {counted(manifest['totals']['skipped'], 'skipped line', ',')} to "
-                  f"{shared.shown(manifest['skipped_file'])}" if manifest["skipped_file"] else ""))
-    st.dataframe(pd.DataFrame(manifest["buckets"])[["name", "file", "count", "lines", "share", "min", "max", "difficulty_rank"]],
-                 hide_index=True, column_config={"share": st.column_config.NumberColumn(format="percent")})
+    st.success(
+        f"Wrote {counted(manifest['totals']['rollouts'], 'rollout', ',')} to {shared.shown(last['out'])}"
+        + (
+            f" and {counted(manifest['totals']['skipped'], 'skipped line', ',')} to "
+            f"{shared.shown(manifest['skipped_file'])}"
+            if manifest["skipped_file"]
+            else ""
+        )
+    )
+    st.dataframe(
+        pd.DataFrame(manifest["buckets"])[["name", "file", "count", "lines", "share", "min", "max", "difficulty_rank"]],
+        hide_index=True,
+        column_config={"share": st.column_config.NumberColumn(format="percent")},
+    )
     stages_and_splits = [f for f in manifest["files"] if f["cumulative"] or f["part"] != "all"]
     if stages_and_splits:
-        st.markdown("**Stages and splits**" + (f" — validation share {manifest['split']['val_fraction']:g}, seed "
-                                               f"{manifest['split']['seed']}" if manifest["split"] else ""))
+        st.markdown(
+            "**Stages and splits**"
+            + (
+                f" — validation share {manifest['split']['val_fraction']:g}, seed {manifest['split']['seed']}"
+                if manifest["split"]
+                else ""
+            )
+        )
         st.dataframe(pd.DataFrame(stages_and_splits)[["file", "part", "buckets", "rollouts", "lines"]], hide_index=True)
     st.markdown("**The same export from the command line**")
     st.code(last["command"], language="bash", wrap_lines=True)
@@ -114,8 +172,12 @@ if last:
     roots = shared.roots()  # now: the zip is made later, on the click, outside this run
     size = sum(written_sizes(last["out"], written, roots).values())
     if size <= ZIP_LIMIT:
-        st.download_button(f"Download all as .zip ({human_bytes(size)} before compression)",
-                           data=lambda: zipped(last["out"], written, roots, ZIP_LIMIT),
-                           file_name="buckets.zip", mime="application/zip", on_click="ignore")
+        st.download_button(
+            f"Download all as .zip ({human_bytes(size)} before compression)",
+            data=lambda: zipped(last["out"], written, roots, ZIP_LIMIT),
+            file_name="buckets.zip",
+            mime="application/zip",
+            on_click="ignore",
+        )
     with st.expander("manifest.json"):
         st.json(manifest, expanded=1)

@@ -20,8 +20,14 @@ import pytest
 from .conftest import ROOT
 from .needs import CHROMIUM, browser_problem, missing  # noqa: F401  (CHROMIUM: for the browser fixture)
 
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENSHOTS = ROOT / "tests" / "screenshots"
 TIMEOUT_MS = 30_000  # any single wait in a page
 APP = '[data-testid="stApp"]'
@@ -71,12 +77,26 @@ def server_env(allowed_roots: list[Path]) -> dict[str, str]:
 
 
 @contextmanager
-def streamlit_server(log: Path, allowed_roots: list[Path], *, address: str | None = "127.0.0.1",
-                     cwd: Path = ROOT) -> Iterator[Server]:
+def streamlit_server(
+    log: Path, allowed_roots: list[Path], *, address: str | None = "127.0.0.1", cwd: Path = ROOT
+) -> Iterator[Server]:
     """``streamlit run app.py`` on a free port; yields once /_stcore/health says ok; terminates (then kills) it."""
     port = free_port()
-    args = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-            "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    args = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
     if address is not None:
         args += ["--server.address", address]
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +149,7 @@ def listening_addresses(port: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6
             if version == 4:
                 found.add(ipaddress.IPv4Address(raw[::-1]))
             else:  # four little-endian 32-bit words
-                found.add(ipaddress.IPv6Address(b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))))
+                found.add(ipaddress.IPv6Address(b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))))
     return found
 
 
@@ -205,7 +225,9 @@ def app_text(page) -> str:
 def assert_no_error_shown(page, where: str) -> None:
     text = app_text(page)
     assert "Traceback" not in text, f"{where}: the page shows a Python traceback:\n{text[:3000]}"
-    assert page.locator('[data-testid="stException"]').count() == 0, f"{where}: the page shows an exception:\n{text[:3000]}"
+    assert page.locator('[data-testid="stException"]').count() == 0, (
+        f"{where}: the page shows an exception:\n{text[:3000]}"
+    )
     assert ERROR_BANNER not in text, f"{where}: the page shows an error:\n{text[:3000]}"
 
 
@@ -228,7 +250,8 @@ def sizes(page) -> dict[str, int]:
     Empty while a rerun briefly shows the old and the new chart side by side.
     """
     charts = page.locator(".st-key-sizes .js-plotly-plot").evaluate_all(
-        "els => els.map(el => { const d = el._fullData && el._fullData[0]; return d ? [Array.from(d.x), Array.from(d.y)] : null; })")
+        "els => els.map(el => { const d = el._fullData && el._fullData[0]; return d ? [Array.from(d.x), Array.from(d.y)] : null; })"
+    )
     if len(charts) != 1 or charts[0] is None:
         return {}
     return {str(name): int(count) for name, count in zip(*charts[0])}

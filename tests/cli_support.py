@@ -107,10 +107,17 @@ def captured_output() -> Iterator[Captured]:
             os.dup2(file.fileno(), fd)
         # a process's own streams: the same encoding and error handlers (the locale, PYTHONIOENCODING) as one
         # started from here would have; not a terminal; stderr line-buffered
-        streams = [io.TextIOWrapper(open(1, "wb", closefd=False), encoding=sys.__stdout__.encoding,
-                                    errors=sys.__stdout__.errors),
-                   io.TextIOWrapper(open(2, "wb", closefd=False), encoding=sys.__stderr__.encoding,
-                                    errors=sys.__stderr__.errors, line_buffering=True)]
+        streams = [
+            io.TextIOWrapper(
+                open(1, "wb", closefd=False), encoding=sys.__stdout__.encoding, errors=sys.__stdout__.errors
+            ),
+            io.TextIOWrapper(
+                open(2, "wb", closefd=False),
+                encoding=sys.__stderr__.encoding,
+                errors=sys.__stderr__.errors,
+                line_buffering=True,
+            ),
+        ]
         sys.stdout, sys.stderr = streams
         yield captured
     finally:

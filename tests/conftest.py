@@ -22,9 +22,18 @@ SAMPLE = ROOT / "examples" / "rollouts"
 # Ray benchmark, stops every Ray process on the machine, another worker's local Ray included). The units that take
 # longest (measured with --durations) start first, so that the workers finish together.
 RAY_UNIT = ("tests/test_ray.py::", "tests/test_ray_cluster.py::", "tests/test_benchmark.py::test_the_ray_scaling")
-LONGEST_FIRST = ["ray", "tests/test_browser.py", "tests/test_browser_sessions.py", "tests/test_browser_attack.py",
-                 "tests/test_browser_buckets.py", "tests/test_faults.py", "tests/test_app_security.py",
-                 "tests/test_app.py", "tests/test_fuzz.py", "tests/test_inputs.py"]
+LONGEST_FIRST = [
+    "ray",
+    "tests/test_browser.py",
+    "tests/test_browser_sessions.py",
+    "tests/test_browser_attack.py",
+    "tests/test_browser_buckets.py",
+    "tests/test_faults.py",
+    "tests/test_app_security.py",
+    "tests/test_app.py",
+    "tests/test_fuzz.py",
+    "tests/test_inputs.py",
+]
 
 
 def unit_of(nodeid: str) -> str:
@@ -114,14 +123,16 @@ def write_lines(path: Path, lines, newline: bytes = b"\n", final_newline: bool =
     return path
 
 
-def run_process(*args, cwd: Path = ROOT, entry=("-m", "bucketing"), timeout: float = 120,
-                text: bool = True) -> subprocess.CompletedProcess:
+def run_process(
+    *args, cwd: Path = ROOT, entry=("-m", "bucketing"), timeout: float = 120, text: bool = True
+) -> subprocess.CompletedProcess:
     """Run the command line as a user would, in a fresh process: for what needs one (the real entry points, exit
     codes of the process, kills, plugins that patch ``os``, anything that could hang, a fresh interpreter)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     argv = [os.fsencode(a) if isinstance(a, (str, bytes, os.PathLike)) else str(a) for a in args]
-    return subprocess.run([sys.executable, *entry, *argv], cwd=cwd, env=env, capture_output=True, text=text,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *entry, *argv], cwd=cwd, env=env, capture_output=True, text=text, timeout=timeout
+    )
 
 
 def run_cli(*args, cwd: Path = ROOT, script: str | None = None, text: bool = True) -> subprocess.CompletedProcess:
@@ -143,9 +154,11 @@ def output_lines(out_dir: Path) -> dict[str, list[bytes]]:
 
 def modules_imported_by_cli(*args) -> set[str]:
     """The top-level modules a successful command-line run (in a fresh interpreter) imported."""
-    script = ("import json, sys, bucketing.cli\n"
-              "assert bucketing.cli.main(sys.argv[1:]) == 0\n"
-              "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})), file=sys.stderr)\n")
+    script = (
+        "import json, sys, bucketing.cli\n"
+        "assert bucketing.cli.main(sys.argv[1:]) == 0\n"
+        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})), file=sys.stderr)\n"
+    )
     result = run_process(*args, entry=("-c", script))
     assert result.returncode == 0, result.stderr
     return set(json.loads(result.stderr.strip().splitlines()[-1]))
@@ -169,8 +182,11 @@ def metric_definitions(row: list[float], params) -> dict[str, float]:
 
 def sample_scores() -> list[list[float]]:
     """Every rollout's scores in the bundled sample, read with json."""
-    return [[r["score"] for r in json.loads(line)["reward"]]
-            for path in sorted(SAMPLE.glob("*.jsonl")) for line in path.read_bytes().splitlines()]
+    return [
+        [r["score"] for r in json.loads(line)["reward"]]
+        for path in sorted(SAMPLE.glob("*.jsonl"))
+        for line in path.read_bytes().splitlines()
+    ]
 
 
 def jsonl_files(out: Path) -> dict[str, bytes]:

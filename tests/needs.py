@@ -45,12 +45,15 @@ def ray_problem() -> str | None:
 def browser_problem() -> str | None:
     problems = []
     if not os.path.exists(CHROMIUM):
-        problems.append(f"{CHROMIUM} is missing: apt-get install chromium (Debian's package; never `playwright install`)")
+        problems.append(
+            f"{CHROMIUM} is missing: apt-get install chromium (Debian's package; never `playwright install`)"
+        )
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        problems.append("the playwright pip package is missing: pip install -r requirements-dev.txt "
-                        "(or python tests/run.py)")
+        problems.append(
+            "the playwright pip package is missing: pip install -r requirements-dev.txt (or python tests/run.py)"
+        )
     return "browser tests can't run: " + "; ".join(problems) if problems else None
 
 

@@ -86,13 +86,16 @@ def test_a_folder_with_bad_lines_shows_them(app, tmp_path):
     assert "a.jsonl:2" in " ".join(reasons["examples"])
 
 
-@pytest.mark.parametrize("where, message", [
-    ("/", "outside the folders this app may use"),
-    ("../..", "outside the folders this app may use"),
-    ("{tmp}/missing", "can't be read"),
-    ("{tmp}/empty", "no *.jsonl"),
-    ("{tmp}/notes.txt", "is not a .jsonl"),
-])
+@pytest.mark.parametrize(
+    "where, message",
+    [
+        ("/", "outside the folders this app may use"),
+        ("../..", "outside the folders this app may use"),
+        ("{tmp}/missing", "can't be read"),
+        ("{tmp}/empty", "no *.jsonl"),
+        ("{tmp}/notes.txt", "is not a .jsonl"),
+    ],
+)
 def test_bad_folders_get_a_message_and_keep_the_loaded_data(app, tmp_path, where, message):
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes.txt").write_text("hello")
@@ -154,8 +157,10 @@ def test_threshold_inputs_add_and_remove(app):
     assert len(app.session_state["thresholds"]["mean_reward"]) == len(start)
     app.number_input[0].set_value(1.5).run()  # above every value: the easiest bucket empties
     assert any("outside the data" in w.value for w in app.warning)
-    assert any(re.search(r"bucket \S+ is empty: no rollout has mean_reward > 1.5; move or remove a threshold",
-                         plain(w.value)) for w in app.warning), [w.value for w in app.warning]
+    assert any(
+        re.search(r"bucket \S+ is empty: no rollout has mean_reward > 1.5; move or remove a threshold", plain(w.value))
+        for w in app.warning
+    ), [w.value for w in app.warning]
 
 
 def test_names_are_edited_in_the_table_and_checked(app):
@@ -225,10 +230,13 @@ def test_export_asks_before_replacing_files(app, tmp_path):
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["metric"] == "variance"
 
 
-@pytest.mark.parametrize("out, message", [
-    ("/etc/buckets", "outside the folders"),
-    ("examples/rollouts/out", "inside the input"),
-])
+@pytest.mark.parametrize(
+    "out, message",
+    [
+        ("/etc/buckets", "outside the folders"),
+        ("examples/rollouts/out", "inside the input"),
+    ],
+)
 def test_export_refuses_bad_output_folders(app, out, message):
     go(app, "export")
     app.text_input(key="w_out_dir").set_value(out).run()
@@ -385,8 +393,10 @@ def test_the_learnability_preset_is_one_click_with_its_counts(app):
     assert not app.exception
     counts = {row["name"]: row["count"] for row in bucket_rows(app)}
     scores = sample_scores()
-    expected = {"solved": sum(all(s >= 0.5 for s in r) for r in scores),
-                "unsolved": sum(not any(s >= 0.5 for s in r) for r in scores)}
+    expected = {
+        "solved": sum(all(s >= 0.5 for s in r) for r in scores),
+        "unsolved": sum(not any(s >= 0.5 for s in r) for r in scores),
+    }
     expected["learnable"] = len(scores) - expected["solved"] - expected["unsolved"]
     assert counts == expected and [row["name"] for row in bucket_rows(app)] == ["solved", "learnable", "unsolved"]
     assert app.selectbox(key="w_metric").value == "success_rate"
@@ -434,8 +444,9 @@ def test_export_writes_stages_and_a_split_as_the_engine_and_the_command_do(app, 
     assert not app.exception and app.success
 
     data = bucketing.load(SAMPLE)
-    bucketing.export(data, bucketing.learnability_plan(), tmp_path / "engine", cumulative=True, val_fraction=0.25,
-                     seed=7)
+    bucketing.export(
+        data, bucketing.learnability_plan(), tmp_path / "engine", cumulative=True, val_fraction=0.25, seed=7
+    )
     app_files, engine_files = jsonl_files(tmp_path / "out"), jsonl_files(tmp_path / "engine")
     assert app_files == engine_files and len(app_files) == 3 * 2 * 3  # buckets, stages; all, train, val
 

@@ -63,8 +63,11 @@ def markdown_left(markdown: str) -> list[str]:
 
 def messages(at: AppTest) -> list[str]:
     """The markdown of every message, caption, markdown block and widget label the page drew."""
-    bodies = [e.value for kind in ("error", "warning", "success", "info", "caption", "markdown", "toast")
-              for e in getattr(at, kind)]
+    bodies = [
+        e.value
+        for kind in ("error", "warning", "success", "info", "caption", "markdown", "toast")
+        for e in getattr(at, kind)
+    ]
     bodies += [e.label for e in at.checkbox] + [e.label for e in at.expander]
     return bodies
 
@@ -129,8 +132,11 @@ def test_a_file_name_with_markdown_is_shown_as_text_in_warnings_and_the_preview(
 
 def test_a_bucket_name_typed_with_markdown_is_refused_as_text(app):
     go(app, "buckets")
-    app.session_state["names_mean_reward_count_3"] = {"edited_rows": {0: {"name": IMAGE}}, "added_rows": [],
-                                                      "deleted_rows": []}
+    app.session_state["names_mean_reward_count_3"] = {
+        "edited_rows": {0: {"name": IMAGE}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
     app.run()
     assert not app.exception
     error = next(e for e in errors(app) if "the old names are kept" in e)
@@ -173,13 +179,17 @@ def test_uploads_the_loader_does_not_read_are_named(app):
     assert "notes.json.gz" in shown(warning) and "x.gz" in shown(warning), warning
 
 
-@pytest.mark.parametrize("files", [
-    [("empty.jsonl", b"")],
-    [("a.jsonl", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)],
-    [("a.jsonl.gz", b"not gzip at all")],
-    [("a.jsonl", b'{"x": 1}\n' * 3)],
-    [("notes.json.gz", gzip.compress(b"{}"))],
-], ids=["empty", "binary", "bad-gzip", "no-scores", "nothing-readable"])
+@pytest.mark.parametrize(
+    "files",
+    [
+        [("empty.jsonl", b"")],
+        [("a.jsonl", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)],
+        [("a.jsonl.gz", b"not gzip at all")],
+        [("a.jsonl", b'{"x": 1}\n' * 3)],
+        [("notes.json.gz", gzip.compress(b"{}"))],
+    ],
+    ids=["empty", "binary", "bad-gzip", "no-scores", "nothing-readable"],
+)
 def test_messages_about_uploads_never_show_the_temporary_folder(app, files):
     upload(app, files)
     assert errors(app), "a bad upload gets a message"
@@ -267,7 +277,6 @@ def test_a_load_stops_when_its_session_has_gone(app, allowed, monkeypatch):
 # --- 3. paths ---------------------------------------------------------------------------------
 
 
-
 @pytest.mark.parametrize("tail", ["x" * 300, "a/" * 2100 + "b"], ids=["300-char-name", "4200-char-path"])
 def test_an_export_folder_too_long_gets_a_one_line_message(app, allowed, tail):
     go(app, "export")
@@ -286,10 +295,14 @@ def test_a_data_folder_too_long_gets_a_one_line_message(app, allowed, tail):
     assert metric(app, "Rollouts") == "240"
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda f: f.write_bytes(f.read_bytes()[:40]), "got shorter since it was read"),
-    (lambda f: f.unlink(), "can't be read"),
-], ids=["truncated", "deleted"])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda f: f.write_bytes(f.read_bytes()[:40]), "got shorter since it was read"),
+        (lambda f: f.unlink(), "can't be read"),
+    ],
+    ids=["truncated", "deleted"],
+)
 def test_a_preview_of_a_changed_input_says_so(app, allowed, change, message):
     folder = allowed / "in"
     write_lines(folder / "a.jsonl", [rollout_line([i % 3, 1], prompt=f"prompt {i}") for i in range(30)])

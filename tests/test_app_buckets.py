@@ -25,8 +25,11 @@ from .test_app import app, bucket_rows, drag, go, load_folder, plain  # noqa: F4
 def rename(at, names: dict[int, str]):
     """What the names table sends when the user types ``names`` (row -> name) into it."""
     key = at.data_editor[0].key
-    at.session_state[key] = {"edited_rows": {row: {"name": name} for row, name in names.items()}, "added_rows": [],
-                             "deleted_rows": []}
+    at.session_state[key] = {
+        "edited_rows": {row: {"name": name} for row, name in names.items()},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
     at.run()
     assert not at.exception, at.exception
     return at
@@ -293,12 +296,16 @@ def test_all_equal_values_warn_and_say_why_the_end_buckets_are_empty(app, tmp_pa
     ordered = np.ones(5)
     plan = bucketing.percentile_plan(ordered, "mean_reward", 3)
     assert warnings_shown(app) == plan_warnings(plan, ordered) != []
-    assert any("only 1 distinct value for 3 buckets" in w and "easy and hard are empty" in w
-               for w in warnings_shown(app)), warnings_shown(app)
+    assert any(
+        "only 1 distinct value for 3 buckets" in w and "easy and hard are empty" in w for w in warnings_shown(app)
+    ), warnings_shown(app)
     rows = bucket_rows(app)
     assert [r["count"] for r in rows] == [0, 5, 0]  # a single value: the middle bucket
-    assert [r["note"] for r in rows] == ["empty: only 1 distinct value for 3 buckets", "",
-                                         "empty: only 1 distinct value for 3 buckets"]
+    assert [r["note"] for r in rows] == [
+        "empty: only 1 distinct value for 3 buckets",
+        "",
+        "empty: only 1 distinct value for 3 buckets",
+    ]
     assert [r["range"] for r in rows] == plan.ranges()
 
 
@@ -309,8 +316,10 @@ def test_a_value_holding_more_than_a_bucket_s_share_is_named(app):
     ordered = np.sort(values)
     expected = plan_warnings(bucketing.percentile_plan(values, "mean_reward", 5), ordered)
     assert warnings_shown(app) == expected
-    assert any(w.startswith("89 of 240 rollouts (37%) have mean_reward = 0, more than one bucket's share")
-               for w in warnings_shown(app)), warnings_shown(app)
+    assert any(
+        w.startswith("89 of 240 rollouts (37%) have mean_reward = 0, more than one bucket's share")
+        for w in warnings_shown(app)
+    ), warnings_shown(app)
     assert "note" not in bucket_rows(app)[0]  # no bucket is empty: no note column
 
 

@@ -125,8 +125,9 @@ def state(path: Path):
     Only export-like names are compared, so that other programs writing to /, /etc or /root can't fail the test.
     """
     if path.is_dir():
-        return sorted(n for n in os.listdir(path)
-                      if n.endswith((".jsonl", MANIFEST)) or n.startswith(TEMP_PREFIX) or n == UNIQUE)
+        return sorted(
+            n for n in os.listdir(path) if n.endswith((".jsonl", MANIFEST)) or n.startswith(TEMP_PREFIX) or n == UNIQUE
+        )
     return "file" if path.exists() else None
 
 
@@ -284,10 +285,12 @@ def edit_name(at: AppTest, row: int, name: str) -> AppTest:
     return at
 
 
-@pytest.mark.parametrize("name, message", [(n, "is not allowed") for n in BAD_NAMES]
-                         + [("", "is not allowed"), ("   ", "is not allowed"),
-                            ("MEDIUM", "the same file name ignoring case")],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "name, message",
+    [(n, "is not allowed") for n in BAD_NAMES]
+    + [("", "is not allowed"), ("   ", "is not allowed"), ("MEDIUM", "the same file name ignoring case")],
+    ids=repr,
+)
 def test_bucket_names_that_are_not_plain_names_are_refused_and_nothing_is_written(app, spy, places, name, message):
     go(app, "buckets")
     assert [r["name"] for r in bucket_rows(app)] == NAMES

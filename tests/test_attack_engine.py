@@ -21,7 +21,14 @@ from bucketing import BucketingError
 from bucketing.manifest import MAX_MANIFEST_BYTES, read_manifest
 from bucketing.metrics import MAX_K, Params, Scores, compute_all
 from bucketing.parse import SCORE_LIMIT
-from bucketing.plan import MAX_BUCKETS, balanced_boundaries, check_name, percentile_plan, plan_from_manifest, threshold_plan
+from bucketing.plan import (
+    MAX_BUCKETS,
+    balanced_boundaries,
+    check_name,
+    percentile_plan,
+    plan_from_manifest,
+    threshold_plan,
+)
 
 from .conftest import jsonl_files, one_line, rollout_line, write_lines
 
@@ -106,11 +113,14 @@ SPOILED = [  # (field to set, value, what the one-line error must name)
 
 
 @pytest.mark.parametrize("field, value, names", SPOILED, ids=[f"{f}={v!r}"[:40] for f, v, _ in SPOILED])
-def test_a_spoiled_manifest_field_is_one_line_naming_it_before_reading(saved, rollouts, tmp_path, monkeypatch,
-                                                                       capsys, field, value, names):
+def test_a_spoiled_manifest_field_is_one_line_naming_it_before_reading(
+    saved, rollouts, tmp_path, monkeypatch, capsys, field, value, names
+):
     path = tmp_path / "spoiled.json"
     path.write_text(json.dumps(_set(saved, field, value)))
-    code, err = run_without_reading(monkeypatch, capsys, "-i", rollouts, "-o", tmp_path / "out", "--from-manifest", path)
+    code, err = run_without_reading(
+        monkeypatch, capsys, "-i", rollouts, "-o", tmp_path / "out", "--from-manifest", path
+    )
     assert code == 2 and one_line(err) and names in err, err
     assert not (tmp_path / "out").exists()
 
@@ -120,21 +130,36 @@ def _write_raw(path, text: str):
     return path
 
 
-@pytest.mark.parametrize("make, names", [
-    (lambda m: json.dumps(m).replace('"cuts": [', '"cuts": [NaN, '), "not valid JSON"),
-    (lambda m: json.dumps(m).replace('"cuts": [', '"cuts": [1e400, '), "$.cuts[0]"),
-    (lambda m: json.dumps({**m, "extra": _deep(1)}).replace("[[]]", "[" * 100_000 + "]" * 100_000), "nested"),
-    (lambda m: json.dumps({**m, "cuts": list(range(100_000)),
-                           "buckets": [{"name": f"b{i}", "difficulty_rank": i} for i in range(100_001)]}),
-     f"at most {MAX_BUCKETS}"),
-    (lambda m: json.dumps(m) + " " * MAX_MANIFEST_BYTES, "larger than"),
-    (lambda m: "[1, 2, 3]", "Expected `object`, got `array`"),
-    (lambda m: "", "not valid JSON"),
-    (lambda m: "\x00\xff", "not valid JSON"),
-], ids=["NaN", "1e400", "deep", "100k-buckets", "huge-file", "a-list", "empty", "binary"])
-def test_a_hostile_manifest_file_is_one_line_before_reading(saved, rollouts, tmp_path, monkeypatch, capsys, make, names):
+@pytest.mark.parametrize(
+    "make, names",
+    [
+        (lambda m: json.dumps(m).replace('"cuts": [', '"cuts": [NaN, '), "not valid JSON"),
+        (lambda m: json.dumps(m).replace('"cuts": [', '"cuts": [1e400, '), "$.cuts[0]"),
+        (lambda m: json.dumps({**m, "extra": _deep(1)}).replace("[[]]", "[" * 100_000 + "]" * 100_000), "nested"),
+        (
+            lambda m: json.dumps(
+                {
+                    **m,
+                    "cuts": list(range(100_000)),
+                    "buckets": [{"name": f"b{i}", "difficulty_rank": i} for i in range(100_001)],
+                }
+            ),
+            f"at most {MAX_BUCKETS}",
+        ),
+        (lambda m: json.dumps(m) + " " * MAX_MANIFEST_BYTES, "larger than"),
+        (lambda m: "[1, 2, 3]", "Expected `object`, got `array`"),
+        (lambda m: "", "not valid JSON"),
+        (lambda m: "\x00\xff", "not valid JSON"),
+    ],
+    ids=["NaN", "1e400", "deep", "100k-buckets", "huge-file", "a-list", "empty", "binary"],
+)
+def test_a_hostile_manifest_file_is_one_line_before_reading(
+    saved, rollouts, tmp_path, monkeypatch, capsys, make, names
+):
     path = _write_raw(tmp_path / "hostile.json", make(saved))
-    code, err = run_without_reading(monkeypatch, capsys, "-i", rollouts, "-o", tmp_path / "out", "--from-manifest", path)
+    code, err = run_without_reading(
+        monkeypatch, capsys, "-i", rollouts, "-o", tmp_path / "out", "--from-manifest", path
+    )
     assert code == 2 and one_line(err) and names in err, err
     assert not (tmp_path / "out").exists()
 
@@ -171,14 +196,26 @@ def test_one_value_for_several_buckets_gives_distinct_cuts_that_replay(tmp_path)
     assert saved["cuts"] == sorted(set(saved["cuts"])) and len(saved["cuts"]) == 3
     plan = plan_from_manifest(saved)
     assert sorted(plan.names) == sorted(b["name"] for b in saved["buckets"])
-    assert cli.main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "again"), "--from-manifest",
-                     str(tmp_path / "first" / "manifest.json")]) == 0
+    assert (
+        cli.main(
+            [
+                "-i",
+                str(tmp_path / "in"),
+                "-o",
+                str(tmp_path / "again"),
+                "--from-manifest",
+                str(tmp_path / "first" / "manifest.json"),
+            ]
+        )
+        == 0
+    )
     assert jsonl_files(tmp_path / "again") == jsonl_files(tmp_path / "first")
 
 
 def test_a_huge_k_on_the_command_line_is_refused_before_reading(rollouts, tmp_path, monkeypatch, capsys):
-    code, err = run_without_reading(monkeypatch, capsys, "-i", rollouts, "--dry-run", "-m", "pass_at_k",
-                                    "--k", str(10**23))
+    code, err = run_without_reading(
+        monkeypatch, capsys, "-i", rollouts, "--dry-run", "-m", "pass_at_k", "--k", str(10**23)
+    )
     assert code == 2 and one_line(err) and f"--k must be at most {MAX_K}" in err, err
     with pytest.raises(BucketingError):
         Params(k=10**23)
@@ -200,14 +237,18 @@ def test_pass_at_k_with_the_largest_k_costs_no_more_than_the_scores(tmp_path):
 # --- 2. how many buckets, and how fast their cut points are found ---------------------------------------------------
 
 
-@pytest.mark.parametrize("flags", [
-    ["-n", str(MAX_BUCKETS + 1)],
-    ["-n", "1000000"],
-    ["-n", str(10**30)],
-    ["--thresholds", *map(str, range(MAX_BUCKETS))],
-    ["-n", str(MAX_BUCKETS + 1), "--bucket-names", *(f"b{i}" for i in range(MAX_BUCKETS + 1))],
-    ["--thresholds", *map(str, range(MAX_BUCKETS)), "--bucket-names", *(f"b{i}" for i in range(MAX_BUCKETS + 1))],
-], ids=["n-101", "n-million", "n-1e30", "100-thresholds", "101-names", "101-names-thresholds"])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["-n", str(MAX_BUCKETS + 1)],
+        ["-n", "1000000"],
+        ["-n", str(10**30)],
+        ["--thresholds", *map(str, range(MAX_BUCKETS))],
+        ["-n", str(MAX_BUCKETS + 1), "--bucket-names", *(f"b{i}" for i in range(MAX_BUCKETS + 1))],
+        ["--thresholds", *map(str, range(MAX_BUCKETS)), "--bucket-names", *(f"b{i}" for i in range(MAX_BUCKETS + 1))],
+    ],
+    ids=["n-101", "n-million", "n-1e30", "100-thresholds", "101-names", "101-names-thresholds"],
+)
 def test_too_many_buckets_is_one_line_before_reading(rollouts, tmp_path, monkeypatch, capsys, flags):
     code, err = run_without_reading(monkeypatch, capsys, "-i", rollouts, "-o", tmp_path / "out", *flags)
     assert code == 2 and one_line(err) and f"at most {MAX_BUCKETS} buckets" in err, err
@@ -255,8 +296,10 @@ def _old_balanced_boundaries(ordered: np.ndarray, count: int) -> list[int]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(values=st.lists(st.sampled_from([0, 0.25, 0.5, 1]) | st.integers(0, 30), min_size=1, max_size=120),
-       count=st.integers(1, 12))
+@given(
+    values=st.lists(st.sampled_from([0, 0.25, 0.5, 1]) | st.integers(0, 30), min_size=1, max_size=120),
+    count=st.integers(1, 12),
+)
 def test_the_linear_cut_search_chooses_what_the_old_one_did(values, count):
     """Where the old search left no bucket empty, the same boundaries; elsewhere, none empty."""
     ordered = np.sort(np.array(values, dtype=np.float64))
@@ -277,8 +320,14 @@ def test_a_name_with_a_newline_is_refused(name):
         check_name(name)
 
 
-@pytest.mark.parametrize("flags", [["--prefix", "x\n"], ["-n", "2", "--bucket-names", "easy\n", "hard"],
-                                   ["--thresholds", "0.5", "--bucket-names", "low", "high\n"]])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--prefix", "x\n"],
+        ["-n", "2", "--bucket-names", "easy\n", "hard"],
+        ["--thresholds", "0.5", "--bucket-names", "low", "high\n"],
+    ],
+)
 def test_a_prefix_or_name_with_a_newline_writes_no_file(rollouts, tmp_path, monkeypatch, capsys, flags):
     code, err = run_without_reading(monkeypatch, capsys, "-i", rollouts, "-o", tmp_path / "out", *flags)
     assert code == 2 and one_line(err) and "is not allowed" in err, err
@@ -288,8 +337,15 @@ def test_a_prefix_or_name_with_a_newline_writes_no_file(rollouts, tmp_path, monk
 # --- 4. huge finite scores -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("metric, huge", [("mean_reward", [1e308, 1e308]), ("variance", [1e308, -1e308]),
-                                          ("inverse_mean", [-1e308, -1e308]), ("mean_reward", [SCORE_LIMIT * 10, 0])])
+@pytest.mark.parametrize(
+    "metric, huge",
+    [
+        ("mean_reward", [1e308, 1e308]),
+        ("variance", [1e308, -1e308]),
+        ("inverse_mean", [-1e308, -1e308]),
+        ("mean_reward", [SCORE_LIMIT * 10, 0]),
+    ],
+)
 def test_a_score_beyond_the_bound_is_skipped_with_a_reason(tmp_path, capsys, metric, huge):
     lines = [rollout_line([0, 1]), rollout_line(huge), rollout_line([1, 1]), rollout_line([0.5, 0])]
     write_lines(tmp_path / "in" / "a.jsonl", lines)
@@ -319,9 +375,15 @@ def test_inverse_mean_is_finite_at_its_pole():
 
 
 @settings(max_examples=300, deadline=None)
-@given(rows=st.lists(st.lists(st.floats(-SCORE_LIMIT, SCORE_LIMIT) | st.sampled_from([-1e-6, 0.0, 1.0]),
-                              min_size=1, max_size=6), min_size=1, max_size=8),
-       k=st.integers(1, 8), threshold=st.floats(-1e300, 1e300))
+@given(
+    rows=st.lists(
+        st.lists(st.floats(-SCORE_LIMIT, SCORE_LIMIT) | st.sampled_from([-1e-6, 0.0, 1.0]), min_size=1, max_size=6),
+        min_size=1,
+        max_size=8,
+    ),
+    k=st.integers(1, 8),
+    threshold=st.floats(-1e300, 1e300),
+)
 def test_every_metric_is_finite_for_scores_within_the_bound(rows, k, threshold):
     scores = Scores(np.array([s for row in rows for s in row]), np.array([len(row) for row in rows]))
     for name, values in compute_all(scores, Params(k=k, pass_threshold=threshold)).items():
@@ -331,9 +393,11 @@ def test_every_metric_is_finite_for_scores_within_the_bound(rows, k, threshold):
 def test_a_metric_that_is_not_finite_is_one_line_not_a_traceback(rollouts, tmp_path, capsys):
     """A plugin's metric may still give NaN or inf: the CLI says so before writing, and --json never fails."""
     plugin = tmp_path / "nan_metric.py"
-    plugin.write_text("import numpy as np\nimport bucketing\n"
-                      "bucketing.register_metric('nanny', lambda s: float('nan') if s[0] == 0 else float('inf'),"
-                      " higher_is_easier=True)\n")
+    plugin.write_text(
+        "import numpy as np\nimport bucketing\n"
+        "bucketing.register_metric('nanny', lambda s: float('nan') if s[0] == 0 else float('inf'),"
+        " higher_is_easier=True)\n"
+    )
     for flags in (["--dry-run", "--json"], ["-o", str(tmp_path / "out")], ["--dry-run", "--thresholds", "0.5"]):
         code = cli.main(["--plugin", str(plugin), "-i", str(rollouts), "-m", "nanny", *flags])
         out, err = capsys.readouterr()  # with --json the human summary goes to stderr too: the error is its last line
@@ -346,7 +410,9 @@ def test_a_metric_that_is_not_finite_is_one_line_not_a_traceback(rollouts, tmp_p
 
 def test_a_dry_run_shows_a_plugin_metric_that_is_not_finite(rollouts, capsys, tmp_path):
     plugin = tmp_path / "inf_metric.py"
-    plugin.write_text("import bucketing\nbucketing.register_metric('infy', lambda s: float('inf'), higher_is_easier=True)\n")
+    plugin.write_text(
+        "import bucketing\nbucketing.register_metric('infy', lambda s: float('inf'), higher_is_easier=True)\n"
+    )
     assert cli.main(["--plugin", str(plugin), "-i", str(rollouts), "--dry-run", "--json"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["metric"] == "mean_reward"
@@ -373,13 +439,16 @@ def test_blank_lines_cost_about_what_reading_them_costs(tmp_path):
     assert elapsed < 3, elapsed
 
 
-@pytest.mark.parametrize("body, blank, rollouts", [
-    (b"\n\n \n{\"reward\": [{\"score\": 1}]}\n\n", 4, 1),
-    (b"  {\"reward\": [{\"score\": 1}]}\n \n", 1, 1),
-    (b"\n\t\n\r\n  \r\n", 4, 0),
-    (b"\n\n   ", 3, 0),
-    (b"\xef\xbb\xbf\n\n{\"reward\": [{\"score\": 1}]}", 2, 1),
-])
+@pytest.mark.parametrize(
+    "body, blank, rollouts",
+    [
+        (b'\n\n \n{"reward": [{"score": 1}]}\n\n', 4, 1),
+        (b'  {"reward": [{"score": 1}]}\n \n', 1, 1),
+        (b"\n\t\n\r\n  \r\n", 4, 0),
+        (b"\n\n   ", 3, 0),
+        (b'\xef\xbb\xbf\n\n{"reward": [{"score": 1}]}', 2, 1),
+    ],
+)
 def test_runs_of_blank_lines_are_counted_as_before(tmp_path, body, blank, rollouts):
     path = tmp_path / "a.jsonl"
     path.write_bytes(body)

@@ -44,8 +44,10 @@ def every_file(folder: Path) -> dict[str, bytes]:
 def small_input(folder: Path) -> Path:
     """Three files of four rollouts each, with different scores."""
     for part in range(3):
-        write_lines(folder / f"part{part}.jsonl",
-                    [rollout_line([i / 12, (i % 4) / 4], prompt=f"p{i}") for i in range(part * 4, part * 4 + 4)])
+        write_lines(
+            folder / f"part{part}.jsonl",
+            [rollout_line([i / 12, (i % 4) / 4], prompt=f"p{i}") for i in range(part * 4, part * 4 + 4)],
+        )
     return folder
 
 
@@ -125,11 +127,14 @@ def test_a_uri_is_refused_where_roots_are_given(places):
 # --- 2. export never writes through a link ------------------------------------------------------
 
 
-@pytest.mark.parametrize("linked, flags", [
-    ("cumulative", {"cumulative": True}),
-    ("train", {"val_fraction": 0.3}),
-    ("val", {"val_fraction": 0.3}),
-])
+@pytest.mark.parametrize(
+    "linked, flags",
+    [
+        ("cumulative", {"cumulative": True}),
+        ("train", {"val_fraction": 0.3}),
+        ("val", {"val_fraction": 0.3}),
+    ],
+)
 def test_an_export_into_a_linked_sub_folder_is_refused_and_writes_nothing_outside(places, linked, flags):
     allowed, outside = places
     data = bucketing.load(small_input(allowed / "in"), workers=1)
@@ -168,8 +173,12 @@ def test_an_output_folder_that_is_a_link_out_of_the_roots_is_refused(places):
 
 
 def hostile_manifest(out: Path, files: list[str]) -> None:
-    manifest = {"version": 1, "files": [{"file": name} for name in files],
-                "buckets": [{"file": name} for name in files], "skipped_file": files[0]}
+    manifest = {
+        "version": 1,
+        "files": [{"file": name} for name in files],
+        "buckets": [{"file": name} for name in files],
+        "skipped_file": files[0],
+    }
     (out / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -185,8 +194,17 @@ def test_overwrite_never_deletes_through_a_link_named_by_the_earlier_manifest(pl
     (out / "mine" / "notes.jsonl").write_bytes(b"user file\n")
     (out / "train").mkdir()
     (out / "train" / "keep.txt").write_bytes(b"user file\n")
-    hostile_manifest(out, ["lnk/sub/model_data.jsonl", str(victim / "model_data.jsonl"), "../outside/x.jsonl",
-                           "mine/notes.jsonl", "train/keep.txt", "lnk/../mine/notes.jsonl"])
+    hostile_manifest(
+        out,
+        [
+            "lnk/sub/model_data.jsonl",
+            str(victim / "model_data.jsonl"),
+            "../outside/x.jsonl",
+            "mine/notes.jsonl",
+            "train/keep.txt",
+            "lnk/../mine/notes.jsonl",
+        ],
+    )
     result = run_cli("-i", SAMPLE, "-o", out, "--overwrite")
     assert result.returncode == 0, result.stderr
     assert (victim / "model_data.jsonl").read_bytes() == b"precious\n"
@@ -200,8 +218,13 @@ def test_overwrite_removes_only_regular_files_of_the_export_s_own_names(tmp_path
     assert run_cli("-i", SAMPLE, "-o", out, "-n", "5", "--cumulative").returncode == 0
     (out / "cumulative" / "mine.txt").write_bytes(b"user\n")
     assert run_cli("-i", SAMPLE, "-o", out, "-n", "3", "--overwrite").returncode == 0
-    assert sorted(p.name for p in out.iterdir()) == ["cumulative", "easy.jsonl", "hard.jsonl", "manifest.json",
-                                                     "medium.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "cumulative",
+        "easy.jsonl",
+        "hard.jsonl",
+        "manifest.json",
+        "medium.jsonl",
+    ]
     assert sorted(p.name for p in (out / "cumulative").iterdir()) == ["mine.txt"]  # a folder still in use stays
 
 
@@ -372,8 +395,16 @@ def test_a_planted_journal_is_refused_and_touches_nothing(places):
     allowed, outside = places
     out = allowed / "out"
     out.mkdir()
-    (out / JOURNAL).write_text(json.dumps({"version": 1, "state": "back", "stale": [], "moves": [
-        {"temp": TEMP_PREFIX + "x", "final": "../outside/secret.jsonl", "inode": 1, "backup": None}]}))
+    (out / JOURNAL).write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "state": "back",
+                "stale": [],
+                "moves": [{"temp": TEMP_PREFIX + "x", "final": "../outside/secret.jsonl", "inode": 1, "backup": None}],
+            }
+        )
+    )
     result = run_cli("-i", SAMPLE, "-o", out, "--overwrite")
     assert result.returncode == 2 and one_line(result.stderr) and JOURNAL in result.stderr
     assert (outside / "secret.jsonl").exists()
@@ -395,8 +426,15 @@ def test_a_planted_journal_never_removes_an_input_or_another_s_file(tmp_path, ow
     small_input(out / "train")
     (out / "notes.jsonl").write_bytes(b"my notes\n")
     victims = ["train/part0.jsonl"] + (["notes.jsonl"] if owner else [])  # owned by us: only the input is protected
-    plant_journal(out, "back", [{"temp": f"{TEMP_PREFIX}x{i}", "final": name, "inode": (out / name).stat().st_ino,
-                                 "backup": None} for i, name in enumerate(victims)], owner)
+    plant_journal(
+        out,
+        "back",
+        [
+            {"temp": f"{TEMP_PREFIX}x{i}", "final": name, "inode": (out / name).stat().st_ino, "backup": None}
+            for i, name in enumerate(victims)
+        ],
+        owner,
+    )
     before = every_file(out)
     result = run_cli("-i", out / "train", "-o", out, "-n", "2")
     assert result.returncode == 2 and one_line(result.stderr) and "not left by an export of yours" in result.stderr
@@ -408,8 +446,9 @@ def test_a_planted_forward_journal_never_renames_another_s_file_over_an_input(tm
     small_input(out / "train")
     (out / f"{TEMP_PREFIX}evil").write_bytes(b"ATTACKER\n")
     os.chown(out / f"{TEMP_PREFIX}evil", NOBODY, NOBODY)
-    plant_journal(out, "forward", [{"temp": f"{TEMP_PREFIX}evil", "final": "train/part1.jsonl", "inode": 1,
-                                    "backup": None}])
+    plant_journal(
+        out, "forward", [{"temp": f"{TEMP_PREFIX}evil", "final": "train/part1.jsonl", "inode": 1, "backup": None}]
+    )
     before = every_file(out)
     result = run_cli("-i", out / "train", "-o", out, "-n", "2")
     assert result.returncode == 2 and "not left by an export of yours" in result.stderr
@@ -446,8 +485,9 @@ def test_a_journal_that_cannot_be_written_leaves_the_old_export_and_no_temp_file
 
     monkeypatch.setattr(Folder, "rename", full_disk_at_the_journal)
     with pytest.raises(OSError):
-        bucketing.export(data, bucketing.percentile_plan(data.values("mean_reward"), "mean_reward", 3), out,
-                         overwrite=True)
+        bucketing.export(
+            data, bucketing.percentile_plan(data.values("mean_reward"), "mean_reward", 3), out, overwrite=True
+        )
     assert every_file(out) == before  # no temp file, no journal, the old export whole
 
 
@@ -502,9 +542,15 @@ def test_more_input_files_than_the_open_file_limit(tmp_path):
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "bucketing", "-i", str(folder), "-o", str(tmp_path / "out"),
-                             "--val-fraction", "0.1"], cwd=ROOT, env=env, capture_output=True, text=True,
-                            preexec_fn=limit, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "bucketing", "-i", str(folder), "-o", str(tmp_path / "out"), "--val-fraction", "0.1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     written = [line for body in jsonl_files(tmp_path / "out").values() for line in body.splitlines()]
     assert len(written) == 3000  # every line in a bucket and in its train or val part

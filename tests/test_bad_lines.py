@@ -85,7 +85,7 @@ def input_lines(data: bytes) -> list[tuple[int, bytes]]:
     """(1-based line number, content as promised in the output without its newline) of the
     non-blank lines of one input file, by the specification."""
     if data.startswith(BOM):
-        data = data[len(BOM):]
+        data = data[len(BOM) :]
     result = []
     pieces = data.split(b"\n")
     if pieces[-1] == b"":
@@ -209,11 +209,13 @@ DEEP = 100_000
 
 ACCEPTED = [
     ("plain", rollout([0, 1.25, 1]), [0, 1.25, 1]),
-    ("ints floats exponents negatives", b'{"reward":[{"score":1},{"score":-0.5},{"score":2e0},{"score":1E-1}]}',
-     [1, -0.5, 2.0, 0.1]),
+    (
+        "ints floats exponents negatives",
+        b'{"reward":[{"score":1},{"score":-0.5},{"score":2e0},{"score":1E-1}]}',
+        [1, -0.5, 2.0, 0.1],
+    ),
     ("single score", b'{"reward":[{"score":0.75}]}', [0.75]),
-    ("u2028 u2029 u0085 raw in a string",
-     b'{"prompt":"a\xe2\x80\xa8b\xe2\x80\xa9c\xc2\x85d",' + R1 + b"}", [1, 0]),
+    ("u2028 u2029 u0085 raw in a string", b'{"prompt":"a\xe2\x80\xa8b\xe2\x80\xa9c\xc2\x85d",' + R1 + b"}", [1, 0]),
     ("u2028 raw in a key", b'{"k\xe2\x80\xa8ey":1,' + R1 + b"}", [1, 0]),
     ("raw DEL is allowed in JSON strings", b'{"prompt":"a\x7fb",' + R1 + b"}", [1, 0]),
     ("escaped NUL", b'{"prompt":"a\\u0000b",' + R1 + b"}", [1, 0]),
@@ -268,8 +270,11 @@ SKIPPED = [
     ("form feed alone", b"\x0c", sp.INVALID_JSON),
     # nesting
     ("100000 levels of [ in another field", b'{"x":' + b"[" * DEEP + b"]" * DEEP + b"," + R1 + b"}", sp.TOO_DEEP),
-    ("100000 levels of { in another field", b'{"x":' + b'{"a":' * DEEP + b"1" + b"}" * DEEP + b"," + R1 + b"}",
-     sp.TOO_DEEP),
+    (
+        "100000 levels of { in another field",
+        b'{"x":' + b'{"a":' * DEEP + b"1" + b"}" * DEEP + b"," + R1 + b"}",
+        sp.TOO_DEEP,
+    ),
     ("100000 levels of [ as the line", b"[" * DEEP + b"]" * DEEP, sp.TOO_DEEP),
     # not an object
     ("array line", b"[1, 2, 3]", sp.NOT_OBJECT),
@@ -623,8 +628,9 @@ def test_line_length_limit_boundary(tmp_path, ending):
 def test_too_long_line_through_the_cli(tmp_path):
     long = padded(5000)
     files = {"a.jsonl": GOOD + b"\n" + long + b"\n" + GOOD_B + b"\n" + long}  # the last one without "\n"
-    proc = run_cli("-i", write_input(tmp_path, files), "-o", tmp_path / "out", "--max-line-bytes", "1000",
-                   "-n", "1", "--json")
+    proc = run_cli(
+        "-i", write_input(tmp_path, files), "-o", tmp_path / "out", "--max-line-bytes", "1000", "-n", "1", "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     outputs = assert_promise(files, tmp_path / "out")
     assert outputs["_skipped.jsonl"] == [long + b"\n", long + b"\n"]
@@ -698,9 +704,14 @@ def test_every_case_through_the_cli_and_the_manifest(tmp_path):
     assert json.loads(proc.stdout) == manifest
 
     good_count = len(cases) + 1
-    assert manifest["totals"] == {"files": 1, "lines": len(lines), "rollouts": good_count + len(expected_ok),
-                                  "rollout_lines": good_count + len(expected_ok), "blank": 2,
-                                  "skipped": len(expected_reasons)}
+    assert manifest["totals"] == {
+        "files": 1,
+        "lines": len(lines),
+        "rollouts": good_count + len(expected_ok),
+        "rollout_lines": good_count + len(expected_ok),
+        "blank": 2,
+        "skipped": len(expected_reasons),
+    }
     assert manifest["params"]["scores"] == "reward[].score"
     assert manifest["skipped"] == dict(Counter(reason for _, reason in expected_reasons))
     assert list(manifest["skipped"].values()) == sorted(manifest["skipped"].values(), reverse=True)
@@ -727,7 +738,9 @@ def test_every_case_through_the_cli_and_the_manifest(tmp_path):
 
 
 def test_strict_reports_file_and_line(tmp_path):
-    write_input(tmp_path, {"a.jsonl": GOOD + b"\n" + GOOD + b"\n", "b.jsonl": GOOD + b"\n\n" + score_line(b"NaN") + b"\n"})
+    write_input(
+        tmp_path, {"a.jsonl": GOOD + b"\n" + GOOD + b"\n", "b.jsonl": GOOD + b"\n\n" + score_line(b"NaN") + b"\n"}
+    )
     proc = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "--strict")
     message = assert_one_line_error(proc, code=1)
     assert f"b.jsonl:3: {sp.NOT_FINITE}" in message
@@ -767,7 +780,8 @@ NOT_JSONL = [
     pytest.param(json.dumps(ROWS).encode() + b"\n", id="array on one line"),
     pytest.param(json.dumps(ROWS, indent=2).encode() + b"\n", id="pretty-printed array"),
     pytest.param(
-        b"[\n" + b",\n".join(json.dumps(r).encode() for r in ROWS) + b"\n]\n", id="array with one element per line"),
+        b"[\n" + b",\n".join(json.dumps(r).encode() for r in ROWS) + b"\n]\n", id="array with one element per line"
+    ),
     pytest.param(_binary_junk(), id="binary junk"),
     pytest.param(bytes(range(256)) * 40, id="all byte values"),
     pytest.param(("\n".join(json.dumps(r) for r in ROWS) + "\n").encode("utf-16"), id="UTF-16 with BOM"),
@@ -788,7 +802,8 @@ def test_file_that_is_not_jsonl_is_skipped_whole_in_a_folder(tmp_path, content):
     assert outputs["_skipped.jsonl"] == [content + b"\n" for _, content in input_lines(content)]  # every line, in order
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
     assert [(f["file"], f["reason"], f["lines"]) for f in manifest["skipped_files"]] == [
-        ("weird doc.jsonl", FILE_NOT_JSONL, len(input_lines(content)))]
+        ("weird doc.jsonl", FILE_NOT_JSONL, len(input_lines(content)))
+    ]
     assert manifest["skipped"] == {FILE_NOT_JSONL: len(input_lines(content))}
     assert manifest["totals"]["rollouts"] == 2
 
@@ -816,7 +831,8 @@ def test_a_single_input_file_that_is_not_jsonl_is_refused(tmp_path, content):
     proc = run_cli("-i", tmp_path / "in" / "doc.jsonl", "-o", tmp_path / "out")
     message = assert_one_line_error(proc)
     assert message.startswith("error: doc.jsonl is not JSONL") and message.rstrip().endswith(
-        ("Convert or remove it", "(e.g. jq -c '.[]')"))
+        ("Convert or remove it", "(e.g. jq -c '.[]')")
+    )
     assert_nothing_written(tmp_path / "out")
 
 
@@ -851,15 +867,32 @@ def test_utf8_validity_decides_acceptance(tmp_path_factory, payload):
 
 _LINE_KINDS = st.one_of(
     st.lists(st.sampled_from([0, 1, 0.5, -2, 1.25]), min_size=1, max_size=5).map(rollout),
-    st.sampled_from([b"", b"  ", b"\t", b"[1]", b"null", b'{"reward":[]}', b"{", score_line(b"NaN"),
-                     b'{"prompt":"\xff",' + R1 + b"}", GOOD + GOOD, BOM + GOOD, b'{"reward":[{"score":"x"}]}',
-                     b'{"prompt":"\xe2\x80\xa8\xc2\x85",' + R1 + b"}"]),
+    st.sampled_from(
+        [
+            b"",
+            b"  ",
+            b"\t",
+            b"[1]",
+            b"null",
+            b'{"reward":[]}',
+            b"{",
+            score_line(b"NaN"),
+            b'{"prompt":"\xff",' + R1 + b"}",
+            GOOD + GOOD,
+            BOM + GOOD,
+            b'{"reward":[{"score":"x"}]}',
+            b'{"prompt":"\xe2\x80\xa8\xc2\x85",' + R1 + b"}",
+        ]
+    ),
 )
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=st.lists(st.tuples(_LINE_KINDS, st.sampled_from([b"\n", b"\r\n"])), min_size=1, max_size=25),
-       bom=st.booleans(), final_newline=st.booleans())
+@given(
+    lines=st.lists(st.tuples(_LINE_KINDS, st.sampled_from([b"\n", b"\r\n"])), min_size=1, max_size=25),
+    bom=st.booleans(),
+    final_newline=st.booleans(),
+)
 def test_every_line_accounted_for(tmp_path_factory, lines, bom, final_newline):
     """Random mixes: rollouts + skipped + blank == lines, and the export keeps the promise."""
     tmp = tmp_path_factory.mktemp("mix")
@@ -869,8 +902,9 @@ def test_every_line_accounted_for(tmp_path_factory, lines, bom, final_newline):
     files = {"a.jsonl": GOOD + b"\n", "b.jsonl": body}  # a.jsonl keeps the run from failing for lack of rollouts
     spec = input_lines(body)
     # a file whose last line, cut off before its "\n", opens an object (blank lines after it don't count as cut)
-    unfinished_last_object = (not body.endswith(b"\n") and spec and spec[-1][0] == body.count(b"\n") + 1
-                              and spec[-1][1].startswith(b"{"))
+    unfinished_last_object = (
+        not body.endswith(b"\n") and spec and spec[-1][0] == body.count(b"\n") + 1 and spec[-1][1].startswith(b"{")
+    )
     # not one JSON object (nor an unfinished last one) in the file: skipped whole as "not JSONL", the file named
     not_jsonl = spec and not any(is_json_object(content) for _, content in spec) and not unfinished_last_object
     data = bucketing.load(write_input(tmp, files), scores="reward[].score", workers=1)

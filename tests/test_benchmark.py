@@ -13,13 +13,32 @@ from .conftest import ROOT
 
 def test_the_benchmark_runs_and_reports_every_measurement(tmp_path):
     result = subprocess.run(
-        [sys.executable, "benchmarks/run.py", "--sizes", "5MB", "--rounds", "1", "--rollouts", "5000",
-         "--work", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "benchmarks/run.py",
+            "--sizes",
+            "5MB",
+            "--rounds",
+            "1",
+            "--rollouts",
+            "5000",
+            "--work",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    for row in ["original: load + 7 metrics", "ours: full run", "cat > /dev/null", "load: original / ours",
-                "drag a threshold", "change the metric"]:
+    for row in [
+        "original: load + 7 metrics",
+        "ours: full run",
+        "cat > /dev/null",
+        "load: original / ours",
+        "drag a threshold",
+        "change the metric",
+    ]:
         assert row in result.stdout
     saved = sorted((ROOT / "benchmarks" / "results").glob("*.json"))[-1]
     results = json.loads(saved.read_text())
@@ -29,9 +48,24 @@ def test_the_benchmark_runs_and_reports_every_measurement(tmp_path):
 
 def test_the_benchmark_times_a_trainer_dump(tmp_path):
     result = subprocess.run(
-        [sys.executable, "benchmarks/run.py", "--sizes", "2MB", "--rounds", "1", "--rollouts", "1000",
-         "--work", str(tmp_path), "--layout", "verl"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "benchmarks/run.py",
+            "--sizes",
+            "2MB",
+            "--rounds",
+            "1",
+            "--rollouts",
+            "1000",
+            "--work",
+            str(tmp_path),
+            "--layout",
+            "verl",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     assert "layout: verl" in result.stdout and "ours: full run" in result.stdout
@@ -43,8 +77,13 @@ def test_the_benchmark_times_a_trainer_dump(tmp_path):
 
 @pytest.mark.ray  # its `ray stop --force` stops every Ray on the machine: run with the Ray tests (conftest.py)
 def test_the_ray_scaling_benchmark_runs(tmp_path):
-    result = subprocess.run([sys.executable, "benchmarks/ray_scaling.py", "--size", "3MB", "--rounds", "1",
-                             "--work", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "benchmarks/ray_scaling.py", "--size", "3MB", "--rounds", "1", "--work", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     for row in ["| local engine |", "| ray, 1 worker |", "| ray, 2 workers |"]:
         assert row in result.stdout

@@ -133,7 +133,9 @@ def test_drag_a_threshold_with_the_mouse_and_add_one_by_double_click(page, journ
     expect(chart).to_be_visible()
     expect(chart.locator('g[data-testid="threshold-line-0"]')).to_have_count(1)
     expect(chart.locator('g[data-testid="threshold-line-1"]')).to_have_count(1)
-    assert chart.evaluate("el => el.getRootNode() instanceof ShadowRoot"), "the chart is not in a v2 component's shadow root"
+    assert chart.evaluate("el => el.getRootNode() instanceof ShadowRoot"), (
+        "the chart is not in a v2 component's shadow root"
+    )
     assert mode_selected(page) == "By bucket count"
     lines_before, regions_before, sizes_before = line_labels(page), region_labels(page), sizes(page)
     assert len(lines_before) == 2 and len(sizes_before) == 3, (lines_before, sizes_before)
@@ -146,7 +148,9 @@ def test_drag_a_threshold_with_the_mouse_and_add_one_by_double_click(page, journ
     start_x, _ = drag_line(page, 1, DRAG_PX)
     expected = origin + (start_x + DRAG_PX) * per_px
     expect(page.get_by_role("radio", name="By thresholds")).to_be_checked(timeout=TIMEOUT_MS)
-    wait_until(lambda: sizes(page) not in ({}, sizes_before), message=lambda: f"bucket sizes never changed: {sizes(page)}")
+    wait_until(
+        lambda: sizes(page) not in ({}, sizes_before), message=lambda: f"bucket sizes never changed: {sizes(page)}"
+    )
     settle(page)
     expect(chart.locator("g.td-line")).to_have_count(2)
     assert mode_selected(page) == "By thresholds"
@@ -183,7 +187,9 @@ def test_drag_a_threshold_with_the_mouse_and_add_one_by_double_click(page, journ
     lines_added = floats(line_labels(page))
     assert len(lines_added) == 3 and lines_added == sorted(lines_added)
     assert lines_added[:2] == floats(lines_after), f"the old lines moved: {lines_added}"
-    assert abs(lines_added[2] - (origin + x * per_px)) <= 4 * per_px, f"added at ~{origin + x * per_px:.4g}: {lines_added}"
+    assert abs(lines_added[2] - (origin + x * per_px)) <= 4 * per_px, (
+        f"added at ~{origin + x * per_px:.4g}: {lines_added}"
+    )
     assert close(threshold_inputs(page), lines_added, 1e-9), threshold_inputs(page)
     sizes_added = sizes(page)
     assert sum(sizes_added.values()) == SAMPLE_ROLLOUTS
@@ -203,8 +209,9 @@ def test_dragged_thresholds_survive_a_page_switch(page, journey):
         expect(page.get_by_role("radio", name="By thresholds")).to_be_checked(timeout=TIMEOUT_MS)
         wait_until(lambda: threshold_inputs(page) and sizes(page), message="no thresholds after a drag")
         settle(page)
-        journey.update(lines=floats(line_labels(page)), labels=line_labels(page), sizes=sizes(page),
-                       regions=region_labels(page))
+        journey.update(
+            lines=floats(line_labels(page)), labels=line_labels(page), sizes=sizes(page), regions=region_labels(page)
+        )
     go_to(page, "Export")
     plan = page.locator('[data-testid="stMarkdownContainer"]').filter(has_text=re.compile(r"^Plan:")).inner_text()
     found = re.search(r", thresholds (.*?) — (.*?)\. Change it", plan)  # "Plan: metric, thresholds 0.3, 0.7 — names."
@@ -281,7 +288,9 @@ def test_export_writes_the_buckets_and_the_shown_command_makes_the_same_files(pa
     app_files = sorted(p.name for p in out.iterdir())
     assert sorted(p.name for p in again.iterdir()) == app_files
     for name in app_files:
-        assert (again / name).read_bytes() == (out / name).read_bytes(), f"{name} differs between the app and the command"
+        assert (again / name).read_bytes() == (out / name).read_bytes(), (
+            f"{name} differs between the app and the command"
+        )
 
 
 # --- 5. secure defaults ------------------------------------------------------------------
@@ -332,7 +341,8 @@ def test_uploaded_files_are_loaded(browser, server, tmp_path):
         open_page(tab, server, "Data")
         tab.get_by_text("Upload files instead").click()
         tab.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
-            [str(tmp_path / "one.jsonl"), str(tmp_path / "two.jsonl.gz")])
+            [str(tmp_path / "one.jsonl"), str(tmp_path / "two.jsonl.gz")]
+        )
         tab.get_by_role("button", name="Load the uploaded files").click()
         rollouts = tab.locator('[data-testid="stMetric"]').filter(has_text="Rollouts")
         expect(rollouts.locator('[data-testid="stMetricValue"]')).to_have_text("5")
@@ -343,7 +353,6 @@ def test_uploaded_files_are_loaded(browser, server, tmp_path):
         screenshot(tab, "10-upload")
     finally:
         context.close()
-
 
 
 def test_a_page_opened_directly_on_a_fresh_server_works(browser, tmp_path):
@@ -373,9 +382,11 @@ def test_clicking_a_compare_cell_previews_its_rollouts(page):
     ids = {m: plans[m].assign(table[m]) for m in plans}
     for row, col in [(2, 0), (0, 1)]:
         count = int(((ids["mean_reward"] == row) & (ids["variance"] == col)).sum())
-        caption = (f"{counted(count, 'rollout', ',', ('is', 'are'))} "
-                   f"{plans['mean_reward'].names[row]} by mean_reward and "
-                   f"{plans['variance'].names[col]} by variance.")  # as shown: the names in code style
+        caption = (
+            f"{counted(count, 'rollout', ',', ('is', 'are'))} "
+            f"{plans['mean_reward'].names[row]} by mean_reward and "
+            f"{plans['variance'].names[col]} by variance."
+        )  # as shown: the names in code style
         for attempt in range(3):  # a click while the chart is still being redrawn after the last one is lost
             cell = cells.nth(row * 3 + col)
             cell.scroll_into_view_if_needed()
@@ -386,8 +397,11 @@ def test_clicking_a_compare_cell_previews_its_rollouts(page):
             page.mouse.click(x, y)
             settle(page)
             try:
-                wait_until(lambda caption=caption: caption in app_text(page), timeout=5 if attempt < 2 else 20,
-                           message=lambda caption=caption: f"wanted {caption!r}; the page says: {app_text(page)[-600:]}")
+                wait_until(
+                    lambda caption=caption: caption in app_text(page),
+                    timeout=5 if attempt < 2 else 20,
+                    message=lambda caption=caption: f"wanted {caption!r}; the page says: {app_text(page)[-600:]}",
+                )
                 break
             except AssertionError:
                 if attempt == 2:

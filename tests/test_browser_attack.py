@@ -87,7 +87,8 @@ def test_uploads_of_the_same_name_are_all_loaded_and_called_the_uploaded_files(t
         write_lines(tmp_path / folder / "rollouts.jsonl", [rollout_line([i % 2, 1]) for i in range(count)])
     tab.get_by_text("Upload files instead").click()
     tab.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
-        [str(tmp_path / "s1" / "rollouts.jsonl"), str(tmp_path / "s2" / "rollouts.jsonl")])
+        [str(tmp_path / "s1" / "rollouts.jsonl"), str(tmp_path / "s2" / "rollouts.jsonl")]
+    )
     tab.get_by_role("button", name="Load the uploaded files").click()
     expect(metric_value(tab, "Rollouts")).to_have_text("17")
     expect(metric_value(tab, "Files")).to_have_text("2")

@@ -70,18 +70,28 @@ def type_name(page, row: int, name: str) -> None:
 
 
 def labels_overlap(page) -> list[tuple[str, str]]:
-    boxes = [(label.text_content(), label.bounding_box()) for label in page.locator(f"{CHART} text.td-region-label").all()]
-    return [(a, b) for i, (a, p) in enumerate(boxes) for b, q in boxes[i + 1:]
-            if p["x"] < q["x"] + q["width"] and q["x"] < p["x"] + p["width"]
-            and p["y"] < q["y"] + q["height"] and q["y"] < p["y"] + p["height"]]
+    boxes = [
+        (label.text_content(), label.bounding_box()) for label in page.locator(f"{CHART} text.td-region-label").all()
+    ]
+    return [
+        (a, b)
+        for i, (a, p) in enumerate(boxes)
+        for b, q in boxes[i + 1 :]
+        if p["x"] < q["x"] + q["width"]
+        and q["x"] < p["x"] + p["width"]
+        and p["y"] < q["y"] + q["height"]
+        and q["y"] < p["y"] + p["height"]
+    ]
 
 
 def every_region_labelled(page) -> None:
     """Wait until the chart has one label per bucket, each saying the bucket's size (the chart is drawn by its
     own script once the page is there)."""
     wanted = lambda: sorted(f"{n} ({c:,})" for n, c in sizes(page).items())  # noqa: E731
-    wait_until(lambda: sizes(page) and sorted(region_labels(page)) == wanted(),
-               message=lambda: f"region labels {region_labels(page)}, sizes {sizes(page)}")
+    wait_until(
+        lambda: sizes(page) and sorted(region_labels(page)) == wanted(),
+        message=lambda: f"region labels {region_labels(page)}, sizes {sizes(page)}",
+    )
 
 
 def test_every_region_has_a_label_that_overlaps_no_other(page):
@@ -114,8 +124,10 @@ def test_a_refused_name_is_taken_back_in_the_table(page):
     for bad, message in [("../evil", "is not allowed"), ("WARMUP", "the same file name")]:
         type_name(page, 1, bad)
         wait_until(lambda: any(message in e for e in errors(page)), message=lambda: f"no error: {errors(page)}")
-        wait_until(lambda: table_names(page) == ["warmup", "medium", "hard"],  # a new table: drawn afresh
-                   message=lambda: f"the table shows {table_names(page)} after {bad!r} was refused")
+        wait_until(
+            lambda: table_names(page) == ["warmup", "medium", "hard"],  # a new table: drawn afresh
+            message=lambda: f"the table shows {table_names(page)} after {bad!r} was refused",
+        )
         wait_until(lambda: list(sizes(page)) == ["warmup", "medium", "hard"], message=lambda: str(sizes(page)))
     screenshot(page, "buckets-refused-name")
 

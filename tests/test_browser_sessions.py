@@ -195,8 +195,10 @@ def test_five_sessions_at_once_each_keep_their_own_data_metric_and_thresholds(br
             drag_line(s.page, 0, DRAG_PX)
         for s in sessions:
             expect(s.page.get_by_role("radio", name="By thresholds")).to_be_checked(timeout=TIMEOUT_MS)
-            wait_until(lambda: threshold_inputs(s.page) and sizes(s.page),
-                       message=lambda: s.where("drew no thresholds after the drag"))
+            wait_until(
+                lambda: threshold_inputs(s.page) and sizes(s.page),
+                message=lambda: s.where("drew no thresholds after the drag"),
+            )
             settle(s.page)
 
         # 6. Each session shows its own state.
@@ -214,8 +216,9 @@ def test_five_sessions_at_once_each_keep_their_own_data_metric_and_thresholds(br
             labelled = sum(int(re.search(r"\(([\d,]+)\)$", label).group(1).replace(",", "")) for label in labels)
             assert labelled == s.rollouts, s.where(f"region labels {labels}")
             assert_no_error_shown(page, s.where("after the drag"))
-            assert page.locator('[data-testid="stAlertContentError"]').count() == 0, \
-                s.where(f"shows an error:\n{app_text(page)[:2000]}")
+            assert page.locator('[data-testid="stAlertContentError"]').count() == 0, s.where(
+                f"shows an error:\n{app_text(page)[:2000]}"
+            )
             screenshot(page, f"sessions-{s.index}-{s.metric}")
 
         # 7. Back on the Data page, each still has its own folder.

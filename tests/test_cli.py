@@ -40,8 +40,10 @@ GUIDE_COMMANDS = [
     (["--thresholds", "0.3", "0.7", "--bucket-names", "low", "medium", "high"], ["low", "medium", "high"]),
     (["-m", "mean_reward", "-n", "3", "--prefix", "mean_"], ["mean_easy", "mean_medium", "mean_hard"]),
     (["-m", "variance", "-n", "3"], ["easy", "medium", "hard"]),
-] + [(["-m", metric, "-n", "3"], ["easy", "medium", "hard"])
-     for metric in ["max_reward", "min_reward", "success_rate", "inverse_mean"]]
+] + [
+    (["-m", metric, "-n", "3"], ["easy", "medium", "hard"])
+    for metric in ["max_reward", "min_reward", "success_rate", "inverse_mean"]
+]
 
 
 @pytest.mark.parametrize("flags, files", GUIDE_COMMANDS)
@@ -103,14 +105,26 @@ def test_dry_run_writes_nothing(sample_dir, tmp_path):
 
 def test_a_dry_run_shows_every_metric_s_spread(sample_dir, tmp_path):
     plugin = tmp_path / "broken.py"
-    plugin.write_text("import bucketing\n"
-                      "bucketing.register_metric('broken_metric', lambda s: 1 / 0, higher_is_easier=True)\n")
+    plugin.write_text(
+        "import bucketing\nbucketing.register_metric('broken_metric', lambda s: 1 / 0, higher_is_easier=True)\n"
+    )
     result = run_cli("-i", sample_dir, "--dry-run", "--pass-threshold", "1", "--k", "2", "--plugin", plugin)
     assert result.returncode == 0, result.stderr
-    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()
-            if line.startswith("  ") and len(line.split()) >= 5}
-    assert list(rows)[-8:] == ["mean_reward", "max_reward", "min_reward", "variance", "pass_at_k", "success_rate",
-                               "inverse_mean", "broken_metric"]
+    rows = {
+        line.split()[0]: line.split()
+        for line in result.stdout.splitlines()
+        if line.startswith("  ") and len(line.split()) >= 5
+    }
+    assert list(rows)[-8:] == [
+        "mean_reward",
+        "max_reward",
+        "min_reward",
+        "variance",
+        "pass_at_k",
+        "success_rate",
+        "inverse_mean",
+        "broken_metric",
+    ]
     assert "failed: ZeroDivisionError" in " ".join(rows["broken_metric"])  # a plugin's bug on its row, not a crash
     defined = [metric_definitions(row, Params(k=2, pass_threshold=1)) for row in sample_scores()]
     oracle = {name: [row[name] for row in defined] for name in defined[0]}
@@ -122,13 +136,29 @@ def test_a_dry_run_shows_every_metric_s_spread(sample_dir, tmp_path):
 
 
 def test_from_manifest_applies_the_saved_cut_points(sample_dir, tmp_path):
-    first = run_cli("-i", sample_dir, "-o", tmp_path / "first", "-m", "success_rate", "--pass-threshold", "1",
-                    "-n", "3", "--bucket-names", "a", "b", "c", "--json")
+    first = run_cli(
+        "-i",
+        sample_dir,
+        "-o",
+        tmp_path / "first",
+        "-m",
+        "success_rate",
+        "--pass-threshold",
+        "1",
+        "-n",
+        "3",
+        "--bucket-names",
+        "a",
+        "b",
+        "c",
+        "--json",
+    )
     saved = json.loads(first.stdout)
     other = tmp_path / "next_step"
     write_lines(other / "x.jsonl", [rollout_line(s) for s in ([1, 1], [0, 0], [1, 0, 0, 0], [1.0, 1.0, 0.0])])
-    second = run_cli("-i", other, "-o", tmp_path / "second", "--from-manifest", tmp_path / "first" / "manifest.json",
-                     "--json")
+    second = run_cli(
+        "-i", other, "-o", tmp_path / "second", "--from-manifest", tmp_path / "first" / "manifest.json", "--json"
+    )
     assert second.returncode == 0, second.stderr
     applied = json.loads(second.stdout)
     assert applied["cuts"] == saved["cuts"] and applied["metric"] == "success_rate"
@@ -140,7 +170,8 @@ def test_from_manifest_applies_the_saved_cut_points(sample_dir, tmp_path):
             scores = [r["score"] for r in json.loads(line)["reward"]]
             value = sum(s >= 1 for s in scores) / len(scores)
             assert (bucket["lower"] is None or value > bucket["lower"]) and (
-                bucket["upper"] is None or value <= bucket["upper"])
+                bucket["upper"] is None or value <= bucket["upper"]
+            )
     assert cuts  # the saved plan really had cut points
 
 
@@ -189,20 +220,24 @@ def test_usage_errors_are_one_line_with_exit_2(sample_dir, tmp_path, flags, mess
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--dry-run", "-n", "0"], "-n/--num-buckets must be at least 1, not 0"),
-    (["--dry-run", "--k", "0"], "--k must be a whole number >= 1, not 0"),
-    (["--dry-run", "--pass-threshold", "nan"], "--pass-threshold must be a finite number"),
-    (["--dry-run", "--bucket-names", "a", "b"], "2 bucket names given for 3 buckets"),
-    (["--dry-run", "--bucket-names", "a", "A", "b"], "are the same file name ignoring case"),
-    (["--dry-run", "--thresholds", "0.5", "0.5"], "--thresholds must be distinct"),
-    (["--dry-run", "--thresholds", "0.5", "--bucket-names", "a"], "1 bucket names given for 2 buckets"),
-    (["--dry-run", "--preset", "learnability", "--bucket-names", "a", "b"], "2 names given for 3 buckets"),
-    (["-o", "{input}/out"], "is inside the input directory"),
-    (["-o", "{earlier}"], "manifest.json already exists; pass --overwrite to replace it"),
-])
-def test_plan_and_output_mistakes_are_reported_before_reading(sample_dir, tmp_path, monkeypatch, capsys, flags,
-                                                              message):
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--dry-run", "-n", "0"], "-n/--num-buckets must be at least 1, not 0"),
+        (["--dry-run", "--k", "0"], "--k must be a whole number >= 1, not 0"),
+        (["--dry-run", "--pass-threshold", "nan"], "--pass-threshold must be a finite number"),
+        (["--dry-run", "--bucket-names", "a", "b"], "2 bucket names given for 3 buckets"),
+        (["--dry-run", "--bucket-names", "a", "A", "b"], "are the same file name ignoring case"),
+        (["--dry-run", "--thresholds", "0.5", "0.5"], "--thresholds must be distinct"),
+        (["--dry-run", "--thresholds", "0.5", "--bucket-names", "a"], "1 bucket names given for 2 buckets"),
+        (["--dry-run", "--preset", "learnability", "--bucket-names", "a", "b"], "2 names given for 3 buckets"),
+        (["-o", "{input}/out"], "is inside the input directory"),
+        (["-o", "{earlier}"], "manifest.json already exists; pass --overwrite to replace it"),
+    ],
+)
+def test_plan_and_output_mistakes_are_reported_before_reading(
+    sample_dir, tmp_path, monkeypatch, capsys, flags, message
+):
     """A mistyped flag on a 100 GB input must not cost the read of it."""
     if "{earlier}" in flags:
         assert run_cli("-i", sample_dir, "-o", tmp_path / "earlier").returncode == 0
@@ -225,8 +260,9 @@ def test_missing_output_dir_and_missing_input_are_errors(tmp_path):
 
 def test_from_manifest_refuses_plan_flags(sample_dir, tmp_path):
     run_cli("-i", sample_dir, "-o", tmp_path / "a")
-    result = run_cli("-i", sample_dir, "-o", tmp_path / "b", "--from-manifest", tmp_path / "a" / "manifest.json",
-                     "-n", "5")
+    result = run_cli(
+        "-i", sample_dir, "-o", tmp_path / "b", "--from-manifest", tmp_path / "a" / "manifest.json", "-n", "5"
+    )
     assert result.returncode == 2 and "drop -n" in result.stderr
 
 
@@ -260,9 +296,13 @@ def test_output_inside_input_is_refused(tmp_path, sample_dir):
         ("nemo_gym_rollouts.jsonl", [], "reward", ["_ng_task_index"], 3),
         ("verifiers_results_run0.jsonl", [], "reward", ["@file", "example_id"], 3),
         ("slash_keys_layout.jsonl", ["--scores", '["rewards/accuracy"][]'], '["rewards/accuracy"][]', [], 3),
-        ("verifiers_results_run0.jsonl", ["--scores", "correct_answer_reward_func", "format_reward_func",
-                                          "--group-by", "@file,example_id"],
-         "correct_answer_reward_func + format_reward_func", ["@file", "example_id"], 3),
+        (
+            "verifiers_results_run0.jsonl",
+            ["--scores", "correct_answer_reward_func", "format_reward_func", "--group-by", "@file,example_id"],
+            "correct_answer_reward_func + format_reward_func",
+            ["@file", "example_id"],
+            3,
+        ),
     ],
 )
 def test_layouts_are_detected_or_given(tmp_path, layout, flags, scores, group_by, rollouts):
@@ -280,7 +320,8 @@ def test_layouts_are_detected_or_given(tmp_path, layout, flags, scores, group_by
         equivalent = shlex.join(["--scores", scores] + (["--group-by", ",".join(group_by)] if group_by else []))
         assert "Detected layout: " in result.stderr and f"(as flags: {equivalent})" in result.stderr
     assert sorted(sum(output_lines(tmp_path / "out").values(), [])) == sorted(
-        (FORMATS / layout).read_bytes().splitlines(keepends=True))
+        (FORMATS / layout).read_bytes().splitlines(keepends=True)
+    )
 
 
 def test_undetectable_layout_is_refused_with_the_fields_seen(tmp_path):
@@ -320,12 +361,19 @@ def test_k_larger_than_some_n_is_reported(tmp_path):
 
 
 def test_counts_of_one_read_as_one(tmp_path):
-    write_lines(tmp_path / "in" / "a.jsonl", [b'{"input": "p", "output": "a", "score": 1}',
-                                              b'{"input": "p", "output": "b", "score": 0}', b"{bad"])
+    write_lines(
+        tmp_path / "in" / "a.jsonl",
+        [b'{"input": "p", "output": "a", "score": 1}', b'{"input": "p", "output": "b", "score": 0}', b"{bad"],
+    )
     result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "1")
     assert result.returncode == 0, result.stderr
-    for text in ("Found 1 JSONL file in", "Loaded 1 rollout (grouped from 2 lines) from 3 lines",
-                 "Saved 1 rollout (2 lines) to", "Saved 1 skipped line to", " 1 rollout   100.0%"):
+    for text in (
+        "Found 1 JSONL file in",
+        "Loaded 1 rollout (grouped from 2 lines) from 3 lines",
+        "Saved 1 rollout (2 lines) to",
+        "Saved 1 skipped line to",
+        " 1 rollout   100.0%",
+    ):
         assert text in result.stdout, text
 
 
@@ -348,6 +396,7 @@ def test_progress_bar_draws_only_on_a_terminal_after_the_delay():
 
 def test_the_command_line_never_imports_pandas(sample_dir, tmp_path):
     """A quarter of a second of every run: the engine works on numpy columns; DataFrames are for the app."""
-    imported = modules_imported_by_cli("-i", sample_dir, "-o", tmp_path / "out", "--cumulative", "--val-fraction", "0.2",
-                                       "--json")
+    imported = modules_imported_by_cli(
+        "-i", sample_dir, "-o", tmp_path / "out", "--cumulative", "--val-fraction", "0.2", "--json"
+    )
     assert "numpy" in imported and "pandas" not in imported

@@ -44,8 +44,13 @@ def test_the_same_output_and_code_as_a_process(case, tmp_path):
     }[case]
     if case == "export":  # each into a folder of its own (a second export into one is refused): a/out, b/out
         (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
-        ours, theirs = run_cli(*args, "-o", "out", cwd=tmp_path / "a"), run_process(*args, "-o", "out", cwd=tmp_path / "b")
-        assert (tmp_path / "a" / "out" / "manifest.json").exists() and (tmp_path / "b" / "out" / "manifest.json").exists()
+        ours, theirs = (
+            run_cli(*args, "-o", "out", cwd=tmp_path / "a"),
+            run_process(*args, "-o", "out", cwd=tmp_path / "b"),
+        )
+        assert (tmp_path / "a" / "out" / "manifest.json").exists() and (
+            tmp_path / "b" / "out" / "manifest.json"
+        ).exists()
     else:
         ours, theirs = both(*args)
     assert_same(ours, theirs)
@@ -60,8 +65,9 @@ def test_warnings_fd_writes_and_prints_of_a_plugin_arrive_as_in_a_process(tmp_pa
     assert "straight to fd 2" in ours.stderr and ours.stdout.startswith("to stdout at import\n")
 
 
-@pytest.mark.parametrize("ending, code", [("raise SystemExit(3)", 3), ("import sys; sys.exit('bye')", 1),
-                                          ("raise KeyError('x')", 2)])
+@pytest.mark.parametrize(
+    "ending, code", [("raise SystemExit(3)", 3), ("import sys; sys.exit('bye')", 1), ("raise KeyError('x')", 2)]
+)
 def test_how_a_run_ends_is_its_exit_code(tmp_path, ending, code):
     plugin = tmp_path / "ending.py"
     plugin.write_text(ending + "\n")
@@ -81,7 +87,8 @@ def test_odd_bytes_in_names_are_the_same_bytes(tmp_path):
 def test_a_plugin_module_is_found_in_cwd_and_imported_again_by_the_next_run(tmp_path):
     (tmp_path / "spread_metric.py").write_text(
         "import bucketing\n"
-        "bucketing.register_metric('spread', lambda s: float(s.max() - s.min()), higher_is_easier=False)\n")
+        "bucketing.register_metric('spread', lambda s: float(s.max() - s.min()), higher_is_easier=False)\n"
+    )
     for _ in range(2):  # the second run registers the metric again (the registry is reset between tests)
         from bucketing.metrics import METRICS
 
@@ -89,13 +96,22 @@ def test_a_plugin_module_is_found_in_cwd_and_imported_again_by_the_next_run(tmp_
         result = run_cli("--plugin", "spread_metric", "-i", SAMPLE, "--dry-run", "-m", "spread", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert "spread_metric" not in sys.modules
-    assert_same(result, run_process("--plugin", "spread_metric", "-i", SAMPLE, "--dry-run", "-m", "spread",
-                                    cwd=tmp_path))
+    assert_same(
+        result, run_process("--plugin", "spread_metric", "-i", SAMPLE, "--dry-run", "-m", "spread", cwd=tmp_path)
+    )
 
 
 def test_nothing_of_a_run_is_left_behind(tmp_path):
-    state = lambda: (os.getcwd(), list(sys.path), sys.stdout, sys.stderr, list(warnings.filters),  # noqa: E731
-                     warnings.showwarning, os.fstat(1).st_ino, os.fstat(2).st_ino)
+    state = lambda: (
+        os.getcwd(),
+        list(sys.path),
+        sys.stdout,
+        sys.stderr,
+        list(warnings.filters),  # noqa: E731
+        warnings.showwarning,
+        os.fstat(1).st_ino,
+        os.fstat(2).st_ino,
+    )
     before = state()
     plugin = tmp_path / "noisy.py"
     plugin.write_text(NOISY_PLUGIN)

@@ -130,8 +130,9 @@ def learnability(scores: list[float], threshold: float) -> str:
     return "solved" if passed == len(scores) else "unsolved" if passed == 0 else "learnable"
 
 
-def check_split(out: Path, prefix: str, names: list[str], fraction: float, cumulative: bool = True,
-                unit=lambda line: line) -> set[bytes]:
+def check_split(
+    out: Path, prefix: str, names: list[str], fraction: float, cumulative: bool = True, unit=lambda line: line
+) -> set[bytes]:
     """The split invariants on an export's files; returns the set of validation lines.
 
     ``names`` easiest first; ``unit(line)`` says which rollout a line belongs to.
@@ -226,8 +227,25 @@ def test_every_bucket_and_stage_splits_into_disjoint_train_and_val(tmp_path, fra
     inputs = input_lines(tmp_path / "in")
     assert len(set(inputs)) == len(inputs)
     out = tmp_path / "out"
-    ok(run_cli("-i", tmp_path / "in", "-o", out, "-n", "3", "--cumulative", "--val-fraction", fraction,
-               "--seed", "3", "--prefix", "c_", "--order", order))
+    ok(
+        run_cli(
+            "-i",
+            tmp_path / "in",
+            "-o",
+            out,
+            "-n",
+            "3",
+            "--cumulative",
+            "--val-fraction",
+            fraction,
+            "--seed",
+            "3",
+            "--prefix",
+            "c_",
+            "--order",
+            order,
+        )
+    )
     val_lines = check_split(out, "c_", DEFAULT_NAMES, fraction)
     assert set(lines_of(out / "val" / "cumulative" / "c_hard.jsonl")) == val_lines
     assert Counter(lines_of(out / "cumulative" / "c_hard.jsonl")) == Counter(inputs)
@@ -246,8 +264,9 @@ def buckets_of_sizes(folder: Path, sizes: tuple[int, ...]) -> None:
     make_input(folder, rows, files=1)
 
 
-@pytest.mark.parametrize("fraction, sizes", [(0.5, (1, 3, 5)), (0.1, (5, 15, 25)), (0.25, (2, 6, 10)),
-                                             (0.3, (4, 0, 7))])
+@pytest.mark.parametrize(
+    "fraction, sizes", [(0.5, (1, 3, 5)), (0.1, (5, 15, 25)), (0.25, (2, 6, 10)), (0.3, (4, 0, 7))]
+)
 def test_each_bucket_sends_round_half_up_of_f_times_its_size_to_val(tmp_path, fraction, sizes):
     buckets_of_sizes(tmp_path / "in", sizes)
     out = tmp_path / "out"
@@ -306,8 +325,21 @@ def test_a_compressed_input_is_decompressed_once_for_the_split_and_the_copy(tmp_
     bucketing.export(data, plan, tmp_path / "out", cumulative=True, val_fraction=0.3, seed=11)
     assert len(opened) == 1
     monkeypatch.undo()
-    ok(run_cli("-i", tmp_path / "plain", "-o", tmp_path / "cli", "-n", "3", "--cumulative", "--val-fraction", "0.3",
-               "--seed", "11"))
+    ok(
+        run_cli(
+            "-i",
+            tmp_path / "plain",
+            "-o",
+            tmp_path / "cli",
+            "-n",
+            "3",
+            "--cumulative",
+            "--val-fraction",
+            "0.3",
+            "--seed",
+            "11",
+        )
+    )
     compressed, plain = jsonl_tree(tmp_path / "out"), jsonl_tree(tmp_path / "cli")
     assert sorted(compressed) == sorted(plain) and all(set(compressed[f]) == set(plain[f]) for f in plain)
 
@@ -317,8 +349,19 @@ def test_another_seed_gives_another_split_of_the_same_sizes(tmp_path):
     runs = {}
     for seed in (None, 0, 1, 987654321):
         out = tmp_path / f"out_{seed}"
-        ok(run_cli("-i", tmp_path / "in", "-o", out, "-n", "3", "--val-fraction", "0.3",
-                   *(["--seed", seed] if seed is not None else [])))
+        ok(
+            run_cli(
+                "-i",
+                tmp_path / "in",
+                "-o",
+                out,
+                "-n",
+                "3",
+                "--val-fraction",
+                "0.3",
+                *(["--seed", seed] if seed is not None else []),
+            )
+        )
         runs[seed] = jsonl_tree(out)
     assert runs[None] == runs[0]  # the default seed is 0
     for name in DEFAULT_NAMES:
@@ -334,8 +377,11 @@ def test_another_seed_gives_another_split_of_the_same_sizes(tmp_path):
 def hand_made_dump(folder: Path) -> None:
     """60 prompts with 1-5 responses each, one line per response, shuffled over three files; two bad lines."""
     rng = random.Random(12)
-    lines = [json.dumps({"input": f"question {g}", "output": f"answer {g}.{j}", "score": rng.choice(SCORES)}).encode()
-             for g in range(60) for j in range(rng.randint(1, 5))]
+    lines = [
+        json.dumps({"input": f"question {g}", "output": f"answer {g}.{j}", "score": rng.choice(SCORES)}).encode()
+        for g in range(60)
+        for j in range(rng.randint(1, 5))
+    ]
     rng.shuffle(lines)
     write_lines(folder / "s1.jsonl", lines[:40] + [b'{"output": "no input", "score": 1.0}'])
     write_lines(folder / "s2.jsonl", lines[40:100])
@@ -370,8 +416,22 @@ def test_a_grouped_rollout_goes_to_one_side_of_the_split(tmp_path, layout):
             groups.setdefault(group_of(line), []).append(line)
     out = tmp_path / "out"
     fraction = 0.3
-    ok(run_cli("-i", tmp_path / "in", "-o", out, "-n", "3", "--cumulative", "--val-fraction", fraction,
-               "--seed", "5", *flags))
+    ok(
+        run_cli(
+            "-i",
+            tmp_path / "in",
+            "-o",
+            out,
+            "-n",
+            "3",
+            "--cumulative",
+            "--val-fraction",
+            fraction,
+            "--seed",
+            "5",
+            *flags,
+        )
+    )
 
     tree = jsonl_tree(out)
     top = [line for rel, lines in tree.items() if "/" not in rel for line in lines]
@@ -396,8 +456,22 @@ def test_a_grouped_rollout_goes_to_one_side_of_the_split(tmp_path, layout):
     random.Random(1).shuffle(shuffled)
     write_lines(tmp_path / "again" / "x.jsonl", [line.rstrip(b"\n") for line in shuffled[: len(shuffled) // 2]])
     write_lines(tmp_path / "again" / "y" / "w.jsonl", [line.rstrip(b"\n") for line in shuffled[len(shuffled) // 2 :]])
-    ok(run_cli("-i", tmp_path / "again", "-o", tmp_path / "out2", "-n", "3", "--cumulative", "--val-fraction", fraction,
-               "--seed", "5", *flags))
+    ok(
+        run_cli(
+            "-i",
+            tmp_path / "again",
+            "-o",
+            tmp_path / "out2",
+            "-n",
+            "3",
+            "--cumulative",
+            "--val-fraction",
+            fraction,
+            "--seed",
+            "5",
+            *flags,
+        )
+    )
     again = jsonl_tree(tmp_path / "out2")
     assert {group_of(line) for rel, lines in again.items() if rel.startswith("val/") for line in lines} == val_groups
 
@@ -425,8 +499,22 @@ def test_the_library_writes_what_the_command_line_writes(tmp_path):
     make_rollouts(tmp_path / "in", rollouts=150, files=3, seed=21)
     with open(tmp_path / "in" / "rollouts_1.jsonl", "ab") as f:
         f.write(b"{not json\n")
-    result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "cli", "-n", "3", "--cumulative", "--val-fraction", "0.2",
-                     "--seed", "5", "--prefix", "lib_", "--json")
+    result = run_cli(
+        "-i",
+        tmp_path / "in",
+        "-o",
+        tmp_path / "cli",
+        "-n",
+        "3",
+        "--cumulative",
+        "--val-fraction",
+        "0.2",
+        "--seed",
+        "5",
+        "--prefix",
+        "lib_",
+        "--json",
+    )
     ok(result)
     data = bucketing.load(tmp_path / "in")
     values = data.table()["mean_reward"].to_numpy()
@@ -464,7 +552,9 @@ def learnability_input(folder: Path, seed: int) -> list[bytes]:
 
 
 def expected_learnability(good: list[bytes], threshold: float) -> dict[str, list[bytes]]:
-    return {name: nl(line for line in good if learnability(scores_of(line), threshold) == name) for name in LEARNABILITY}
+    return {
+        name: nl(line for line in good if learnability(scores_of(line), threshold) == name) for name in LEARNABILITY
+    }
 
 
 @pytest.mark.parametrize("threshold", [None, 1.0, 0.25])
@@ -490,8 +580,18 @@ def test_pass_threshold_moves_rollouts_between_learnability_buckets(tmp_path):
     good = learnability_input(tmp_path / "in", seed=2)
     trees = {}
     for threshold in (0.5, 1.0):
-        ok(run_cli("-i", tmp_path / "in", "-o", tmp_path / f"out{threshold}", "--preset", "learnability",
-                   "--pass-threshold", threshold))
+        ok(
+            run_cli(
+                "-i",
+                tmp_path / "in",
+                "-o",
+                tmp_path / f"out{threshold}",
+                "--preset",
+                "learnability",
+                "--pass-threshold",
+                threshold,
+            )
+        )
         trees[threshold] = jsonl_tree(tmp_path / f"out{threshold}")
         expected = expected_learnability(good, threshold)
         assert trees[threshold] == {f"{name}.jsonl": expected[name] for name in LEARNABILITY}
@@ -515,8 +615,9 @@ def test_learnability_of_a_grouped_dump_counts_every_response_of_a_prompt(tmp_pa
 def test_bucket_names_rename_the_learnability_buckets_easiest_first(tmp_path):
     good = learnability_input(tmp_path / "in", seed=3)
     named, plain = tmp_path / "named", tmp_path / "plain"
-    result = run_cli("-i", tmp_path / "in", "-o", named, "--preset", "learnability", "--bucket-names", "a", "b", "c",
-                     "--json")
+    result = run_cli(
+        "-i", tmp_path / "in", "-o", named, "--preset", "learnability", "--bucket-names", "a", "b", "c", "--json"
+    )
     ok(result)
     ok(run_cli("-i", tmp_path / "in", "-o", plain, "--preset", "learnability"))
     expected = expected_learnability(good, 0.5)
@@ -530,8 +631,17 @@ def test_bucket_names_rename_the_learnability_buckets_easiest_first(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("flags", [["-m", "mean_reward"], ["-n", "3"], ["-n", "0"], ["--thresholds", "0.5"],
-                                   ["--ties", "keep"], ["--from-manifest", "MANIFEST"]])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["-m", "mean_reward"],
+        ["-n", "3"],
+        ["-n", "0"],
+        ["--thresholds", "0.5"],
+        ["--ties", "keep"],
+        ["--from-manifest", "MANIFEST"],
+    ],
+)
 def test_preset_refuses_flags_that_set_the_plan(tmp_path, flags):
     make_input(tmp_path / "in", random_rows(20, seed=4), files=1)
     data = bucketing.load(tmp_path / "in")
@@ -548,8 +658,15 @@ def test_a_learnability_manifest_replays_the_same_buckets_on_other_data(tmp_path
     other = learnability_input(tmp_path / "b", seed=6)
     ok(run_cli("-i", tmp_path / "a", "-o", tmp_path / "out_a", "--preset", "learnability", "--pass-threshold", "0.75"))
     saved = json.loads((tmp_path / "out_a" / "manifest.json").read_text())
-    replay = run_cli("-i", tmp_path / "b", "-o", tmp_path / "out_b", "--from-manifest", tmp_path / "out_a" / "manifest.json",
-                     "--json")
+    replay = run_cli(
+        "-i",
+        tmp_path / "b",
+        "-o",
+        tmp_path / "out_b",
+        "--from-manifest",
+        tmp_path / "out_a" / "manifest.json",
+        "--json",
+    )
     ok(replay)
     ok(run_cli("-i", tmp_path / "b", "-o", tmp_path / "out_c", "--preset", "learnability", "--pass-threshold", "0.75"))
     expected = expected_learnability(other, 0.75)
@@ -576,8 +693,22 @@ def test_the_manifest_lists_every_file_written_with_its_counts(tmp_path, layout)
     with open(last, "ab") as f:
         f.write(b"{not json\n")
     out = tmp_path / "out"
-    result = run_cli("-i", tmp_path / "in", "-o", out, "-n", "3", "--cumulative", "--val-fraction", "0.3",
-                     "--seed", "7", "--prefix", "m_", "--json")
+    result = run_cli(
+        "-i",
+        tmp_path / "in",
+        "-o",
+        out,
+        "-n",
+        "3",
+        "--cumulative",
+        "--val-fraction",
+        "0.3",
+        "--seed",
+        "7",
+        "--prefix",
+        "m_",
+        "--json",
+    )
     ok(result)
     manifest = json.loads(result.stdout)
     assert manifest == json.loads((out / "m_manifest.json").read_text())  # --json prints manifest.json
@@ -617,8 +748,9 @@ def test_without_the_new_flags_nothing_more_is_written_and_the_manifest_says_so(
     written = jsonl_tree(out)
     assert sorted(f["file"] for f in manifest["files"]) == sorted(written)
     assert all("/" not in rel for rel in written) and len(written) == 4
-    assert all(f["part"] == "all" and not f["cumulative"] and f["lines"] == len(written[f["file"]])
-               for f in manifest["files"])
+    assert all(
+        f["part"] == "all" and not f["cumulative"] and f["lines"] == len(written[f["file"]]) for f in manifest["files"]
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -671,7 +803,9 @@ def test_overwrite_leaves_one_export_and_the_users_own_files(tmp_path, then):
     ok(run_cli("-i", tmp_path / "in", "-o", out, *then, "--overwrite"))
     ok(run_cli("-i", tmp_path / "in", "-o", tmp_path / "fresh", *then))
     assert set(snapshot(out)) == set(snapshot(tmp_path / "fresh")) | set(mine)
-    assert {name: lines for name, lines in jsonl_tree(out).items() if name not in mine} == jsonl_tree(tmp_path / "fresh")
+    assert {name: lines for name, lines in jsonl_tree(out).items() if name not in mine} == jsonl_tree(
+        tmp_path / "fresh"
+    )
     assert not (out / "val").exists()  # emptied folders go too
     assert not temp_leftovers(tmp_path)
 
@@ -724,8 +858,16 @@ def export_lines(folder: Path, files: list[list[bytes]], case: dict, out: Path) 
         write_lines(folder / f"f{i}.jsonl", lines)
     data = bucketing.load(folder, workers=1)
     plan = bucketing.threshold_plan("mean_reward", case["cuts"])
-    bucketing.export(data, plan, out, order=case["order"], cumulative=True, val_fraction=case["fraction"],
-                     seed=case["seed"], fsync=False)
+    bucketing.export(
+        data,
+        plan,
+        out,
+        order=case["order"],
+        cumulative=True,
+        val_fraction=case["fraction"],
+        seed=case["seed"],
+        fsync=False,
+    )
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -742,7 +884,9 @@ def test_stages_and_splits_hold_for_any_scores_fraction_and_seed(case):
         out = tmp / "out"
 
         def arranged(members):
-            return nl(sorted(members, key=lambda line: -mean_reward(line)) if case["order"] == "difficulty" else members)
+            return nl(
+                sorted(members, key=lambda line: -mean_reward(line)) if case["order"] == "difficulty" else members
+            )
 
         for i, name in enumerate(names):
             assert lines_of(out / f"{name}.jsonl") == arranged([l for l, r in zip(good, rank) if r == i])

@@ -55,8 +55,12 @@ def test_python_examples_run(block, monkeypatch, tmp_path):
 
 
 def test_cli_examples_run_on_the_sample(tmp_path):
-    commands = [line for block in code_blocks(section("The command line"), "sh") for line in block.splitlines()
-                if line.startswith("python ")]
+    commands = [
+        line
+        for block in code_blocks(section("The command line"), "sh")
+        for line in block.splitlines()
+        if line.startswith("python ")
+    ]
     assert len(commands) >= 6
     first_output = None
     for number, command in enumerate(commands):
@@ -76,8 +80,12 @@ def test_cli_examples_run_on_the_sample(tmp_path):
 def test_every_flag_is_documented_and_every_documented_flag_exists():
     table = section("Flags")
     documented = set(re.findall(r"`(--[a-z-]+)", table))
-    actual = {option for action in build_parser()._actions for option in action.option_strings
-              if option.startswith("--") and option != "--help"}
+    actual = {
+        option
+        for action in build_parser()._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
     assert documented == actual
 
 
@@ -153,8 +161,12 @@ def collected(*selections: str) -> list[int]:
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-n", "0",
-                          *selections], cwd=ROOT, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-n", "0", *selections],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout
     ids = [line for line in out.splitlines() if "::" in line]
     assert f"{len(ids)} tests collected" in out, out[-2000:]
     return [sum(i == s or i.startswith(s + ("[" if "::" in s else "::")) for i in ids) for s in selections]
@@ -165,9 +177,11 @@ def test_the_robustness_counts_are_the_tests_counts():
 
     text = section("Robustness")
     bad_lines, inputs, kills, security = collected(
-        "tests/test_bad_lines.py", "tests/test_inputs.py",
+        "tests/test_bad_lines.py",
+        "tests/test_inputs.py",
         "tests/test_faults.py::test_a_killed_export_never_leaves_a_partial_file_and_the_next_run_cleans_up",
-        "tests/test_app_security.py")
+        "tests/test_app_security.py",
+    )
     assert f"{bad_lines + inputs} cases" in text
     assert f"{len(test_faults.FAULTS)} injected I/O errors" in text
     assert f"{kills} kills" in text
@@ -186,8 +200,9 @@ def layout_entries() -> dict[str, list[str]]:
         elif folder:
             name, _, description = line.strip().partition(" ")
             words = description.split()
-            assert name.endswith(".py") and words and not words[0].endswith(".py"), \
+            assert name.endswith(".py") and words and not words[0].endswith(".py"), (
                 f"one module a line, then what it does: {line!r}"
+            )
             entries.setdefault(folder, []).append(name)
     return entries
 
@@ -196,11 +211,16 @@ def test_the_project_layout_lists_every_module_and_no_other():
     entries = layout_entries()
     assert set(entries) == {"pages/", "bucketing/"}
     for folder, listed in entries.items():
-        modules = {path.relative_to(ROOT / folder).as_posix() for path in (ROOT / folder).rglob("*.py")
-                   if not (path.name == "__init__.py" and not path.read_text().strip())}  # an empty package marker
+        modules = {
+            path.relative_to(ROOT / folder).as_posix()
+            for path in (ROOT / folder).rglob("*.py")
+            if not (path.name == "__init__.py" and not path.read_text().strip())
+        }  # an empty package marker
         assert len(listed) == len(set(listed)), f"{folder}: listed twice: {listed}"
-        assert set(listed) == modules, (f"{folder} not in the README: {sorted(modules - set(listed))}; "
-                                        f"in the README, not in {folder}: {sorted(set(listed) - modules)}")
+        assert set(listed) == modules, (
+            f"{folder} not in the README: {sorted(modules - set(listed))}; "
+            f"in the README, not in {folder}: {sorted(set(listed) - modules)}"
+        )
 
 
 def engine_imports(tree) -> set[str]:
@@ -213,8 +233,11 @@ def engine_imports(tree) -> set[str]:
             below = node.module.split(".")[node.level == 0 :] if node.module else []  # the path inside the package
             found |= {below[0]} if below else {alias.name for alias in node.names}
         elif isinstance(node, ast.Import):
-            found |= {(alias.name.split(".") + ["__init__"])[1] for alias in node.names
-                      if alias.name.split(".")[0] == "bucketing"}
+            found |= {
+                (alias.name.split(".") + ["__init__"])[1]
+                for alias in node.names
+                if alias.name.split(".")[0] == "bucketing"
+            }
     return found
 
 

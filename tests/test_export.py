@@ -200,8 +200,14 @@ def test_the_manifest_describes_what_was_written(sample_dir, tmp_path):
     on_disk = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert on_disk == manifest
     assert on_disk["version"] == 1 and on_disk["metric"] == "mean_reward" and on_disk["mode"] == "percentile"
-    assert on_disk["params"] == {"k": 1, "pass_threshold": 0.5, "scores": "reward[].score", "scores_detected": True,
-                                 "group_by": [], "layout": "one line per prompt"}
+    assert on_disk["params"] == {
+        "k": 1,
+        "pass_threshold": 0.5,
+        "scores": "reward[].score",
+        "scores_detected": True,
+        "group_by": [],
+        "layout": "one line per prompt",
+    }
     assert [b["difficulty_rank"] for b in on_disk["buckets"]] == [0, 1, 2]
     assert [b["name"] for b in on_disk["buckets"]] == ["easy", "medium", "hard"]
     values = data.table()["mean_reward"].to_numpy()
@@ -233,8 +239,11 @@ def test_progress_is_reported_from_the_calling_thread_and_reaches_the_total(samp
     import threading
 
     seen = []
-    export_sample(sample_dir, tmp_path / "out",
-                  progress=lambda done, total: seen.append((done, total, threading.current_thread())))
+    export_sample(
+        sample_dir,
+        tmp_path / "out",
+        progress=lambda done, total: seen.append((done, total, threading.current_thread())),
+    )
     assert seen and all(thread is threading.main_thread() for _, _, thread in seen)
     assert [done for done, _, _ in seen] == sorted(done for done, _, _ in seen)
     assert seen[-1][0] == seen[-1][1] > 0
@@ -250,9 +259,15 @@ def mixed_input(folder: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("options", [
-    {}, {"order": "difficulty"}, {"cumulative": True, "val_fraction": 0.3}, {"order": "difficulty", "cumulative": True},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"order": "difficulty"},
+        {"cumulative": True, "val_fraction": 0.3},
+        {"order": "difficulty", "cumulative": True},
+    ],
+)
 def test_the_files_are_the_same_whatever_the_window_slice_and_long_line_sizes(tmp_path, monkeypatch, options):
     """Tiny windows, tasks and long-line limits cut lines every which way; the bytes written must not change."""
     folder = mixed_input(tmp_path / "in")
@@ -323,9 +338,12 @@ def test_overwrite_removes_only_export_files_its_earlier_manifest_lists_inside_t
     (out / "old.jsonl").write_bytes(b"{}\n")
     (out / "link.jsonl").symlink_to(outside)
     manifest = json.loads((out / "manifest.json").read_text())
-    manifest["files"] += [{"file": name} for name in
-                          ["../outside.jsonl", str(outside), "sub", "sub/notes.txt", "link.jsonl", "old.jsonl"]]
+    manifest["files"] += [
+        {"file": name} for name in ["../outside.jsonl", str(outside), "sub", "sub/notes.txt", "link.jsonl", "old.jsonl"]
+    ]
     (out / "manifest.json").write_text(json.dumps(manifest))
     export_sample(sample_dir, out, overwrite=True)
-    assert outside.read_bytes() == b"{}\n" and (out / "sub" / "notes.txt").exists() and (out / "link.jsonl").is_symlink()
+    assert (
+        outside.read_bytes() == b"{}\n" and (out / "sub" / "notes.txt").exists() and (out / "link.jsonl").is_symlink()
+    )
     assert not (out / "old.jsonl").exists()  # listed, ours to replace, not written this time

@@ -57,8 +57,9 @@ def earlier_export(sample_dir, tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("name, code, after", FAULTS)
-def test_an_injected_fault_fails_cleanly_and_keeps_the_earlier_export(sample_dir, tmp_path, earlier_export,
-                                                                      name, code, after):
+def test_an_injected_fault_fails_cleanly_and_keeps_the_earlier_export(
+    sample_dir, tmp_path, earlier_export, name, code, after
+):
     """The CLI, in its own process, with one os call failing from its n-th use on (a --plugin patches it)."""
     before = snapshot(earlier_export)
     plugin = tmp_path / "fault.py"
@@ -100,9 +101,27 @@ def reference(big_input, tmp_path_factory) -> dict[str, list[bytes]]:
 
 def start_export(big_input: Path, out: Path, *extra) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "bucketing", "-i", str(big_input), "-o", str(out), "-n", "4",
-                             "--order", "difficulty", "--overwrite", *map(str, extra)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bucketing",
+            "-i",
+            str(big_input),
+            "-o",
+            str(out),
+            "-n",
+            "4",
+            "--order",
+            "difficulty",
+            "--overwrite",
+            *map(str, extra),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 SLOW_DISK = """
@@ -118,8 +137,9 @@ os.pwritev = slow
 @pytest.mark.slow
 @pytest.mark.parametrize("kill", [signal.SIGINT, signal.SIGKILL])
 @pytest.mark.parametrize("seed", range(4))
-def test_a_killed_export_never_leaves_a_partial_file_and_the_next_run_cleans_up(big_input, reference, tmp_path,
-                                                                                kill, seed):
+def test_a_killed_export_never_leaves_a_partial_file_and_the_next_run_cleans_up(
+    big_input, reference, tmp_path, kill, seed
+):
     out = tmp_path / "out"
     started = tmp_path / "started"
     (tmp_path / "started.py").write_text(f"import pathlib\npathlib.Path({str(started)!r}).touch()\n")
@@ -135,8 +155,11 @@ def test_a_killed_export_never_leaves_a_partial_file_and_the_next_run_cleans_up(
     process.stderr.close()
     if kill == signal.SIGINT and code not in (0, -signal.SIGINT):  # -SIGINT: stopped while Python was starting
         assert code == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
-    finals = {name: lines for name, lines in (output_lines(out) if out.exists() else {}).items()
-              if not name.startswith(TEMP_PREFIX)}  # a SIGKILL leaves temp files: the next run removes them
+    finals = {
+        name: lines
+        for name, lines in (output_lines(out) if out.exists() else {}).items()
+        if not name.startswith(TEMP_PREFIX)
+    }  # a SIGKILL leaves temp files: the next run removes them
     for name, lines in finals.items():  # whatever has its final name is complete
         assert lines == reference[name], f"{name} is partial after {kill.name}"
     if kill == signal.SIGINT:
@@ -173,8 +196,9 @@ def test_an_export_is_refused_while_the_folder_is_locked(sample_dir, tmp_path):
     assert run_cli("-i", sample_dir, "-o", out).returncode == 0
 
 
-def test_a_second_export_into_the_same_folder_is_refused_while_the_first_runs(big_input, reference, sample_dir,
-                                                                              tmp_path):
+def test_a_second_export_into_the_same_folder_is_refused_while_the_first_runs(
+    big_input, reference, sample_dir, tmp_path
+):
     out = tmp_path / "out"
     slow_disk = tmp_path / "slow_disk.py"
     slow_disk.write_text(SLOW_DISK)

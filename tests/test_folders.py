@@ -16,8 +16,12 @@ from bucketing.sources import excluded
 from .conftest import rollout_line, run_cli, write_lines
 
 PLACEHOLDERS = b"<PLACEHOLDER ROW>\n<PLACEHOLDER ROW>\n\n<PLACEHOLDER ROW>\n"
-PRETTY = json.dumps([{"prompt": "x", "reward": [{"score": 1}]}, {"prompt": "y", "reward": [{"score": 0}]}],
-                    indent=2).encode() + b"\n"  # its lines include '{"score": 1}': objects, but not JSONL
+PRETTY = (
+    json.dumps(
+        [{"prompt": "x", "reward": [{"score": 1}]}, {"prompt": "y", "reward": [{"score": 0}]}], indent=2
+    ).encode()
+    + b"\n"
+)  # its lines include '{"score": 1}': objects, but not JSONL
 
 
 def odd_folder(root: Path) -> dict[str, bytes]:
@@ -55,7 +59,9 @@ def test_a_folder_goes_past_two_files_that_are_not_jsonl(tmp_path):
     assert [line for line in skipped if line != b"{oops"] == non_blank(PLACEHOLDERS) + non_blank(PRETTY)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
     assert [(f["file"], f["reason"], f["lines"]) for f in manifest["skipped_files"]] == [
-        ("b_placeholder.jsonl", NOT_JSONL, 3), ("d/pretty.jsonl", NOT_JSONL, len(non_blank(PRETTY)))]
+        ("b_placeholder.jsonl", NOT_JSONL, 3),
+        ("d/pretty.jsonl", NOT_JSONL, len(non_blank(PRETTY))),
+    ]
     assert manifest["skipped"] == {NOT_JSONL: 3 + len(non_blank(PRETTY)), "invalid JSON": 4}
     assert manifest["totals"]["rollouts"] == 12 and manifest["excluded"] == []
 
@@ -72,8 +78,10 @@ def test_a_single_input_file_that_is_not_jsonl_still_stops_the_run(tmp_path):
     odd_folder(tmp_path / "in")
     proc = run_cli("-i", tmp_path / "in" / "b_placeholder.jsonl", "-o", tmp_path / "out")
     assert proc.returncode == 2
-    assert proc.stderr == ("error: b_placeholder.jsonl is not JSONL (one JSON object per line): line 1: invalid JSON; "
-                           "is it a pretty-printed JSON document or a binary file? Convert or remove it\n")
+    assert proc.stderr == (
+        "error: b_placeholder.jsonl is not JSONL (one JSON object per line): line 1: invalid JSON; "
+        "is it a pretty-printed JSON document or a binary file? Convert or remove it\n"
+    )
     with pytest.raises(bucketing.BucketingError, match=r"^pretty\.jsonl is not JSONL: it starts and ends"):
         bucketing.load(tmp_path / "in" / "d" / "pretty.jsonl")
 
@@ -90,31 +98,43 @@ def test_examples_come_from_as_many_files_as_there_are(tmp_path):
     odd_folder(tmp_path / "in")
     data = bucketing.load(tmp_path / "in")
     examples = data.skipped_reasons()
-    assert [e.split(":")[0] for e in examples["invalid JSON"]["examples"]] == ["c.jsonl", "e.jsonl", "e.jsonl",
-                                                                               "e.jsonl"]
+    assert [e.split(":")[0] for e in examples["invalid JSON"]["examples"]] == [
+        "c.jsonl",
+        "e.jsonl",
+        "e.jsonl",
+        "e.jsonl",
+    ]
     assert [e.split(":", 2)[:2] for e in examples[NOT_JSONL]["examples"]] == [
-        ["b_placeholder.jsonl", "1"], ["d/pretty.jsonl", "1"], ["b_placeholder.jsonl", "2"], ["d/pretty.jsonl", "2"],
-        ["b_placeholder.jsonl", "4"]]
-    assert examples[NOT_JSONL]["examples"][0] == ("b_placeholder.jsonl:1: file is not JSONL "
-                                                  "(no line is a JSON object; line 1: invalid JSON)")
+        ["b_placeholder.jsonl", "1"],
+        ["d/pretty.jsonl", "1"],
+        ["b_placeholder.jsonl", "2"],
+        ["d/pretty.jsonl", "2"],
+        ["b_placeholder.jsonl", "4"],
+    ]
+    assert examples[NOT_JSONL]["examples"][0] == (
+        "b_placeholder.jsonl:1: file is not JSONL (no line is a JSON object; line 1: invalid JSON)"
+    )
     assert [e.split(":")[0] for e in data.skipped_reasons(2)["invalid JSON"]["examples"]] == ["c.jsonl", "e.jsonl"]
 
 
 # --- --exclude ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("rel", "glob", "left_out"), [
-    ("drafts/a.jsonl", "drafts/*", True),
-    ("drafts/x/a.jsonl", "drafts/*", True),  # * matches / too
-    ("drafts/x/a.jsonl", "drafts", True),  # a folder: everything below it
-    ("drafts/x/a.jsonl", "./drafts/", True),
-    ("x/a.tmp.jsonl", "*.tmp.jsonl", True),
-    ("a.tmp.jsonl", "*.tmp.jsonl", True),
-    ("my_drafts/a.jsonl", "drafts", False),
-    ("Drafts/a.jsonl", "drafts/*", False),  # case-sensitive
-    ("a.jsonl", "a", False),
-    ("part_1.jsonl", "part_[0-4].jsonl", True),
-])
+@pytest.mark.parametrize(
+    ("rel", "glob", "left_out"),
+    [
+        ("drafts/a.jsonl", "drafts/*", True),
+        ("drafts/x/a.jsonl", "drafts/*", True),  # * matches / too
+        ("drafts/x/a.jsonl", "drafts", True),  # a folder: everything below it
+        ("drafts/x/a.jsonl", "./drafts/", True),
+        ("x/a.tmp.jsonl", "*.tmp.jsonl", True),
+        ("a.tmp.jsonl", "*.tmp.jsonl", True),
+        ("my_drafts/a.jsonl", "drafts", False),
+        ("Drafts/a.jsonl", "drafts/*", False),  # case-sensitive
+        ("a.jsonl", "a", False),
+        ("part_1.jsonl", "part_[0-4].jsonl", True),
+    ],
+)
 def test_what_an_exclude_glob_matches(rel, glob, left_out):
     assert excluded(rel, [glob.removeprefix("./").rstrip("/")]) == left_out
 
@@ -128,8 +148,9 @@ def drafts_folder(root: Path) -> None:
 
 def test_exclude_on_the_command_line(tmp_path):
     drafts_folder(tmp_path / "in")
-    proc = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "1",
-                   "--exclude", "drafts/*", "--exclude", "*.tmp.jsonl")
+    proc = run_cli(
+        "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "1", "--exclude", "drafts/*", "--exclude", "*.tmp.jsonl"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Found 1 JSONL file in " in proc.stdout and "; 3 files left out by --exclude" in proc.stdout
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))

@@ -17,12 +17,16 @@ PATHS = [Layout.parse(p) for p in ("reward[].score", "rewards[]", "score")] + [L
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(["reward", "score", "rewards", "input", "x"]), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(["reward", "score", "rewards", "input", "x"]), children, max_size=4)
+    ),
     max_leaves=12,
 )
 near_json = st.builds(lambda v: json.dumps(v, allow_nan=True).encode(), json_values)
-mutated = st.builds(lambda raw, cut, junk: raw[:cut] + junk + raw[cut:], near_json, st.integers(0, 60),
-                    st.binary(max_size=4))
+mutated = st.builds(
+    lambda raw, cut, junk: raw[:cut] + junk + raw[cut:], near_json, st.integers(0, 60), st.binary(max_size=4)
+)
 raw_lines = st.one_of(st.binary(max_size=200), near_json, mutated).filter(lambda b: b"\n" not in b)
 
 

@@ -60,6 +60,7 @@ def jline(**fields) -> bytes:
 
 def canonical(value) -> str:
     """A JSON value's identity for grouping, independent of its spelling (numbers: 12 == 12.0)."""
+
     def normal(v):
         if isinstance(v, bool) or v is None or isinstance(v, str):
             return v
@@ -203,15 +204,17 @@ def test_a_group_split_across_files_is_one_rollout_with_all_its_scores(tmp_path)
     of_first = data.lines.iloc[data.lines_of(0)]
     names = [f.path.name for f in data.files]
     assert [(names[f], int(n)) for f, n in zip(of_first["file_id"], of_first["line"])] == [
-        (p.name, n) for p, n, _ in groups[first]["lines"]]
+        (p.name, n) for p, n, _ in groups[first]["lines"]
+    ]
 
 
 @pytest.mark.parametrize("order", ["input", "difficulty"])
 def test_export_keeps_each_group_in_one_bucket_byte_identical(tmp_path, order):
     paths = write_split(tmp_path)
     out = tmp_path / "out"
-    result = run_cli("-i", tmp_path / "in", "-o", out, "--scores", "score", "--group-by", "input", "-n", "2",
-                     "--order", order)
+    result = run_cli(
+        "-i", tmp_path / "in", "-o", out, "--scores", "score", "--group-by", "input", "-n", "2", "--order", order
+    )
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     written = output_lines(out)
@@ -249,8 +252,9 @@ def test_export_keeps_each_group_in_one_bucket_byte_identical(tmp_path, order):
 
 def test_order_input_puts_file_2_before_file_10(tmp_path):
     write_split(tmp_path)
-    result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "--scores", "score", "--group-by", "input",
-                     "--thresholds", "2")  # everything in one bucket
+    result = run_cli(
+        "-i", tmp_path / "in", "-o", tmp_path / "out", "--scores", "score", "--group-by", "input", "--thresholds", "2"
+    )  # everything in one bucket
     assert result.returncode == 0, result.stderr
     lines = read_out(tmp_path / "out", "bucket_0.jsonl")
     expected = [line + b"\n" for line in SPLIT_FILES["2.jsonl"] + SPLIT_FILES["10.jsonl"]]
@@ -263,8 +267,14 @@ def test_order_input_puts_file_2_before_file_10(tmp_path):
 
 
 def test_a_group_mixes_int_and_float_scores(tmp_path):
-    raw = [b'{"input": "q", "score": 1}', b'{"input": "q", "score": 1.0}', b'{"input": "q", "score": 0.5}',
-           b'{"input": "q", "score": 0}', b'{"input": "q", "score": -0.0}', b'{"input": "q", "score": 1e0}']
+    raw = [
+        b'{"input": "q", "score": 1}',
+        b'{"input": "q", "score": 1.0}',
+        b'{"input": "q", "score": 0.5}',
+        b'{"input": "q", "score": 0}',
+        b'{"input": "q", "score": -0.0}',
+        b'{"input": "q", "score": 1e0}',
+    ]
     write_lines(tmp_path / "in" / "a.jsonl", raw)
     expected = [float(json.loads(line)["score"]) for line in raw]
     for scores in ("score", None):  # named or detected
@@ -275,11 +285,13 @@ def test_a_group_mixes_int_and_float_scores(tmp_path):
 
 
 def test_booleans_count_as_1_and_0_only_for_a_named_score_path(tmp_path):
-    raw = [b'{"input": "q", "output": "a", "score": 1, "acc": true}',
-           b'{"input": "q", "output": "b", "score": 0, "acc": false}',
-           b'{"input": "q", "output": "c", "score": true, "acc": 1}',
-           b'{"input": "q", "output": "d", "score": 0.5, "acc": 0.5}',
-           b'{"input": "q", "output": "e", "score": 0, "score": 1, "acc": "x", "acc": true}']  # read slowly
+    raw = [
+        b'{"input": "q", "output": "a", "score": 1, "acc": true}',
+        b'{"input": "q", "output": "b", "score": 0, "acc": false}',
+        b'{"input": "q", "output": "c", "score": true, "acc": 1}',
+        b'{"input": "q", "output": "d", "score": 0.5, "acc": 0.5}',
+        b'{"input": "q", "output": "e", "score": 0, "score": 1, "acc": "x", "acc": true}',
+    ]  # read slowly
     write_lines(tmp_path / "in" / "a.jsonl", raw)
 
     named = bucketing.load(tmp_path / "in", scores="acc", group_by="input")
@@ -346,8 +358,9 @@ def test_a_line_without_its_group_field_is_skipped_with_the_reason(tmp_path, fie
     assert manifest["skipped"] == {sp.MISSING_GROUP: len(bad)}
     assert manifest["totals"]["rollout_lines"] == 2
 
-    strict = run_cli("-i", tmp_path / "in", "-o", tmp_path / "strict", "--scores", "score", "--group-by", field,
-                     "--strict")
+    strict = run_cli(
+        "-i", tmp_path / "in", "-o", tmp_path / "strict", "--scores", "score", "--group-by", field, "--strict"
+    )
     assert strict.returncode == 1 and one_line(strict.stderr)
     assert "a.jsonl:2: missing group field" in strict.stderr
 
@@ -436,8 +449,12 @@ def test_a_line_with_a_duplicate_key_joins_the_same_group(tmp_path, value):
 
 
 def test_group_by_step_and_input_separates_the_steps(tmp_path):
-    lines = [jline(input="q", step=1, score=1), jline(input="q", step=2, score=0),
-             jline(input="q", step=1.0, score=0.5), jline(input="r", step=1, score=1)]
+    lines = [
+        jline(input="q", step=1, score=1),
+        jline(input="q", step=2, score=0),
+        jline(input="q", step=1.0, score=0.5),
+        jline(input="r", step=1, score=1),
+    ]
     assert rollouts_of(tmp_path, lines, "input", "a") == [0, 0, 0, 1]
     assert rollouts_of(tmp_path, lines, "step,input", "b") == [0, 1, 0, 2]
     assert rollouts_of(tmp_path, lines, ["step", "input"], "c") == [0, 1, 0, 2]
@@ -448,10 +465,16 @@ def test_group_by_step_and_input_separates_the_steps(tmp_path):
 
 
 def test_group_fields_are_not_concatenated_ambiguously(tmp_path):
-    lines = [jline(a="x,y", b="z", score=1), jline(a="x", b="y,z", score=0),
-             jline(a="xy", b="", score=0), jline(a="x", b="y", score=0),
-             jline(a=1, b=23, score=0), jline(a=12, b=3, score=0), jline(a=[1], b=[2], score=0),
-             jline(a=[1, 2], b=[], score=0)]
+    lines = [
+        jline(a="x,y", b="z", score=1),
+        jline(a="x", b="y,z", score=0),
+        jline(a="xy", b="", score=0),
+        jline(a="x", b="y", score=0),
+        jline(a=1, b=23, score=0),
+        jline(a=12, b=3, score=0),
+        jline(a=[1], b=[2], score=0),
+        jline(a=[1, 2], b=[], score=0),
+    ]
     assert rollouts_of(tmp_path, lines, "a,b") == list(range(len(lines)))
 
 
@@ -461,8 +484,9 @@ def test_groups_span_files_in_subfolders_and_compressed_files(tmp_path):
     root = tmp_path / "in"
     write_lines(root / "a.jsonl", [jline(input="q", score=1), jline(input="r", score=0)])
     (root / "sub").mkdir()
-    (root / "sub" / "b.jsonl.gz").write_bytes(gzip.compress(jline(input="r", score=1) + b"\n"
-                                                           + jline(input="q", score=0) + b"\n"))
+    (root / "sub" / "b.jsonl.gz").write_bytes(
+        gzip.compress(jline(input="r", score=1) + b"\n" + jline(input="q", score=0) + b"\n")
+    )
     data = bucketing.load(root, scores="score", group_by="input")
     assert len(data.rows) == 2
     assert [rollout_scores(data, r) for r in range(2)] == [[1.0, 0.0], [0.0, 1.0]]
@@ -473,11 +497,14 @@ def test_groups_span_files_in_subfolders_and_compressed_files(tmp_path):
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("flags, layout_name, detected", [
-    ([], "verl dump", True),
-    (["--scores", "score", "--group-by", "input"], None, False),
-    (["--group-by", "input"], None, True),
-])
+@pytest.mark.parametrize(
+    "flags, layout_name, detected",
+    [
+        ([], "verl dump", True),
+        (["--scores", "score", "--group-by", "input"], None, False),
+        (["--group-by", "input"], None, True),
+    ],
+)
 def test_manifest_counts_rollouts_and_lines_per_bucket(tmp_path, flags, layout_name, detected):
     paths = make_rollouts(tmp_path / "in", rollouts=60, files=3, seed=5, layout="verl")
     bad = jline(output="no prompt", score=1)
@@ -521,12 +548,15 @@ def test_one_score_per_line_without_a_prompt_field_is_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("line, scores", [
-    (jline(question="q", score=1), "score"),
-    (jline(question="q", reward=1), "reward"),
-    (jline(question="q", rewards=[1, 0]), "rewards[]"),
-    (jline(question="q", reward=[{"score": 1}, {"score": 0}]), "reward[].score"),
-])
+@pytest.mark.parametrize(
+    "line, scores",
+    [
+        (jline(question="q", score=1), "score"),
+        (jline(question="q", reward=1), "reward"),
+        (jline(question="q", rewards=[1, 0]), "rewards[]"),
+        (jline(question="q", reward=[{"score": 1}, {"score": 0}]), "reward[].score"),
+    ],
+)
 def test_group_by_alone_detects_the_score_path(tmp_path, line, scores):
     write_lines(tmp_path / "in" / "a.jsonl", [line, line.replace(b'"q"', b'"r"'), line])
     data = bucketing.load(tmp_path / "in", group_by="question")
@@ -538,30 +568,36 @@ def test_group_by_alone_detects_the_score_path(tmp_path, line, scores):
     assert params["scores"] == scores and params["group_by"] == ["question"] and params["scores_detected"] is True
 
 
-@pytest.mark.parametrize("flags", [
-    ["--group-by", "a b"],
-    ["--scores", "score", "--group-by", "a b"],
-    ["--group-by", "x,x"],
-    ["--scores", "score", "--group-by", "x,x"],
-    ["--scores", "score", "--group-by", "input,x,input"],
-    ["--scores", "score", "--group-by", "a..b"],
-    ["--scores", "score", "--group-by", ".a"],
-    ["--scores", "score", "--group-by", "a[]"],
-    ["--scores", "score", "--group-by", "1a"],
-    ["--scores", "reward[].score", "--group-by", "reward"],
-    ["--scores", "reward[].score", "--group-by", "reward.x"],
-    ["--scores", "score", "--group-by", "score"],
-    ["--scores", "score", "--group-by", "a.b,a"],
-    ["--scores", "score", "--group-by", "a,a.b"],
-    ["--group-by", "reward"],  # detection lands on reward[].score
-    ["--scores", "score", "--group-by", ""],
-    ["--scores", "score", "--group-by", " , "],
-])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--group-by", "a b"],
+        ["--scores", "score", "--group-by", "a b"],
+        ["--group-by", "x,x"],
+        ["--scores", "score", "--group-by", "x,x"],
+        ["--scores", "score", "--group-by", "input,x,input"],
+        ["--scores", "score", "--group-by", "a..b"],
+        ["--scores", "score", "--group-by", ".a"],
+        ["--scores", "score", "--group-by", "a[]"],
+        ["--scores", "score", "--group-by", "1a"],
+        ["--scores", "reward[].score", "--group-by", "reward"],
+        ["--scores", "reward[].score", "--group-by", "reward.x"],
+        ["--scores", "score", "--group-by", "score"],
+        ["--scores", "score", "--group-by", "a.b,a"],
+        ["--scores", "score", "--group-by", "a,a.b"],
+        ["--group-by", "reward"],  # detection lands on reward[].score
+        ["--scores", "score", "--group-by", ""],
+        ["--scores", "score", "--group-by", " , "],
+    ],
+)
 def test_bad_group_by_values_are_one_line_errors(tmp_path, flags):
-    write_lines(tmp_path / "in" / "a.jsonl", [
-        jline(input="q", score=1, a={"b": 1}, x=1, reward=[{"score": 1}]),
-        jline(input="q", score=0, a={"b": 1}, x=1, reward=[{"score": 0}]),
-    ])
+    write_lines(
+        tmp_path / "in" / "a.jsonl",
+        [
+            jline(input="q", score=1, a={"b": 1}, x=1, reward=[{"score": 1}]),
+            jline(input="q", score=0, a={"b": 1}, x=1, reward=[{"score": 0}]),
+        ],
+    )
     result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", *flags)
     assert result.returncode == 2, result.stderr
     assert one_line(result.stderr) and result.stderr.startswith("error: ")
@@ -571,8 +607,13 @@ def test_bad_group_by_values_are_one_line_errors(tmp_path, flags):
 
 def test_bad_group_by_values_raise_bucketing_errors_in_the_library(tmp_path):
     write_lines(tmp_path / "in" / "a.jsonl", [jline(input="q", score=1, reward=[{"score": 1}])])
-    for scores, group_by in [("score", "a b"), ("score", "x,x"), ("reward[].score", "reward"), (None, "a b"),
-                             ("score", ["input", "input"])]:
+    for scores, group_by in [
+        ("score", "a b"),
+        ("score", "x,x"),
+        ("reward[].score", "reward"),
+        (None, "a b"),
+        ("score", ["input", "input"]),
+    ]:
         with pytest.raises(bucketing.BucketingError):
             bucketing.load(tmp_path / "in", scores=scores, group_by=group_by)
 
@@ -618,8 +659,11 @@ ENCODINGS = {
 
 
 @settings(max_examples=300, deadline=None)
-@given(labels=st.lists(st.integers(0, 6), min_size=1, max_size=40), encoding=st.sampled_from(sorted(ENCODINGS)),
-       counts=st.lists(st.integers(1, 3), min_size=40, max_size=40))
+@given(
+    labels=st.lists(st.integers(0, 6), min_size=1, max_size=40),
+    encoding=st.sampled_from(sorted(ENCODINGS)),
+    counts=st.lists(st.integers(1, 3), min_size=40, max_size=40),
+)
 def test_group_lines_and_scores_by_rollout_follow_the_labels(labels, encoding, counts):
     encode = ENCODINGS[encoding]
     keys = b"".join(encode(label) for label in labels)
@@ -670,14 +714,20 @@ def test_preview_of_a_grouped_rollout_shows_the_prompt_once_and_each_response(tm
 
 def test_preview_of_a_nemo_conversation_gives_the_assistant_turns(tmp_path):
     def nemo(idx, question, answer, reward):
-        return jline(content=[{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
-                     rewards=reward, idx=idx, generation_lengths=len(answer))
+        return jline(
+            content=[{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
+            rewards=reward,
+            idx=idx,
+            generation_lengths=len(answer),
+        )
 
     question = "What is 6*7?"
-    write_lines(tmp_path / "in" / "train_data_step1.jsonl",
-                [nemo(4, question, "42", 1), nemo(5, "Name a colour.", "red", 1)])
-    write_lines(tmp_path / "in" / "train_data_step2.jsonl",
-                [nemo(4, question, "41", 0), nemo(4, question, "forty-two", 0.5)])
+    write_lines(
+        tmp_path / "in" / "train_data_step1.jsonl", [nemo(4, question, "42", 1), nemo(5, "Name a colour.", "red", 1)]
+    )
+    write_lines(
+        tmp_path / "in" / "train_data_step2.jsonl", [nemo(4, question, "41", 0), nemo(4, question, "forty-two", 0.5)]
+    )
     data = bucketing.load(tmp_path / "in")
     assert data.layout.name == "NeMo-RL dump" and data.layout.group_by == ("idx",)
     shown, other = preview(data, [0, 1])
@@ -701,14 +751,26 @@ def test_preview_of_the_generated_dumps(tmp_path):
 def test_from_manifest_reuses_the_layout_that_was_set(tmp_path):
     """The next step's dump is grouped as the saved run was, without repeating --scores / --group-by."""
     for step in (1, 2):
-        write_lines(tmp_path / f"step{step}" / "a.jsonl", [
-            jline(q="x", step=step, ok=True), jline(q="x", step=step, ok=False),
-            jline(q="y", step=step, ok=True), jline(q="y", step=step, ok=True),
-        ])
+        write_lines(
+            tmp_path / f"step{step}" / "a.jsonl",
+            [
+                jline(q="x", step=step, ok=True),
+                jline(q="x", step=step, ok=False),
+                jline(q="y", step=step, ok=True),
+                jline(q="y", step=step, ok=True),
+            ],
+        )
     first = run_cli("-i", tmp_path / "step1", "-o", tmp_path / "out1", "-n", "2", "--scores", "ok", "--group-by", "q")
     assert first.returncode == 0, first.stderr
-    again = run_cli("-i", tmp_path / "step2", "-o", tmp_path / "out2", "--json",
-                    "--from-manifest", tmp_path / "out1" / "manifest.json")
+    again = run_cli(
+        "-i",
+        tmp_path / "step2",
+        "-o",
+        tmp_path / "out2",
+        "--json",
+        "--from-manifest",
+        tmp_path / "out1" / "manifest.json",
+    )
     assert again.returncode == 0, again.stderr
     manifest = json.loads(again.stdout)
     assert manifest["params"]["scores"] == "ok" and manifest["params"]["group_by"] == ["q"]
@@ -721,8 +783,10 @@ def test_a_group_value_too_deep_to_compare_is_a_skipped_line_not_a_crash(tmp_pat
     deep = b"[" * 600 + b"]" * 600
     value = (lambda v: v) if where == "g" else (lambda v: b'{"g": ' + v + b"}")
     top = where.split(".")[0].encode()
-    write_lines(tmp_path / "in" / "a.jsonl", [b'{"' + top + b'": ' + value(deep) + b', "score": 1}',
-                                              b'{"' + top + b'": ' + value(b"1") + b', "score": 0}'])
+    write_lines(
+        tmp_path / "in" / "a.jsonl",
+        [b'{"' + top + b'": ' + value(deep) + b', "score": 1}', b'{"' + top + b'": ' + value(b"1") + b', "score": 0}'],
+    )
     result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "--scores", "score", "--group-by", where)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr

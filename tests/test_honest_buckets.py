@@ -101,16 +101,28 @@ def test_one_value_holding_90_percent_is_named_with_its_count():
     values = np.array([0.0] * 90 + [i / 10 for i in range(1, 11)])
     plan = percentile_plan(values, "mean_reward", 3)
     warnings = plan_warnings(plan, values)
-    assert any(w.startswith("90 of 100 rollouts (90%) have mean_reward = 0, more than one bucket's share") and
-               "they all stay in hard" in w and "--ties split" in w for w in warnings), warnings
+    assert any(
+        w.startswith("90 of 100 rollouts (90%) have mean_reward = 0, more than one bucket's share")
+        and "they all stay in hard" in w
+        and "--ties split" in w
+        for w in warnings
+    ), warnings
     assert 0 not in sizes(plan, values)  # enough distinct values: no bucket is empty
 
 
-@pytest.mark.parametrize("values", [
-    [1e308, -1e308], [1e308, -1e308, 0.0], [5e-324, 0.0], [0.0, 5e-324, 1e-323],
-    [1.7976931348623157e308] * 3, [-1.7976931348623157e308, 1.7976931348623157e308],
-    [1.0, math.nextafter(1.0, 2.0)], [1e-300, 2e-300, 3e-300],
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1e308, -1e308],
+        [1e308, -1e308, 0.0],
+        [5e-324, 0.0],
+        [0.0, 5e-324, 1e-323],
+        [1.7976931348623157e308] * 3,
+        [-1.7976931348623157e308, 1.7976931348623157e308],
+        [1.0, math.nextafter(1.0, 2.0)],
+        [1e-300, 2e-300, 3e-300],
+    ],
+)
 @pytest.mark.parametrize("count", [2, 3, 5, 10])
 def test_extreme_floats_give_finite_increasing_cuts_or_one_clear_error(values, count):
     values = np.array(values)
@@ -163,15 +175,23 @@ def test_a_split_manifest_on_other_data_keeps_the_share_and_says_so():
     assert fitted.cut_ties == (Tie(97, 35), Tie(97, 70))  # 54/150 and 108/150 of 97
     assert sizes(fitted, other) == [35, 35, 47]
     notes = plan_warnings(fitted, np.sort(other))
-    assert notes[0].startswith("the plan splits the 150 rollouts at variance = 0 in input order, 54 below cut 1; "
-                               "these data have 97 there: 35 go below it, and equal sizes are not guaranteed")
+    assert notes[0].startswith(
+        "the plan splits the 150 rollouts at variance = 0 in input order, 54 below cut 1; "
+        "these data have 97 there: 35 go below it, and equal sizes are not guaranteed"
+    )
 
 
 def test_an_earlier_manifest_with_equal_cuts_and_no_ties_is_refused_in_one_line():
     saved = plan_record(percentile_plan(np.array([0.0, 1.0]), "mean_reward", 2), np.array([0.0, 1.0]))
-    saved = {**saved, "cuts": [0.5, 0.5], "cut_ties": [],
-             "buckets": [{"name": n, "difficulty_rank": i, "lower": lo, "upper": hi}
-                         for i, (n, lo, hi) in enumerate([("a", 0.5, None), ("b", 0.5, 0.5), ("c", None, 0.5)])]}
+    saved = {
+        **saved,
+        "cuts": [0.5, 0.5],
+        "cut_ties": [],
+        "buckets": [
+            {"name": n, "difficulty_rank": i, "lower": lo, "upper": hi}
+            for i, (n, lo, hi) in enumerate([("a", 0.5, None), ("b", 0.5, 0.5), ("c", None, 0.5)])
+        ],
+    }
     with pytest.raises(BucketingError, match=r"are both 0.5, and \$.cut_ties doesn't say"):
         plan_from_manifest(saved)
 
@@ -179,11 +199,20 @@ def test_an_earlier_manifest_with_equal_cuts_and_no_ties_is_refused_in_one_line(
 # --- the words ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("lower, upper, text", [
-    (None, 1.0, "v <= 1"), (None, math.nextafter(1.0, 0.0), "v < 1"), (math.nextafter(1.0, 0.0), 1.0, "v = 1"),
-    (0.0, 0.5, "0 < v <= 0.5"), (0.5, None, "v > 0.5"), (math.nextafter(1.0, 0.0), None, "v >= 1"),
-    (0.1 + 0.2, 0.7, "0.30000000000000004 < v <= 0.7"), (None, -0.0, "v <= 0"), (None, None, "any v"),
-])
+@pytest.mark.parametrize(
+    "lower, upper, text",
+    [
+        (None, 1.0, "v <= 1"),
+        (None, math.nextafter(1.0, 0.0), "v < 1"),
+        (math.nextafter(1.0, 0.0), 1.0, "v = 1"),
+        (0.0, 0.5, "0 < v <= 0.5"),
+        (0.5, None, "v > 0.5"),
+        (math.nextafter(1.0, 0.0), None, "v >= 1"),
+        (0.1 + 0.2, 0.7, "0.30000000000000004 < v <= 0.7"),
+        (None, -0.0, "v <= 0"),
+        (None, None, "any v"),
+    ],
+)
 def test_an_interval_reads_as_what_it_holds(lower, upper, text):
     assert interval_text("v", lower, upper) == text
 
@@ -198,8 +227,11 @@ def test_a_value_is_printed_with_every_digit_it_needs():
 
 
 @settings(max_examples=300, deadline=None)
-@given(values=st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0, -1.0]) | st.floats(-2, 2), min_size=1, max_size=80),
-       count=st.integers(1, 10), ties=st.sampled_from(["keep", "split", "thresholds"]))
+@given(
+    values=st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0, -1.0]) | st.floats(-2, 2), min_size=1, max_size=80),
+    count=st.integers(1, 10),
+    ties=st.sampled_from(["keep", "split", "thresholds"]),
+)
 def test_every_bucket_s_record_is_true_of_its_members_and_replays(values, count, ties):
     values = np.array(values, dtype=np.float64)
     if ties == "thresholds":
@@ -237,12 +269,17 @@ def test_the_command_line_warns_on_stderr_and_records_the_warnings(solved, capsy
     manifest = json.loads(out)
     warned = [line.removeprefix("warning: ") for line in err.splitlines() if line.startswith("warning: ")]
     assert warned == manifest["warnings"] and len(warned) == 2
-    assert warned[0] == ("only 1 distinct value for 3 buckets: easy and hard are empty; use fewer buckets, "
-                         "--thresholds or --preset learnability")
+    assert warned[0] == (
+        "only 1 distinct value for 3 buckets: easy and hard are empty; use fewer buckets, "
+        "--thresholds or --preset learnability"
+    )
     assert warned[1].startswith("5 of 5 rollouts (100%) have mean_reward = 1, more than one bucket's share")
     assert [b["count"] for b in manifest["buckets"]] == [0, 5, 0]
-    assert [b["note"] for b in manifest["buckets"]] == ["empty: only 1 distinct value for 3 buckets", None,
-                                                        "empty: only 1 distinct value for 3 buckets"]
+    assert [b["note"] for b in manifest["buckets"]] == [
+        "empty: only 1 distinct value for 3 buckets",
+        None,
+        "empty: only 1 distinct value for 3 buckets",
+    ]
     assert [b["range"] for b in manifest["buckets"]] == ["mean_reward > 1", "mean_reward = 1", "mean_reward < 1"]
 
 

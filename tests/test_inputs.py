@@ -70,8 +70,9 @@ def run_process(*args, timeout: float = TIMEOUT, code: str | None = None) -> sub
     timeout; bytes output."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     entry = ["-c", code] if code else ["-m", "bucketing"]
-    return subprocess.run([sys.executable, *entry, *map(os.fsencode, args)], cwd=ROOT, env=env,
-                          capture_output=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *entry, *map(os.fsencode, args)], cwd=ROOT, env=env, capture_output=True, timeout=timeout
+    )
 
 
 def split_lines(data: bytes) -> list[bytes]:
@@ -140,8 +141,11 @@ def snapshot(data: bucketing.Dataset) -> dict:
 def assert_same_scan(a: dict, b: dict, *, offsets: bool = True) -> None:
     columns = ["file_id", "line", "offset", "length", "n", "clean"] if offsets else ["file_id", "line", "length", "n"]
     pd.testing.assert_frame_equal(a["rows"][columns], b["rows"][columns])
-    skip_columns = [c for c in ["file_id", "line", "offset", "length", "clean", "reason", "detail"]
-                    if offsets or c not in ("offset", "clean")]
+    skip_columns = [
+        c
+        for c in ["file_id", "line", "offset", "length", "clean", "reason", "detail"]
+        if offsets or c not in ("offset", "clean")
+    ]
     pd.testing.assert_frame_equal(a["skipped"][skip_columns], b["skipped"][skip_columns])
     assert np.array_equal(a["flat"], b["flat"])
     assert np.array_equal(a["counts"], b["counts"])
@@ -200,8 +204,15 @@ ORDERED = [  # natural order, depth first; each file holds one line with a disti
     "d_10/x_1.jsonl",
     "d_10/x_2.jsonl",
 ]
-IGNORED = ["notes.txt", "bucket_4.json", "bucket_5.jsonl.bak", "bucket_6.jsonl.gz.part", "README",
-           "d_2/data.csv", "d_10/x_3.JSONL.txt"]
+IGNORED = [
+    "notes.txt",
+    "bucket_4.json",
+    "bucket_5.jsonl.bak",
+    "bucket_6.jsonl.gz.part",
+    "README",
+    "d_2/data.csv",
+    "d_10/x_3.JSONL.txt",
+]
 
 
 def compress(name: str, raw: bytes) -> bytes:
@@ -246,8 +257,10 @@ def test_order_input_writes_lines_in_natural_file_order(tmp_path, order_flag):
 
 
 def test_order_input_keeps_line_order_inside_files_across_buckets(tmp_path):
-    files = {f"part_{i}.jsonl": b"".join(rollout([(7 * i + j) % 5 / 4], prompt=f"{i}-{j}") + b"\n" for j in range(9))
-             for i in (12, 3, 1, 20)}
+    files = {
+        f"part_{i}.jsonl": b"".join(rollout([(7 * i + j) % 5 / 4], prompt=f"{i}-{j}") + b"\n" for j in range(9))
+        for i in (12, 3, 1, 20)
+    }
     write_tree(tmp_path / "in", files)
     proc = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "3", "--order", "input")
     assert proc.returncode == 0, proc.stderr
@@ -359,12 +372,20 @@ def compressed_variants(raw: bytes) -> dict[str, bytes]:
     frames = [0, *member_cuts(raw), len(raw)]
     compressor = zstandard.ZstdCompressor()
     streamed = compressor.compressobj()
-    variants.update({
-        "zstd": ("a.jsonl.zst", compressor.compress(raw)),
-        "zstd multi-frame": ("a.jsonl.zst", b"".join(compressor.compress(raw[a:b]) for a, b in zip(frames, frames[1:]))),
-        "zstd streamed (no content size)": ("a.jsonl.zst", streamed.compress(raw) + streamed.flush()),
-        "zstd with checksum": ("a.jsonl.zst", zstandard.ZstdCompressor(write_checksum=True, level=19).compress(raw)),
-    })
+    variants.update(
+        {
+            "zstd": ("a.jsonl.zst", compressor.compress(raw)),
+            "zstd multi-frame": (
+                "a.jsonl.zst",
+                b"".join(compressor.compress(raw[a:b]) for a, b in zip(frames, frames[1:])),
+            ),
+            "zstd streamed (no content size)": ("a.jsonl.zst", streamed.compress(raw) + streamed.flush()),
+            "zstd with checksum": (
+                "a.jsonl.zst",
+                zstandard.ZstdCompressor(write_checksum=True, level=19).compress(raw),
+            ),
+        }
+    )
     return variants
 
 
@@ -408,7 +429,9 @@ def block_zstandard(monkeypatch):
 
 def test_zst_without_zstandard_names_the_package(tmp_path, monkeypatch):
     zstandard = pytest.importorskip("zstandard")
-    write_tree(tmp_path / "in", {"a.jsonl": GOOD + b"\n", "sub/b.jsonl.zst": zstandard.ZstdCompressor().compress(GOOD + b"\n")})
+    write_tree(
+        tmp_path / "in", {"a.jsonl": GOOD + b"\n", "sub/b.jsonl.zst": zstandard.ZstdCompressor().compress(GOOD + b"\n")}
+    )
     block_zstandard(monkeypatch)
     with pytest.raises(BucketingError) as caught:
         bucketing.load(tmp_path / "in", workers=1)
@@ -582,8 +605,13 @@ def test_odd_file_names_are_loaded_and_messages_stay_on_one_line(tmp_path):
     data = bucketing.load(root, workers=1)
     assert len(data.files) == len(ODD_NAMES)
     assert sorted(os.fsencode(f.path.name) for f in data.files) == sorted(_raw(n) for n in ODD_NAMES)
-    assert line_totals(data) == {"files": len(ODD_NAMES), "lines": 2 * len(ODD_NAMES), "rollouts": len(ODD_NAMES),
-                           "blank": 0, "skipped": len(ODD_NAMES)}
+    assert line_totals(data) == {
+        "files": len(ODD_NAMES),
+        "lines": 2 * len(ODD_NAMES),
+        "rollouts": len(ODD_NAMES),
+        "blank": 0,
+        "skipped": len(ODD_NAMES),
+    }
     assert len(data.warnings) == 1 and all("\n" not in w for w in data.warnings)
     for reason in data.skipped_reasons().values():
         for example in reason["examples"]:
@@ -764,15 +792,29 @@ def test_strict_names_the_absolute_line_in_a_chunked_file(tmp_path, monkeypatch,
     assert caught.value.reason == sp.NOT_NUMBER
 
 
-_PIECES = st.sampled_from([
-    GOOD, rollout([1, 0.5, 0.25], prompt="日本語 \u2028"), b"", b"  ", b"[1]", b"{", b'{"reward":[]}',
-    b'{"p":"\xff","reward":[{"score":1}]}', rollout([1], prompt="z" * 150), GOOD + b"\r",
-])
+_PIECES = st.sampled_from(
+    [
+        GOOD,
+        rollout([1, 0.5, 0.25], prompt="日本語 \u2028"),
+        b"",
+        b"  ",
+        b"[1]",
+        b"{",
+        b'{"reward":[]}',
+        b'{"p":"\xff","reward":[{"score":1}]}',
+        rollout([1], prompt="z" * 150),
+        GOOD + b"\r",
+    ]
+)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(pieces=st.lists(_PIECES, min_size=1, max_size=40), chunk=st.integers(1, 400), bom=st.booleans(),
-       final_newline=st.booleans())
+@given(
+    pieces=st.lists(_PIECES, min_size=1, max_size=40),
+    chunk=st.integers(1, 400),
+    bom=st.booleans(),
+    final_newline=st.booleans(),
+)
 def test_any_chunk_size_gives_the_same_scan(tmp_path_factory, pieces, chunk, bom, final_newline):
     root = tmp_path_factory.mktemp("chunks")
     body = (BOM if bom else b"") + b"\n".join(pieces) + (b"\n" if final_newline else b"")

@@ -28,8 +28,12 @@ sys.exit(code)
 
 def peak_rss(*args) -> int:
     """Peak RSS in bytes of one CLI run in a fresh process (one worker, so it is all in this process)."""
-    result = subprocess.run([sys.executable, "-c", PEAK_RSS.format(root=str(ROOT)), *map(str, args), "--workers", "1"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS.format(root=str(ROOT)), *map(str, args), "--workers", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     return int(result.stdout.strip().splitlines()[-1])
 
@@ -66,8 +70,9 @@ def test_a_grouped_dump_keeps_a_hash_per_line_not_its_text(tmp_path, grouped_bas
     lines = sum(path.read_bytes().count(b"\n") for path in data.iterdir())
     peak = peak_rss("-i", data, "-o", tmp_path / "out", "-n", "5")
     # per line: its offset, length, line number, scores and a 16-byte group key, plus the grouping's sort
-    assert peak - grouped_baseline < 40 * MB + 200 * lines, \
+    assert peak - grouped_baseline < 40 * MB + 200 * lines, (
         f"peak {peak / MB:.0f} MiB, baseline {grouped_baseline / MB:.0f} MiB, {lines} lines"
+    )
 
 
 @pytest.mark.slow

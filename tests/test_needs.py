@@ -17,8 +17,10 @@ RAY_TEST = "tests/test_ray.py::test_strict_stops_at_the_same_first_bad_line"
 BROWSER_TEST = "tests/test_browser_attack.py::test_a_folder_named_with_markdown_shows_as_typed_in_the_sidebar"
 
 
-@pytest.mark.parametrize("value, ci", [(None, False), ("", False), ("0", False), ("false", False), ("true", True),
-                                       ("1", True), ("yes", True)])
+@pytest.mark.parametrize(
+    "value, ci",
+    [(None, False), ("", False), ("0", False), ("false", False), ("true", True), ("1", True), ("yes", True)],
+)
 def test_ci_is_any_value_but_empty_0_or_false(monkeypatch, value, ci):
     if value is None:
         monkeypatch.delenv("CI", raising=False)
@@ -47,15 +49,24 @@ def pytest_without_ray_and_playwright(tmp_path, ci: bool) -> subprocess.Complete
     env["PYTHONPATH"] = str(tmp_path)  # first on sys.path: `import ray` finds the stub
     if ci:
         env["CI"] = "true"
-    return subprocess.run([sys.executable, "-m", "pytest", "-n", "0", "-p", "no:cacheprovider", "-q", "-ra",
-                           RAY_TEST, BROWSER_TEST], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "0", "-p", "no:cacheprovider", "-q", "-ra", RAY_TEST, BROWSER_TEST],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_plain_pytest_skips_ray_and_browser_tests_saying_why(tmp_path):
     result = pytest_without_ray_and_playwright(tmp_path, ci=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 skipped" in result.stdout
-    assert "Ray is not installed (ray is hidden by test_needs.py): pip install -r requirements-cluster.txt" in result.stdout
+    assert (
+        "Ray is not installed (ray is hidden by test_needs.py): pip install -r requirements-cluster.txt"
+        in result.stdout
+    )
     assert "the playwright pip package is missing: pip install -r requirements-dev.txt" in result.stdout
 
 

@@ -20,8 +20,19 @@ from bucketing.version import __version__
 
 from .conftest import ROOT, rollout_line, write_lines
 
-JUNK = shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__", ".hypothesis", ".pytest_cache",
-                              ".benchmarks", "screenshots", "data", "results", ".venv")
+JUNK = shutil.ignore_patterns(
+    ".git",
+    "build",
+    "*.egg-info",
+    "__pycache__",
+    ".hypothesis",
+    ".pytest_cache",
+    ".benchmarks",
+    "screenshots",
+    "data",
+    "results",
+    ".venv",
+)
 
 
 def clean_env() -> dict[str, str]:
@@ -37,8 +48,14 @@ def install(tmp: Path, *, editable: bool) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     command = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
-    result = subprocess.run([*command, *(["-e"] if editable else []), str(source)], cwd=tmp, env=clean_env(),
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [*command, *(["-e"] if editable else []), str(source)],
+        cwd=tmp,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return venv / "bin"
 
@@ -49,8 +66,9 @@ def wheel_bin(tmp_path_factory) -> Path:
 
 
 def run(command: list, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(list(map(str, command)), cwd=cwd, env=clean_env(), capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        list(map(str, command)), cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture
@@ -62,8 +80,15 @@ def elsewhere(tmp_path) -> Path:
 
 
 def test_the_installed_package_is_what_runs(wheel_bin, elsewhere):
-    where = run([wheel_bin / "python", "-c", "import bucketing, bucketing.roots as r; "
-                 "print(bucketing.__file__); print(r.APP_HOME); print(r.SAMPLE.is_dir())"], elsewhere)
+    where = run(
+        [
+            wheel_bin / "python",
+            "-c",
+            "import bucketing, bucketing.roots as r; "
+            "print(bucketing.__file__); print(r.APP_HOME); print(r.SAMPLE.is_dir())",
+        ],
+        elsewhere,
+    )
     module, app_home, sample_found = where.stdout.split()
     site = wheel_bin.parent / "lib"
     assert Path(module).is_relative_to(site) and Path(app_home).is_relative_to(site), where.stdout
@@ -78,8 +103,9 @@ def test_bucketing_command_help_version_and_an_export_from_another_folder(wheel_
     usage = run([wheel_bin / "bucketing", "--help"], elsewhere)
     assert usage.returncode == 0 and usage.stdout.startswith("usage: bucketing ") and "bucketing app" in usage.stdout
 
-    result = run([wheel_bin / "bucketing", "-i", "in", "-o", "out", "-n", "2", "--bucket-names", "easy", "hard"],
-                 elsewhere)
+    result = run(
+        [wheel_bin / "bucketing", "-i", "in", "-o", "out", "-n", "2", "--bucket-names", "easy", "hard"], elsewhere
+    )
     assert result.returncode == 0, result.stderr
     manifest = json.loads((elsewhere / "out" / "manifest.json").read_text())
     assert manifest["tool"] == f"bucketing {__version__}"
@@ -103,7 +129,8 @@ def test_an_editable_install_runs_from_another_folder(tmp_path, elsewhere):
 def test_bucketing_app_refuses_a_missing_folder_in_one_line(wheel_bin, elsewhere):
     result = run([wheel_bin / "bucketing", "app", "no-such-folder"], elsewhere)
     assert result.returncode == 2 and result.stderr == (
-        "error: no-such-folder is not a folder; give the folder that holds your rollouts\n")
+        "error: no-such-folder is not a folder; give the folder that holds your rollouts\n"
+    )
     result = run([wheel_bin / "bucketing", "app", "--port", "0"], elsewhere)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--port 0 is not a port" in result.stderr
 
@@ -124,8 +151,13 @@ def test_bucketing_app_serves_the_folder_on_localhost_only(wheel_bin, elsewhere,
     cwd = elsewhere / "cwd"  # the folder is not under the working directory: `app DIR` must allow it
     cwd.mkdir()
     with open(log, "wb") as out:
-        process = subprocess.Popen([wheel_bin / "bucketing", "app", elsewhere / "in", "--port", str(port),
-                                    "--no-browser"], cwd=cwd, env=clean_env(), stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [wheel_bin / "bucketing", "app", elsewhere / "in", "--port", str(port), "--no-browser"],
+            cwd=cwd,
+            env=clean_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     server = Server(port, process, log)
     try:
         wait_healthy(server)

@@ -157,8 +157,12 @@ def test_a_plan_survives_the_manifest_round_trip(sample_dir, tmp_path):
 
 
 @settings(max_examples=200, deadline=None)
-@given(values=st.lists(st.sampled_from([0, 0.25, 0.5, 1]) | st.floats(-2, 2), min_size=1, max_size=100),
-       count=st.integers(1, 6), ties=st.sampled_from(["keep", "split"]), metric=st.sampled_from(["mean_reward", "variance"]))
+@given(
+    values=st.lists(st.sampled_from([0, 0.25, 0.5, 1]) | st.floats(-2, 2), min_size=1, max_size=100),
+    count=st.integers(1, 6),
+    ties=st.sampled_from(["keep", "split"]),
+    metric=st.sampled_from(["mean_reward", "variance"]),
+)
 def test_bucket_table_from_sorted_values_matches_the_assignment(values, count, ties, metric):
     values = np.array(values)
     plan = percentile_plan(values, metric, count, ties=ties)

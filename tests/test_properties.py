@@ -49,12 +49,14 @@ LINE = st.one_of(GOOD, GOOD, GOOD, BAD, BLANK)
 # Junk lines hold no "{" (no JSON object), no "\n" or "\r" (a reader drops a final "\r"; the check below splits
 # the outputs on both), and no BOM at the start (a reader drops it there).
 JUNK = st.binary(min_size=1, max_size=30).filter(
-    lambda line: not any(byte in line for byte in (b"\n", b"\r", b"{")) and not line.startswith(BOM))
+    lambda line: not any(byte in line for byte in (b"\n", b"\r", b"{")) and not line.startswith(BOM)
+)
 PLACEHOLDER = st.sampled_from([b"<PLACEHOLDER ROW>", b"not json at all", b"[1, 2, 3]", b"null", b'"text"'])
 NOT_JSONL = st.one_of(
     st.lists(st.one_of(PLACEHOLDER, JUNK, BLANK), min_size=1, max_size=12),
     st.lists(RECORD, min_size=1, max_size=3).map(
-        lambda records: json.dumps(records, indent=2, ensure_ascii=False).encode().split(b"\n")),
+        lambda records: json.dumps(records, indent=2, ensure_ascii=False).encode().split(b"\n")
+    ),
 ).filter(lambda lines: any(line.strip(b" \t\r") for line in lines))
 
 
@@ -74,9 +76,16 @@ def input_files(draw):
             }
         )
     for index in range(draw(st.integers(0, 2))):  # named odd_*: read before the part_* files
-        files.append({"name": f"odd_{index}.jsonl" + (".gz" if draw(st.booleans()) else ""), "lines": draw(NOT_JSONL),
-                      "crlf": draw(st.booleans()), "bom": draw(st.booleans()), "final_newline": draw(st.booleans()),
-                      "not_jsonl": True})
+        files.append(
+            {
+                "name": f"odd_{index}.jsonl" + (".gz" if draw(st.booleans()) else ""),
+                "lines": draw(NOT_JSONL),
+                "crlf": draw(st.booleans()),
+                "bom": draw(st.booleans()),
+                "final_newline": draw(st.booleans()),
+                "not_jsonl": True,
+            }
+        )
     return files
 
 
@@ -85,8 +94,12 @@ def plans(draw):
     metric = draw(st.sampled_from(sorted(METRICS)))
     params = bucketing.Params(k=draw(st.integers(1, 8)), pass_threshold=draw(st.sampled_from([0.5, 1.0])))
     if draw(st.booleans()):
-        return "percentile", dict(metric=metric, num_buckets=draw(st.integers(1, 6)),
-                                  ties=draw(st.sampled_from(["keep", "split"])), params=params)
+        return "percentile", dict(
+            metric=metric,
+            num_buckets=draw(st.integers(1, 6)),
+            ties=draw(st.sampled_from(["keep", "split"])),
+            params=params,
+        )
     thresholds = draw(st.lists(st.floats(-1, 2), min_size=1, max_size=4, unique=True))
     return "thresholds", dict(metric=metric, thresholds=thresholds, params=params)
 
@@ -119,8 +132,7 @@ def test_every_line_lands_exactly_once_byte_identical(files, plan_spec, order):
         data = bucketing.load(source)
         kind, spec = plan_spec
         values = data.table(spec["params"])[spec["metric"]].to_numpy()
-        plan = (bucketing.percentile_plan(values, **spec) if kind == "percentile"
-                else bucketing.threshold_plan(**spec))
+        plan = bucketing.percentile_plan(values, **spec) if kind == "percentile" else bucketing.threshold_plan(**spec)
         manifest = bucketing.export(data, plan, out, values=values, order=order)
 
         written = Counter()
@@ -136,8 +148,9 @@ def test_every_line_lands_exactly_once_byte_identical(files, plan_spec, order):
         assert totals["skipped"] == sum(manifest["skipped"].values())
         assert totals["lines"] == totals["rollouts"] + totals["skipped"] + totals["blank"]
         odd = [spec["name"] for spec in files if spec.get("not_jsonl")]  # each named, each line skipped
-        assert [(f["file"], f["lines"]) for f in manifest["skipped_files"]] == [(name, len(written_lines[name]))
-                                                                                for name in odd]
+        assert [(f["file"], f["lines"]) for f in manifest["skipped_files"]] == [
+            (name, len(written_lines[name])) for name in odd
+        ]
         assert manifest["skipped"].get(NOT_JSONL_REASON, 0) == sum(len(written_lines[name]) for name in odd)
         for bucket in manifest["buckets"]:
             assert len((out / bucket["file"]).read_bytes().splitlines()) == bucket["count"]

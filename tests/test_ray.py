@@ -30,11 +30,16 @@ def faults(tmp_path_factory) -> Path:
 def local_ray(faults):
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={
-        "py_modules": [str(ROOT / "bucketing"), str(ROOT / "tests" / "ray_faults.py")],
-        "env_vars": {"BUCKETING_TEST_FAULTS": str(faults)},
-        "worker_process_setup_hook": "ray_faults.install",
-    })
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={
+            "py_modules": [str(ROOT / "bucketing"), str(ROOT / "tests" / "ray_faults.py")],
+            "env_vars": {"BUCKETING_TEST_FAULTS": str(faults)},
+            "worker_process_setup_hook": "ray_faults.install",
+        },
+    )
     yield
     ray.shutdown()
 
@@ -44,8 +49,10 @@ def mixed_input(folder: Path) -> Path:
     make_rollouts(folder / "gen", rollouts=400, files=2, seed=11)
     with gzip.open(folder / "z.jsonl.gz", "wb") as f:
         f.write(b"".join(rollout_line([i % 2, 1, 0.5]) + b"\n" for i in range(30)))
-    write_lines(folder / "bad.jsonl", [rollout_line([1, 1]), b"{oops", b"", rollout_line([0]), b'{"reward": []}',
-                                       rollout_line([0.25, 1]) + b"\r"])
+    write_lines(
+        folder / "bad.jsonl",
+        [rollout_line([1, 1]), b"{oops", b"", rollout_line([0]), b'{"reward": []}', rollout_line([0.25, 1]) + b"\r"],
+    )
     return folder
 
 
@@ -60,7 +67,9 @@ def assert_same_buckets(ray_out: Path, local_out: Path, ray_manifest: dict, loca
     for ours, theirs in zip(ray_manifest["buckets"], local_manifest["buckets"], strict=True):
         for key in ("name", "count", "lines", "min", "max", "lower", "upper", "difficulty_rank"):
             assert ours[key] == theirs[key], key
-        assert ours["file"] == ours["name"] + "/" and ours["parts"] == sorted(p.name for p in (ray_out / ours["name"]).iterdir())
+        assert ours["file"] == ours["name"] + "/" and ours["parts"] == sorted(
+            p.name for p in (ray_out / ours["name"]).iterdir()
+        )
         assert part_bytes(ray_out / ours["name"]) == (local_out / theirs["file"]).read_bytes()
     if local_manifest["skipped_file"]:
         assert part_bytes(ray_out / "_skipped") == (local_out / local_manifest["skipped_file"]).read_bytes()
@@ -198,20 +207,23 @@ def test_an_earlier_export_is_kept_unless_overwrite(tmp_path):
     again = run_cli("-i", data, "-o", tmp_path / "ray", "-n", "3", "--engine", "ray")
     assert again.returncode == 2 and "already exists; pass --overwrite" in again.stderr
     assert {p: p.read_bytes() for p in (tmp_path / "ray").rglob("*") if p.is_file()} == before
-    replaced = run_cli("-i", data, "-o", tmp_path / "ray", "-n", "2", "-m", "max_reward", "--engine", "ray",
-                       "--overwrite")
+    replaced = run_cli(
+        "-i", data, "-o", tmp_path / "ray", "-n", "2", "-m", "max_reward", "--engine", "ray", "--overwrite"
+    )
     assert replaced.returncode == 0, replaced.stderr
     manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
     assert manifest["metric"] == "max_reward"
-    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == ["_skipped", "bucket_0", "bucket_1",
-                                                                   "manifest.json"]
+    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == ["_skipped", "bucket_0", "bucket_1", "manifest.json"]
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--engine", "ray", "--order", "difficulty"], "writes lines in input order"),
-    (["--ray-address", "auto"], "applies to --engine ray"),
-    (["--single-file"], "applies to --engine ray"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--engine", "ray", "--order", "difficulty"], "writes lines in input order"),
+        (["--ray-address", "auto"], "applies to --engine ray"),
+        (["--single-file"], "applies to --engine ray"),
+    ],
+)
 def test_flags_that_do_not_fit_the_engine_are_refused(tmp_path, flags, message):
     result = run_cli("-i", mixed_input(tmp_path / "in"), "-o", tmp_path / "out", *flags)
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1

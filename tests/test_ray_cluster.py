@@ -20,8 +20,9 @@ ENV = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 def ray_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ray.scripts.scripts", *args], env=ENV, capture_output=True,
-                          text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "ray.scripts.scripts", *args], env=ENV, capture_output=True, text=True, timeout=180
+    )
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +36,18 @@ def cluster() -> str:
         assert head.returncode == 0, head.stderr
         second = ray_cli("start", "--address", address, *node)
         assert second.returncode == 0, second.stderr
-        alive = subprocess.run([sys.executable, "-c", "import ray; ray.init(address=%r, log_to_driver=False); "
-                                "print(sum(n['Alive'] for n in ray.nodes()))" % address],
-                               env=ENV, capture_output=True, text=True, timeout=120)
+        alive = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import ray; ray.init(address=%r, log_to_driver=False); "
+                "print(sum(n['Alive'] for n in ray.nodes()))" % address,
+            ],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert alive.stdout.strip().splitlines()[-1] == "2", alive.stderr
         yield address
     finally:
@@ -48,8 +58,24 @@ def test_the_cli_on_a_two_node_cluster_writes_what_the_local_engine_writes(clust
     data = mixed_input(tmp_path / "in")
     flags = ["-i", data, "-n", "3", "-m", "success_rate", "--json"]
     local = run_cli(*flags, "-o", tmp_path / "local")
-    remote = subprocess.run([sys.executable, "-m", "bucketing", *map(str, flags), "-o", str(tmp_path / "ray"),
-                             "--engine", "ray", "--ray-address", cluster], cwd=ROOT, env=ENV, capture_output=True,
-                            text=True, timeout=300)
+    remote = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bucketing",
+            *map(str, flags),
+            "-o",
+            str(tmp_path / "ray"),
+            "--engine",
+            "ray",
+            "--ray-address",
+            cluster,
+        ],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert local.returncode == 0 and remote.returncode == 0, remote.stderr
     assert_same_buckets(tmp_path / "ray", tmp_path / "local", json.loads(remote.stdout), json.loads(local.stdout))

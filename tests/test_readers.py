@@ -60,13 +60,34 @@ def test_generated_rollouts_read_the_same_through_both_readers(tmp_path, monkeyp
 
 
 SHAPES = {  # score path: lines (good and bad) for its shape
-    "rewards[]": [b'{"rewards": [1, 0.5, -2]}', b'{"rewards": [true, 1]}', b'{"rewards": []}', b'{"rewards": 1}',
-                  b'{"rewards": [1, "1"]}', b'{"rewards": [[1]]}', b'{"rewards": [1], "rewards": [0]}'],
-    "score": [b'{"score": 1}', b'{"score": 2.5e-3}', b'{"score": true}', b'{"score": null}', b'{"score": [1]}',
-              b'{"score": 18446744073709551615}', b'{"score": 184467440737095516150}', b'{"x": 1}'],
-    "a.b[].c[]": [b'{"a": {"b": [{"c": [1, 2]}, {"c": [3]}]}}', b'{"a": {"b": [{"c": []}]}}',
-                  b'{"a": {"b": [{"c": [1]}, {"d": [1]}]}}', b'{"a": {"b": {"c": [1]}}}', b'{"a": null}',
-                  b'{"a": {"b": [{"c": [1]}], "b": [{"c": [2]}]}}', b'{"a": {"b": [{"c": [false]}]}}'],
+    "rewards[]": [
+        b'{"rewards": [1, 0.5, -2]}',
+        b'{"rewards": [true, 1]}',
+        b'{"rewards": []}',
+        b'{"rewards": 1}',
+        b'{"rewards": [1, "1"]}',
+        b'{"rewards": [[1]]}',
+        b'{"rewards": [1], "rewards": [0]}',
+    ],
+    "score": [
+        b'{"score": 1}',
+        b'{"score": 2.5e-3}',
+        b'{"score": true}',
+        b'{"score": null}',
+        b'{"score": [1]}',
+        b'{"score": 18446744073709551615}',
+        b'{"score": 184467440737095516150}',
+        b'{"x": 1}',
+    ],
+    "a.b[].c[]": [
+        b'{"a": {"b": [{"c": [1, 2]}, {"c": [3]}]}}',
+        b'{"a": {"b": [{"c": []}]}}',
+        b'{"a": {"b": [{"c": [1]}, {"d": [1]}]}}',
+        b'{"a": {"b": {"c": [1]}}}',
+        b'{"a": null}',
+        b'{"a": {"b": [{"c": [1]}], "b": [{"c": [2]}]}}',
+        b'{"a": {"b": [{"c": [false]}]}}',
+    ],
 }
 
 

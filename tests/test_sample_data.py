@@ -22,7 +22,8 @@ README = ROOT / "examples" / "README.md"
 def documented_args():
     """The parsed arguments of the README's command that regenerates the sample."""
     commands = [
-        line.strip() for line in README.read_text(encoding="utf-8").splitlines()
+        line.strip()
+        for line in README.read_text(encoding="utf-8").splitlines()
         if line.strip().startswith("python examples/make_rollouts.py") and "--out examples/rollouts" in line
     ]
     assert len(commands) == 1, f"expected one regenerating command in {README}, found {commands}"
@@ -48,8 +49,7 @@ def test_documented_command_reproduces_the_sample(tmp_path):
     args = documented_args()
     assert args.out == Path("examples/rollouts")
     assert args.size is None
-    make_rollouts(tmp_path, rollouts=args.rollouts, files=args.files, seed=args.seed,
-                  line_bytes=args.line_bytes)
+    make_rollouts(tmp_path, rollouts=args.rollouts, files=args.files, seed=args.seed, line_bytes=args.line_bytes)
     made = sorted(p.name for p in tmp_path.iterdir())
     assert made == sorted(p.name for p in SAMPLE.iterdir())
     for name in made:

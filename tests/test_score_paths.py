@@ -28,20 +28,23 @@ def load_lines(tmp_path, records: list[dict], **flags) -> bucketing.Dataset:
 # --- score paths that reach any key ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path, record, scores", [
-    ('["mean/reward"]', {"mean/reward": 0.25}, [0.25]),
-    ('reward["rewards.format"]', {"reward": {"rewards.format": 1}}, [1.0]),
-    ('["reward accuracy"][]', {"reward accuracy": [1, 0]}, [1.0, 0.0]),
-    ('["0_reward"]', {"0_reward": 0.5}, [0.5]),
-    ('["réussite"]', {"réussite": 1}, [1.0]),
-    ('rewards[0]', {"rewards": [0.75, 0.0]}, [0.75]),
-    ('rewards[-1]', {"rewards": [0.75, 0.0]}, [0.0]),
-    ('turns[1].score', {"turns": [{"score": 0}, {"score": 0.5}]}, [0.5]),
-    ('results[]["pass@1"]', {"results": [{"pass@1": 1}, {"pass@1": 0}]}, [1.0, 0.0]),
-])
+@pytest.mark.parametrize(
+    "path, record, scores",
+    [
+        ('["mean/reward"]', {"mean/reward": 0.25}, [0.25]),
+        ('reward["rewards.format"]', {"reward": {"rewards.format": 1}}, [1.0]),
+        ('["reward accuracy"][]', {"reward accuracy": [1, 0]}, [1.0, 0.0]),
+        ('["0_reward"]', {"0_reward": 0.5}, [0.5]),
+        ('["réussite"]', {"réussite": 1}, [1.0]),
+        ("rewards[0]", {"rewards": [0.75, 0.0]}, [0.75]),
+        ("rewards[-1]", {"rewards": [0.75, 0.0]}, [0.0]),
+        ("turns[1].score", {"turns": [{"score": 0}, {"score": 0.5}]}, [0.5]),
+        ('results[]["pass@1"]', {"results": [{"pass@1": 1}, {"pass@1": 0}]}, [1.0, 0.0]),
+    ],
+)
 def test_a_quoted_key_or_an_index_reaches_the_scores_fast_and_slow(tmp_path, path, record, scores):
     first = next(iter(record))
-    twice = ('{' + json.dumps(first) + ': "no", ' + json.dumps(record)[1:]).encode()  # the fast readers refuse it:
+    twice = ("{" + json.dumps(first) + ': "no", ' + json.dumps(record)[1:]).encode()  # the fast readers refuse it:
     write_lines(tmp_path / "in" / "a.jsonl", [json.dumps(record).encode(), twice])  # the slow look takes the last
     data = bucketing.load(tmp_path / "in", scores=path, workers=1)
     assert data.scores.flat.tolist() == scores * 2 and data.totals["skipped"] == 0
@@ -49,17 +52,20 @@ def test_a_quoted_key_or_an_index_reaches_the_scores_fast_and_slow(tmp_path, pat
     assert ScorePath(path).scores_of(record) == scores
 
 
-@pytest.mark.parametrize("path, problem", [
-    ('["mean/reward"', "closed with ]"),
-    ('["mean/reward]', "JSON string"),
-    ('[""]', "an empty key"),
-    (f"rewards[{MAX_INDEX + 1}]", f"beyond {MAX_INDEX}"),
-    ("rewards[99999999999]", "brackets hold"),
-    ("rewards[0][1]", "list inside a list"),
-    ("0_reward", "expected a field name"),
-    ("a +", "expected a field name"),
-    ("a b", "unexpected 'b'"),
-])
+@pytest.mark.parametrize(
+    "path, problem",
+    [
+        ('["mean/reward"', "closed with ]"),
+        ('["mean/reward]', "JSON string"),
+        ('[""]', "an empty key"),
+        (f"rewards[{MAX_INDEX + 1}]", f"beyond {MAX_INDEX}"),
+        ("rewards[99999999999]", "brackets hold"),
+        ("rewards[0][1]", "list inside a list"),
+        ("0_reward", "expected a field name"),
+        ("a +", "expected a field name"),
+        ("a b", "unexpected 'b'"),
+    ],
+)
 def test_a_bad_path_is_one_line_showing_the_syntax(tmp_path, capsys, path, problem):
     write_lines(tmp_path / "in" / "a.jsonl", [b'{"a": 1}'])
     assert cli.main(["-i", str(tmp_path / "in"), "--dry-run", "--scores", path]) == 2
@@ -83,10 +89,24 @@ def test_several_score_paths_add_up_per_response(tmp_path):
 
 
 def test_score_weights_make_a_weighted_sum_and_the_manifest_says_so(tmp_path, capsys):
-    write_lines(tmp_path / "in" / "a.jsonl", [json.dumps({"correct": c, "format": f}).encode()
-                                              for c, f in [(1, 1), (0, 1), (1, 0)]])
-    code = cli.main(["-i", str(tmp_path / "in"), "--dry-run", "--json", "--scores", "correct", "format",
-                     "--score-weights", "0.75", "0.25"])
+    write_lines(
+        tmp_path / "in" / "a.jsonl",
+        [json.dumps({"correct": c, "format": f}).encode() for c, f in [(1, 1), (0, 1), (1, 0)]],
+    )
+    code = cli.main(
+        [
+            "-i",
+            str(tmp_path / "in"),
+            "--dry-run",
+            "--json",
+            "--scores",
+            "correct",
+            "format",
+            "--score-weights",
+            "0.75",
+            "0.25",
+        ]
+    )
     assert code == 0
     manifest = json.loads(capsys.readouterr().out)
     assert manifest["params"]["scores"] == "0.75 * correct + 0.25 * format"
@@ -100,12 +120,15 @@ def test_list_paths_add_elementwise_and_uneven_lists_are_a_reason(tmp_path):
     assert data.skipped_summary[UNEVEN]["count"] == 1
 
 
-@pytest.mark.parametrize("flags, problem", [
-    (["--scores", "a", "b", "--score-weights", "1"], "1 weights for 2 score paths"),
-    (["--score-weights", "1", "2"], "--score-weights needs --scores"),
-    (["--scores", "0.5 * a", "b", "--score-weights", "1", "2"], "either in --scores"),
-    (["--scores", "a", "--score-weights", "inf"], "finite"),
-])
+@pytest.mark.parametrize(
+    "flags, problem",
+    [
+        (["--scores", "a", "b", "--score-weights", "1"], "1 weights for 2 score paths"),
+        (["--score-weights", "1", "2"], "--score-weights needs --scores"),
+        (["--scores", "0.5 * a", "b", "--score-weights", "1", "2"], "either in --scores"),
+        (["--scores", "a", "--score-weights", "inf"], "finite"),
+    ],
+)
 def test_weights_that_do_not_fit_are_refused_before_reading(tmp_path, capsys, flags, problem):
     assert cli.main(["-i", str(tmp_path / "missing"), "--dry-run", *flags]) == 2
     err = capsys.readouterr().err
@@ -130,7 +153,8 @@ def test_at_file_keeps_the_equal_ids_of_two_files_apart(tmp_path):
     table = within.table()
     assert table.groupby("file", observed=True)["group_key"].nunique().tolist() == [3, 3]
     assert set(table["group_key"][table["file"] == table["file"].iloc[0]]).isdisjoint(
-        table["group_key"][table["file"] != table["file"].iloc[0]])
+        table["group_key"][table["file"] != table["file"].iloc[0]]
+    )
 
 
 def test_at_file_grouping_writes_every_line_once(tmp_path):
@@ -145,8 +169,11 @@ def test_group_by_parses_quoted_keys_and_the_file():
     assert parse_group_by('["a,b"]') == ('["a,b"]',)
     with pytest.raises(BucketingError, match="can't take"):
         parse_group_by("prompt[0]")
-    assert Layout.parse("score", "@file,example_id").describe().startswith(
-        "one rollout = lines with equal example_id in the same file")
+    assert (
+        Layout.parse("score", "@file,example_id")
+        .describe()
+        .startswith("one rollout = lines with equal example_id in the same file")
+    )
 
 
 # --- detection -------------------------------------------------------------------------------------------------------
@@ -175,8 +202,14 @@ def test_the_detection_error_lists_the_fields_of_each_file(tmp_path):
 
 
 def test_the_table_has_the_group_key_and_the_preview_its_fields(tmp_path):
-    data = load_lines(tmp_path, [{"input": "p1", "output": "a", "score": 1}, {"input": "p2", "output": "b", "score": 0},
-                                 {"input": "p1", "output": "c", "score": 0}])
+    data = load_lines(
+        tmp_path,
+        [
+            {"input": "p1", "output": "a", "score": 1},
+            {"input": "p2", "output": "b", "score": 0},
+            {"input": "p1", "output": "c", "score": 0},
+        ],
+    )
     assert data.layout.group_by == ("input",)
     table = data.table()
     assert table["group_key"].nunique() == 2 and np.issubdtype(table["group_key"].dtype, np.unsignedinteger)

@@ -23,7 +23,8 @@ def text(node: ast.AST) -> str | None:
 def is_state(node: ast.AST) -> bool:
     """``st.session_state``, or ``s`` (what the pages call it)."""
     return (isinstance(node, ast.Attribute) and node.attr == "session_state") or (
-        isinstance(node, ast.Name) and node.id == "s")
+        isinstance(node, ast.Name) and node.id == "s"
+    )
 
 
 def keys_used(tree: ast.AST) -> tuple[set[str], set[str]]:

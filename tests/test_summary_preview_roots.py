@@ -66,8 +66,18 @@ def test_only_paths_under_allowed_roots_resolve(tmp_path, monkeypatch):
     roots = [inside.resolve()]
     assert resolve_allowed("data", roots, base=inside) == (inside / "data").resolve()
     assert resolve_allowed(str(inside / "data" / "new"), roots) == (inside / "data" / "new").resolve()
-    for bad in [str(outside), "../elsewhere", "data/../../elsewhere", "escape", "escape/x", "~", "\\\\host\\share",
-                "//host/share", "data\0x", ""]:
+    for bad in [
+        str(outside),
+        "../elsewhere",
+        "data/../../elsewhere",
+        "escape",
+        "escape/x",
+        "~",
+        "\\\\host\\share",
+        "//host/share",
+        "data\0x",
+        "",
+    ]:
         with pytest.raises(bucketing.BucketingError):
             resolve_allowed(bad, roots, base=inside)
 
@@ -80,13 +90,18 @@ def test_allowed_roots_come_from_cwd_sample_and_environment(tmp_path, monkeypatc
     assert {str(r) for r in roots} >= {"/opt/data", "/srv/runs"}
 
 
-@pytest.mark.parametrize("make_plan", [
-    lambda v: bucketing.percentile_plan(v, "variance", 4, ["w", "x", "y", "z"], ties="split",
-                                        params=bucketing.Params(k=3, pass_threshold=1.0)),
-    lambda v: bucketing.threshold_plan("pass_at_k", [0.123456789, 0.7], ["lo", "mid", "hi"],
-                                       params=bucketing.Params(k=2)),
-    lambda v: bucketing.percentile_plan(v, "mean_reward", 3),
-])
+@pytest.mark.parametrize(
+    "make_plan",
+    [
+        lambda v: bucketing.percentile_plan(
+            v, "variance", 4, ["w", "x", "y", "z"], ties="split", params=bucketing.Params(k=3, pass_threshold=1.0)
+        ),
+        lambda v: bucketing.threshold_plan(
+            "pass_at_k", [0.123456789, 0.7], ["lo", "mid", "hi"], params=bucketing.Params(k=2)
+        ),
+        lambda v: bucketing.percentile_plan(v, "mean_reward", 3),
+    ],
+)
 def test_the_equivalent_command_reproduces_the_export(sample_dir, tmp_path, make_plan):
     data = bucketing.load(sample_dir)
     probe = make_plan(data.table()["mean_reward"].to_numpy())
@@ -115,7 +130,7 @@ def test_compare_crosses_two_plans():
     ranks = [np.argsort(np.argsort(v)) for v in (a, b)]
     assert crossed.rank_correlation == pytest.approx(np.corrcoef(*ranks)[0, 1])
     assert crossed.density.sum() == 500 and crossed.density.shape == (10, 10)
-    skewed = b ** 3  # a and b differ in shape: swapped axes would show
+    skewed = b**3  # a and b differ in shape: swapped axes would show
     density, edges_a, edges_b = np.histogram2d(a, skewed, bins=10)
     crossed = compare(a, skewed, plan_a, bucketing.percentile_plan(skewed, "variance", 3), bins=10)
     assert np.array_equal(crossed.density, density)

@@ -21,8 +21,9 @@ def written_sizes(out: str | Path, names: list[str], roots: list[Path]) -> dict[
     try:
         with Folder.open(out, roots) as folder:
             infos = {name: folder.lstat(name) for name in names}
-            return {name: info.st_size for name, info in infos.items()
-                    if info is not None and folder.is_regular_file(name)}
+            return {
+                name: info.st_size for name, info in infos.items() if info is not None and folder.is_regular_file(name)
+            }
     except (bucketing.BucketingError, OSError):
         return {}  # the folder itself is gone or became a link: nothing to offer
 

@@ -26,10 +26,17 @@ def _bar_bounds(bars: Histogram) -> tuple[np.ndarray, np.ndarray]:
 
 def histogram_figure(bars: Histogram, height: int = 220) -> go.Figure:
     left, right = _bar_bounds(bars)
-    figure = go.Figure(go.Bar(x=(left + right) / 2, y=bars.counts, width=right - left,
-                              hovertemplate="%{x:.4g}: %{y} rollouts<extra></extra>"))
-    figure.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10),
-                         bargap=0.05, showlegend=False, yaxis_title="rollouts")
+    figure = go.Figure(
+        go.Bar(
+            x=(left + right) / 2,
+            y=bars.counts,
+            width=right - left,
+            hovertemplate="%{x:.4g}: %{y} rollouts<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        height=height, margin=dict(l=10, r=10, t=10, b=10), bargap=0.05, showlegend=False, yaxis_title="rollouts"
+    )
     return figure
 
 
@@ -37,19 +44,30 @@ def counts_figure(values: np.ndarray, label: str, height: int = 220) -> go.Figur
     """Bars of how many rollouts have each integer value (e.g. responses per rollout)."""
     counts = np.bincount(values.astype(np.int64))
     present = np.flatnonzero(counts)
-    figure = go.Figure(go.Bar(x=present, y=counts[present], hovertemplate=f"%{{x}} {label}: %{{y}} rollouts<extra></extra>"))
-    figure.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=label,
-                         yaxis_title="rollouts", bargap=0.1)
+    figure = go.Figure(
+        go.Bar(x=present, y=counts[present], hovertemplate=f"%{{x}} {label}: %{{y}} rollouts<extra></extra>")
+    )
+    figure.update_layout(
+        height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=label, yaxis_title="rollouts", bargap=0.1
+    )
     return figure
 
 
 def sizes_figure(buckets: pd.DataFrame, height: int = 240) -> go.Figure:
     colors = bucket_colors(len(buckets))
-    figure = go.Figure(go.Bar(x=buckets["name"], y=buckets["count"], marker_color=colors,
-                              text=[f"{c:,}" for c in buckets["count"]], textposition="auto",
-                              hovertemplate="%{x}: %{y} rollouts<extra></extra>"))
-    figure.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="rollouts",
-                         xaxis_title="easiest → hardest")
+    figure = go.Figure(
+        go.Bar(
+            x=buckets["name"],
+            y=buckets["count"],
+            marker_color=colors,
+            text=[f"{c:,}" for c in buckets["count"]],
+            textposition="auto",
+            hovertemplate="%{x}: %{y} rollouts<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        height=height, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="rollouts", xaxis_title="easiest → hardest"
+    )
     return figure
 
 

@@ -24,8 +24,13 @@ def show_rollouts(data: bucketing.Dataset, rows: np.ndarray, metrics: dict[str, 
         values = " · ".join(f"{metric} = {number(column[row])}" for metric, column in metrics.items())
         with st.expander(f"{shown(rollout.where)} · {values} · {len(rollout.scores)} responses", expanded=False):
             if rollout.group:
-                st.caption("Grouped by " + " · ".join(f"{shown(field)} = {shown(clip(_value(value), False))}"
-                                                      for field, value in rollout.group.items()))
+                st.caption(
+                    "Grouped by "
+                    + " · ".join(
+                        f"{shown(field)} = {shown(clip(_value(value), False))}"
+                        for field, value in rollout.group.items()
+                    )
+                )
             if rollout.prompt is None:
                 st.code(clip(rollout.raw, full), language="json", wrap_lines=True)
                 continue
@@ -43,4 +48,8 @@ def _value(value: object) -> str:
 
 
 def clip(text: str, full: bool) -> str:
-    return text if full or len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + f" … (+{len(text) - PREVIEW_CHARS:,} characters)"
+    return (
+        text
+        if full or len(text) <= PREVIEW_CHARS
+        else text[:PREVIEW_CHARS] + f" … (+{len(text) - PREVIEW_CHARS:,} characters)"
+    )

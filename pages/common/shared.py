@@ -258,8 +258,10 @@ def check_length(path: Path, typed: str) -> None:
     if len(encoded) >= PATH_MAX or any(len(part) > NAME_MAX for part in encoded.split(b"/")):
         shown_text = typed.strip()
         shown_text = shown_text if len(shown_text) <= 60 else shown_text[:60] + "…"
-        raise bucketing.BucketingError(f"{display(shown_text)} is too long a path (a name may have at most {NAME_MAX} "
-                                       f"bytes, a path {PATH_MAX - 1}); choose a shorter one")
+        raise bucketing.BucketingError(
+            f"{display(shown_text)} is too long a path (a name may have at most {NAME_MAX} "
+            f"bytes, a path {PATH_MAX - 1}); choose a shorter one"
+        )
 
 
 def start_text() -> str:
@@ -311,14 +313,23 @@ def stop_when_gone(progress: Callable[[int, int], None] | None = None) -> Callab
 def open_source(path: Path, scores: str | None, group_by: str | None = None, exclude: tuple[str, ...] = ()) -> Source:
     found, _ = find_inputs(path, roots())  # a link to a file outside the allowed folders is passed over
     files, _ = leave_out(found, exclude)  # (an excluded file's change doesn't make the data stale)
-    return Source(path, scores or None, tuple((f.rel, f.size, f.mtime_ns) for f in files), group_by or None,
-                  tuple(exclude))
+    return Source(
+        path, scores or None, tuple((f.rel, f.size, f.mtime_ns) for f in files), group_by or None, tuple(exclude)
+    )
 
 
 def load(source: Source, progress: Callable[[int, int], None] | None = None) -> bucketing.Dataset:
-    return store().get(("dataset", source), lambda: bucketing.load(  # roots: no file through a link leading out
-        source.path, scores=source.scores, group_by=source.group_by, progress=progress, roots=roots(),
-        exclude=source.exclude))
+    return store().get(
+        ("dataset", source),
+        lambda: bucketing.load(  # roots: no file through a link leading out
+            source.path,
+            scores=source.scores,
+            group_by=source.group_by,
+            progress=progress,
+            roots=roots(),
+            exclude=source.exclude,
+        ),
+    )
 
 
 def globs(text: str) -> tuple[str, ...]:
@@ -367,6 +378,7 @@ def table(data: bucketing.Dataset) -> pd.DataFrame:
 
 def column(data: bucketing.Dataset, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """A metric's values in row order, and sorted ascending."""
+
     def make():
         values = table(data)[metric].to_numpy()
         return values, np.sort(values)
@@ -393,8 +405,9 @@ def _preview(data: bucketing.Dataset, rows: np.ndarray) -> list[Rollout]:
         return preview(data, rows)
     except OSError as error:
         where = f" {display(error.filename)}" if error.filename else ""
-        raise bucketing.BucketingError(f"input{where} can't be read any more: {error.strerror}; "
-                                       "load it again") from None
+        raise bucketing.BucketingError(
+            f"input{where} can't be read any more: {error.strerror}; load it again"
+        ) from None
 
 
 # --- the plan ------------------------------------------------------------------------------
@@ -443,7 +456,7 @@ def carried_names(old: bucketing.Plan, new: bucketing.Plan, ordered: np.ndarray)
         sizes = np.diff(old.edges(ordered))
         keeper = max((gone, gone + 1), key=lambda i: (sizes[i], -olds[i].rank))
         names = [b.name for b in olds]
-        names[gone:gone + 2] = [names[keeper]]
+        names[gone : gone + 2] = [names[keeper]]
     else:
         kept = {(b.lower, b.upper): b.name for b in olds}
         names = [kept.get((b.lower, b.upper)) for b in news]
@@ -458,8 +471,11 @@ def count_plan(data: bucketing.Dataset, metric: str, count: int) -> bucketing.Pl
     """Equal-size buckets of one metric (the session's ties policy), made once per data and settings."""
     s = st.session_state
     key = ("count_plan", s["source"], params(), metric, count, s["ties"])
-    return store().get(key, lambda: bucketing.percentile_plan(column(data, metric)[0], metric, count, ties=s["ties"],
-                                                              params=params()), size=16)
+    return store().get(
+        key,
+        lambda: bucketing.percentile_plan(column(data, metric)[0], metric, count, ties=s["ties"], params=params()),
+        size=16,
+    )
 
 
 def assigned(data: bucketing.Dataset, plan: bucketing.Plan) -> np.ndarray:
@@ -472,9 +488,16 @@ def comparison(data: bucketing.Dataset, metric_a: str, metric_b: str, count: int
     """The Compare page's numbers, worked out by the engine once per data, metrics and settings."""
     s = st.session_state
     key = ("comparison", s["source"], params(), metric_a, metric_b, count, s["ties"])
-    return store().get(key, lambda: compare(column(data, metric_a)[0], column(data, metric_b)[0],
-                                            count_plan(data, metric_a, count), count_plan(data, metric_b, count)),
-                       size=4)
+    return store().get(
+        key,
+        lambda: compare(
+            column(data, metric_a)[0],
+            column(data, metric_b)[0],
+            count_plan(data, metric_a, count),
+            count_plan(data, metric_b, count),
+        ),
+        size=4,
+    )
 
 
 def current_plan(data: bucketing.Dataset) -> bucketing.Plan:

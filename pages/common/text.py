@@ -27,4 +27,3 @@ def literal(text: object) -> str:
     escaped = _INLINE.sub(r"\\\1", os.fsdecode(text) if isinstance(text, (bytes, os.PathLike)) else str(text))
     escaped = _LINE_START.sub(r"\1\\\2", escaped)
     return "".join(_REFERENCES.get(c, c) for c in escaped)
-

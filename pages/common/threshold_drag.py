@@ -123,15 +123,35 @@ export default function (component) {
 _component = st.components.v2.component("rollout_bucketer.threshold_drag", css=CSS, js=JS)
 
 
-def threshold_drag(*, key: str, bars: list[dict], lines: list[float], regions: list[dict], label_rows: int,
-                   frame: dict, domain: tuple[float, float], step: float, digits: int, ticks: list[float]) -> None:
+def threshold_drag(
+    *,
+    key: str,
+    bars: list[dict],
+    lines: list[float],
+    regions: list[dict],
+    label_rows: int,
+    frame: dict,
+    domain: tuple[float, float],
+    step: float,
+    digits: int,
+    ticks: list[float],
+) -> None:
     """Draw the chart; what the user sends, ``{"values": [...], "seq": n}``, arrives in ``st.session_state[key]``.
 
     ``regions`` and ``label_rows`` as laid out by pages.common.charts.drag_data, in ``frame``'s units."""
     _component(
         key=key,
-        data={"bars": bars, "lines": lines, "regions": regions, "label_rows": label_rows, "frame": frame,
-              "domain": list(domain), "step": step, "digits": digits, "ticks": ticks},
+        data={
+            "bars": bars,
+            "lines": lines,
+            "regions": regions,
+            "label_rows": label_rows,
+            "frame": frame,
+            "domain": list(domain),
+            "step": step,
+            "digits": digits,
+            "ticks": ticks,
+        },
         default={"thresholds": None},
         on_thresholds_change=lambda: None,
     )

@@ -116,7 +116,11 @@ def _copy(upload, target: Path, name: str, before: int, alive: Callable[[], bool
 
 def _too_big(name: str, size: int) -> str:
     if size > FILE_LIMIT:
-        return (f"{name} holds more than {size_text(FILE_LIMIT)} uncompressed, the most an uploaded file may; "
-                "nothing was loaded. Put the files in a folder the app may read and load that folder instead")
-    return (f"the uploaded files hold more than {size_text(BATCH_LIMIT)} uncompressed, the most one upload may; "
-            "nothing was loaded. Upload fewer files, or load a folder the app may read instead")
+        return (
+            f"{name} holds more than {size_text(FILE_LIMIT)} uncompressed, the most an uploaded file may; "
+            "nothing was loaded. Put the files in a folder the app may read and load that folder instead"
+        )
+    return (
+        f"the uploaded files hold more than {size_text(BATCH_LIMIT)} uncompressed, the most one upload may; "
+        "nothing was loaded. Upload fewer files, or load a folder the app may read instead"
+    )
