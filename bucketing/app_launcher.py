@@ -12,8 +12,8 @@ import argparse
 import os
 import sys
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .errors import BucketingError, OneLineParser
 from .roots import APP_HOME, ENV, OPEN_ENV

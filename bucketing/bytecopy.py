@@ -19,7 +19,8 @@ import ctypes
 import errno
 import os
 import threading
-from typing import Callable, ContextManager, Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 import numpy as np
 
@@ -75,7 +76,7 @@ class Copier:
     def __init__(
         self,
         copies: dict[str, np.ndarray],
-        open_source: Callable[[int], ContextManager[int]],
+        open_source: Callable[[int], AbstractContextManager[int]],
         targets: list[int],
         advance: Callable[[int], None],
         stop: threading.Event,

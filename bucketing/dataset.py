@@ -10,11 +10,12 @@ import signal
 import sys
 import threading
 from array import array
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -308,10 +309,8 @@ def prepare_load(
     if not files:
         why = f" (all {len(left_out)} found are left out by the exclude globs)" if left_out else ""
         raise BucketingError(f"no *.jsonl, *.jsonl.gz or *.jsonl.zst files under {display(input_path)}{why}")
-    if scores:  # named by the user: booleans there count as 1/0
-        layout = Layout.parse(scores, group_by, booleans=True)
-    else:
-        layout = detect_layout(files, parse_group_by(group_by))
+    # Scores named by the user: booleans there count as 1/0.
+    layout = Layout.parse(scores, group_by, booleans=True) if scores else detect_layout(files, parse_group_by(group_by))
     root = input_path if is_uri(input_path) else Path(input_path)
     chunks = make_chunks(files, layout, max_line_bytes, strict)
     return Reading(

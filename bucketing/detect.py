@@ -69,10 +69,7 @@ def detect_layout(files: list[InputFile], group_by: tuple[str, ...] = ()) -> Lay
     objects = sample_objects(files)
     if not objects:
         return Layout(CANDIDATES[0], group_by)  # nothing parses: the scan will say why, line by line
-    if group_by:
-        shapes = [Shape("", path, group_by) for path in (*CANDIDATES, *ONE_SCORE)]
-    else:
-        shapes = list(SHAPES)
+    shapes = [Shape("", path, group_by) for path in (*CANDIDATES, *ONE_SCORE)] if group_by else list(SHAPES)
     hits = [sum(shape.fits(obj) for _, obj in objects) for shape in shapes]
     best = max(range(len(shapes)), key=lambda i: (hits[i], -i))
     if hits[best]:

@@ -18,10 +18,11 @@ or accepts it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from types import GenericAlias
-from typing import Any, Callable, Union
+from typing import Any
 
 import msgspec
 import simdjson
@@ -72,7 +73,7 @@ class Layout:
     name: str = ""  # the known layout it was detected as, e.g. "verl dump"
 
     @classmethod
-    def parse(cls, scores: str, group_by=None, *, booleans: bool = False, name: str = "") -> "Layout":
+    def parse(cls, scores: str, group_by=None, *, booleans: bool = False, name: str = "") -> Layout:
         layout = cls(ScorePath.parse(scores).text, parse_group_by(group_by), booleans, name)
         layout.reader  # noqa: B018  (refuses a group field that runs into the score path, now)
         return layout
@@ -128,7 +129,7 @@ class Layout:
         return read
 
     @property
-    def reader(self) -> "LineReader":
+    def reader(self) -> LineReader:
         return _reader(self.scores, self.group_by, self.booleans)  # cached: layouts travel to worker processes
 
     def flags(self) -> list[str]:
@@ -329,7 +330,7 @@ def _group_fields(paths: dict[int, tuple[str, ...]], depth: int) -> tuple[list, 
             raise BucketingError(f"--group-by names both {name} and a field inside it; choose one")
         sub_fields, sub_rename, sub_reach = _group_fields(inner, depth + 1)
         sub = msgspec.defstruct(f"_Group{depth}_{j}", sub_fields, rename=sub_rename)
-        fields.append((f"o{j}", Union[sub, None], _UNSET))
+        fields.append((f"o{j}", sub | None, _UNSET))
         rename[f"o{j}"] = name
         reach.update({i: (f"o{j}", *attributes) for i, attributes in sub_reach.items()})
     return fields, rename, reach

@@ -7,8 +7,8 @@ array; ``counts[i]`` scores belong to rollout ``i``, starting at ``starts[i]``.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -10,8 +10,9 @@ import codecs
 import json
 import re
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import msgspec
 import numpy as np

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Annotated, Sequence
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 import numpy as np
@@ -94,7 +95,7 @@ class Plan:
             return f"{self.metric}, {counted(len(self.buckets), 'equal-size bucket')}"
         return f"{self.metric}, thresholds {', '.join(f'{cut:.4g}' for cut in self.cuts)}"
 
-    def renamed(self, names: Sequence[str]) -> "Plan":
+    def renamed(self, names: Sequence[str]) -> Plan:
         """The same plan with new names, given easiest first."""
         if len(names) != len(self.buckets):
             raise BucketingError(f"{len(names)} names given for {len(self.buckets)} buckets")
@@ -112,7 +113,7 @@ class Plan:
                     inner[j] = first[j] + fitted(tie, int(inner[j] - first[j])).below
         return np.concatenate([[0], inner, [len(ordered)]]).astype(np.int64)
 
-    def fitted(self, ordered: np.ndarray) -> "Plan":
+    def fitted(self, ordered: np.ndarray) -> Plan:
         """This plan with each split tie counted on ``ordered``; where the count differs from the one recorded
         (other data than the plan was made from) the same share goes below the cut, and a note says so."""
         if not self.cut_ties:

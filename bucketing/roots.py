@@ -8,8 +8,8 @@ A path is allowed when, with every link resolved, it lies inside one of them.
 
 from __future__ import annotations
 
-import os
 import importlib.util
+import os
 from pathlib import Path
 
 from .errors import BucketingError

@@ -9,6 +9,7 @@ write then changes nothing: the writes go where the check looked, or fail.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -40,10 +41,8 @@ def _open_below_root(path: Path, roots: list[Path], create: bool) -> int:
     for part in path.relative_to(root).parts:
         try:
             if create:
-                try:
+                with contextlib.suppress(FileExistsError):
                     os.mkdir(part, 0o777, dir_fd=fd)
-                except FileExistsError:
-                    pass
             below = os.open(part, DIRECTORY, dir_fd=fd)
         finally:
             os.close(fd)
@@ -60,7 +59,7 @@ class Folder:
         self.subfolders: dict[str, int] = {}  # "train/cumulative" -> fd, opened once
 
     @classmethod
-    def open(cls, path: str | os.PathLike, roots: list[Path] | None = None, create: bool = False) -> "Folder":
+    def open(cls, path: str | os.PathLike, roots: list[Path] | None = None, create: bool = False) -> Folder:
         """Open folder ``path`` (made first with ``create``); refused when it is a link.
 
         With ``roots`` (resolved), ``path`` must lie in one of them: it is then reached from that root
@@ -90,7 +89,7 @@ class Folder:
         self.subfolders.clear()
         os.close(self.fd)
 
-    def __enter__(self) -> "Folder":
+    def __enter__(self) -> Folder:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -108,10 +107,8 @@ class Folder:
         parent_fd = self.folder_fd(parent, create)
         try:
             if create:
-                try:
+                with contextlib.suppress(FileExistsError):
                     os.mkdir(name, 0o777, dir_fd=parent_fd)
-                except FileExistsError:
-                    pass
             fd = os.open(name, DIRECTORY, dir_fd=parent_fd)
         except OSError as error:
             raise _link_error(self.path / rel, error) from None
@@ -180,10 +177,8 @@ class Folder:
         if fd is not None:
             os.close(fd)
         parent_fd, base = self.where(rel)
-        try:
+        with contextlib.suppress(OSError):  # not empty, gone, or not a folder: left as it is
             os.rmdir(base, dir_fd=parent_fd)
-        except OSError:
-            pass  # not empty, gone, or not a folder: left as it is
 
     def is_regular_file(self, name: str) -> bool:
         info = self.lstat(name)

@@ -16,7 +16,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Any, Union
+from typing import Any
 
 from .errors import BucketingError
 
@@ -32,7 +32,7 @@ SYNTAX = (
     'e.g. reward[].score, rewards[0], ["mean/reward"], reward["rewards.format"] or 0.7 * a + 0.3 * b'
 )
 
-Step = tuple[str, Union[str, int, None]]  # (key, None | EACH | index)
+Step = tuple[str, str | int | None]  # (key, None | EACH | index)
 
 # Reasons a line is skipped; messages and the manifest count lines per reason.
 INVALID_UTF8 = "invalid UTF-8"
@@ -81,7 +81,7 @@ class ScorePath:
     booleans: bool = False  # true/false are scores 1/0 (only when the user named the path)
 
     @classmethod
-    def parse(cls, text: str, weights: list[float] | None = None, what: str = "--scores") -> "ScorePath":
+    def parse(cls, text: str, weights: list[float] | None = None, what: str = "--scores") -> ScorePath:
         """Check ``text`` and spell it one way; ``weights`` multiply its paths (for --score-weights)."""
         terms = _parse_terms(text.strip(), what)
         if weights is not None:

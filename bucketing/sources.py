@@ -14,9 +14,10 @@ import os
 import re
 import stat
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, TypeGuard
+from typing import TypeGuard
 
 from .errors import BucketingError, display  # display: re-exported, callers import it from here
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from fractions import Fraction
-from typing import Callable, ContextManager
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from .errors import BucketingError
 from .sources import display
 
 DIGEST_BYTES = 16
-SourceOpener = Callable[[int], ContextManager[int]]  # file_id -> a context giving an fd of its bytes
+SourceOpener = Callable[[int], AbstractContextManager[int]]  # file_id -> a context giving an fd of its bytes
 
 
 def check_fraction(fraction: float) -> None:

@@ -17,11 +17,11 @@ import os
 import secrets
 import shutil
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -264,7 +264,7 @@ class _Writer:
         self.stop = threading.Event()
         self.done = self.total = 0  # bytes copied, of all the outputs' bytes
 
-    def __enter__(self) -> "_Writer":
+    def __enter__(self) -> _Writer:
         return self
 
     def __exit__(self, kind, error, trace) -> None:

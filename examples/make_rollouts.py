@@ -33,12 +33,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -256,12 +258,56 @@ CHOICE_TAIL = '"}}'
 
 # Padding reads like model output: English, with a little unicode (about 2% of the words), as most
 # reasoning traces are. (Text that is mostly CJK costs more to validate as UTF-8: see benchmarks/.)
-FILLER_WORDS = (
-    "the model then checks each case and rewrites the draft so that every step is justified "
-    "before moving on while keeping notes about edge cases inputs outputs and timing ".split()
-    * 24
-    + "café naïve über façade déjà señor 数据 模型 推理 验证 ∀ ∃ ≈ → λ ∞ ≤ ≥".split()
-)
+FILLER_WORDS = [
+    "the",
+    "model",
+    "then",
+    "checks",
+    "each",
+    "case",
+    "and",
+    "rewrites",
+    "the",
+    "draft",
+    "so",
+    "that",
+    "every",
+    "step",
+    "is",
+    "justified",
+    "before",
+    "moving",
+    "on",
+    "while",
+    "keeping",
+    "notes",
+    "about",
+    "edge",
+    "cases",
+    "inputs",
+    "outputs",
+    "and",
+    "timing",
+] * 24 + [
+    "café",
+    "naïve",
+    "über",
+    "façade",
+    "déjà",
+    "señor",
+    "数据",
+    "模型",
+    "推理",
+    "验证",
+    "∀",
+    "∃",
+    "≈",
+    "→",
+    "λ",
+    "∞",
+    "≤",
+    "≥",
+]
 
 
 def _escape(text: str) -> str:
@@ -528,8 +574,8 @@ def _make_dump(
 ) -> list[Path]:
     """One line per response; each prompt's responses split over step files ``f`` and ``f + 1``."""
     paths = [out_dir / DUMP_NAMES[layout].format(step=i + 1, i=i) for i in range(files)]
-    outs = [open(path, "wb", buffering=1 << 20) for path in paths]
-    try:
+    with contextlib.ExitStack() as stack:
+        outs = [stack.enter_context(open(path, "wb", buffering=1 << 20)) for path in paths]
         stream, total, r = RolloutStream(seed, line_bytes, layout).dumps(), 0, 0
         while (total < size_bytes) if size_bytes is not None else (r < rollouts):
             f = total * files // size_bytes if size_bytes is not None else r * files // rollouts
@@ -541,9 +587,6 @@ def _make_dump(
                 outs[step].write(line)
                 total += len(line)
             r += 1
-    finally:
-        for out in outs:
-            out.close()
     return paths
 
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -295,3 +296,13 @@ def drag_line(page, index: int, dx: float, steps: int = 12) -> tuple[float, floa
     page.mouse.move(x + dx, y)
     page.mouse.up()
     return x, y
+
+
+def assert_regions_match(regions: list[str], counts: dict[str, int]) -> None:
+    """Each region label on the chart ("easy (76)"; narrow regions have none) agrees with the sizes chart."""
+    assert regions, "no region labels on the threshold chart"
+    for label in regions:
+        found = re.fullmatch(r"(.+) \(([\d,]+)\)", label)
+        assert found, f"odd region label {label!r}"
+        name, count = found.group(1), int(found.group(2).replace(",", ""))
+        assert counts.get(name) == count, f"chart says {label!r}, the sizes chart says {counts}"

@@ -18,6 +18,7 @@ test, is handled here:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import runpy
@@ -26,9 +27,9 @@ import sys
 import tempfile
 import traceback
 import warnings
-from contextlib import ExitStack, contextmanager
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
-from typing import Iterator
 
 PROG = "python -m bucketing"  # what bucketing/__main__.py passes
 
@@ -100,7 +101,7 @@ def captured_output() -> Iterator[Captured]:
     """fds 1 and 2, and sys.stdout/sys.stderr over them, to temp files for the block: a process's two pipes."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    captured, files = Captured(), [tempfile.TemporaryFile(), tempfile.TemporaryFile()]
+    captured, files = Captured(), [tempfile.TemporaryFile(), tempfile.TemporaryFile()]  # noqa: SIM115  (closed below)
     saved_fds, saved_streams, streams = [os.dup(1), os.dup(2)], (sys.stdout, sys.stderr), []
     try:
         for fd, file in zip((1, 2), files):
@@ -109,10 +110,12 @@ def captured_output() -> Iterator[Captured]:
         # started from here would have; not a terminal; stderr line-buffered
         streams = [
             io.TextIOWrapper(
-                open(1, "wb", closefd=False), encoding=sys.__stdout__.encoding, errors=sys.__stdout__.errors
+                open(1, "wb", closefd=False),  # noqa: SIM115  (closed in finally)
+                encoding=sys.__stdout__.encoding,
+                errors=sys.__stdout__.errors,
             ),
             io.TextIOWrapper(
-                open(2, "wb", closefd=False),
+                open(2, "wb", closefd=False),  # noqa: SIM115  (closed in finally)
                 encoding=sys.__stderr__.encoding,
                 errors=sys.__stderr__.errors,
                 line_buffering=True,
@@ -122,10 +125,8 @@ def captured_output() -> Iterator[Captured]:
         yield captured
     finally:
         for stream in streams:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 stream.close()  # flushes; fds 1 and 2 stay open
-            except (OSError, ValueError):
-                pass
         sys.stdout, sys.stderr = saved_streams
         for fd, saved in zip((1, 2), saved_fds):
             os.dup2(saved, fd)
@@ -142,10 +143,8 @@ def default_warnings() -> Iterator[None]:
     """Python's default warning filters (not pytest's), and warnings printed on stderr (not collected by pytest)."""
 
     def show(message, category, filename, lineno, file=None, line=None):
-        try:
+        with suppress(OSError):
             (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
-        except OSError:
-            pass
 
     with warnings.catch_warnings():
         warnings.resetwarnings()  # then the interpreter's defaults, in its order (the first match applies)

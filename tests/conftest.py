@@ -199,6 +199,14 @@ def sample_dir() -> Path:
     return SAMPLE
 
 
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    """The app (Streamlit's AppTest) on the bundled sample, with tmp_path as an extra allowed root."""
+    from .app_support import open_app
+
+    return open_app(monkeypatch, tmp_path)
+
+
 # --- browser tests: one server and one chromium per test module ---
 
 
@@ -227,3 +235,16 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    """One browser tab (one Streamlit session) shared by a module's tests, in file order."""
+    from .browser_support import TIMEOUT_MS, open_page
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    open_page(tab, server, "Data")
+    yield tab
+    context.close()

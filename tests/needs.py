@@ -14,7 +14,8 @@ needs the playwright package and Debian's chromium. When that is missing:
 from __future__ import annotations
 
 import os
-from typing import Callable, NoReturn
+from collections.abc import Callable
+from typing import NoReturn
 
 import pytest
 

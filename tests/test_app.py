@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import re
 import shlex
@@ -13,60 +12,10 @@ from streamlit.testing.v1 import AppTest
 
 import bucketing
 from bucketing.plan import bucket_table
-from bucketing.roots import ENV
 from bucketing.wording import counted
 
+from .app_support import bucket_rows, drag, go, load_folder, metric, plain
 from .conftest import ROOT, SAMPLE, jsonl_files, output_lines, rollout_line, run_cli, sample_scores, write_lines
-
-APP = str(ROOT / "app.py")
-
-
-@pytest.fixture
-def app(tmp_path, monkeypatch) -> AppTest:
-    """The app on the bundled sample, with tmp_path as an extra allowed root."""
-    monkeypatch.chdir(ROOT)
-    monkeypatch.setenv(ENV, str(tmp_path))
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    assert not at.exception
-    return at
-
-
-def go(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
-def plain(markdown: str) -> str:
-    """What a markdown body shows once its backslash escapes and character references are undone (names
-    from the data are escaped by pages.common.text.literal)."""
-    return html.unescape(re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown))
-
-
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
-
-
-def load_folder(at: AppTest, folder, scores: str = "", group_by: str = "") -> AppTest:
-    go(at, "data")
-    at.text_input(key="w_folder").set_value(str(folder))
-    at.text_input(key="w_scores").set_value(scores)
-    at.text_input(key="w_group").set_value(group_by)
-    at.button[0].click().run()  # the form's Load button
-    assert not at.exception, at.exception
-    return at
-
-
-def bucket_rows(at: AppTest) -> list[dict]:
-    return at.dataframe[0].value.to_dict("records")
-
-
-def drag(at: AppTest, values: list[float], seq: int = 1) -> AppTest:
-    """What the threshold chart sends when the user releases a dragged line."""
-    at.session_state["threshold_drag"] = {"thresholds": {"values": values, "seq": seq}}
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def test_opens_on_the_bundled_sample(app):

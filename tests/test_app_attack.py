@@ -20,9 +20,9 @@ from streamlit.testing.v1 import AppTest
 import bucketing
 from bucketing.roots import ENV
 
+from .app_support import APP, go, load_folder, metric
+from .app_support import plain as shown
 from .conftest import ROOT, rollout_line, write_lines
-from .test_app import APP, go, load_folder, metric
-from .test_app import plain as shown
 
 IMAGE = "![p](https://example.invalid/f.png)"
 NASTY_DIR = "we`ird ![p](f.png) :smile: :red[x] $x$ <b>"  # a folder name: no slash
@@ -86,7 +86,9 @@ def errors(at: AppTest) -> list[str]:
 
 
 def test_a_field_name_in_an_engine_error_is_shown_as_text(app, allowed):
-    write_lines(allowed / "in" / "a.jsonl", [('{"%s": 1, "other": "x"}' % IMAGE.replace('"', '\\"')).encode()] * 3)
+    write_lines(
+        allowed / "in" / "a.jsonl", [('{{"{}": 1, "other": "x"}}'.format(IMAGE.replace('"', '\\"'))).encode()] * 3
+    )
     load_folder(app, allowed / "in")
     error = next(e for e in errors(app) if "fields seen" in e)
     assert shows_literally(error, IMAGE), error

@@ -16,8 +16,8 @@ from bucketing.summary import histogram
 from pages.common.charts import FRAME, drag_data, label_width
 from pages.common.shared import carried_names, fresh_name
 
+from .app_support import bucket_rows, drag, go, load_folder, plain
 from .conftest import SAMPLE, rollout_line, write_lines
-from .test_app import app, bucket_rows, drag, go, load_folder, plain  # noqa: F401 (app is a fixture)
 
 # --- names survive added and removed thresholds -------------------------------------------------
 
@@ -231,7 +231,7 @@ def assert_every_region_labelled(data: dict, counts: dict[str, int]) -> None:
         if region["inside"]:
             assert x(region["to"]) - x(region["from"]) >= w, region
         else:
-            assert 0 <= region["at"] - w / 2 and region["at"] + w / 2 <= FRAME["width"], region
+            assert region["at"] - w / 2 >= 0 and region["at"] + w / 2 <= FRAME["width"], region
             assert 0 <= region["row"] < data["label_rows"], region
             rows.setdefault(region["row"], []).append((region["at"] - w / 2, region["at"] + w / 2))
     for spans in rows.values():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import shlex
 
+from .app_support import go, metric, plain
 from .conftest import jsonl_files, rollout_line, run_cli, write_lines
-from .test_app import app, go, metric, plain  # noqa: F401  (app: the fixture)
 
 ODD_NAME = "![p](img.png) *x* `c`.jsonl"  # markdown in a name: shown as it is, never as a link
 

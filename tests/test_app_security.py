@@ -26,8 +26,8 @@ from bucketing.plan import NAME_PATTERN
 from bucketing.roots import ENV
 from pages.common import shared
 
+from .app_support import APP, bucket_rows, go, load_folder, metric
 from .conftest import ROOT, SAMPLE, rollout_line, write_lines
-from .test_app import APP, bucket_rows, go, load_folder, metric
 
 SAMPLE_ROLLOUTS = "240"
 OUTSIDE_ROLLOUTS = 7  # what a refused folder would show if it were read

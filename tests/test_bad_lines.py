@@ -29,6 +29,7 @@ import bucketing
 from bucketing import scorepath as sp
 from bucketing.dataset import NOT_JSONL as FILE_NOT_JSONL
 from bucketing.errors import BadLineError
+
 from .conftest import line_totals
 from .conftest import run_cli as run_in_process
 

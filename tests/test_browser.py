@@ -25,6 +25,7 @@ from .browser_support import (
     TIMEOUT_MS,
     app_text,
     assert_no_error_shown,
+    assert_regions_match,
     axis_scale,
     center,
     drag_line,
@@ -54,17 +55,6 @@ DRAG_PX = -200  # leftwards, in screen pixels
 
 
 @pytest.fixture(scope="module")
-def page(browser, server):
-    """One browser tab (one Streamlit session) shared by the journey tests, in file order."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    open_page(tab, server, "Data")
-    yield tab
-    context.close()
-
-
-@pytest.fixture(scope="module")
 def journey() -> dict:
     """What earlier journey tests saw, for later ones to compare with."""
     return {}
@@ -82,16 +72,6 @@ def floats(labels: list[str]) -> list[float]:
 
 def close(a: list[float], b: list[float], tolerance: float) -> bool:
     return len(a) == len(b) and all(abs(x - y) <= tolerance for x, y in zip(a, b))
-
-
-def assert_regions_match(regions: list[str], counts: dict[str, int]) -> None:
-    """Each region label on the chart ("easy (76)"; narrow regions have none) agrees with the sizes chart."""
-    assert regions, "no region labels on the threshold chart"
-    for label in regions:
-        found = re.fullmatch(r"(.+) \(([\d,]+)\)", label)
-        assert found, f"odd region label {label!r}"
-        name, count = found.group(1), int(found.group(2).replace(",", ""))
-        assert counts.get(name) == count, f"chart says {label!r}, the sizes chart says {counts}"
 
 
 # --- 1. data and distributions -----------------------------------------------------------

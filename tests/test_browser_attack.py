@@ -59,7 +59,7 @@ def metric_value(page, label: str):
 
 def test_a_field_named_like_an_image_is_shown_and_never_fetched(tab, allowed_root):
     folder = allowed_root / "image-field"
-    write_lines(folder / "a.jsonl", [('{"%s": 1, "other": "x"}' % IMAGE).encode()] * 3)
+    write_lines(folder / "a.jsonl", [(f'{{"{IMAGE}": 1, "other": "x"}}').encode()] * 3)
     load(tab, folder)
     error = tab.locator('[data-testid="stAlertContentError"]')
     expect(error).to_contain_text(IMAGE)

@@ -19,8 +19,6 @@ from .browser_support import (
     wait_until,
 )
 
-from .test_browser import page  # noqa: F401 (a fixture: one tab, one session, for the module)
-
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("on_buckets")]
 
 ROW_PX = 35  # the data editor's header and row height

@@ -27,6 +27,7 @@ from .browser_support import (
     TIMEOUT_MS,
     app_text,
     assert_no_error_shown,
+    assert_regions_match,
     drag_line,
     mode_selected,
     region_labels,
@@ -36,7 +37,6 @@ from .browser_support import (
     threshold_inputs,
     wait_until,
 )
-from .test_browser import assert_regions_match
 
 pytestmark = pytest.mark.browser
 

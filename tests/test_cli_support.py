@@ -102,16 +102,18 @@ def test_a_plugin_module_is_found_in_cwd_and_imported_again_by_the_next_run(tmp_
 
 
 def test_nothing_of_a_run_is_left_behind(tmp_path):
-    state = lambda: (
-        os.getcwd(),
-        list(sys.path),
-        sys.stdout,
-        sys.stderr,
-        list(warnings.filters),  # noqa: E731
-        warnings.showwarning,
-        os.fstat(1).st_ino,
-        os.fstat(2).st_ino,
-    )
+    def state():
+        return (
+            os.getcwd(),
+            list(sys.path),
+            sys.stdout,
+            sys.stderr,
+            list(warnings.filters),  # noqa: E731
+            warnings.showwarning,
+            os.fstat(1).st_ino,
+            os.fstat(2).st_ino,
+        )
+
     before = state()
     plugin = tmp_path / "noisy.py"
     plugin.write_text(NOISY_PLUGIN)

@@ -174,9 +174,9 @@ def test_cumulative_stages_are_the_easier_buckets_in_input_order(tmp_path):
 
     stages = []
     for i, name in enumerate(THRESHOLD_EASIEST_FIRST):
-        assert lines_of(out / f"s1_{name}.jsonl") == nl(l for l, r in zip(good, ranks) if r == i)
+        assert lines_of(out / f"s1_{name}.jsonl") == nl(line for line, r in zip(good, ranks) if r == i)
         stage = lines_of(out / "cumulative" / f"s1_{name}.jsonl")
-        assert stage == nl(l for l, r in zip(good, ranks) if r <= i)  # byte-identical, input order
+        assert stage == nl(line for line, r in zip(good, ranks) if r <= i)  # byte-identical, input order
         stages.append(Counter(stage))
     assert (out / "cumulative" / "s1_high.jsonl").read_bytes() == (out / "s1_high.jsonl").read_bytes()
     for smaller, larger in itertools.pairwise(stages):
@@ -193,7 +193,7 @@ def test_cumulative_stages_in_difficulty_order_are_easiest_first_and_stable(tmp_
     ok(run_cli("-i", tmp_path / "in", "-o", out, *THRESHOLDS, "--cumulative", "--order", "difficulty"))
     ranks = [threshold_rank(line) for line in good]
     for i, name in enumerate(THRESHOLD_EASIEST_FIRST):
-        members = [l for l, r in zip(good, ranks) if r <= i]
+        members = [line for line, r in zip(good, ranks) if r <= i]
         expected = sorted(members, key=lambda line: -mean_reward(line))  # stable: ties keep input order
         assert lines_of(out / "cumulative" / f"{name}.jsonl") == nl(expected)
     assert lines_of(out / "cumulative" / "high.jsonl") == lines_of(out / "high.jsonl")
@@ -889,8 +889,10 @@ def test_stages_and_splits_hold_for_any_scores_fraction_and_seed(case):
             )
 
         for i, name in enumerate(names):
-            assert lines_of(out / f"{name}.jsonl") == arranged([l for l, r in zip(good, rank) if r == i])
-            assert lines_of(out / "cumulative" / f"{name}.jsonl") == arranged([l for l, r in zip(good, rank) if r <= i])
+            assert lines_of(out / f"{name}.jsonl") == arranged([line for line, r in zip(good, rank) if r == i])
+            assert lines_of(out / "cumulative" / f"{name}.jsonl") == arranged(
+                [line for line, r in zip(good, rank) if r <= i]
+            )
         assert Counter(lines_of(out / "cumulative" / f"{names[-1]}.jsonl")) == Counter(nl(good))
         val_lines = check_split(out, "", names, fraction)
         assert not temp_leftovers(tmp)

@@ -39,7 +39,6 @@ from examples.make_rollouts import make_rollouts
 
 from .conftest import one_line, output_lines, run_cli, write_lines
 
-
 # layout name -> (score field, group field, the name detection gives it)
 DUMPS = {
     "verl": ("score", "input", "verl dump"),

@@ -28,6 +28,7 @@ import bucketing
 from bucketing import dataset, sources
 from bucketing import scorepath as sp
 from bucketing.errors import BadLineError, BucketingError
+
 from .conftest import line_totals
 from .conftest import run_cli as run_in_process
 
@@ -104,7 +105,7 @@ def assert_promise(contents: list[bytes], out: Path) -> None:
     """The output files together hold every promised line of ``contents`` (decompressed), once each."""
     got = Counter(line for data in read_outputs(out).values() for line in split_lines(data))
     want = Counter(line for data in contents for line in promised_lines(data))
-    assert got == want, (list((want - got))[:3], list((got - want))[:3])
+    assert got == want, (list(want - got)[:3], list(got - want)[:3])
 
 
 def stderr_lines(proc: subprocess.CompletedProcess) -> list[str]:

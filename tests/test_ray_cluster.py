@@ -40,8 +40,8 @@ def cluster() -> str:
             [
                 sys.executable,
                 "-c",
-                "import ray; ray.init(address=%r, log_to_driver=False); "
-                "print(sum(n['Alive'] for n in ray.nodes()))" % address,
+                f"import ray; ray.init(address={address!r}, log_to_driver=False); "
+                "print(sum(n['Alive'] for n in ray.nodes()))",
             ],
             env=ENV,
             capture_output=True,

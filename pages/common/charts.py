@@ -142,7 +142,7 @@ def place_labels(regions: list[dict], domain: tuple[float, float]) -> int:
     for centre, region in sorted(outside, key=lambda item: item[0]):
         half = label_width(region["label"]) / 2
         wanted = min(max(centre, half), FRAME["width"] - half)
-        for row, end in enumerate(ends):
+        for row, end in enumerate(ends):  # noqa: B007  (row is used after the loop)
             at = max(wanted, end + LABEL_GAP + half)
             if at + half <= FRAME["width"] and at - wanted <= MAX_SHIFT:
                 break
