@@ -1,7 +1,7 @@
 """How the Ray engine scales with workers on this machine: a Ray cluster of 1, then 2 CPUs, the CLI timed.
 
     python benchmarks/ray_scaling.py                 # 1 GB, 3 rounds
-    python benchmarks/ray_scaling.py --size 200MB --rounds 1
+    python benchmarks/ray_scaling.py --size 200MB --rounds 1 --cpus 2
 
 Starts ``ray start --head --num-cpus N`` (token auth, as Ray's default), runs
 ``python -m bucketing --engine ray --ray-address ...`` with ``--dry-run`` (pass 1) and with an
@@ -62,6 +62,9 @@ def main() -> None:
     parser.add_argument("--size", type=parse_size, default=parse_size("1GB"))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/tmp/bucketing-ray-benchmark"))
+    parser.add_argument(
+        "--cpus", type=lambda text: [int(n) for n in text.split(",")], default=[1, 2], help="cluster sizes (1,2)"
+    )
     args = parser.parse_args()
     data, out = args.work / f"data-{args.size}", args.work / "out"
     if not (data / "done").exists():
@@ -78,7 +81,7 @@ def main() -> None:
             None,
         )
     ]
-    for cpus in (1, 2):
+    for cpus in args.cpus:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "rollouts"
 
 
-# In parallel: pytest-xdist (-n auto in pyproject.toml's addopts) with the scheduler below. A unit of work is a
+# In parallel: pytest-xdist (-n auto, as tests/run.py runs it) with the scheduler below. A unit of work is a
 # test module, run whole by one worker in file order (module-scoped fixtures, a browser tab shared by a module's
 # tests, are set up once); every Ray test is in one unit, "ray" (`ray stop --force`, in test_ray_cluster.py and the
 # Ray benchmark, stops every Ray process on the machine, another worker's local Ray included). The units that take

@@ -4,10 +4,12 @@ Installs the requirements (base, cluster, dev) with pip and, where it can (as ro
 password-less sudo), Debian's chromium for the browser tests.  Uses only the
 standard library, so it runs before anything is installed.
 
-pytest runs in one process by default (``-n auto`` runs it on pytest-xdist workers, each taking whole
-test modules; not yet the default: timing-bound tests fail under it on 2 cores) and with compiled bytecode cached even where ``PYTHONDONTWRITEBYTECODE`` is set: the run starts some hundred
-Python processes (workers, servers, the command line, Ray's), each would otherwise compile the
-project's modules anew, and each worker rewrite the test modules' asserts anew.
+Then checks the code's hygiene (``ruff check``, ``ruff format --check``, ``mypy``: seconds; a finding stops the
+run) and runs pytest on pytest-xdist workers (``-n auto``: one more than the cores, each taking whole test
+modules; tests/conftest.py), unless the arguments choose (``-n 0`` runs in one process), and with compiled
+bytecode cached even where ``PYTHONDONTWRITEBYTECODE`` is set: the run starts some hundred Python
+processes (workers, servers, the command line, Ray's), each would otherwise compile the project's
+modules anew.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
+HYGIENE = [["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]]
 
 
 def main() -> int:
@@ -29,7 +32,14 @@ def main() -> int:
     if not os.path.exists(CHROMIUM):
         install_chromium()
     env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-    return subprocess.call([sys.executable, "-m", "pytest", *sys.argv[1:]], cwd=ROOT, env=env)
+    for check in HYGIENE:
+        if subprocess.call([sys.executable, "-m", *check], cwd=ROOT, env=env) != 0:
+            print(f"{' '.join(check)} found something to fix (above); the tests did not run", file=sys.stderr)
+            return 1
+    args = sys.argv[1:]
+    chosen = any(arg.startswith(("-n", "--numprocesses")) or arg.endswith("no:xdist") for arg in args)
+    parallel = [] if chosen else ["-n", "auto"]
+    return subprocess.call([sys.executable, "-m", "pytest", *parallel, *args], cwd=ROOT, env=env)
 
 
 def install_chromium() -> None:

@@ -78,12 +78,15 @@ def test_the_benchmark_times_a_trainer_dump(tmp_path):
 @pytest.mark.ray  # its `ray stop --force` stops every Ray on the machine: run with the Ray tests (conftest.py)
 def test_the_ray_scaling_benchmark_runs(tmp_path):
     result = subprocess.run(
-        [sys.executable, "benchmarks/ray_scaling.py", "--size", "3MB", "--rounds", "1", "--work", str(tmp_path)],
+        [
+            sys.executable,
+            *("benchmarks/ray_scaling.py", "--size", "3MB", "--rounds", "1", "--cpus", "2", "--work", str(tmp_path)),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    for row in ["| local engine |", "| ray, 1 worker |", "| ray, 2 workers |"]:
+    for row in ["| local engine |", "| ray, 2 workers |"]:  # one cluster size: the run's longest test otherwise
         assert row in result.stdout

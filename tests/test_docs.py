@@ -250,3 +250,45 @@ def test_the_engine_imports_only_modules_listed_above_it():
         imported = engine_imports(ast.parse((ROOT / "bucketing" / f"{module}.py").read_text(encoding="utf-8")))
         upward = sorted(imported - set(order[:place]))
         assert not upward, f"bucketing/{module}.py imports {upward}, listed below it (or not at all)"
+
+
+# --- the test command: hygiene first, then the suite in parallel ---------------------------------------------------
+
+
+def run_py_calls(monkeypatch, args: list[str], failing: str | None = None) -> tuple[int, list[list[str]]]:
+    """What ``python tests/run.py ARGS`` starts (pip, apt faked away), and its exit code; ``failing`` fails."""
+    from tests import run
+
+    started: list[list[str]] = []
+
+    def call(command, **_):
+        started.append(command)
+        return 1 if failing and failing in command else 0
+
+    monkeypatch.setattr(run.subprocess, "run", lambda *a, **k: None)  # pip install
+    monkeypatch.setattr(run.subprocess, "call", call)
+    monkeypatch.setattr(run.os.path, "exists", lambda path: True)  # chromium is there
+    monkeypatch.setattr(run.sys, "argv", ["tests/run.py", *args])
+    return run.main(), started
+
+
+def test_the_test_command_checks_lint_format_and_types_before_the_tests(monkeypatch):
+    code, started = run_py_calls(monkeypatch, [])
+    assert code == 0
+    assert [command[2:] for command in started[:3]] == [
+        ["ruff", "check", "."],
+        ["ruff", "format", "--check", "."],
+        ["mypy"],
+    ]
+    assert started[3][1:] == ["-m", "pytest", "-n", "auto"]  # in parallel unless asked otherwise
+
+
+@pytest.mark.parametrize("tool", ["check", "--check", "mypy"])
+def test_a_hygiene_finding_stops_the_run_before_the_tests(monkeypatch, tool):
+    code, started = run_py_calls(monkeypatch, [], failing=tool)
+    assert code == 1 and not any("pytest" in command for command in started)
+
+
+def test_the_test_command_leaves_the_worker_count_to_the_caller(monkeypatch):
+    _, started = run_py_calls(monkeypatch, ["-n", "0", "-k", "docs"])
+    assert started[-1][1:] == ["-m", "pytest", "-n", "0", "-k", "docs"]
