@@ -230,8 +230,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_dir(Path(args.output_dir), Path(args.input_dir), [folder + "/" for folder in folders])
         if not args.overwrite:  # an earlier export there: say so now, not after the read (export checks every file)
             check_free(Path(args.output_dir), [args.prefix + MANIFEST])
-    _say(human, f"\n{RULE}\n{_headline(args, saved, metric)}\n{RULE}\n")
-
+    headline = Once(lambda: _say(human, f"\n{RULE}\n{_headline(args, saved, metric)}\n{RULE}\n"))
     if saved and args.scores is None and args.group_by is None and not saved["params"].get("scores_detected", True):
         args.scores, args.group_by = (
             saved["params"]["scores"],
@@ -239,11 +238,18 @@ def run(args: argparse.Namespace) -> int:
         )  # its layout too
     engine = ENGINES[args.engine](args)
     bar = None if args.json else ProgressBar("Reading")
+
+    def progress(done: int, total: int) -> None:
+        headline()  # only once the files are found and the layout settled: a run that can't start says just why
+        if bar:
+            bar(done, total)
+
     try:
-        data = engine.load(bar)
+        data = engine.load(progress)
     finally:
         if bar:
             bar.close()
+    headline()
     for warning in data.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     size = sum(f.size for f in data.files)
@@ -594,3 +600,15 @@ def _import_plugins(argv: list[str]) -> None:
             raise BucketingError(f"--plugin {name}: {exc}") from None
         except Exception as exc:  # noqa: BLE001  (the plugin's own bug: one line, not a traceback)
             raise BucketingError(f"--plugin {name} failed: {type(exc).__name__}: {exc}") from None
+
+
+class Once:
+    """Calls ``action`` the first time it is called, and never again."""
+
+    def __init__(self, action):
+        self.action, self.done = action, False
+
+    def __call__(self) -> None:
+        if not self.done:
+            self.done = True
+            self.action()

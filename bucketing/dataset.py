@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 PARALLEL_MIN_BYTES = 32 << 20  # below this, starting worker processes costs more than it saves
 CHUNK_BYTES = 64 << 20  # large plain files are scanned in ranges of about this size
 
-Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
+Progress = Callable[[int, int], None]  # (bytes done, bytes in all); (0, total) first, once the read can start
 
 
 SKIPPED_FIELDS = ("file_id", "line", "offset", "length", "clean", "reason", "detail")
@@ -357,6 +357,8 @@ def run_chunks(chunks: list[Chunk], workers: int | None, progress: Progress | No
     workers = max(1, min(workers, len(chunks)))
     results: list[ChunkResult] = []
     outcomes: Iterator[ChunkResult]
+    if progress:
+        progress(0, total)
     if workers == 1:
         outcomes = map(scan, chunks)
         pool = None

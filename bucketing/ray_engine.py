@@ -100,6 +100,8 @@ def _run(work, payloads: list[bytes], sizes: list[int], progress: Progress | Non
     results: list = [None] * len(items)
     errors: list[str] = []
     done, total = 0, sum(sizes)
+    if progress:
+        progress(0, total)
     for row in dataset.iter_rows():
         index = int(row["index"])
         if row["error"]:

@@ -400,3 +400,28 @@ def test_the_command_line_never_imports_pandas(sample_dir, tmp_path):
         "-i", sample_dir, "-o", tmp_path / "out", "--cumulative", "--val-fraction", "0.2", "--json"
     )
     assert "numpy" in imported and "pandas" not in imported
+
+
+# --- the banner: only for a run that can start ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make_input, extra, message",
+    [
+        (lambda root: root.mkdir(), [], "no *.jsonl"),  # a folder without input files
+        (lambda root: write_lines(root / "a.jsonl", [rollout_line([1])]), ["--scores", "reward[]."], "--scores"),
+    ],
+    ids=["no-files", "bad-score-path"],
+)
+def test_a_run_that_cannot_start_prints_only_its_one_line_error(tmp_path, make_input, extra, message):
+    make_input(tmp_path / "in")
+    result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", *extra)
+    assert result.returncode == 2 and "Bucketing by" not in result.stdout + result.stderr
+    assert one_line(result.stderr) and message in result.stderr, result.stderr
+
+
+def test_a_run_prints_its_banner_once_before_what_it_found(tmp_path):
+    write_lines(tmp_path / "in" / "a.jsonl", [rollout_line([1]), rollout_line([0])])
+    result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "2")
+    assert result.returncode == 0 and result.stdout.count("Bucketing by mean_reward") == 1
+    assert result.stdout.index("Bucketing by") < result.stdout.index("Found 1 JSONL file")
