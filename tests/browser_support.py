@@ -306,3 +306,29 @@ def assert_regions_match(regions: list[str], counts: dict[str, int]) -> None:
         assert found, f"odd region label {label!r}"
         name, count = found.group(1), int(found.group(2).replace(",", ""))
         assert counts.get(name) == count, f"chart says {label!r}, the sizes chart says {counts}"
+
+
+def data_caption(page):
+    """The sidebar's line about the loaded data ("Data: rollouts · 12 files")."""
+    return page.locator('[data-testid="stSidebar"] [data-testid="stCaptionContainer"]').first
+
+
+def expect(locator):
+    """Playwright's expect, imported only when a browser test runs (the module imports without Playwright)."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+@contextmanager
+def new_tab(browser, width: int = 1400, height: int = 1000):
+    """A tab in a context of its own (its own Streamlit session); every URL it requests in ``tab.requests``."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    try:
+        tab = context.new_page()
+        tab.set_default_timeout(TIMEOUT_MS)
+        tab.requests = []
+        tab.on("request", lambda request: tab.requests.append(request.url))
+        yield tab
+    finally:
+        context.close()

@@ -240,11 +240,8 @@ def browser():
 @pytest.fixture(scope="module")
 def page(browser, server):
     """One browser tab (one Streamlit session) shared by a module's tests, in file order."""
-    from .browser_support import TIMEOUT_MS, open_page
+    from .browser_support import new_tab, open_page
 
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    open_page(tab, server, "Data")
-    yield tab
-    context.close()
+    with new_tab(browser) as tab:
+        open_page(tab, server, "Data")
+        yield tab

@@ -29,6 +29,7 @@ from .browser_support import (
     axis_scale,
     center,
     drag_line,
+    expect,
     go_to,
     line_labels,
     listening_addresses,
@@ -58,12 +59,6 @@ DRAG_PX = -200  # leftwards, in screen pixels
 def journey() -> dict:
     """What earlier journey tests saw, for later ones to compare with."""
     return {}
-
-
-def expect(locator):
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(locator)
 
 
 def floats(labels: list[str]) -> list[float]:

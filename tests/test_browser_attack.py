@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from .browser_support import TIMEOUT_MS, app_text, assert_no_error_shown, go_to, open_page, settle
+from .browser_support import (
+    app_text,
+    assert_no_error_shown,
+    data_caption,
+    expect,
+    go_to,
+    new_tab,
+    open_page,
+    settle,
+)
 from .conftest import rollout_line, write_lines
 
 pytestmark = pytest.mark.browser
@@ -22,23 +31,12 @@ NASTY_DIR = "we`ird ![p](f.png) :smile: $x$ <b>"
 SECRET = "the outside file's secret prompt"
 
 
-def expect(locator):
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(locator)
-
-
 @pytest.fixture
 def tab(browser, server):
     """A fresh session on the Data page, with every URL the page requests recorded in ``tab.requests``."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.requests = []
-    page.on("request", lambda request: page.requests.append(request.url))
-    open_page(page, server, "Data")
-    yield page
-    context.close()
+    with new_tab(browser) as page:
+        open_page(page, server, "Data")
+        yield page
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +72,8 @@ def test_a_folder_named_with_markdown_shows_as_typed_in_the_sidebar(tab, allowed
     write_lines(folder / "a.jsonl", [rollout_line([1, 0])] * 3)
     load(tab, folder)
     expect(metric_value(tab, "Rollouts")).to_have_text("3")
-    tab.get_by_role("link", name="Distributions").click()  # the sidebar is drawn before the page: once more
-    settle(tab)
+    expect(data_caption(tab)).to_have_text(f"Data: {NASTY_DIR} · 1 file")  # at once, not after the next page
     sidebar = tab.locator('[data-testid="stSidebar"]')
-    expect(sidebar).to_contain_text(f"Data: {NASTY_DIR} · 1 files")
     assert sidebar.locator("img, code, .katex, [data-testid='stIconMaterial'] + span").count() == 0
     assert "😄" not in sidebar.inner_text()
 
@@ -92,8 +88,9 @@ def test_uploads_of_the_same_name_are_all_loaded_and_called_the_uploaded_files(t
     tab.get_by_role("button", name="Load the uploaded files").click()
     expect(metric_value(tab, "Rollouts")).to_have_text("17")
     expect(metric_value(tab, "Files")).to_have_text("2")
+    expect(data_caption(tab)).to_have_text("Data: the uploaded files · 2 files")
     go_to(tab, "Distributions")
-    expect(tab.locator('[data-testid="stSidebar"]')).to_contain_text("Data: the uploaded files · 2 files")
+    expect(data_caption(tab)).to_have_text("Data: the uploaded files · 2 files")
     assert "bucketing-upload-" not in app_text(tab)
 
 

@@ -34,6 +34,7 @@ from bucketing.preview import Rollout, preview
 from bucketing.roots import allowed_roots, resolve_allowed, start_folder
 from bucketing.sources import display, find_inputs, leave_out
 from bucketing.summary import Comparison, Histogram, compare, histogram
+from bucketing.wording import counted
 
 from .text import literal
 
@@ -168,8 +169,11 @@ def start_page() -> None:
     init_state()
 
 
+ICON = Path(__file__).with_name("icon.svg")  # served by this server: a material icon would come from Google's font host
+
+
 def configure_page() -> None:
-    st.set_page_config(page_title="Rollout Bucketer", page_icon=":material/view_column:", layout="wide")
+    st.set_page_config(page_title="Rollout Bucketer", page_icon=str(ICON), layout="wide")
 
 
 def init_state() -> None:
@@ -220,6 +224,12 @@ def is_upload(path: Path) -> bool:
     """Whether ``path`` is this session's folder of uploaded files."""
     uploads = st.session_state.get("upload_dir")
     return uploads is not None and Path(path) in (Path(uploads), Path(uploads).resolve())
+
+
+def data_caption() -> str:
+    """The sidebar's line about the loaded data ("Data: rollouts · 12 files"), as literal text; "" before a load."""
+    source = st.session_state["source"]
+    return f"Data: {literal(source_name(source))} · {counted(len(source.fingerprint), 'file')}" if source else ""
 
 
 def source_name(source: Source) -> str:
