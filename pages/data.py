@@ -66,6 +66,11 @@ def load_uploads(uploads: list) -> None:
     )
 
 
+def forget_folder() -> None:
+    """Empty the Folder field before the page is drawn again: the data about to load is the uploaded files."""
+    st.session_state["w_folder"] = ""
+
+
 current = st.session_state["source"]
 # Keyed, and seeded only when missing: a widget whose default changed between runs would lose what was typed.
 if "w_folder" not in st.session_state:
@@ -116,7 +121,7 @@ with st.expander("Upload files instead"):
     uploads = st.file_uploader(
         "Rollout files", type=["jsonl", "gz"], accept_multiple_files=True, label_visibility="collapsed"
     )
-    if uploads and st.button("Load the uploaded files"):
+    if uploads and st.button("Load the uploaded files", on_click=forget_folder):
         load_uploads(uploads)
 
 data = shared.ensure_data()

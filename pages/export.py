@@ -16,6 +16,7 @@ from pages.common import shared
 from pages.common.archive import written_sizes, zipped
 
 ZIP_LIMIT = 200 << 20  # offer a zip download below this many bytes of output
+UPLOADS_PLACEHOLDER = "YOUR_FOLDER"  # the -i of the shown command when the data were uploaded
 
 data = shared.open_page(
     "Export",
@@ -119,11 +120,13 @@ if st.button("Export", type="primary", disabled=bool(existing) and not overwrite
         st.stop()
     bar.empty()
     source = s["source"]
+    uploaded = shared.is_upload(source.path)  # a temporary folder that goes with the session: not worth repeating
     s["last_export"] = {
         "out": str(out),
         "manifest": manifest,
+        "uploaded": uploaded,
         "command": command_line(
-            str(source.path),
+            UPLOADS_PLACEHOLDER if uploaded else str(source.path),
             str(out),
             plan,
             scores=source.scores,
@@ -168,6 +171,11 @@ if last:
         st.dataframe(pd.DataFrame(stages_and_splits)[["file", "part", "buckets", "rollouts", "lines"]], hide_index=True)
     st.markdown("**The same export from the command line**")
     st.code(last["command"], language="bash", wrap_lines=True)
+    if last.get("uploaded"):
+        st.caption(
+            f"The data came from uploaded files, kept only while this session lasts: put the same files in a folder "
+            f"and give that folder in place of {UPLOADS_PLACEHOLDER}."
+        )
     written = [f["file"] for f in manifest["files"]] + [manifest["prefix"] + MANIFEST]
     roots = shared.roots()  # now: the zip is made later, on the click, outside this run
     size = sum(written_sizes(last["out"], written, roots).values())
