@@ -1,7 +1,6 @@
 """Compare: two metrics side by side — where their buckets agree, where they don't, and what is in between."""
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 import bucketing
@@ -9,6 +8,7 @@ from bucketing.metrics import METRICS
 from bucketing.preview import sample_rows
 from bucketing.wording import counted
 from pages.common import shared
+from pages.common.charts import cells_figure, density_figure
 from pages.common.rollouts import show_rollouts
 
 data = shared.open_page(
@@ -43,47 +43,11 @@ st.markdown(
 left, right = st.columns(2)
 with left:
     st.subheader("Buckets by both")
-    x, y = np.meshgrid(np.arange(count), np.arange(count))
-    figure = go.Figure(
-        go.Scatter(
-            x=[plan_b.names[i] for i in x.ravel()],
-            y=[plan_a.names[i] for i in y.ravel()],
-            mode="markers+text",
-            text=[f"{c:,}" for c in cells.ravel()],
-            marker=dict(
-                symbol="square",
-                size=max(18, 260 // count),
-                color=cells.ravel(),
-                colorscale="Blues",
-                showscale=False,
-                line=dict(width=1, color="white"),
-            ),
-            hovertemplate=f"{metric_a}: %{{y}}<br>{metric_b}: %{{x}}<br>%{{text}} rollouts<extra></extra>",
-        )
-    )
-    figure.update_layout(
-        height=420,
-        margin=dict(l=10, r=10, t=10, b=10),
-        dragmode=False,
-        xaxis=dict(title=f"{metric_b} (easiest → hardest)", type="category"),
-        yaxis=dict(title=f"{metric_a}", type="category", autorange="reversed"),
-    )
+    figure = cells_figure(cells, plan_a.names, plan_b.names, metric_a, metric_b)
     event = st.plotly_chart(figure, key="compare_cells", on_select="rerun", selection_mode="points")
 with right:
     st.subheader("Values by both")
-    edges_a, edges_b = crossed.edges_a, crossed.edges_b
-    heat = go.Figure(
-        go.Heatmap(  # colour by log(1 + count): a few crowded cells would hide the rest
-            x=(edges_b[:-1] + edges_b[1:]) / 2,
-            y=(edges_a[:-1] + edges_a[1:]) / 2,
-            z=np.log1p(crossed.density),
-            customdata=crossed.density,
-            colorscale="Viridis",
-            showscale=False,
-            hovertemplate=f"{metric_b} ≈ %{{x:.3g}}<br>{metric_a} ≈ %{{y:.3g}}<br>%{{customdata}} rollouts<extra></extra>",
-        )
-    )
-    heat.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=metric_b, yaxis_title=metric_a)
+    heat = density_figure(crossed, metric_a, metric_b)
     st.plotly_chart(heat, key="compare_density")
 
 # A click on a cell chooses it below (only a new click: the chart keeps reporting the last one).

@@ -3,7 +3,12 @@ folder loaded before, and the Export page's command says the data came from an u
 
 from __future__ import annotations
 
+import json
 import shlex
+
+import pytest
+
+from pages.common.charts import DARK_TEXT, LIGHT_TEXT, contrast, readable_text
 
 from .app_support import go
 from .conftest import rollout_line
@@ -34,3 +39,27 @@ def test_an_export_of_uploaded_files_shows_a_command_for_the_user_s_own_folder(a
     assert command[command.index("-i") + 1] == "YOUR_FOLDER"
     assert str(app.session_state["upload_dir"]) not in app.code[0].value
     assert any("uploaded files" in c.value and "YOUR_FOLDER" in c.value for c in app.caption)
+
+
+# --- charts readable in both themes -----------------------------------------------------------------------------
+
+
+def plotly_specs(at) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+@pytest.mark.parametrize("count", [2, 5, 10])
+def test_every_count_in_the_compare_matrix_contrasts_with_its_square(app, count):
+    go(app, "compare")
+    app.slider[0].set_value(count).run()
+    cells = next(spec["data"][0] for spec in plotly_specs(app) if spec["data"][0]["type"] == "scatter")
+    fills, texts = cells["marker"]["color"], cells["textfont"]["color"]
+    assert len(fills) == len(texts) == count * count and len(set(fills)) > 1
+    worst = min(contrast(fill, text) for fill, text in zip(fills, texts))
+    assert worst >= 4.5, worst  # WCAG AA for text, on the square's own colour (the same in light and dark)
+
+
+def test_contrast_is_the_wcag_ratio():
+    assert contrast("#ffffff", "#000000") == pytest.approx(21)
+    assert contrast("rgb(119, 119, 119)", "#ffffff") == pytest.approx(4.48, abs=0.01)
+    assert readable_text(["#08306b", "rgb(247, 251, 255)"]) == [LIGHT_TEXT, DARK_TEXT]

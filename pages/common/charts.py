@@ -6,10 +6,11 @@ import math
 
 import numpy as np
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
 
 import bucketing
-from bucketing.summary import Histogram
+from bucketing.summary import Comparison, Histogram
 
 from .shared import bucket_colors, number
 
@@ -69,6 +70,78 @@ def sizes_figure(buckets: pd.DataFrame, height: int = 240) -> go.Figure:
         height=height, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="rollouts", xaxis_title="easiest → hardest"
     )
     return figure
+
+
+CELLS_SCALE = "Blues"
+DARK_TEXT, LIGHT_TEXT = "#0e1117", "#ffffff"
+
+
+def readable_text(colors: list[str]) -> list[str]:
+    """For each background colour ("rgb(r, g, b)" or "#rrggbb"), the text colour of the two that contrasts more."""
+    return [DARK_TEXT if contrast(color, DARK_TEXT) >= contrast(color, LIGHT_TEXT) else LIGHT_TEXT for color in colors]
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two colours (1 to 21; 4.5 is enough for text)."""
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def _luminance(color: str) -> float:
+    rgb = plotly.colors.hex_to_rgb(color) if color.startswith("#") else plotly.colors.unlabel_rgb(color)
+    linear = [c / 255 / 12.92 if c / 255 <= 0.04045 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def cells_figure(cells: np.ndarray, rows: list[str], columns: list[str], row_metric: str, column_metric: str):
+    """The Compare page's matrix: a square per pair of buckets, coloured by its count, the count written on it in
+    whichever of dark or white text reads on that square (in either theme: the squares carry their own colour)."""
+    count = len(rows)
+    flat = cells.ravel()
+    span = float(flat.max() - flat.min()) or 1.0
+    fills = plotly.colors.sample_colorscale(CELLS_SCALE, [(float(c) - float(flat.min())) / span for c in flat])
+    x, y = np.meshgrid(np.arange(count), np.arange(count))
+    figure = go.Figure(
+        go.Scatter(
+            x=[columns[i] for i in x.ravel()],
+            y=[rows[i] for i in y.ravel()],
+            mode="markers+text",
+            text=[f"{c:,}" for c in flat],
+            textfont=dict(color=readable_text(fills)),
+            marker=dict(symbol="square", size=max(18, 260 // count), color=fills, line=dict(width=1, color="white")),
+            hovertemplate=f"{row_metric}: %{{y}}<br>{column_metric}: %{{x}}<br>%{{text}} rollouts<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        height=420,
+        margin=dict(l=10, r=10, t=10, b=10),
+        dragmode=False,
+        xaxis=dict(title=f"{column_metric} (easiest → hardest)", type="category"),
+        yaxis=dict(title=f"{row_metric}", type="category", autorange="reversed"),
+    )
+    return figure
+
+
+def density_figure(crossed: Comparison, row_metric: str, column_metric: str) -> go.Figure:
+    """Both metrics' values against each other, coloured by log(1 + count): a few crowded cells would hide the rest."""
+    edges_a, edges_b = crossed.edges_a, crossed.edges_b
+    heat = go.Figure(
+        go.Heatmap(
+            x=(edges_b[:-1] + edges_b[1:]) / 2,
+            y=(edges_a[:-1] + edges_a[1:]) / 2,
+            z=np.log1p(crossed.density),
+            customdata=crossed.density,
+            colorscale="Viridis",
+            showscale=False,
+            hovertemplate=(
+                f"{column_metric} ≈ %{{x:.3g}}<br>{row_metric} ≈ %{{y:.3g}}<br>%{{customdata}} rollouts<extra></extra>"
+            ),
+        )
+    )
+    heat.update_layout(
+        height=420, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=column_metric, yaxis_title=row_metric
+    )
+    return heat
 
 
 # The threshold chart's SVG (pages/common/threshold_drag.py) in its own units: a viewBox this wide, the plot between
