@@ -125,7 +125,7 @@ def apply_pending_edits(data: bucketing.Dataset) -> None:
 @st.fragment
 def editor() -> None:
     apply_pending_edits(data)
-    top = st.columns([2, 2, 2, 1])
+    top = st.columns(2) + st.columns([3, 1, 2])  # two rows: at 1024 px wide the metric's name fits whole
     shared.bind("w_mode", "mode")
     top[1].radio(
         "Buckets",
@@ -167,34 +167,31 @@ def editor() -> None:
     buckets = bucket_table(plan, ordered)
 
     st.caption(chart_caption(plan))
-    threshold_drag(
-        key="threshold_drag", lines=list(plan.cuts), **drag_data(shared.bars(data, metric), ordered, plan, buckets)
-    )
+    threshold_drag(key="threshold_drag", lines=list(plan.cuts), **drag_data(shared.bars(data, metric), plan, buckets))
 
     if s["mode"] == "thresholds":
         threshold_inputs(metric, ordered)
     explain(plan, ordered)
 
-    left, right = st.columns([3, 2])
-    with left:
-        shown = buckets.assign(range=plan.ranges())
-        columns = ["name", "range", "count", "share", "min", "max", "difficulty_rank"]
-        columns += ["note"] if buckets["note"].any() else []  # why a bucket is empty
-        st.data_editor(
-            shown[columns],
-            key=names_editor_key(),
-            hide_index=True,
-            disabled=columns[1:],
-            column_config={
-                "name": st.column_config.TextColumn("name ✎", help="Click to rename; names become file names"),
-                "share": st.column_config.NumberColumn(format="percent"),
-                "min": st.column_config.NumberColumn(format="%.4g"),
-                "max": st.column_config.NumberColumn(format="%.4g"),
-                "difficulty_rank": st.column_config.NumberColumn("rank", help="0 = easiest"),
-            },
-        )
-    with right:
-        st.plotly_chart(sizes_figure(buckets), key="sizes")
+    # The table on a row of its own, as wide as its columns (beside the sizes chart they were cut off at 1024 px).
+    shown = buckets.assign(range=plan.ranges())
+    columns = ["name", "range", "count", "share", "min", "max", "difficulty_rank"]
+    columns += ["note"] if buckets["note"].any() else []  # why a bucket is empty
+    st.data_editor(
+        shown[columns],
+        key=names_editor_key(),
+        width="content",
+        hide_index=True,
+        disabled=columns[1:],
+        column_config={
+            "name": st.column_config.TextColumn("name ✎", help="Click to rename; names become file names"),
+            "share": st.column_config.NumberColumn(format="percent"),
+            "min": st.column_config.NumberColumn(format="%.4g"),
+            "max": st.column_config.NumberColumn(format="%.4g"),
+            "difficulty_rank": st.column_config.NumberColumn("rank", help="0 = easiest"),
+        },
+    )
+    st.plotly_chart(sizes_figure(buckets), key="sizes")
     preview_section(plan, values)
 
 

@@ -181,12 +181,14 @@ if not reasons:
     st.success("No bad lines: every non-blank line has scores.")
 else:
     st.warning(f"{counted(totals['skipped'], 'line', ',')} can't be used; they go to `_skipped.jsonl` on export.")
-    st.dataframe(
+    st.dataframe(  # a row per example: several in one cell were cut off after the first
         pd.DataFrame(
             [
-                {"reason": reason, "lines": info["count"], "examples": "\n".join(info["examples"])}
+                {"reason": reason, "lines": info["count"], "example": example}
                 for reason, info in reasons.items()
+                for example in info["examples"] or [""]
             ]
         ),
         hide_index=True,
+        column_config={"example": st.column_config.TextColumn("example", width="large")},
     )

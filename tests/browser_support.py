@@ -321,9 +321,10 @@ def expect(locator):
 
 
 @contextmanager
-def new_tab(browser, width: int = 1400, height: int = 1000):
-    """A tab in a context of its own (its own Streamlit session); every URL it requests in ``tab.requests``."""
-    context = browser.new_context(viewport={"width": width, "height": height})
+def new_tab(browser, width: int = 1400, height: int = 1000, scheme: str = "light"):
+    """A tab in a context of its own (its own Streamlit session); every URL it requests in ``tab.requests``.
+    ``scheme`` "dark": the system's dark mode, which the app's theme follows."""
+    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
     try:
         tab = context.new_page()
         tab.set_default_timeout(TIMEOUT_MS)

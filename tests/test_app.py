@@ -32,7 +32,7 @@ def test_a_folder_with_bad_lines_shows_them(app, tmp_path):
     assert metric(app, "Rollouts") == "2" and metric(app, "Skipped") == "2"
     reasons = app.dataframe[-1].value
     assert set(reasons["reason"]) == {"invalid JSON", "empty scores"}
-    assert "a.jsonl:2" in " ".join(reasons["examples"])
+    assert "a.jsonl:2" in " ".join(reasons["example"])
 
 
 @pytest.mark.parametrize(

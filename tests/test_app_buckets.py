@@ -244,7 +244,7 @@ def test_a_region_too_narrow_for_its_label_gets_it_above_the_chart():
     ordered = np.sort(values)
     plan = bucketing.threshold_plan("mean_reward", [0.0, 0.73]).renamed(["easy", "medium", "hard"])
     table = bucketing.bucket_table(plan, ordered)
-    data = drag_data(histogram(ordered), ordered, plan, table)
+    data = drag_data(histogram(ordered), plan, table)
     by_label = {r["label"].split(" ")[0]: r for r in data["regions"]}
     assert by_label["hard"]["inside"] is False and data["label_rows"] == 1
     assert by_label["hard"]["at"] < 150  # near its region, at the left edge
@@ -257,7 +257,7 @@ def test_many_narrow_regions_stack_their_labels_in_rows_without_overlap():
     cuts = [0.01 * i for i in range(1, 10)] + [0.5]
     plan = bucketing.threshold_plan("mean_reward", cuts)
     table = bucketing.bucket_table(plan, ordered)
-    data = drag_data(histogram(ordered), ordered, plan, table)
+    data = drag_data(histogram(ordered), plan, table)
     assert data["label_rows"] > 1
     assert sum(not r["inside"] for r in data["regions"]) >= 9
     assert_every_region_labelled(data, dict(zip(table["name"], table["count"])))
@@ -267,7 +267,7 @@ def test_a_region_outside_the_data_is_labelled_too():
     ordered = np.linspace(0, 1, 40)
     plan = bucketing.threshold_plan("mean_reward", [0.5, 1.5])  # (1.5, inf) lies right of the chart
     table = bucketing.bucket_table(plan, ordered)
-    data = drag_data(histogram(ordered), ordered, plan, table)
+    data = drag_data(histogram(ordered), plan, table)
     assert_every_region_labelled(data, dict(zip(table["name"], table["count"])))
     assert any(not r["inside"] and r["label"].endswith("(0)") for r in data["regions"])
 

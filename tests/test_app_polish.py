@@ -4,14 +4,21 @@ folder loaded before, and the Export page's command says the data came from an u
 from __future__ import annotations
 
 import json
+import math
 import shlex
 
+import numpy as np
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
-from pages.common.charts import DARK_TEXT, LIGHT_TEXT, contrast, readable_text
+import bucketing
+from bucketing.plan import bucket_table
+from bucketing.summary import histogram
+from pages.common.charts import DARK_TEXT, LIGHT_TEXT, contrast, drag_data, nice_ticks, readable_text
 
-from .app_support import go
-from .conftest import rollout_line
+from .app_support import go, load_folder
+from .conftest import SAMPLE, rollout_line, write_lines
 
 
 def upload_and_load(at, files: list[tuple[str, bytes]]):
@@ -52,8 +59,9 @@ def plotly_specs(at) -> list[dict]:
 def test_every_count_in_the_compare_matrix_contrasts_with_its_square(app, count):
     go(app, "compare")
     app.slider[0].set_value(count).run()
-    cells = next(spec["data"][0] for spec in plotly_specs(app) if spec["data"][0]["type"] == "scatter")
-    fills, texts = cells["marker"]["color"], cells["textfont"]["color"]
+    spec = next(spec for spec in plotly_specs(app) if spec["data"][0]["type"] == "scatter")
+    fills = [shape["fillcolor"] for shape in spec["layout"]["shapes"]]  # one square per cell, in point order
+    texts = spec["data"][0]["textfont"]["color"]
     assert len(fills) == len(texts) == count * count and len(set(fills)) > 1
     worst = min(contrast(fill, text) for fill, text in zip(fills, texts))
     assert worst >= 4.5, worst  # WCAG AA for text, on the square's own colour (the same in light and dark)
@@ -63,3 +71,58 @@ def test_contrast_is_the_wcag_ratio():
     assert contrast("#ffffff", "#000000") == pytest.approx(21)
     assert contrast("rgb(119, 119, 119)", "#ffffff") == pytest.approx(4.48, abs=0.01)
     assert readable_text(["#08306b", "rgb(247, 251, 255)"]) == [LIGHT_TEXT, DARK_TEXT]
+
+
+def test_count_axes_tick_only_whole_numbers(app, tmp_path):
+    """Three rollouts of 2, 3 and 4 responses: no tick at 3.5 responses or 0.5 rollouts."""
+    write_lines(tmp_path / "few" / "a.jsonl", [rollout_line([1] * n) for n in (2, 3, 4)])
+    load_folder(app, tmp_path / "few")
+    responses = next(
+        spec for spec in plotly_specs(app) if spec["layout"]["xaxis"].get("title", {}).get("text") == "responses"
+    )
+    for axis in (responses["layout"]["xaxis"], responses["layout"]["yaxis"]):
+        assert axis["tickformat"] == ",d" and axis["dtick"] == 1
+    go(app, "buckets")
+    sizes = next(
+        spec for spec in plotly_specs(app) if spec["layout"]["yaxis"].get("title", {}).get("text") == "rollouts"
+    )
+    assert sizes["layout"]["yaxis"]["tickformat"] == ",d" and sizes["layout"]["yaxis"]["dtick"] == 1
+
+
+def test_each_skipped_line_example_has_a_row_of_its_own(app, tmp_path):
+    write_lines(tmp_path / "bad" / "a.jsonl", [rollout_line([1]), b"{oops", b"{oops", b'{"reward": []}'])
+    load_folder(app, tmp_path / "bad")
+    table = app.dataframe[-1].value
+    assert list(zip(table["reason"], table["example"].str.split(":").str[:2].str.join(":"))) == [
+        ("invalid JSON", "a.jsonl:2"),
+        ("invalid JSON", "a.jsonl:3"),
+        ("empty scores", "a.jsonl:4"),
+    ]
+
+
+# --- the threshold chart: round ticks, the metric named under the axis ------------------------------------------
+
+
+@given(
+    lo=st.floats(-1e6, 1e6, allow_nan=False),
+    span=st.floats(1e-6, 1e6, allow_nan=False),
+)
+def test_ticks_are_round_evenly_spaced_and_inside_the_range(lo, span):
+    assume(span > abs(lo) * 1e-8)  # narrower than that, a float can't tell the ticks apart
+    hi = lo + span
+    ticks = nice_ticks(lo, hi)
+    assert 2 <= len(ticks) <= 11 and all(lo - span * 1e-9 <= t <= hi + span * 1e-9 for t in ticks)
+    step = float(f"{ticks[1] - ticks[0]:.6g}")
+    assert all(math.isclose(b - a, step, rel_tol=1e-6) for a, b in zip(ticks, ticks[1:])), ticks
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    assert any(math.isclose(mantissa, m, rel_tol=1e-6) for m in (1, 2, 2.5, 5)), (ticks, mantissa)
+    assert all(math.isclose(t / step, round(t / step), abs_tol=1e-6) for t in ticks)  # multiples of the step
+
+
+def test_the_threshold_chart_names_its_metric_and_direction():
+    data = bucketing.load(SAMPLE)
+    values = np.sort(data.values("variance"))
+    plan = bucketing.percentile_plan(values, "variance", 3)
+    drawn = drag_data(histogram(values), plan, bucket_table(plan, values))
+    assert drawn["axis_title"] == "variance (higher = harder)"
+    assert drawn["ticks"] == nice_ticks(*drawn["domain"])

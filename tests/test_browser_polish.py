@@ -3,13 +3,25 @@ nothing is fetched from outside 127.0.0.1, and loading a big folder leaves the s
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
 
 from examples.make_rollouts import make_rollouts
+from pages.common.charts import contrast, nice_ticks
 
-from .browser_support import data_caption, expect, go_to, new_tab, open_page, settle
+from .browser_support import (
+    CHART,
+    assert_no_error_shown,
+    data_caption,
+    expect,
+    go_to,
+    new_tab,
+    open_page,
+    screenshot,
+    settle,
+)
 from .conftest import ROOT
 
 pytestmark = pytest.mark.browser
@@ -62,3 +74,39 @@ def test_loading_a_big_folder_prints_no_streamlit_warnings(tab, server, allowed_
     expect(tab.locator('[data-testid="stMetric"]').filter(has_text="Files")).to_contain_text("4")
     added = server.log.read_text(errors="replace")[len(before) :]
     assert not [line for line in added.splitlines() if any(noise in line for noise in STREAMLIT_NOISE)], added[:2000]
+
+
+def css_color(text: str) -> str:
+    """A computed CSS colour ("rgb(1, 2, 3)" or "rgba(1, 2, 3, 1)") as "rgb(1, 2, 3)"."""
+    return "rgb({}, {}, {})".format(*re.findall(r"[\d.]+", text)[:3])
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", [1024, 1440])
+def test_every_page_works_from_1024_px_in_both_themes(browser, server, width, scheme):
+    """Screenshots of every page for review; on Buckets, every column of the table and the metric's whole name
+    show, the threshold values are readable over the bars, the axis names the metric and ticks round values."""
+    with new_tab(browser, width=width, height=900, scheme=scheme) as tab:
+        open_page(tab, server, "Data")
+        for title in PAGES:
+            if title != "Data":
+                go_to(tab, title)
+            settle(tab)
+            screenshot(tab, f"polish-{title.lower()}-{scheme}-{width}")
+            assert_no_error_shown(tab, f"{title} at {width} px, {scheme}")
+            if title != "Buckets":
+                continue
+            table = tab.locator('[data-testid="stDataFrame"] .dvn-scroller').first
+            assert table.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "the bucket table is cut off"
+            metric = tab.get_by_role("combobox", name="Metric")
+            assert metric.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), metric.input_value()
+            pills = tab.locator(f"{CHART} g.td-line rect.td-pill")
+            texts = tab.locator(f"{CHART} g.td-line text")
+            assert pills.count() == texts.count() == 2
+            for i in range(2):
+                fill = css_color(pills.nth(i).evaluate("e => getComputedStyle(e).fill"))
+                ink = css_color(texts.nth(i).evaluate("e => getComputedStyle(e).fill"))
+                assert contrast(fill, ink) >= 4.5, (fill, ink)
+            expect(tab.locator(f"{CHART} text.td-axis-title")).to_have_text("mean_reward (higher = easier)")
+            ticks = [float(t) for t in tab.locator(f"{CHART} text.td-axis").all_text_contents()]
+            assert ticks == nice_ticks(ticks[0], ticks[-1]) and len(ticks) >= 4, ticks

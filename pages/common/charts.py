@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import bucketing
 from bucketing.summary import Comparison, Histogram
 
-from .shared import bucket_colors, number
+from .shared import bucket_colors
 
 
 def _bar_bounds(bars: Histogram) -> tuple[np.ndarray, np.ndarray]:
@@ -23,6 +23,14 @@ def _bar_bounds(bars: Histogram) -> tuple[np.ndarray, np.ndarray]:
     gap = float(np.diff(bars.left).min()) if len(bars.left) > 1 else span
     half = min(gap * 0.4, span * 0.02) or 0.02
     return bars.left - half, bars.left + half
+
+
+def whole_numbers(span: float, from_zero: bool = True) -> dict:
+    """An axis of whole numbers spanning ``span``: whole-number ticks only (with few rollouts Plotly put them
+    0.5 apart)."""
+    return dict(
+        tickformat=",d", **({"rangemode": "tozero"} if from_zero else {}), **({"dtick": 1} if span <= 8 else {})
+    )
 
 
 def histogram_figure(bars: Histogram, height: int = 220) -> go.Figure:
@@ -36,7 +44,11 @@ def histogram_figure(bars: Histogram, height: int = 220) -> go.Figure:
         )
     )
     figure.update_layout(
-        height=height, margin=dict(l=10, r=10, t=10, b=10), bargap=0.05, showlegend=False, yaxis_title="rollouts"
+        height=height,
+        margin=dict(l=10, r=10, t=10, b=10),
+        bargap=0.05,
+        showlegend=False,
+        yaxis=dict(title="rollouts", **whole_numbers(int(bars.counts.max(initial=0)))),
     )
     return figure
 
@@ -49,7 +61,13 @@ def counts_figure(values: np.ndarray, label: str, height: int = 220) -> go.Figur
         go.Bar(x=present, y=counts[present], hovertemplate=f"%{{x}} {label}: %{{y}} rollouts<extra></extra>")
     )
     figure.update_layout(
-        height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=label, yaxis_title="rollouts", bargap=0.1
+        height=height,
+        margin=dict(l=10, r=10, t=10, b=10),
+        xaxis=dict(
+            title=label, **whole_numbers(int(present.max(initial=0)) - int(present.min(initial=0)), from_zero=False)
+        ),
+        yaxis=dict(title="rollouts", **whole_numbers(int(counts.max(initial=0)))),
+        bargap=0.1,
     )
     return figure
 
@@ -67,7 +85,10 @@ def sizes_figure(buckets: pd.DataFrame, height: int = 240) -> go.Figure:
         )
     )
     figure.update_layout(
-        height=height, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="rollouts", xaxis_title="easiest → hardest"
+        height=height,
+        margin=dict(l=10, r=10, t=10, b=10),
+        yaxis=dict(title="rollouts", **whole_numbers(int(buckets["count"].max()))),
+        xaxis_title="easiest → hardest",
     )
     return figure
 
@@ -95,29 +116,63 @@ def _luminance(color: str) -> float:
 
 def cells_figure(cells: np.ndarray, rows: list[str], columns: list[str], row_metric: str, column_metric: str):
     """The Compare page's matrix: a square per pair of buckets, coloured by its count, the count written on it in
-    whichever of dark or white text reads on that square (in either theme: the squares carry their own colour)."""
+    whichever of dark or white text reads on that square (in either theme: the squares carry their own colour).
+
+    The squares are shapes in axis units, so they fill the plot at any width; an invisible marker on each
+    carries the count, the hover text and the click (point index = row * count + column)."""
     count = len(rows)
     flat = cells.ravel()
     span = float(flat.max() - flat.min()) or 1.0
     fills = plotly.colors.sample_colorscale(CELLS_SCALE, [(float(c) - float(flat.min())) / span for c in flat])
-    x, y = np.meshgrid(np.arange(count), np.arange(count))
+    y, x = np.divmod(np.arange(count * count), count)
     figure = go.Figure(
         go.Scatter(
-            x=[columns[i] for i in x.ravel()],
-            y=[rows[i] for i in y.ravel()],
+            x=x,
+            y=y,
             mode="markers+text",
             text=[f"{c:,}" for c in flat],
             textfont=dict(color=readable_text(fills)),
-            marker=dict(symbol="square", size=max(18, 260 // count), color=fills, line=dict(width=1, color="white")),
-            hovertemplate=f"{row_metric}: %{{y}}<br>{column_metric}: %{{x}}<br>%{{text}} rollouts<extra></extra>",
+            customdata=[[rows[r], columns[c]] for r, c in zip(y, x)],
+            marker=dict(symbol="square", size=36, color="rgba(0,0,0,0)"),
+            hovertemplate=(
+                f"{row_metric}: %{{customdata[0]}}<br>{column_metric}: %{{customdata[1]}}<br>"
+                "%{text} rollouts<extra></extra>"
+            ),
         )
     )
     figure.update_layout(
         height=420,
         margin=dict(l=10, r=10, t=10, b=10),
         dragmode=False,
-        xaxis=dict(title=f"{column_metric} (easiest → hardest)", type="category"),
-        yaxis=dict(title=f"{row_metric}", type="category", autorange="reversed"),
+        shapes=[
+            dict(
+                type="rect",
+                x0=c - 0.5,
+                x1=c + 0.5,
+                y0=r - 0.5,
+                y1=r + 0.5,
+                fillcolor=fill,
+                layer="below",
+                line=dict(width=1, color="white"),
+            )
+            for r, c, fill in zip(y, x, fills)
+        ],
+        xaxis=dict(
+            title=f"{column_metric} (easiest → hardest)",
+            tickvals=list(range(count)),
+            ticktext=columns,
+            range=[-0.5, count - 0.5],
+            showgrid=False,
+            zeroline=False,
+        ),
+        yaxis=dict(
+            title=row_metric,
+            tickvals=list(range(count)),
+            ticktext=rows,
+            range=[count - 0.5, -0.5],
+            showgrid=False,
+            zeroline=False,
+        ),
     )
     return figure
 
@@ -152,7 +207,20 @@ LABEL_GAP = 10  # between two labels above the chart, and around a label inside 
 MAX_SHIFT = 120  # how far a label above the chart may move sideways from its region before a new row starts
 
 
-def drag_data(bars: Histogram, ordered: np.ndarray, plan: bucketing.Plan, buckets: pd.DataFrame) -> dict:
+def nice_ticks(lo: float, hi: float, count: int = 7) -> list[float]:
+    """About ``count`` round values (1, 2, 2.5 or 5 times a power of ten apart) inside [lo, hi]."""
+    if not hi > lo:
+        return [lo]
+    raw = (hi - lo) / max(count - 1, 1)
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * 0.999)
+    first = math.ceil(lo / step - 1e-9)
+    return [
+        float(f"{i * step:.12g}") for i in range(first, math.floor(hi / step + 1e-9) + 1)
+    ]  # 0.3, not 0.30000000000000004
+
+
+def drag_data(bars: Histogram, plan: bucketing.Plan, buckets: pd.DataFrame) -> dict:
     """What the threshold chart draws: bars, bucket regions (coloured by rank), domain, snapping step, ticks.
 
     Every region has its label: inside the region where it fits (``inside``), else above the chart
@@ -176,7 +244,7 @@ def drag_data(bars: Histogram, ordered: np.ndarray, plan: bucketing.Plan, bucket
         for b in plan.buckets
     ]
     rows = place_labels(regions, (lo, hi))
-    ticks = sorted({float(number(t)) for t in np.linspace(float(ordered[0]), float(ordered[-1]), 5)})
+    ticks = nice_ticks(lo, hi)
     return {
         "bars": [{"left": float(a), "right": float(b), "count": int(c)} for a, b, c in zip(left, right, bars.counts)],
         "regions": regions,
@@ -186,6 +254,7 @@ def drag_data(bars: Histogram, ordered: np.ndarray, plan: bucketing.Plan, bucket
         "step": step,
         "digits": digits,
         "ticks": ticks,
+        "axis_title": f"{plan.metric} ({bucketing.get_metric(plan.metric).direction})",
     }
 
 

@@ -17,12 +17,14 @@ CSS = """
           font-family: var(--st-font, sans-serif); }
 .td-bar { fill: var(--st-text-color, #31333f); opacity: 0.55; }
 .td-axis { fill: var(--st-text-color, #31333f); font-size: 13px; opacity: 0.75; }
+.td-axis-title { fill: var(--st-text-color, #31333f); font-size: 13px; }
 .td-region-label { fill: var(--st-text-color, #31333f); font-size: 13px; font-weight: 600; }
 .td-leader { stroke-width: 1.5; }
 .td-line line.td-rule { stroke: var(--st-primary-color, #ff4b4b); stroke-width: 3; }
 .td-line rect.td-hit { fill: transparent; cursor: ew-resize; }
 .td-line rect.td-knob { fill: var(--st-primary-color, #ff4b4b); cursor: ew-resize; }
-.td-line text { fill: var(--st-primary-color, #ff4b4b); font-size: 13px; font-weight: 600; }
+.td-line rect.td-pill { fill: var(--st-primary-color, #ff4b4b); }
+.td-line text { fill: #ffffff; font-size: 13px; font-weight: 600; }
 .td-line.dragging line.td-rule { stroke-width: 4; }
 """
 
@@ -31,7 +33,7 @@ export default function (component) {
   const { data, setStateValue, parentElement } = component;
   const NS = "http://www.w3.org/2000/svg";
   const ROW = 18, rows = data.label_rows;  // rows of region labels above the chart (too narrow inside)
-  const W = data.frame.width, L = data.frame.left, R = data.frame.right, T = 34 + rows * ROW, H = 300 + rows * ROW, B = 30;
+  const W = data.frame.width, L = data.frame.left, R = data.frame.right, T = 34 + rows * ROW, H = 318 + rows * ROW, B = 48;
   const [lo, hi] = data.domain;
   const px = (v) => L + ((v - lo) / (hi - lo)) * (W - L - R);
   const value = (x) => lo + ((x - L) / (W - L - R)) * (hi - lo);
@@ -65,7 +67,8 @@ export default function (component) {
     const x0 = px(b.left), x1 = px(b.right);
     el("rect", { x: x0, y: py(b.count), width: Math.max(2, x1 - x0 - 1), height: H - B - py(b.count), class: "td-bar" }, svg);
   }
-  for (const t of data.ticks) el("text", { x: px(t), y: H - 8, "text-anchor": "middle", class: "td-axis" }, svg, String(t));
+  for (const t of data.ticks) el("text", { x: px(t), y: H - 28, "text-anchor": "middle", class: "td-axis" }, svg, String(t));
+  el("text", { x: L + (W - L - R) / 2, y: H - 6, "text-anchor": "middle", class: "td-axis-title" }, svg, data.axis_title);
 
   const values = data.lines.slice();
   let dragging = null;
@@ -84,13 +87,19 @@ export default function (component) {
     const label = g.querySelector("text");
     label.setAttribute("x", x);
     label.textContent = String(Number(v.toPrecision(6)));
+    // white on a pill of the line's colour, at the top of the plot: readable over bars, in either theme
+    const width = label.getComputedTextLength() + 12, pill = g.querySelector(".td-pill");
+    pill.setAttribute("x", Math.min(W - width, Math.max(0, x - width / 2)));
+    pill.setAttribute("width", width);
+    label.setAttribute("x", Number(pill.getAttribute("x")) + width / 2);
   };
   values.forEach((v, i) => {
     const g = el("g", { class: "td-line", "data-index": i, "data-testid": `threshold-line-${i}` }, svg);
     el("line", { class: "td-rule", y1: T, y2: H - B }, g);
     el("rect", { class: "td-hit", y: T, width: 24, height: H - B - T }, g);
     el("rect", { class: "td-knob", y: (T + H - B) / 2 - 14, width: 14, height: 28, rx: 4 }, g);
-    el("text", { y: H - B - 6, "text-anchor": "middle", dy: "-0.3em" }, g);
+    el("rect", { class: "td-pill", y: T + 2, height: 20, rx: 10 }, g);
+    el("text", { y: T + 16, "text-anchor": "middle" }, g);
     place(g, v);
     g.addEventListener("pointerdown", (evt) => {
       evt.preventDefault();
@@ -135,6 +144,7 @@ def threshold_drag(
     step: float,
     digits: int,
     ticks: list[float],
+    axis_title: str,
 ) -> None:
     """Draw the chart; what the user sends, ``{"values": [...], "seq": n}``, arrives in ``st.session_state[key]``.
 
@@ -151,6 +161,7 @@ def threshold_drag(
             "step": step,
             "digits": digits,
             "ticks": ticks,
+            "axis_title": axis_title,
         },
         default={"thresholds": None},
         on_thresholds_change=lambda: None,
