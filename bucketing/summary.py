@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MAX_DISTINCT_BARS = 25  # up to this many distinct values, draw one bar per value
+LOG_SPAN = 1000  # positive values whose largest is this many times the smallest get bins of equal ratio
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class Histogram:
     right: np.ndarray
     counts: np.ndarray
     exact: bool  # one bar per distinct value (left == right)
+    log: bool = False  # bins of equal ratio (right / left), for a log axis: the values span orders of magnitude
 
 
 @dataclass(frozen=True)
@@ -29,13 +31,16 @@ class Description:
 
 
 def histogram(ordered: np.ndarray, bins: int = 40) -> Histogram:
-    """Counts of the ascending ``ordered`` values: per distinct value when there are few, else in equal bins."""
+    """Counts of the ascending ``ordered`` values: per distinct value when there are few, else in equal bins
+    (of equal width, or of equal ratio when the values are positive and span orders of magnitude)."""
     ordered = np.asarray(ordered, dtype=np.float64)
     values, counts = np.unique(ordered, return_counts=True)
+    log = bool(len(values) and values[0] > 0 and values[-1] >= values[0] * LOG_SPAN)  # a bool, not numpy's
     if len(values) <= MAX_DISTINCT_BARS:
-        return Histogram(values, values, counts, exact=True)
-    counts, edges = np.histogram(ordered, bins=bins)
-    return Histogram(edges[:-1], edges[1:], counts, exact=False)
+        return Histogram(values, values, counts, exact=True, log=log)
+    edges = np.geomspace(values[0], values[-1], bins + 1) if log else bins
+    counts, edges = np.histogram(ordered, bins=edges)
+    return Histogram(edges[:-1], edges[1:], counts, exact=False, log=log)
 
 
 def describe(ordered: np.ndarray) -> Description:

@@ -1,5 +1,7 @@
 """Distributions: every metric's histogram side by side; k and the pass threshold apply everywhere."""
 
+import math
+
 import streamlit as st
 
 from bucketing.metrics import METRICS
@@ -23,14 +25,23 @@ if exceeding:
         f"{st.session_state['k']} responses; pass_at_k uses k = n for them."
     )
 
+
+def orders_of_magnitude(smallest: float, largest: float) -> str:
+    return f"{math.log10(largest / smallest):.0f}"
+
+
 columns = st.columns(3)
 for index, (name, metric) in enumerate(METRICS.items()):
     _, ordered = shared.column(data, name)
     d = describe(ordered)
+    bars = shared.bars(data, name)
     with columns[index % 3]:
         st.markdown(f"**{name}** · {metric.direction}")
-        st.plotly_chart(histogram_figure(shared.bars(data, name)), key=f"hist_{name}")
+        st.plotly_chart(histogram_figure(bars), key=f"hist_{name}")
+        log = (
+            f" · log scale: the values span {orders_of_magnitude(d.min, d.max)} orders of magnitude" if bars.log else ""
+        )
         st.caption(
             f"min {shared.number(d.min)} · median {shared.number(d.median)} · max {shared.number(d.max)} · "
-            f"{d.distinct:,} distinct values — {metric.description}"
+            f"{d.distinct:,} distinct values{log} — {metric.description}"
         )

@@ -125,4 +125,38 @@ def test_the_threshold_chart_names_its_metric_and_direction():
     plan = bucketing.percentile_plan(values, "variance", 3)
     drawn = drag_data(histogram(values), plan, bucket_table(plan, values))
     assert drawn["axis_title"] == "variance (higher = harder)"
-    assert drawn["ticks"] == nice_ticks(*drawn["domain"])
+    assert [t["at"] for t in drawn["ticks"]] == nice_ticks(*drawn["domain"]) and not drawn["log"]
+
+
+# --- a log axis where the values span orders of magnitude -------------------------------------------------------
+
+
+def test_positive_values_spanning_orders_of_magnitude_get_bins_of_equal_ratio():
+    values = np.sort(np.random.default_rng(1).lognormal(0, 4, 5000))
+    bars = histogram(values)
+    assert bars.log and not bars.exact and bars.counts.sum() == len(values)
+    ratios = bars.right / bars.left
+    assert np.allclose(ratios, ratios[0]) and bars.left[0] == values[0] and bars.right[-1] == values[-1]
+    for linear in (np.linspace(1, 999, 500), np.linspace(0, 1e6, 500), np.linspace(-1e6, -1, 500)):
+        assert not histogram(linear).log  # under 1000 times; or not all positive
+
+
+def test_inverse_mean_is_drawn_on_a_log_axis_and_the_page_says_so(app):
+    go(app, "distributions")
+    spec = next(
+        s for s in plotly_specs(app) if s["layout"].get("xaxis", {}).get("title", {}).get("text") == "log scale"
+    )
+    labels = spec["layout"]["xaxis"]["ticktext"]
+    assert labels[0] == "1" and labels[-1] == "1e6", labels  # 0.8 .. 1e6 in the sample
+    assert spec["layout"]["xaxis"]["tickvals"] == list(range(len(labels)))
+    assert sum("log scale: the values span 6 orders of magnitude" in c.value for c in app.caption) == 1
+
+
+def test_the_threshold_chart_of_a_wide_metric_is_in_log_units():
+    values = np.sort(bucketing.load(SAMPLE).values("inverse_mean"))
+    plan = bucketing.threshold_plan("inverse_mean", [10, 1000])
+    drawn = drag_data(histogram(values), plan, bucket_table(plan, values))
+    assert drawn["log"] and drawn["axis_title"].endswith(", log scale")
+    cuts = sorted({r["from"] for r in drawn["regions"]} | {r["to"] for r in drawn["regions"]})
+    assert np.allclose(cuts[1:-1], [1, 3])  # log10 of the thresholds; the ends are the domain's
+    assert [t["label"] for t in drawn["ticks"]] == ["1", "10", "100", "1000", "1e4", "1e5", "1e6"]

@@ -3,6 +3,7 @@ nothing is fetched from outside 127.0.0.1, and loading a big folder leaves the s
 
 from __future__ import annotations
 
+import math
 import re
 from urllib.parse import urlsplit
 
@@ -14,13 +15,17 @@ from pages.common.charts import contrast, nice_ticks
 from .browser_support import (
     CHART,
     assert_no_error_shown,
+    center,
     data_caption,
+    drag_line,
     expect,
     go_to,
     new_tab,
     open_page,
     screenshot,
     settle,
+    threshold_inputs,
+    wait_until,
 )
 from .conftest import ROOT
 
@@ -110,3 +115,25 @@ def test_every_page_works_from_1024_px_in_both_themes(browser, server, width, sc
             expect(tab.locator(f"{CHART} text.td-axis-title")).to_have_text("mean_reward (higher = easier)")
             ticks = [float(t) for t in tab.locator(f"{CHART} text.td-axis").all_text_contents()]
             assert ticks == nice_ticks(ticks[0], ticks[-1]) and len(ticks) >= 4, ticks
+
+
+def test_a_line_dragged_on_a_log_axis_sends_the_value_under_it(browser, server):
+    with new_tab(browser) as tab:
+        open_page(tab, server, "Data")
+        go_to(tab, "Buckets")
+        metric = tab.get_by_role("combobox", name="Metric")
+        metric.click()
+        tab.get_by_role("option", name=re.compile(r"^inverse_mean")).click()
+        settle(tab)
+        expect(tab.locator(f"{CHART} text.td-axis-title")).to_have_text("inverse_mean (higher = harder), log scale")
+        ticks = [
+            (center(t.bounding_box())[0], math.log10(float(t.text_content())))
+            for t in tab.locator(f"{CHART} text.td-axis").all()
+        ]
+        (x0, u0), (x1, u1) = min(ticks), max(ticks)
+        start, _ = drag_line(tab, 0, 80)
+        wait_until(lambda: threshold_inputs(tab), message="no thresholds after the drag")
+        settle(tab)
+        sent = threshold_inputs(tab)[0]
+        expected = 10 ** (u0 + (start + 80 - x0) * (u1 - u0) / (x1 - x0))  # the value under the released line
+        assert abs(math.log10(sent) - math.log10(expected)) < 0.05, (sent, expected)

@@ -15,14 +15,32 @@ from bucketing.summary import Comparison, Histogram
 from .shared import bucket_colors
 
 
+def to_axis(bars: Histogram, values):
+    """Values in the units of the chart's x axis: log10 of them on a log axis (``bars.log``), else themselves."""
+    return np.log10(np.maximum(values, bars.left[0])) if bars.log else np.asarray(values, dtype=np.float64)
+
+
 def _bar_bounds(bars: Histogram) -> tuple[np.ndarray, np.ndarray]:
-    """Left and right edge of each bar; exact-value bars get a width from the gaps between values."""
+    """Left and right edge of each bar, in axis units; exact-value bars get a width from the gaps between values."""
+    left, right = to_axis(bars, bars.left), to_axis(bars, bars.right)
     if not bars.exact:
-        return bars.left, bars.right
-    span = float(bars.left[-1] - bars.left[0]) or 1.0
-    gap = float(np.diff(bars.left).min()) if len(bars.left) > 1 else span
+        return left, right
+    span = float(left[-1] - left[0]) or 1.0
+    gap = float(np.diff(left).min()) if len(left) > 1 else span
     half = min(gap * 0.4, span * 0.02) or 0.02
-    return bars.left - half, bars.left + half
+    return left - half, left + half
+
+
+def power_label(power: int) -> str:
+    """10**power as an axis label: 0.01, 1, 1000, 1e4, 1e-4."""
+    return f"{10.0**power:g}" if -3 <= power <= 3 else f"1e{power}"
+
+
+def axis_ticks(bars: Histogram, lo: float, hi: float) -> list[dict]:
+    """Ticks between lo and hi (axis units): round values, or on a log axis the powers of ten."""
+    if bars.log:
+        return [{"at": float(k), "label": power_label(k)} for k in range(math.ceil(lo), math.floor(hi) + 1)]
+    return [{"at": t, "label": f"{t:g}"} for t in nice_ticks(lo, hi)]
 
 
 def whole_numbers(span: float, from_zero: bool = True) -> dict:
@@ -34,15 +52,26 @@ def whole_numbers(span: float, from_zero: bool = True) -> dict:
 
 
 def histogram_figure(bars: Histogram, height: int = 220) -> go.Figure:
+    """Bars on a linear axis, or on a log one (the bars in log10 units, the ticks labelled 1, 10, 100...)."""
     left, right = _bar_bounds(bars)
     figure = go.Figure(
         go.Bar(
             x=(left + right) / 2,
             y=bars.counts,
             width=right - left,
-            hovertemplate="%{x:.4g}: %{y} rollouts<extra></extra>",
+            customdata=np.column_stack([bars.left, bars.right]),
+            hovertemplate=(
+                "%{customdata[0]:.4g}"
+                + ("" if bars.exact else " to %{customdata[1]:.4g}")
+                + ": %{y} rollouts<extra></extra>"
+            ),
         )
     )
+    if bars.log:
+        ticks = axis_ticks(bars, float(left.min()), float(right.max()))
+        figure.update_xaxes(
+            tickvals=[t["at"] for t in ticks], ticktext=[t["label"] for t in ticks], title_text="log scale"
+        )
     figure.update_layout(
         height=height,
         margin=dict(l=10, r=10, t=10, b=10),
@@ -236,15 +265,15 @@ def drag_data(bars: Histogram, plan: bucketing.Plan, buckets: pd.DataFrame) -> d
     counts = dict(zip(buckets["name"], buckets["count"]))
     regions = [
         {
-            "from": lo if b.lower is None else b.lower,
-            "to": hi if b.upper is None else b.upper,
+            "from": lo if b.lower is None else float(to_axis(bars, b.lower)),
+            "to": hi if b.upper is None else float(to_axis(bars, b.upper)),
             "label": f"{b.name} ({counts[b.name]:,})",
             "color": colors[b.rank],
         }
         for b in plan.buckets
     ]
     rows = place_labels(regions, (lo, hi))
-    ticks = nice_ticks(lo, hi)
+    ticks = axis_ticks(bars, lo, hi)
     return {
         "bars": [{"left": float(a), "right": float(b), "count": int(c)} for a, b, c in zip(left, right, bars.counts)],
         "regions": regions,
@@ -254,7 +283,9 @@ def drag_data(bars: Histogram, plan: bucketing.Plan, buckets: pd.DataFrame) -> d
         "step": step,
         "digits": digits,
         "ticks": ticks,
-        "axis_title": f"{plan.metric} ({bucketing.get_metric(plan.metric).direction})",
+        "axis_title": f"{plan.metric} ({bucketing.get_metric(plan.metric).direction})"
+        + (", log scale" if bars.log else ""),
+        "log": bars.log,
     }
 
 

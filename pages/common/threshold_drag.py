@@ -34,8 +34,10 @@ export default function (component) {
   const NS = "http://www.w3.org/2000/svg";
   const ROW = 18, rows = data.label_rows;  // rows of region labels above the chart (too narrow inside)
   const W = data.frame.width, L = data.frame.left, R = data.frame.right, T = 34 + rows * ROW, H = 318 + rows * ROW, B = 48;
-  const [lo, hi] = data.domain;
-  const px = (v) => L + ((v - lo) / (hi - lo)) * (W - L - R);
+  const [lo, hi] = data.domain;  // in axis units: log10 of the values on a log axis (data.log)
+  const unit = (v) => (data.log ? Math.log10(Math.max(v, 10 ** lo)) : v);
+  const real = (u) => (data.log ? Number((10 ** u).toPrecision(3)) : u);
+  const px = (u) => L + ((u - lo) / (hi - lo)) * (W - L - R);
   const value = (x) => lo + ((x - L) / (W - L - R)) * (hi - lo);
   const top = Math.max(1, ...data.bars.map((b) => b.count));
   const py = (c) => H - B - (c / top) * (H - T - B);
@@ -67,7 +69,7 @@ export default function (component) {
     const x0 = px(b.left), x1 = px(b.right);
     el("rect", { x: x0, y: py(b.count), width: Math.max(2, x1 - x0 - 1), height: H - B - py(b.count), class: "td-bar" }, svg);
   }
-  for (const t of data.ticks) el("text", { x: px(t), y: H - 28, "text-anchor": "middle", class: "td-axis" }, svg, String(t));
+  for (const t of data.ticks) el("text", { x: px(t.at), y: H - 28, "text-anchor": "middle", class: "td-axis" }, svg, t.label);
   el("text", { x: L + (W - L - R) / 2, y: H - 6, "text-anchor": "middle", class: "td-axis-title" }, svg, data.axis_title);
 
   const values = data.lines.slice();
@@ -79,7 +81,7 @@ export default function (component) {
   };
   const send = () => setStateValue("thresholds", { values: values.slice().sort((a, b) => a - b), seq: Date.now() });
   const place = (g, v) => {
-    const x = px(v);
+    const x = px(unit(v));
     g.querySelector(".td-rule").setAttribute("x1", x);
     g.querySelector(".td-rule").setAttribute("x2", x);
     g.querySelector(".td-hit").setAttribute("x", x - 12);
@@ -110,7 +112,7 @@ export default function (component) {
   });
   svg.addEventListener("pointermove", (evt) => {
     if (!dragging) return;
-    values[dragging.i] = snap(value(toSvg(evt).x));
+    values[dragging.i] = real(snap(value(toSvg(evt).x)));
     place(dragging.g, values[dragging.i]);
   });
   const release = (evt) => {
@@ -123,7 +125,7 @@ export default function (component) {
   svg.addEventListener("pointerup", release);
   svg.addEventListener("pointercancel", release);
   svg.addEventListener("dblclick", (evt) => {
-    values.push(snap(value(toSvg(evt).x)));
+    values.push(real(snap(value(toSvg(evt).x))));
     send();
   });
 }
@@ -143,8 +145,9 @@ def threshold_drag(
     domain: tuple[float, float],
     step: float,
     digits: int,
-    ticks: list[float],
+    ticks: list[dict],
     axis_title: str,
+    log: bool,
 ) -> None:
     """Draw the chart; what the user sends, ``{"values": [...], "seq": n}``, arrives in ``st.session_state[key]``.
 
@@ -162,6 +165,7 @@ def threshold_drag(
             "digits": digits,
             "ticks": ticks,
             "axis_title": axis_title,
+            "log": log,
         },
         default={"thresholds": None},
         on_thresholds_change=lambda: None,
