@@ -38,20 +38,18 @@ def parquet_files(dataset: Dataset) -> np.ndarray:
 
 
 def outputs_by_kind(dataset: Dataset, plan: Plan, prefix: str, cumulative: bool, split: bool) -> list[Output]:
-    """Every file an export writes but the manifest: the ``.jsonl`` files when a JSONL input has a line, then the
-    same names in ``.parquet`` when a parquet input has a row (each with its own skipped file, when it has
-    skipped lines)."""
+    """Every file an export writes but the manifest: the ``.jsonl`` files when a JSONL input has a good line, then
+    the same names in ``.parquet`` when a parquet input has a good row; each kind with its own skipped file when
+    it has bad lines (only that file, when it has no good one)."""
     in_parquet = parquet_files(dataset)
     good = in_parquet[dataset.line_columns["file_id"]]
     bad = in_parquet[dataset.skipped_column("file_id")] if dataset.skipped_lines else np.zeros(0, dtype=bool)
     files: list[Output] = []
-    if not good.all():
-        files += outputs(plan, prefix, not bad.all(), cumulative, split)
-    if good.any():
-        files += [
-            dataclasses.replace(o, name=o.name.removesuffix(".jsonl") + ".parquet", kind="parquet")
-            for o in outputs(plan, prefix, bool(bad.any()), cumulative, split)
-        ]
+    for kind, good_ones, bad_ones in (("jsonl", ~good, ~bad), ("parquet", good, bad)):
+        of_kind = outputs(plan, prefix, bool(bad_ones.any()), cumulative, split)
+        if not good_ones.any():
+            of_kind = [o for o in of_kind if not o.buckets]  # the skipped file, if any
+        files += [dataclasses.replace(o, name=o.name.removesuffix(".jsonl") + "." + kind, kind=kind) for o in of_kind]
     return files
 
 
@@ -183,17 +181,17 @@ class _RowSource:
 
 def describe_parquet(manifest: dict, files: list[Output]) -> None:
     """Say in the manifest which files hold parquet rows: each file's ``format``; a bucket's ``file`` is its
-    ``.parquet`` file when no JSONL was written, its ``parquet_file`` beside the ``.jsonl`` one when both were;
+    ``.parquet`` file when no ``.jsonl`` one was written, its ``parquet_file`` beside the ``.jsonl`` one when both were;
     ``skipped_file`` the first file of skipped lines or rows. A parquet file's ``lines`` are its rows."""
     kinds = {f.name: f.kind for f in files}
     for entry in manifest["files"]:
         entry["format"] = kinds[entry["file"]]
     if not any(f.kind == "parquet" for f in files):
         return
-    only_parquet = all(f.kind == "parquet" for f in files)
+    jsonl = {f.name for f in files if f.kind == "jsonl"}
     for bucket in manifest["buckets"]:
         name = bucket["file"].removesuffix(".jsonl") + ".parquet"
-        bucket["file" if only_parquet else "parquet_file"] = name
+        bucket["file" if bucket["file"] not in jsonl else "parquet_file"] = name
     skipped = [f.name for f in files if not f.buckets]
     manifest["skipped_file"] = skipped[0] if skipped else None
     if manifest.get("split") and manifest["split"]["by"].startswith("line bytes"):

@@ -88,11 +88,11 @@ def export(
         check_fraction(val_fraction)
     ids = plan.assign(values)
     files = outputs_by_kind(dataset, plan, prefix, cumulative, val_fraction is not None)  # .jsonl and/or .parquet
-    schema = input_schema(dataset) if any(f.kind == "parquet" for f in files) else None
     manifest_name = prefix + MANIFEST
     names = [*(f.name for f in files), manifest_name]
     check_output_dir(Path(out_dir), dataset.root, names)
     check_unchanged(dataset)
+    schema = input_schema(dataset) if any(f.kind == "parquet" for f in files) else None  # one, or a clear error
     inputs = input_files(dataset)
     with Folder.open(out_dir, roots, create=True) as out, _locked(out):
         check_output_dir(out.real, dataset.root, names)  # again, where the folder opened really is
