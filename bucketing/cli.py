@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Dataset, Progress, load
+from .dataset import NOT_JSONL, Dataset, Progress, load
 from .errors import BucketingError, OneLineParser
 from .manifest import build_manifest, read_manifest
 from .metrics import MAX_K, METRICS, Params, get_metric
 from .outputs import MANIFEST, check_output_dir, output_folders
+from .parquet_read import NOT_PARQUET, is_parquet
 from .plan import (
     MAX_BUCKETS,
     PRESETS,
@@ -68,7 +69,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--version", action="version", version=f"rollout-bucketer {__version__}")
-    add("-i", "--input-dir", required=True, help="directory of *.jsonl / *.jsonl.gz / *.jsonl.zst files (recursive)")
+    add(
+        "-i",
+        "--input-dir",
+        required=True,
+        help="directory of *.jsonl / *.jsonl.gz / *.jsonl.zst / *.parquet files (recursive)",
+    )
     add("-o", "--output-dir", help="where to write the bucket files (required unless --dry-run)")
     add(
         "--exclude",
@@ -256,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
     left_out = f"; {counted(len(data.excluded), 'file')} left out by --exclude" if args.exclude else ""
     _say(
         human,
-        f"Found {counted(len(data.files), 'JSONL file')} in {display(args.input_dir)} ({human_bytes(size)}){left_out}",
+        f"Found {counted(len(data.files), _input_kind(data.files))} in {display(args.input_dir)} ({human_bytes(size)}){left_out}",
     )
     layout = data.layout
     if data.detected:
@@ -286,17 +292,21 @@ def run(args: argparse.Namespace) -> int:
                 bar.close()
         out = args.output_dir.rstrip("/") + "/"  # a path or a URI
         _say(human, "")
+        written = {f["file"]: f for f in manifest.get("files", [])}  # mixed input: each kind's own counts
         for bucket in manifest["buckets"]:
-            lines = f" ({counted(bucket['lines'], 'line')})" if layout.grouped else ""
-            _say(human, f"Saved {counted(bucket['count'], 'rollout')}{lines} to {display(out + bucket['file'])}")
+            count = written.get(bucket["file"], {"rollouts": bucket["count"], "lines": bucket["lines"]})
+            lines = f" ({counted(count['lines'], 'line')})" if layout.grouped else ""
+            _say(human, f"Saved {counted(count['rollouts'], 'rollout')}{lines} to {display(out + bucket['file'])}")
         if manifest["skipped_file"]:
-            _say(
-                human,
-                f"Saved {counted(totals['skipped'], 'skipped line')} to {display(out + manifest['skipped_file'])}",
-            )
-        extra = [f for f in manifest.get("files", []) if f["cumulative"] or f["part"] != "all"]
+            skipped = written.get(manifest["skipped_file"], {"lines": totals["skipped"]})["lines"]
+            _say(human, f"Saved {counted(skipped, 'skipped line')} to {display(out + manifest['skipped_file'])}")
+        said = {bucket["file"] for bucket in manifest["buckets"]} | {manifest["skipped_file"]}
+        extra = [
+            f for f in manifest.get("files", []) if f["file"] not in said
+        ]  # stages, parts, mixed input's other kind
         for file in extra:
-            _say(human, f"Saved {counted(file['rollouts'], 'rollout')} to {display(out + file['file'])}")
+            what = counted(file["rollouts"], "rollout") if file["buckets"] else counted(file["lines"], "skipped row")
+            _say(human, f"Saved {what} to {display(out + file['file'])}")
         _say(human, f"Saved manifest to {display(out + args.prefix + MANIFEST)}")
         _say(human, f"\n{RULE}\nBucketing complete! Output saved to {display(args.output_dir)}\n{RULE}\n")
     else:
@@ -511,14 +521,21 @@ def _headline(args: argparse.Namespace, saved: dict | None, metric: str) -> str:
     return f"Bucketing by {metric} using {_num_buckets(args)} percentile buckets"
 
 
+def _input_kind(files: list) -> str:
+    """What the input files are, for "Found 3 JSONL files" (parquet among them: "input files")."""
+    return "input file" if any(is_parquet(file) for file in files) else "JSONL file"
+
+
 def _num_buckets(args: argparse.Namespace) -> int:
     return 3 if args.num_buckets is None else args.num_buckets
 
 
 def _print_summary(out, manifest: dict, values: np.ndarray, plan: Plan) -> None:
-    if manifest["skipped_files"]:
-        _say(out, f"\nNot JSONL, every line skipped ({counted(len(manifest['skipped_files']), 'file')}):")
-        for file in manifest["skipped_files"]:
+    for reason, heading in ((NOT_JSONL, "Not JSONL, every line skipped"), (NOT_PARQUET, "Not readable as parquet")):
+        files = [file for file in manifest["skipped_files"] if file["reason"] == reason]
+        if files:
+            _say(out, f"\n{heading} ({counted(len(files), 'file')}):")
+        for file in files:
             _say(out, f"  {file['file']}: {file['detail']} ({counted(file['lines'], 'line')})")
     if manifest["skipped"]:
         _say(out, "\nSkipped lines:")

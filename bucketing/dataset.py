@@ -23,7 +23,9 @@ from .detect import detect_layout
 from .errors import BadLineError, BucketingError, bad_line_text
 from .layout import KEY_BYTES, Layout, parse_group_by
 from .metrics import Params, Scores, compute_all, get_metric, k_exceeds_n
-from .parse import ROW_FIELDS, Chunk, ChunkResult, scan
+from .parquet_read import NOT_PARQUET, is_parquet
+from .parquet_scan import scan_chunk
+from .parse import ROW_FIELDS, Chunk, ChunkResult
 from .sources import (
     DEFAULT_MAX_LINE_BYTES,
     InputFile,
@@ -282,6 +284,10 @@ class Reading:
     def finish(self, results: list[ChunkResult]) -> Dataset:
         """The dataset from the chunks' results (in chunk order), checked; files that are not JSONL skipped whole."""
         odd = {} if self.strict else not_jsonl_files(self.files, results)  # strict: their first bad line stops it
+        broken = unreadable_files(self.files, results)  # parquet files pyarrow can't read: no line to stop at
+        if broken and (self.strict or self.single_file):
+            raise BucketingError(next(iter(broken.values())).message)
+        odd.update(broken)
         if odd and self.single_file:
             raise BucketingError(next(iter(odd.values())).message)
         results = [skip_whole(r, odd[r.chunk.file_index]) if r.chunk.file_index in odd else r for r in results]
@@ -308,7 +314,7 @@ def prepare_load(
     files, left_out = leave_out(found, exclude)
     if not files:
         why = f" (all {len(left_out)} found are left out by the exclude globs)" if left_out else ""
-        raise BucketingError(f"no *.jsonl, *.jsonl.gz or *.jsonl.zst files under {display(input_path)}{why}")
+        raise BucketingError(f"no *.jsonl, *.jsonl.gz, *.jsonl.zst or *.parquet files under {display(input_path)}{why}")
     # Scores named by the user: booleans there count as 1/0.
     layout = Layout.parse(scores, group_by, booleans=True) if scores else detect_layout(files, parse_group_by(group_by))
     root = input_path if is_uri(input_path) else Path(input_path)
@@ -338,7 +344,7 @@ def make_chunks(files: list[InputFile], layout: Layout, max_line_bytes: int, str
     chunks = []
     for index, file in enumerate(files):
         starts = [0]
-        if file.compression is None:
+        if file.compression is None and not is_parquet(file):  # a parquet file is one chunk, read by row groups
             for nominal in range(CHUNK_BYTES, file.size, CHUNK_BYTES):
                 start = line_start_at_or_after(file, nominal)
                 if starts[-1] < start < file.size:
@@ -360,13 +366,13 @@ def run_chunks(chunks: list[Chunk], workers: int | None, progress: Progress | No
     if progress:
         progress(0, total)
     if workers == 1:
-        outcomes = map(scan, chunks)
+        outcomes = map(scan_chunk, chunks)
         pool = None
     else:
         pool = ProcessPoolExecutor(
             workers, mp_context=_process_context(), initializer=_start_worker, initargs=(os.getpid(),)
         )
-        futures = [pool.submit(scan, chunk) for chunk in chunks]
+        futures = [pool.submit(scan_chunk, chunk) for chunk in chunks]
         outcomes = (future.result() for future in futures)
     try:
         for result, size in zip(outcomes, sizes):
@@ -475,11 +481,12 @@ class NotJsonl:
     file_index: int
     why: str  # e.g. "no line is a JSON object; line 1: invalid JSON"
     message: str  # the one-line error when it is the only input
+    reason: str = NOT_JSONL  # or NOT_PARQUET
 
     def record(self, results: list[ChunkResult]) -> dict:
         """Its entry in the manifest's ``skipped_files``: file, reason, detail and the lines skipped."""
         lines = sum(len(r.skipped) for r in results if r.chunk.file_index == self.file_index)
-        return {"file": display(self.file.rel), "reason": NOT_JSONL, "detail": self.why, "lines": lines}
+        return {"file": display(self.file.rel), "reason": self.reason, "detail": self.why, "lines": lines}
 
 
 LONE_BRACKETS = "it starts and ends with a lone bracket, like a pretty-printed JSON document"
@@ -522,12 +529,29 @@ def not_jsonl_files(files: list[InputFile], results: list[ChunkResult]) -> dict[
     return found
 
 
+def unreadable_files(files: list[InputFile], results: list[ChunkResult]) -> dict[int, NotJsonl]:
+    """The parquet files pyarrow can't read (not parquet, a broken footer, a damaged row group), by index."""
+    found = {}
+    for result in results:
+        index = result.chunk.file_index
+        if result.unreadable and index not in found:
+            name = display(files[index].rel)
+            found[index] = NotJsonl(
+                files[index],
+                index,
+                result.unreadable,
+                f"{name} can't be read as parquet ({result.unreadable}); repair, convert or remove it",
+                NOT_PARQUET,
+            )
+    return found
+
+
 def skip_whole(result: ChunkResult, bad: NotJsonl) -> ChunkResult:
     """The chunk's result with every line that is not blank skipped (good ones too), under NOT_JSONL, in order."""
     rows = np.frombuffer(result.rows, dtype=np.int64).reshape(-1, len(ROW_FIELDS))
     places = [(int(line), int(offset), int(length), bool(clean)) for line, offset, length, clean, _ in rows]
     places += [(line, offset, length, clean) for line, offset, length, clean, _, _ in result.skipped]
-    skipped = [(*place, NOT_JSONL, bad.why) for place in sorted(places)]
+    skipped = [(*place, bad.reason, bad.why) for place in sorted(places)]
     return dataclasses.replace(result, rows=array("q"), scores=array("d"), keys=bytearray(), skipped=skipped)
 
 

@@ -14,7 +14,9 @@ from itertools import islice
 
 from .errors import BucketingError
 from .layout import FILE, Layout
-from .scorepath import BadScores, ScorePath
+from .parquet_read import is_parquet
+from .parquet_read import sample_objects as sample_rows
+from .scorepath import BadScores, ScorePath, path_text
 from .sources import BOM, InputFile, display, read_blocks
 
 SAMPLE_LINES = 50
@@ -69,7 +71,10 @@ def detect_layout(files: list[InputFile], group_by: tuple[str, ...] = ()) -> Lay
     objects = sample_objects(files)
     if not objects:
         return Layout(CANDIDATES[0], group_by)  # nothing parses: the scan will say why, line by line
+    trl = trl_shape(objects)
     shapes = [Shape("", path, group_by) for path in (*CANDIDATES, *ONE_SCORE)] if group_by else list(SHAPES)
+    if trl is not None:  # first: a TRL log also fits the one-score shapes, less well
+        shapes.insert(0, Shape(trl.name, trl.scores, group_by) if group_by else trl)
     hits = [sum(shape.fits(obj) for _, obj in objects) for shape in shapes]
     best = max(range(len(shapes)), key=lambda i: (hits[i], -i))
     if hits[best]:
@@ -90,6 +95,31 @@ def detect_layout(files: list[InputFile], group_by: tuple[str, ...] = ()) -> Lay
     )
 
 
+# TRL's GRPOTrainer logs completions/completions_{step:05d}.parquet: step, prompt, completion, one column per
+# reward function (named after it) and advantage. The rewards are the scores; step and advantage never are.
+TRL_FIELDS = ("step", "prompt", "completion", "advantage")
+
+
+def trl_shape(objects: list[tuple[InputFile, dict]]) -> Shape | None:
+    """The TRL completions layout of the sampled rows, if they are one: scores = the reward columns, added up
+    when there are several (as TRL adds them, with weights 1; pass --score-weights for others), one rollout =
+    the rows of one prompt."""
+    for _, obj in objects:
+        if all(field in obj for field in TRL_FIELDS):
+            rewards = [key for key, value in obj.items() if key not in TRL_FIELDS and _is_number(value)]
+            if rewards:
+                scores = ScorePath.parse(" + ".join(path_text(((key, None),)) for key in rewards)).text
+                name = "TRL completions" + (
+                    f" (scores: the sum of {len(rewards)} reward columns)" if len(rewards) > 1 else ""
+                )
+                return Shape(name, scores, ("prompt",), needs=TRL_FIELDS)
+    return None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def fields_seen(objects: list[tuple[InputFile, dict]], shown: int = 3) -> str:
     """The top-level fields of the sampled lines, file by file: ``fields seen in a.jsonl: x, y; in b.jsonl: z``."""
     by_file: dict[str, set[str]] = {}
@@ -107,6 +137,11 @@ def sample_objects(files: list[InputFile]) -> list[tuple[InputFile, dict]]:
     """JSON objects from the first lines of the first files, each with its file."""
     objects: list[tuple[InputFile, dict]] = []
     for file in files[:5]:
+        if is_parquet(file):
+            objects += [(file, row) for row in sample_rows(file, SAMPLE_LINES)]
+            if len(objects) >= SAMPLE_LINES:
+                break
+            continue
         block = next(read_blocks(file), None)
         if block is None:
             continue

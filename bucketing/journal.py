@@ -204,7 +204,7 @@ def _read_journal(folder: Folder) -> tuple[str, list[Move], list[str]]:
             and (m.backup is None or is_temp_name(m.backup))
             for m in moves
         )
-        if not good or not all(is_output_name(name) and name.endswith(".jsonl") for name in stale):
+        if not good or not all(is_output_name(name) and name.endswith((".jsonl", ".parquet")) for name in stale):
             raise ValueError("names an export does not write")
     except (OSError, ValueError, TypeError, KeyError, RecursionError, BucketingError) as error:
         raise BucketingError(

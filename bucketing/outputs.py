@@ -39,6 +39,7 @@ class Output:
     buckets: tuple[int, ...]  # bucket indices, 0 = easiest; () = the skipped lines
     part: str = "all"  # "all", or "train" / "val" of a split
     cumulative: bool = False  # a stage: this bucket and every easier one
+    kind: str = "jsonl"  # "parquet": the rows of parquet inputs (see bucketing.parquet_write)
 
 
 def outputs(plan: Plan, prefix: str, with_skipped: bool, cumulative: bool = False, split: bool = False) -> list[Output]:
@@ -85,7 +86,7 @@ def output_folders(cumulative: bool, split: bool) -> list[str]:
 
 _STEM = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,159}"
 _OUTPUT_NAME = re.compile(
-    rf"(?:(?:train|val)/)?(?:cumulative/)?{_STEM}\.jsonl|[A-Za-z0-9._-]{{0,64}}{re.escape(MANIFEST)}"
+    rf"(?:(?:train|val)/)?(?:cumulative/)?{_STEM}\.(?:jsonl|parquet)|[A-Za-z0-9._-]{{0,64}}{re.escape(MANIFEST)}"
 )
 _TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"[A-Za-z0-9._-]{1,250}")
 

@@ -10,7 +10,7 @@ import codecs
 import json
 import re
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from . import scorepath as sp
 from .layout import SHORT_LINE, Layout, Refused
-from .sources import BOM, DEFAULT_MAX_LINE_BYTES, InputFile, read_blocks
+from .sources import BOM, DEFAULT_MAX_LINE_BYTES, Block, InputFile, read_blocks
 
 _REFUSED = (Refused, msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 # The largest score magnitude taken: beyond it a sum or a square of scores can overflow to inf (1e308 twice has no
@@ -72,10 +72,14 @@ class ChunkResult:
     stopped: bool = False  # --strict hit a bad line
     opens_document: bool = False  # the file's first non-blank line is a lone "[" or "{"
     closes_document: bool = False  # ... and its last one a lone "]" or "}"
+    unreadable: str = ""  # why the file can't be read at all (a parquet file with a broken footer), else ""
 
 
-def scan(chunk: Chunk) -> ChunkResult:
-    """Scan one chunk. Never raises for bad lines; records them (and stops at the first under strict)."""
+def scan(chunk: Chunk, blocks: Iterator[Block] | None = None) -> ChunkResult:
+    """Scan one chunk. Never raises for bad lines; records them (and stops at the first under strict).
+
+    ``blocks``: the chunk's lines from elsewhere than its file's bytes (parquet rows as JSON lines).
+    """
     layout = chunk.layout
     read_short = layout.short_lines()
     reader = layout.reader
@@ -86,7 +90,9 @@ def scan(chunk: Chunk) -> ChunkResult:
     limit = chunk.max_line_bytes
     short = min(limit, SHORT_LINE)  # lines up to this go to read_short
     n = objects = blank = last_line = last_closer = 0
-    for block in read_blocks(chunk.file, chunk.start, chunk.stop, limit):
+    if blocks is None:
+        blocks = read_blocks(chunk.file, chunk.start, chunk.stop, limit)
+    for block in blocks:
         if block.long_line:
             n += 1
             objects += 1  # not known; one huge line must not make the file look like non-JSONL

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .dataset import Dataset
+from .parquet_read import is_parquet, read_rows
 from .sources import read_ranges
 
 PROMPT_FIELDS = ("prompt", "input", "input_prompt", "question", "problem", "query", "content")
@@ -36,13 +37,18 @@ def read_line(dataset: Dataset, index: int) -> bytes:
 
 def read_lines(dataset: Dataset, indices: Sequence[int] | np.ndarray) -> list[bytes]:
     """The original bytes of good lines ``indices`` (into ``dataset.line_columns``): one pass per file,
-    so a compressed file is decompressed once, not once per line."""
+    so a compressed file is decompressed once, not once per line. A parquet row is read back by its number,
+    whole, as one JSON object."""
     columns = dataset.line_columns
     found: dict[int, bytearray] = {}
     file_ids = columns["file_id"][np.asarray(indices, dtype=np.int64)]
     for file_id in np.unique(file_ids).tolist():
         members = [int(i) for i, f in zip(indices, file_ids.tolist()) if f == file_id]
         members.sort(key=lambda i: columns["offset"][i])
+        if is_parquet(dataset.files[file_id]):
+            rows = read_rows(dataset.files[file_id], [int(columns["offset"][i]) for i in members])
+            found.update((i, bytearray(rows[int(columns["offset"][i])])) for i in members)
+            continue
         for k, data in read_ranges(
             dataset.files[file_id], [columns["offset"][i] for i in members], [columns["length"][i] for i in members]
         ):

@@ -32,6 +32,7 @@ from .dataset import Dataset, Progress, prepare_load
 from .errors import BucketingError
 from .manifest import build_manifest, dumps
 from .outputs import MANIFEST, TEMP_PREFIX, Output, check_output_dir, describe_outputs, every_line, outputs
+from .parquet_read import is_parquet
 from .parse import scan
 from .plan import Plan
 from .sources import DEFAULT_MAX_LINE_BYTES, InputFile, display, is_uri, read_ranges
@@ -82,6 +83,12 @@ def load(
     reading = prepare_load(
         input_path, scores=scores, group_by=group_by, max_line_bytes=max_line_bytes, strict=strict, exclude=exclude
     )
+    parquet = [file for file in reading.files if is_parquet(file)]
+    if parquet:
+        raise BucketingError(
+            f"--engine ray reads JSONL only, and {display(parquet[0].rel)} is parquet; "
+            "use --engine local (the default) for parquet input"
+        )
     connect(address)
     results = _run(scan, [pickle.dumps(chunk) for chunk in reading.chunks], [c.size for c in reading.chunks], progress)
     return reading.finish(results)

@@ -21,7 +21,7 @@ from typing import TypeGuard
 
 from .errors import BucketingError, display  # display: re-exported, callers import it from here
 
-SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst")
+SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet")  # parquet: see bucketing.parquet_read
 WINDOW = 4 << 20  # bytes read at a time; a longer line grows the buffer up to max_line_bytes
 DEFAULT_MAX_LINE_BYTES = 64 << 20
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, dropped at the start of a file
@@ -62,7 +62,7 @@ def natural_key(text: str) -> list:
 
 
 def find_inputs(root: str | os.PathLike, roots: list[Path] | None = None) -> tuple[list[InputFile], list[str]]:
-    """All ``*.jsonl[.gz|.zst]`` files under ``root``, recursively, in natural order.
+    """All ``*.jsonl[.gz|.zst]`` and ``*.parquet`` files under ``root``, recursively, in natural order.
 
     Returns the files and warnings about what was passed over (loops, FIFOs, dangling links,
     unreadable files, the same file reached twice).  With ``roots`` (the app's allowed folders,
@@ -82,7 +82,7 @@ def find_inputs(root: str | os.PathLike, roots: list[Path] | None = None) -> tup
     warnings: list[str] = []
     if stat.S_ISREG(top.st_mode):
         if not root.name.endswith(SUFFIXES):
-            raise BucketingError(f"input {display(root)} is not a .jsonl, .jsonl.gz or .jsonl.zst file")
+            raise BucketingError(f"input {display(root)} is not a .jsonl, .jsonl.gz, .jsonl.zst or .parquet file")
         found = _checked_file(root, root.name, roots)
         if isinstance(found, str):
             raise BucketingError(f"input {found}")
@@ -262,7 +262,7 @@ def _find_uri_inputs(root: str) -> list[InputFile]:
         if info.type == pafs.FileType.File and info.base_name.endswith(SUFFIXES)
     ]
     if top.type == pafs.FileType.File and not found:
-        raise BucketingError(f"input {display(root)} is not a .jsonl, .jsonl.gz or .jsonl.zst file")
+        raise BucketingError(f"input {display(root)} is not a .jsonl, .jsonl.gz, .jsonl.zst or .parquet file")
     return sorted(found, key=lambda f: natural_key(f.rel))
 
 

@@ -1,7 +1,8 @@
 """Split each bucket once into train and validation: the same split on any machine, in any line order.
 
 A rollout's place is decided by its content, not its position: a 128-bit digest (the group
-key of a grouped rollout, BLAKE2b of the line's bytes otherwise), mixed with the seed. In each
+key of a grouped rollout, BLAKE2b of the line's bytes otherwise; of a parquet row, of its whole row as
+JSON), mixed with the seed. In each
 bucket the rollouts are ordered by that mixed value and the first ``round(fraction * n)`` go to
 validation (rounded half up, as the fraction is written), so every bucket gives the same share
 (stratified) and a rollout is in exactly one of the two. Identical lines have one digest and
@@ -24,6 +25,7 @@ import numpy as np
 from .bytecopy import Shrunk, pread_pieces
 from .dataset import Dataset
 from .errors import BucketingError
+from .parquet_read import is_parquet, row_digests
 from .sources import display
 
 DIGEST_BYTES = 16
@@ -72,6 +74,10 @@ def rollout_digests(dataset: Dataset, open_source: SourceOpener) -> np.ndarray:
 
     def hash_file(file_id: int) -> None:  # rows are in input order: each file's are one slice
         members = slice(*np.searchsorted(file_ids, [file_id, file_id + 1]).tolist())
+        if is_parquet(dataset.files[file_id]):  # offsets are row numbers: hash each row's JSON encoding
+            hashed = row_digests(dataset.files[file_id], rows["offset"][members].tolist(), DIGEST_BYTES)
+            digests[members] = np.frombuffer(hashed, dtype="<u8").reshape(-1, 2)
+            return
         found = bytearray()
         try:
             with open_source(file_id) as source:

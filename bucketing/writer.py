@@ -40,8 +40,8 @@ from .outputs import (
     every_line,
     is_output_name,
     is_temp_name,
-    outputs,
 )
+from .parquet_write import describe_parquet, input_schema, outputs_by_kind, parquet_files, write_parquet_files
 from .plan import Plan, check_name
 from .safedir import Folder
 from .sources import InputFile, display, open_input, open_stream
@@ -87,11 +87,12 @@ def export(
     if val_fraction is not None:
         check_fraction(val_fraction)
     ids = plan.assign(values)
-    files = outputs(plan, prefix, len(dataset.skipped_lines) > 0, cumulative, val_fraction is not None)
+    files = outputs_by_kind(dataset, plan, prefix, cumulative, val_fraction is not None)  # .jsonl and/or .parquet
     manifest_name = prefix + MANIFEST
     names = [*(f.name for f in files), manifest_name]
     check_output_dir(Path(out_dir), dataset.root, names)
     check_unchanged(dataset)
+    schema = input_schema(dataset) if any(f.kind == "parquet" for f in files) else None  # one, or a clear error
     inputs = input_files(dataset)
     with Folder.open(out_dir, roots, create=True) as out, _locked(out):
         check_output_dir(out.real, dataset.root, names)  # again, where the folder opened really is
@@ -108,8 +109,12 @@ def export(
             manifest = build_manifest(dataset, plan, values, prefix, order, ids)
             counts = [(p["rollouts"], len(p["offset"])) for p in pieces]
             describe_outputs(manifest, dataset, plan, files, counts, val_fraction, seed)
+            describe_parquet(manifest, files)
             text = _manifest_text(manifest)  # before anything is written: a value JSON can't hold stops the run here
-            writer.write_files([(f.name, p) for f, p in zip(files, pieces)])
+            writer.write_files([(f.name, p) for f, p in zip(files, pieces) if f.kind == "jsonl"])
+            if schema is not None:
+                jobs = [(f.name, p) for f, p in zip(files, pieces) if f.kind == "parquet"]
+                write_parquet_files(dataset, schema, jobs, writer.new_file, fsync)
             writer.commit(extra={manifest_name: text}, stale=stale, keep=set(inputs))
     return manifest
 
@@ -136,7 +141,7 @@ def earlier_outputs(out: Folder, manifest_name: str) -> set[str]:
         names |= {earlier["skipped_file"]} if earlier.get("skipped_file") else set()
     except (OSError, ValueError, RecursionError, BucketingError, TypeError, KeyError, AttributeError):
         return set()  # not a manifest of ours after all: it names nothing to remove
-    return {name for name in names if is_output_name(name) and name.endswith(".jsonl")}
+    return {name for name in names if is_output_name(name) and name.endswith((".jsonl", ".parquet"))}
 
 
 @contextmanager
@@ -234,6 +239,8 @@ def _pieces(
         easier = -values if get_metric(plan.metric).higher_is_easier else values
         keys = (np.concatenate([easier[rollout[: len(rollout) - skipped]], np.zeros(skipped)]), rollout)
     sort = np.lexsort((columns["offset"], columns["file_id"], *keys[::-1]))
+    in_parquet = parquet_files(dataset)[columns["file_id"]]  # a parquet row goes to .parquet files only
+    mixed = bool(in_parquet.any()) and not in_parquet.all()
     ids = np.asarray(ids, dtype=np.int64)
     held_out = np.zeros(len(ids), dtype=bool) if validation is None else validation  # no split: none held out
     pieces = []
@@ -245,9 +252,11 @@ def _pieces(
             chosen = np.concatenate([taken, [False]])[rollout]  # a line goes where its rollout goes
         else:
             taken, chosen = np.zeros(0, dtype=bool), dest == len(plan.buckets)
+        chosen = chosen & (in_parquet == (output.kind == "parquet"))
         members = sort[chosen[sort]]
         piece = {key: column[members] for key, column in columns.items()}
-        piece["rollouts"] = int(taken.sum())
+        # mixed input: a bucket's rollouts in this kind of file (a group may have lines of both kinds)
+        piece["rollouts"] = len(np.unique(rollout[members])) if mixed and output.buckets else int(taken.sum())
         pieces.append(piece)
     return pieces
 
@@ -277,6 +286,11 @@ class _Writer:
         """A new file only this run uses; mode 0666 minus the umask, like any file the user creates."""
         temp = f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name.replace('/', '__')}"  # beside the folder's other files
         return self.out.open_file(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666), temp
+
+    def new_file(self, name: str) -> int:
+        """An fd of a new temp file for output ``name``, renamed into place by :meth:`commit` (the caller closes it)."""
+        fd, self.temps[name] = self._temp(name)
+        return fd
 
     def spool(self, file_ids: list[int]) -> None:
         """Decompress (or fetch) once each compressed or remote input among ``file_ids`` into a temp file."""
