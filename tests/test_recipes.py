@@ -297,3 +297,21 @@ def test_every_setting_a_recipe_prints_is_cited_from_the_trainers_source(tmp_pat
         for match in re.finditer(NAMES[trainer], body, re.M):
             used |= {name for name in match.groups() if name}
     assert used and used <= set(cited), sorted(used - set(cited))
+
+
+def test_parquet_bucket_files_are_read_as_parquet_and_still_called_rollouts(tmp_path):
+    out = tmp_path / "out"
+    manifest = {
+        "buckets": [{"name": "easy"}, {"name": "hard"}],
+        "files": [
+            {"file": f"{n}.parquet", "buckets": [n], "part": "all", "cumulative": False, "rollouts": 3}
+            for n in ("hard", "easy")
+        ],
+    }
+    wanted = [str(out.absolute() / "easy.parquet"), str(out.absolute() / "hard.parquet")]
+    for trainer in recipes.TRAINERS:
+        text = recipes.render(trainer, manifest, out)
+        assert text.startswith("WARNING: these files are rollouts")
+        assert TRAIN_SETTING[trainer](text) == wanted, trainer
+    assert "path: parquet" in recipes.render("trl", manifest, out)
+    assert ".jsonl since" not in recipes.render("verl", manifest, out)
