@@ -33,6 +33,8 @@ from .plan import (
     threshold_plan,
 )
 from .progress import ProgressBar
+from .recipes import TRAINERS, check_trainers
+from .recipes import main as print_recipes
 from .scorepath import ScorePath
 from .sources import DEFAULT_MAX_LINE_BYTES, check_globs, display, is_uri
 from .split import check_fraction
@@ -53,6 +55,8 @@ examples:
   %(prog)s -i ./step_200 -o ./bucketed_200 --from-manifest ./bucketed/manifest.json
   # the app, in your browser, on a folder of rollouts (see: %(prog)s app --help)
   %(prog)s app ./rollouts
+  # curriculum stages, and the verl settings that train on them in order (see: %(prog)s recipe --help)
+  %(prog)s -i ./rollouts -o ./curriculum --cumulative --recipe verl
 
 metrics (per rollout, over its responses' scores):
 {metrics}
@@ -189,6 +193,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="with --engine ray: one {prefix}{name}.jsonl per bucket instead of a folder of part files",
     )
     add(
+        "--recipe",
+        action="append",
+        default=[],
+        metavar="TRAINER",
+        help=f"after the export, print and write {{prefix}}recipe-TRAINER.md: the settings that train {', '.join(TRAINERS)} "
+        "on the files written, easiest first (repeatable, or a comma list)",
+    )
+    add(
         "--plugin",
         action="append",
         default=[],
@@ -205,6 +217,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             from .app_launcher import main as open_app
 
             return open_app(argv[1:], prog=f"{prog or Path(sys.argv[0]).name} app")
+        if argv[:1] == ["recipe"]:  # `bucketing recipe TRAINER OUTDIR`: the recipe of an existing export
+            return print_recipes(argv[1:], prog=f"{prog or Path(sys.argv[0]).name} recipe")
         _import_plugins(argv)
         args = build_parser(prog).parse_args(argv)
         return run(args)
@@ -307,7 +321,11 @@ def run(args: argparse.Namespace) -> int:
         for file in extra:
             what = counted(file["rollouts"], "rollout") if file["buckets"] else counted(file["lines"], "skipped row")
             _say(human, f"Saved {what} to {display(out + file['file'])}")
+        for name in manifest.get("recipes", []):
+            _say(human, f"Saved recipe to {display(out + name)}")
         _say(human, f"Saved manifest to {display(out + args.prefix + MANIFEST)}")
+        for name in manifest.get("recipes", []):  # the recipes as written, read back: what the files say
+            _say(human, f"\n{(Path(args.output_dir) / name).read_text(encoding='utf-8')}", end="")
         _say(human, f"\n{RULE}\nBucketing complete! Output saved to {display(args.output_dir)}\n{RULE}\n")
     else:
         _print_metrics(human, data, plan, values)
@@ -369,6 +387,7 @@ class _Local(_Engine):
             cumulative=a.cumulative,
             val_fraction=a.val_fraction,
             seed=a.seed,
+            recipes=a.recipe,
             **self.writing(),
         )
 
@@ -453,6 +472,9 @@ def _check_flags(args: argparse.Namespace) -> None:
         ]
         if given:
             raise BucketingError(f"--preset sets the metric and the buckets; drop {', '.join(given)}")
+    args.recipe = check_trainers(args.recipe)
+    if args.recipe and (args.dry_run or args.engine == "ray"):
+        raise BucketingError("--recipe is written with a local export; drop --dry-run / --engine ray")
     if args.engine == "ray" and (args.cumulative or args.val_fraction is not None):
         raise BucketingError("--cumulative and --val-fraction are written by the local engine; drop --engine ray")
     if args.val_fraction is not None:
@@ -594,8 +616,8 @@ def _print_metrics(out, data: Dataset, plan: Plan, values: np.ndarray) -> None:
         )
 
 
-def _say(stream, text: str) -> None:
-    print(text, file=stream)
+def _say(stream, text: str, end: str = "\n") -> None:
+    print(text, file=stream, end=end)
 
 
 def _import_plugins(argv: list[str]) -> None:

@@ -23,6 +23,11 @@ SKIPPED = "_skipped.jsonl"
 TEMP_PREFIX = ".bucketing-tmp-"  # every temp file or folder of an export, in the output folder
 
 
+def recipe_name(prefix: str, trainer: str) -> str:
+    """The file of a trainer recipe (:mod:`bucketing.recipes`) beside the manifest."""
+    return f"{prefix}recipe-{trainer}.md"
+
+
 def file_names(plan: Plan, prefix: str) -> dict[str, str]:
     """Bucket name -> output file name."""
     return {name: f"{prefix}{name}.jsonl" for name in plan.names}
@@ -85,8 +90,9 @@ def output_folders(cumulative: bool, split: bool) -> list[str]:
 
 
 _STEM = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,159}"
+_RECIPE_NAME = r"[A-Za-z0-9._-]{0,64}recipe-[a-z-]{1,32}\.md"
 _OUTPUT_NAME = re.compile(
-    rf"(?:(?:train|val)/)?(?:cumulative/)?{_STEM}\.(?:jsonl|parquet)|[A-Za-z0-9._-]{{0,64}}{re.escape(MANIFEST)}"
+    rf"(?:(?:train|val)/)?(?:cumulative/)?{_STEM}\.(?:jsonl|parquet)|[A-Za-z0-9._-]{{0,64}}{re.escape(MANIFEST)}|{_RECIPE_NAME}"
 )
 _TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"[A-Za-z0-9._-]{1,250}")
 
@@ -94,6 +100,11 @@ _TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"[A-Za-z0-9._-]{1,250}")
 def is_output_name(name: object) -> bool:
     """Whether ``name`` is one an export could have written (relative to its output folder)."""
     return isinstance(name, str) and _OUTPUT_NAME.fullmatch(name) is not None
+
+
+def is_recipe_name(name: object) -> bool:
+    """Whether ``name`` is a recipe file an export could have written (``{prefix}recipe-verl.md``)."""
+    return isinstance(name, str) and re.fullmatch(_RECIPE_NAME, name) is not None
 
 
 def is_temp_name(name: object) -> bool:

@@ -39,10 +39,12 @@ from .outputs import (
     describe_outputs,
     every_line,
     is_output_name,
+    is_recipe_name,
     is_temp_name,
 )
 from .parquet_write import describe_parquet, input_schema, outputs_by_kind, parquet_files, write_parquet_files
 from .plan import Plan, check_name
+from .recipes import check_trainers, render, write_names
 from .safedir import Folder
 from .sources import InputFile, display, open_input, open_stream
 from .split import check_fraction, validation_rollouts
@@ -65,6 +67,7 @@ def export(
     val_fraction: float | None = None,
     seed: int = 0,
     roots: list[Path] | None = None,
+    recipes: tuple[str, ...] | list[str] = (),
 ) -> dict:
     """Write ``{prefix}{name}.jsonl`` per bucket, ``{prefix}_skipped.jsonl`` and ``{prefix}manifest.json``.
 
@@ -74,7 +77,9 @@ def export(
     ``values`` are the plan's metric values (computed when None).  ``fsync=False``
     skips flushing each file to the disk before its rename: faster on slow disks;
     a crash of the program still leaves no partial file, a power cut could.  ``roots``: the
-    output folder must lie in one of these (the app's allowed roots).  Returns the
+    output folder must lie in one of these (the app's allowed roots).  ``recipes``: trainers
+    (:data:`bucketing.recipes.TRAINERS`) whose recipe is written beside the manifest, ``{prefix}recipe-{trainer}.md``,
+    and listed in its ``recipes``.  Returns the
     manifest.  Raises :class:`BucketingError` before writing anything when the
     output would overwrite files (without ``overwrite``), sits in the input, or goes through a link.
     """
@@ -87,9 +92,10 @@ def export(
     if val_fraction is not None:
         check_fraction(val_fraction)
     ids = plan.assign(values)
+    trainers = check_trainers(list(recipes))
     files = outputs_by_kind(dataset, plan, prefix, cumulative, val_fraction is not None)  # .jsonl and/or .parquet
     manifest_name = prefix + MANIFEST
-    names = [*(f.name for f in files), manifest_name]
+    names = [*(f.name for f in files), *write_names(trainers, prefix), manifest_name]
     check_output_dir(Path(out_dir), dataset.root, names)
     check_unchanged(dataset)
     schema = input_schema(dataset) if any(f.kind == "parquet" for f in files) else None  # one, or a clear error
@@ -110,12 +116,16 @@ def export(
             counts = [(p["rollouts"], len(p["offset"])) for p in pieces]
             describe_outputs(manifest, dataset, plan, files, counts, val_fraction, seed)
             describe_parquet(manifest, files)
+            extra = {}
+            if trainers:  # rendered before anything is written, renamed with the rest (the manifest last)
+                manifest["recipes"] = write_names(trainers, prefix)
+                extra = {n: render(t, manifest, out_dir).encode() for n, t in zip(manifest["recipes"], trainers)}
             text = _manifest_text(manifest)  # before anything is written: a value JSON can't hold stops the run here
             writer.write_files([(f.name, p) for f, p in zip(files, pieces) if f.kind == "jsonl"])
             if schema is not None:
                 jobs = [(f.name, p) for f, p in zip(files, pieces) if f.kind == "parquet"]
                 write_parquet_files(dataset, schema, jobs, writer.new_file, fsync)
-            writer.commit(extra={manifest_name: text}, stale=stale, keep=set(inputs))
+            writer.commit(extra={**extra, manifest_name: text}, stale=stale, keep=set(inputs))
     return manifest
 
 
@@ -139,9 +149,10 @@ def earlier_outputs(out: Folder, manifest_name: str) -> set[str]:
         names = {entry["file"] for entry in earlier.get("files", [])}
         names |= {bucket["file"] for bucket in earlier.get("buckets", [])}
         names |= {earlier["skipped_file"]} if earlier.get("skipped_file") else set()
+        recipes = {name for name in earlier.get("recipes") or [] if is_recipe_name(name)}
     except (OSError, ValueError, RecursionError, BucketingError, TypeError, KeyError, AttributeError):
         return set()  # not a manifest of ours after all: it names nothing to remove
-    return {name for name in names if is_output_name(name) and name.endswith((".jsonl", ".parquet"))}
+    return {name for name in names if is_output_name(name) and name.endswith((".jsonl", ".parquet"))} | recipes
 
 
 @contextmanager
