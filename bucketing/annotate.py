@@ -29,9 +29,9 @@ def difficulty_table(dataset: Dataset, plan: Plan, ids: np.ndarray) -> pa.Table:
     import pyarrow as pa
 
     rows = dataset.rollout_columns
-    columns: dict[str, Any] = {
-        "file": pa.DictionaryArray.from_arrays(rows["file_id"].astype(np.int32), file_labels(dataset.files)),
-        "line": rows["line"],
+    columns: dict[str, pa.Array] = {
+        "file": _categories(rows["file_id"], file_labels(dataset.files)),
+        "line": _numbers(rows["line"]),
     }
     fields = dataset.layout.fields
     if fields:
@@ -41,12 +41,40 @@ def difficulty_table(dataset: Dataset, plan: Plan, ids: np.ndarray) -> pa.Table:
                 column.append(None if raw is MISSING else msgspec.json.decode(raw))
         for field, column in zip(fields, values):
             columns[field if field not in columns else f"group {field}"] = _arrow_values(column)
-    columns["n"] = dataset.scores.counts
-    columns["lines"] = dataset.lines_per_rollout()
-    columns.update(compute_all(dataset.scores, plan.params))
-    columns["bucket"] = pa.DictionaryArray.from_arrays(ids.astype(np.int32), plan.names)
-    columns["difficulty_rank"] = ids.astype(np.int64)
-    return pa.table(columns)
+    columns["n"] = _numbers(dataset.scores.counts)
+    columns["lines"] = _numbers(dataset.lines_per_rollout())
+    columns.update({name: _numbers(metric) for name, metric in compute_all(dataset.scores, plan.params).items()})
+    columns["bucket"] = _categories(ids, plan.names)
+    columns["difficulty_rank"] = _numbers(ids.astype(np.int64))
+    return pa.Table.from_arrays(list(columns.values()), names=list(columns))
+
+
+# Arrays made from their buffers: pa.array() imports pandas (a quarter of a second) to look for its types, and
+# the command line never needs pandas.
+
+
+def _numbers(values: np.ndarray) -> pa.Array:
+    """An int64 or float64 column, from a numpy array's buffer."""
+    import pyarrow as pa
+
+    values = np.ascontiguousarray(values, dtype=np.float64 if values.dtype.kind == "f" else np.int64)
+    kind = pa.float64() if values.dtype.kind == "f" else pa.int64()
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
+
+
+def _categories(codes: np.ndarray, names: list[str]) -> pa.Array:
+    """A dictionary column: ``names[codes[i]]`` per row."""
+    import pyarrow as pa
+
+    data = [name.encode("utf-8", "surrogatepass") for name in names]
+    offsets = np.zeros(len(data) + 1, dtype=np.int32)
+    offsets[1:] = np.cumsum([len(item) for item in data])
+    dictionary = pa.Array.from_buffers(
+        pa.string(), len(data), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))]
+    )
+    indices = np.ascontiguousarray(codes, dtype=np.int32)
+    kind = pa.dictionary(pa.int32(), pa.string())
+    return pa.DictionaryArray.from_buffers(kind, len(indices), [None, pa.py_buffer(indices)], dictionary)
 
 
 def write_table(table: pa.Table, file) -> None:
