@@ -27,6 +27,25 @@ EXAMPLES = 5
 UNSCORED = -1  # the destination of a source row no rollout matched
 
 
+def check_join_flags(train_set: str | None, join_on: str | None, annotate: str | None, engine: str = "local") -> None:
+    """The training-set flags fit together (checked before anything is read)."""
+    if train_set and not join_on:
+        raise BucketingError(
+            "--train-set needs --join-on: the rollout field that names a source row (extra_info.index)"
+        )
+    if not train_set and (join_on or annotate):
+        raise BucketingError(f"{'--join-on' if join_on else '--annotate'} applies to --train-set; give the source")
+    if train_set and engine != "local":
+        raise BucketingError("--train-set is written by the local engine; drop --engine ray")
+    if annotate and join_on:
+        field = parse_group_by(annotate)
+        source = parse_join_on(join_on)[1]
+        if len(field) != 1 or field[0] == FILE:
+            raise BucketingError(f"--annotate {annotate!r}: give one field, e.g. extra_info.difficulty")
+        if field[0] == source or source.startswith(field[0] + ".") or field[0].startswith(source + "."):
+            raise BucketingError(f"--annotate {annotate} would overwrite the join field {source}; choose another field")
+
+
 def parse_join_on(text: str) -> tuple[str, str]:
     """``ROLLOUT_FIELD[=SOURCE_FIELD]`` -> both fields, spelled as ``--group-by`` spells them."""
     rollout, _, source = text.partition("=")
@@ -142,10 +161,10 @@ def _where(dataset: Dataset, rollout: int) -> str:
     return dataset.where(int(rows["file_id"][rollout]), int(rows["line"][rollout]))
 
 
-def join(dataset: Dataset, source: str, join_on: str, roots=None) -> Join:
-    """Find the source, read its keys and the rollouts', and match them."""
+def join(dataset: Dataset, source: str | Source, join_on: str, roots=None) -> Join:
+    """Find the source (unless found already), read its keys and the rollouts', and match them."""
     rollout_field, source_field = parse_join_on(join_on)
-    found = find_source(source, roots)
+    found = source if isinstance(source, Source) else find_source(source, roots)
     rows = read_rows(found, source_field)
     keys, has, kinds, missing = rollout_keys(dataset, rollout_field)
     return match(found, rollout_field, source_field, rows, keys, has, kinds, missing)
@@ -217,7 +236,7 @@ def _check_types(found: Join, rollout_kinds: set[str]) -> None:
         theirs, ours = " or ".join(sorted(rollout_kinds)), " or ".join(sorted(found.rows.kinds))
         raise BucketingError(
             f"--join-on: no rollout's {found.rollout_field} matches a source row's {found.source_field}: "
-            f"the rollouts' are {theirs}, the source's {ours} ({display(found.source.path)}); "
+            f"the rollouts' values are of type {theirs}, the source's of type {ours} ({display(found.source.path)}); "
             'make them one type ("1" and 1 differ)'
         )
 
