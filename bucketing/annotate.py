@@ -62,6 +62,14 @@ def _numbers(values: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
 
 
+def arrow_mask(values: np.ndarray) -> pa.Array:
+    """A boolean column (what ``Table.filter`` takes), from a numpy array packed to bits."""
+    import pyarrow as pa
+
+    bits = np.packbits(np.asarray(values, dtype=bool), bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+
+
 def _categories(codes: np.ndarray, names: list[str]) -> pa.Array:
     """A dictionary column: ``names[codes[i]]`` per row."""
     import pyarrow as pa

@@ -176,20 +176,22 @@ def rollout_keys(dataset: Dataset, field: str) -> tuple[np.ndarray, np.ndarray, 
     if dataset.keys is not None and dataset.layout.group_by == (field,):  # grouped by the join field: keys known
         return dataset.keys, np.ones(len(dataset.keys), dtype=bool), set(), []
     count = len(dataset.scores)
-    keys = bytearray(count * KEY_BYTES)
-    has = np.ones(count, dtype=bool)
+    keys: list[bytes] = []
     kinds: set[str] = set()
     missing: list[int] = []
+    none = bytes(KEY_BYTES)  # the place of a rollout without the field (never looked at: ``has`` is False)
     for rollout, (raw,) in rollout_fields(dataset, (field,)):
         try:
             if raw is MISSING:
                 raise BadScores("", "")
-            keys[rollout * KEY_BYTES : (rollout + 1) * KEY_BYTES] = raw_key(raw, field)
+            keys.append(raw_key(raw, field))
             kinds.add(_kind(bytes(raw)[:1]))
         except BadScores:  # missing, null, or too deep to compare: no key
-            has[rollout] = False
+            keys.append(none)
             missing.append(rollout)
-    return np.frombuffer(bytes(keys), dtype="<u8").reshape(count, 2), has, kinds, missing
+    has = np.ones(count, dtype=bool)
+    has[missing] = False
+    return np.frombuffer(b"".join(keys), dtype="<u8").reshape(count, 2), has, kinds, missing
 
 
 def _kind(first: bytes) -> str:

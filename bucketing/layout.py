@@ -372,6 +372,8 @@ def _canonical_raw(raw: Any, field: str) -> bytes:
     raw = bytes(raw)
     if raw[:1] == b'"' and _NOT_CANONICAL[0] not in raw and _NOT_CANONICAL[1] not in raw:
         return raw  # the common case, and the cheap one
+    if raw.isdigit() and (raw[:1] != b"0" or raw == b"0"):
+        return raw  # a non-negative integer (an index, the usual join key): JSON spells it one way
     if raw == b"null":
         raise BadScores(MISSING_GROUP, f"{field} is null")
     return _canonical(msgspec.json.decode(raw), field)

@@ -23,7 +23,10 @@ MISSING = msgspec.UNSET  # a field the line doesn't have (or has as null)
 
 
 def rollout_fields(dataset: Dataset, fields: tuple[str, ...]) -> Iterator[tuple[int, list[Any]]]:
-    """``(rollout, [raw JSON of each field, or MISSING])`` for every rollout, in rollout order (input order)."""
+    """``(rollout, [raw JSON of each field, or MISSING])`` for every rollout, in rollout order (input order).
+
+    The raw values point into a buffer that the next block reuses: use them before asking for the next rollout.
+    """
     read = field_reader(fields)
     rows = dataset.rollout_columns
     file_ids, offsets, lengths = rows["file_id"], rows["offset"], rows["length"]
@@ -31,20 +34,22 @@ def rollout_fields(dataset: Dataset, fields: tuple[str, ...]) -> Iterator[tuple[
     for file_id in np.unique(file_ids).tolist():
         first, stop = np.searchsorted(file_ids, [file_id, file_id + 1]).tolist()  # rows are in input order
         file = dataset.files[file_id]
-        at = first
+        starts, sizes = offsets[first:stop].tolist(), lengths[first:stop].tolist()  # Python ints: fast to index
+        at, count = 0, stop - first
         for block in read_blocks(file, max_line_bytes=longest):
-            end = block.offset + block.hi
-            while at < stop and offsets[at] < end:
-                start = int(offsets[at]) - block.offset
-                yield at, _read(read, fields, block.buf[start : start + int(lengths[at])], dataset, at)
-                at += 1
-            if at == stop:
+            end, base = block.offset + block.hi, block.offset
+            with memoryview(block.buf) as view:
+                while at < count and starts[at] < end:
+                    start = starts[at] - base
+                    yield first + at, _read(read, fields, view[start : start + sizes[at]], dataset, first + at)
+                    at += 1
+            if at == count:
                 break
-        if at < stop:
+        if at < count:
             raise BucketingError(f"{display(file.rel)} got shorter since it was read; load it again")
 
 
-def _read(read, fields: tuple[str, ...], line: bytearray, dataset: Dataset, rollout: int) -> list[Any]:
+def _read(read, fields: tuple[str, ...], line: memoryview, dataset: Dataset, rollout: int) -> list[Any]:
     try:
         return read(line)
     except msgspec.ValidationError:  # an object on the way is something else (a string): that field is missing

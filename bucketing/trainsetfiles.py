@@ -16,7 +16,15 @@ from typing import IO, Any, Protocol
 
 import numpy as np
 
-from .annotate import annotate_line, annotated_schema, annotation_array, annotation_columns, annotation_dict, with_field
+from .annotate import (
+    annotate_line,
+    annotated_schema,
+    annotation_array,
+    annotation_columns,
+    annotation_dict,
+    arrow_mask,
+    with_field,
+)
 from .dataset import Dataset
 from .join import Join
 from .outputs import Output, selects, train_set_outputs
@@ -130,7 +138,6 @@ class TrainSetFiles:
                         targets[output].write(b"\n")
 
     def _write_parquet(self, sink: Sink) -> None:
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         schema = self.join.source.schema
@@ -155,7 +162,7 @@ class TrainSetFiles:
                             table = with_field(table, self.annotate, notes[chosen], display(self.join.source.path))
                         for writer, member in zip(writers, self.members):
                             if member[chosen].any():
-                                writer.write_table(table.filter(pa.array(member[chosen])))
+                                writer.write_table(table.filter(arrow_mask(member[chosen])))
 
 
 def prepare(
