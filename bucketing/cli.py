@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import NOT_JSONL, Dataset, Progress, load
-from .errors import BucketingError, OneLineParser
+from .errors import BadLineError, BucketingError, OneLineParser
+from .join import Join, check_join_flags, join, match_lines
 from .manifest import build_manifest, read_manifest
 from .metrics import MAX_K, METRICS, Params, get_metric
 from .outputs import MANIFEST, check_output_dir, output_folders
@@ -38,6 +39,7 @@ from .recipes import main as print_recipes
 from .scorepath import ScorePath
 from .sources import DEFAULT_MAX_LINE_BYTES, check_globs, display, is_uri
 from .split import check_fraction
+from .trainset import Source, find_source
 from .version import __version__
 from .wording import counted, human_bytes
 from .writer import ORDERS, check_free, export
@@ -201,6 +203,25 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "on the files written, easiest first (repeatable, or a comma list)",
     )
     add(
+        "--train-set",
+        metavar="SOURCE",
+        help="the prompt dataset the rollouts came from (a parquet or JSONL file, or a folder of them): write each "
+        "bucket's rows of it to train_set/ (needs --join-on)",
+    )
+    add(
+        "--join-on",
+        metavar="FIELD[=FIELD]",
+        help="with --train-set: the rollout field that names a source row, and the source's field if it is named "
+        "otherwise (extra_info.index, prompt, num=extra_info.index)",
+    )
+    add(
+        "--annotate",
+        metavar="FIELD",
+        help="with --train-set: add FIELD (e.g. extra_info.difficulty) = {pass_rate, mean_reward, n, bucket, metric, "
+        "value} to every matched source row; JSONL lines that get it are re-serialised (the only lines not copied "
+        "byte for byte)",
+    )
+    add(
         "--plugin",
         action="append",
         default=[],
@@ -256,6 +277,7 @@ def run(args: argparse.Namespace) -> int:
             saved["params"]["scores"],
             saved["params"].get("group_by") or None,
         )  # its layout too
+    source = find_source(args.train_set) if args.train_set else None  # a bad source costs no read
     engine = ENGINES[args.engine](args)
     bar = None if args.json else ProgressBar("Reading")
 
@@ -291,6 +313,7 @@ def run(args: argparse.Namespace) -> int:
         f"({totals['blank']} blank, {totals['skipped']} skipped)",
     )
 
+    joined = _join(args, data, source, human)
     plan, values = _make_plan(args, metric, data, settled)
     manifest = build_manifest(data, plan, values, args.prefix, args.order)
     _print_summary(human, manifest, values, plan)
@@ -300,7 +323,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.dry_run:
         bar = None if args.json else ProgressBar("Writing")
         try:
-            manifest = engine.export(data, plan, values, bar)
+            manifest = engine.export(data, plan, values, bar, joined)
         finally:
             if bar:
                 bar.close()
@@ -323,6 +346,10 @@ def run(args: argparse.Namespace) -> int:
             _say(human, f"Saved {what} to {display(out + file['file'])}")
         for name in manifest.get("recipes", []):
             _say(human, f"Saved recipe to {display(out + name)}")
+        for file in (manifest.get("train_set") or {}).get("files", []):
+            _say(human, f"Saved {counted(file['rows'], 'training-set row')} to {display(out + file['file'])}")
+        if manifest.get("difficulty_table"):
+            _say(human, f"Saved the difficulty of every rollout to {display(out + manifest['difficulty_table'])}")
         _say(human, f"Saved manifest to {display(out + args.prefix + MANIFEST)}")
         for name in manifest.get("recipes", []):  # the recipes as written, read back: what the files say
             _say(human, f"\n{(Path(args.output_dir) / name).read_text(encoding='utf-8')}", end="")
@@ -355,7 +382,9 @@ class _Engine:
     def load(self, progress: Progress | None) -> Dataset:
         raise NotImplementedError
 
-    def export(self, data: Dataset, plan: Plan, values: np.ndarray, progress: Progress | None) -> dict:
+    def export(
+        self, data: Dataset, plan: Plan, values: np.ndarray, progress: Progress | None, joined: Join | None = None
+    ) -> dict:
         raise NotImplementedError
 
     def reading(self) -> dict:
@@ -375,12 +404,16 @@ class _Local(_Engine):
     def load(self, progress: Progress | None) -> Dataset:
         return load(self.args.input_dir, workers=self.args.workers, progress=progress, **self.reading())
 
-    def export(self, data: Dataset, plan: Plan, values: np.ndarray, progress: Progress | None) -> dict:
+    def export(
+        self, data: Dataset, plan: Plan, values: np.ndarray, progress: Progress | None, joined: Join | None = None
+    ) -> dict:
         a = self.args
         return export(
             data,
             plan,
             a.output_dir,
+            join=joined,
+            annotate=a.annotate,
             values=values,
             progress=progress,
             fsync=a.fsync,
@@ -409,7 +442,9 @@ class _Ray(_Engine):
     def load(self, progress: Progress | None) -> Dataset:
         return self.engine.load(self.args.input_dir, address=self.args.ray_address, progress=progress, **self.reading())
 
-    def export(self, data: Dataset, plan: Plan, values: np.ndarray, progress: Progress | None) -> dict:
+    def export(
+        self, data: Dataset, plan: Plan, values: np.ndarray, progress: Progress | None, joined: Join | None = None
+    ) -> dict:
         return self.engine.export(
             data,
             plan,
@@ -479,12 +514,34 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise BucketingError("--cumulative and --val-fraction are written by the local engine; drop --engine ray")
     if args.val_fraction is not None:
         check_fraction(args.val_fraction)
+    check_join_flags(args.train_set, args.join_on, args.annotate, args.engine)
     if args.thresholds and args.ties == "split":
         raise BucketingError("--ties split applies to percentile buckets, not to --thresholds")
     if args.prefix:
         check_name(args.prefix, "prefix")
     if args.max_line_bytes < 1:
         raise BucketingError("--max-line-bytes must be positive")
+
+
+def _join(args: argparse.Namespace, data: Dataset, source: Source | None, human) -> Join | None:
+    """The training set matched to the rollouts (before any plan: a dry run shows the match rate)."""
+    if source is None:
+        return None
+    joined = join(data, source, args.join_on)
+    for warning in joined.source.warnings:
+        print(f"warning: --train-set: {warning}", file=sys.stderr)
+    _say(human, "")
+    for line in match_lines(joined, data):
+        _say(human, line)
+    unmatched = joined.counts()["unmatched_rollouts"]
+    if args.strict and unmatched:
+        example = joined.unmatched_examples(data)[0]
+        raise BadLineError(
+            example.split(" (")[0],
+            f"no training-set row has this rollout's {joined.rollout_field}",
+            f"{counted(unmatched, 'rollout')} in all",
+        )
+    return joined
 
 
 def _settled_plan(args: argparse.Namespace, saved: dict | None, metric: str) -> Plan | None:

@@ -26,7 +26,7 @@ import stat
 from dataclasses import asdict, dataclass
 
 from .errors import BucketingError, display
-from .outputs import SUBFOLDERS, TEMP_PREFIX, is_output_name, is_recipe_name, is_temp_name
+from .outputs import SUBFOLDERS, TEMP_PREFIX, is_data_name, is_output_name, is_temp_name
 from .safedir import Folder
 
 JOURNAL = ".bucketing-journal.json"
@@ -204,9 +204,7 @@ def _read_journal(folder: Folder) -> tuple[str, list[Move], list[str]]:
             and (m.backup is None or is_temp_name(m.backup))
             for m in moves
         )
-        if not good or not all(
-            is_output_name(name) and (name.endswith((".jsonl", ".parquet")) or is_recipe_name(name)) for name in stale
-        ):
+        if not good or not all(is_data_name(name) for name in stale):
             raise ValueError("names an export does not write")
     except (OSError, ValueError, TypeError, KeyError, RecursionError, BucketingError) as error:
         raise BucketingError(

@@ -372,6 +372,8 @@ def _canonical_raw(raw: Any, field: str) -> bytes:
     raw = bytes(raw)
     if raw[:1] == b'"' and _NOT_CANONICAL[0] not in raw and _NOT_CANONICAL[1] not in raw:
         return raw  # the common case, and the cheap one
+    if raw.isdigit() and (raw[:1] != b"0" or raw == b"0"):
+        return raw  # a non-negative integer (an index, the usual join key): JSON spells it one way
     if raw == b"null":
         raise BadScores(MISSING_GROUP, f"{field} is null")
     return _canonical(msgspec.json.decode(raw), field)
@@ -416,3 +418,40 @@ def _extractor(steps: tuple[tuple[str, bool], ...]) -> Callable[[Any], list]:
     if steps[0][1]:
         return lambda obj: [score for item in obj.s for score in inner(item)]
     return lambda obj: inner(obj.s)
+
+
+def field_reader(fields: tuple[str, ...]) -> Callable[[Any], list[Any]]:
+    """``read(line) -> [raw JSON of each field, or UNSET]``: only those fields decoded (msgspec skips the rest in C).
+
+    Raises msgspec's errors for a line that is not a JSON object.  What :func:`raw_key` turns into the key
+    that ``--group-by`` of the same field gives (the join of a training set reads its keys with it).
+    """
+    fields_, rename, reach = _group_fields({i: parse_field(field) for i, field in enumerate(fields)}, 0)
+    decode = msgspec.json.Decoder(msgspec.defstruct("_Fields", fields_, rename=rename)).decode
+    paths = [reach[i] for i in range(len(fields))]
+
+    def read(line: Any) -> list[Any]:
+        obj = decode(line)
+        found = []
+        for attributes in paths:
+            item = obj
+            for attribute in attributes:
+                if item is None or item is _UNSET:  # an object on the way is null or missing
+                    item = _UNSET
+                    break
+                item = getattr(item, attribute)
+            found.append(_UNSET if item is None else item)
+        return found
+
+    return read
+
+
+def raw_key(raw: Any, field: str) -> bytes:
+    """The 16-byte key of one field's raw JSON value, equal to its ``--group-by`` key; raises :class:`BadScores`
+    for a missing or null value."""
+    return _digest([_canonical_raw(raw, field)])
+
+
+def value_key(value: Any, field: str) -> bytes:
+    """The 16-byte key of a value already in Python (a parquet cell): the one its JSON spelling gets."""
+    return _digest([_canonical(value, field)])

@@ -21,6 +21,9 @@ from .sources import display
 MANIFEST = "manifest.json"
 SKIPPED = "_skipped.jsonl"
 TEMP_PREFIX = ".bucketing-tmp-"  # every temp file or folder of an export, in the output folder
+TRAIN_SET = "train_set"  # the folder of the training-set rows (--train-set), beside the bucket files
+UNSCORED = "_unscored"  # the training-set rows no rollout matched
+DIFFICULTY = "difficulty.parquet"  # one row per rollout: its metrics and bucket (every export)
 
 
 def recipe_name(prefix: str, trainer: str) -> str:
@@ -75,16 +78,39 @@ def output_names(
     return [o.name for o in outputs(plan, prefix, with_skipped, cumulative, split)] + [prefix + MANIFEST]
 
 
+def train_set_outputs(plan: Plan, prefix: str, ext: str, cumulative: bool = False, split: bool = False) -> list[Output]:
+    """The training-set files (``ext``: "parquet" or "jsonl"): each bucket, stage and part file's twin under
+    ``train_set/``, and after the buckets the rows no rollout matched (``buckets=()``)."""
+    twins = [
+        Output(f"{TRAIN_SET}/{o.name.removesuffix('.jsonl')}.{ext}", o.buckets, o.part, o.cumulative)
+        for o in outputs(plan, prefix, False, cumulative, split)
+    ]
+    count = len(plan.names)
+    return [*twins[:count], Output(f"{TRAIN_SET}/{prefix}{UNSCORED}.{ext}", ()), *twins[count:]]
+
+
+def selects(output: Output, ids: np.ndarray, held_out: np.ndarray) -> np.ndarray:
+    """Which items ``output`` holds, given each one's bucket (``ids``; negative: none, what ``buckets=()``
+    holds) and whether it is held out for validation."""
+    if not output.buckets:
+        return ids < 0
+    taken = (ids >= 0) & (ids <= output.buckets[-1]) if output.cumulative else ids == output.buckets[0]
+    if output.part != "all":
+        taken &= held_out if output.part == "val" else ~held_out
+    return taken
+
+
 # The names an export can write, for checking names read from an earlier manifest or a journal (hostile data):
 # a bucket, stage, split or skipped file, or the manifest; sub-folders only those the export makes.
-SUBFOLDERS = ("train", "val", "cumulative", "train/cumulative", "val/cumulative")
+_ROLLOUT_FOLDERS = ("train", "val", "cumulative", "train/cumulative", "val/cumulative")
+SUBFOLDERS = (*_ROLLOUT_FOLDERS, TRAIN_SET, *(f"{TRAIN_SET}/{folder}" for folder in _ROLLOUT_FOLDERS))
 
 
 def output_folders(cumulative: bool, split: bool) -> list[str]:
     """The sub-folders an export with these options writes into ("train", "val/cumulative", ...)."""
     return [
         folder
-        for folder in SUBFOLDERS
+        for folder in _ROLLOUT_FOLDERS
         if (cumulative or "cumulative" not in folder) and (split or folder.split("/")[0] not in PARTS)
     ]
 
@@ -92,7 +118,9 @@ def output_folders(cumulative: bool, split: bool) -> list[str]:
 _STEM = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,159}"
 _RECIPE_NAME = r"[A-Za-z0-9._-]{0,64}recipe-[a-z-]{1,32}\.md"
 _OUTPUT_NAME = re.compile(
-    rf"(?:(?:train|val)/)?(?:cumulative/)?{_STEM}\.(?:jsonl|parquet)|[A-Za-z0-9._-]{{0,64}}{re.escape(MANIFEST)}|{_RECIPE_NAME}"
+    rf"(?:(?:train|val)/)?(?:cumulative/)?{_STEM}\.(?:jsonl|parquet)|[A-Za-z0-9._-]{{0,64}}{re.escape(MANIFEST)}"
+    rf"|{TRAIN_SET}/(?:(?:train|val)/)?(?:cumulative/)?{_STEM}\.(?:jsonl|parquet)"
+    rf"|[A-Za-z0-9._-]{{0,64}}{re.escape(DIFFICULTY)}|{_RECIPE_NAME}"
 )
 _TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"[A-Za-z0-9._-]{1,250}")
 
@@ -105,6 +133,11 @@ def is_output_name(name: object) -> bool:
 def is_recipe_name(name: object) -> bool:
     """Whether ``name`` is a recipe file an export could have written (``{prefix}recipe-verl.md``)."""
     return isinstance(name, str) and re.fullmatch(_RECIPE_NAME, name) is not None
+
+
+def is_data_name(name: object) -> bool:
+    """Whether ``name`` is one an export could have written, but not a manifest (what may be removed as stale)."""
+    return is_output_name(name) and not str(name).endswith(MANIFEST)
 
 
 def is_temp_name(name: object) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -159,10 +159,16 @@ def sample_objects(file: InputFile, count: int) -> list[dict]:
 def row_digests(file: InputFile, rows: Sequence[int], size: int) -> bytes:
     """A ``size``-byte BLAKE2b digest of each row in ``rows`` (ascending numbers): of its whole JSON encoding,
     so equal rows share a digest, in any file, at any place."""
+    return b"".join(hashlib.blake2b(line, digest_size=size).digest() for line in rows_at(file, rows))
+
+
+def rows_at(file: InputFile, rows: Sequence[int], top_fields: Collection[str] | None = None) -> Iterator[bytes]:
+    """The rows numbered ``rows`` (ascending), each as one JSON object, a row group at a time; with
+    ``top_fields``, only those of its top-level columns that the file has."""
     wanted = [int(row) for row in rows]
-    found = bytearray()
     parquet = _opened(file)
     with parquet:
+        columns = None if top_fields is None else [name for name in parquet.schema_arrow.names if name in top_fields]
         starts = row_starts(parquet)
         position = 0
         for index in range(parquet.num_row_groups):
@@ -171,14 +177,11 @@ def row_digests(file: InputFile, rows: Sequence[int], size: int) -> bytes:
                 end += 1
             if end == position:
                 continue
-            table = _readable(file, read_row_group, parquet, index)
-            taken = table.take([row - starts[index] for row in wanted[position:end]])
-            for line in json_rows(taken):
-                found += hashlib.blake2b(line, digest_size=size).digest()
+            table = _readable(file, read_row_group, parquet, index, columns)
+            yield from json_rows(table.take([row - starts[index] for row in wanted[position:end]]))
             position = end
     if position < len(wanted):
         raise BucketingError(f"{display(file.rel)} has fewer rows than when it was loaded; load it again")
-    return bytes(found)
 
 
 def _opened(file: InputFile) -> pq.ParquetFile:

@@ -11,9 +11,9 @@ by a window and a row group. The files are temp files of the export's writer, re
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
@@ -90,22 +90,17 @@ def schema_difference(one: pa.Schema, other: pa.Schema) -> str:
     return "the same columns in another order"
 
 
-NewFile = Callable[[str], int]  # final name -> fd of a new temp file that the export renames into place
+# final name -> a new temp file the export renames into place (flushed, and synced if asked, when closed)
+NewFile = Callable[[str], AbstractContextManager[IO[bytes]]]
 
 
-def write_parquet_files(
-    dataset: Dataset, schema: pa.Schema, jobs: list[tuple[str, dict]], new_file: NewFile, fsync: bool
-) -> None:
+def write_parquet_files(dataset: Dataset, schema: pa.Schema, jobs: list[tuple[str, dict]], new_file: NewFile) -> None:
     """Write each ``(name, piece)`` (arrays ``file_id`` and ``offset`` = row numbers, in output order)."""
     rows = _RowSource(dataset)
     try:
         for name, piece in jobs:
-            fd = new_file(name)
-            with open(fd, "wb") as sink:
+            with new_file(name) as sink:
                 write_rows(sink, schema, rows, piece["file_id"], piece["offset"])
-                sink.flush()
-                if fsync:
-                    os.fsync(sink.fileno())
     finally:
         rows.close()
 

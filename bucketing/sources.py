@@ -61,8 +61,11 @@ def natural_key(text: str) -> list:
     return [(0, int(part), "") if part.isdecimal() else (1, 0, part) for part in re.split(r"(\d+)", text)]
 
 
-def find_inputs(root: str | os.PathLike, roots: list[Path] | None = None) -> tuple[list[InputFile], list[str]]:
-    """All ``*.jsonl[.gz|.zst]`` and ``*.parquet`` files under ``root``, recursively, in natural order.
+def find_inputs(
+    root: str | os.PathLike, roots: list[Path] | None = None, suffixes: tuple[str, ...] = SUFFIXES
+) -> tuple[list[InputFile], list[str]]:
+    """All ``*.jsonl[.gz|.zst]`` and ``*.parquet`` files (or those ending in ``suffixes``) under ``root``,
+    recursively, in natural order.
 
     Returns the files and warnings about what was passed over (loops, FIFOs, dangling links,
     unreadable files, the same file reached twice).  With ``roots`` (the app's allowed folders,
@@ -81,7 +84,7 @@ def find_inputs(root: str | os.PathLike, roots: list[Path] | None = None) -> tup
         raise BucketingError(f"input {display(root)} can't be read: {exc.strerror}") from None
     warnings: list[str] = []
     if stat.S_ISREG(top.st_mode):
-        if not root.name.endswith(SUFFIXES):
+        if suffixes == SUFFIXES and not root.name.endswith(SUFFIXES):
             raise BucketingError(f"input {display(root)} is not a .jsonl, .jsonl.gz, .jsonl.zst or .parquet file")
         found = _checked_file(root, root.name, roots)
         if isinstance(found, str):
@@ -89,7 +92,7 @@ def find_inputs(root: str | os.PathLike, roots: list[Path] | None = None) -> tup
         return [found], warnings
     if not stat.S_ISDIR(top.st_mode):
         raise BucketingError(f"input {display(root)} is neither a directory nor a file")
-    return _walk(root, (top.st_dev, top.st_ino), roots, warnings), warnings
+    return _walk(root, (top.st_dev, top.st_ino), roots, warnings, suffixes), warnings
 
 
 def leave_out(files: list[InputFile], patterns: list[str] | tuple[str, ...]) -> tuple[list[InputFile], list[InputFile]]:
@@ -130,7 +133,9 @@ def excluded(rel: str, globs: list[str]) -> bool:
 OUTSIDE = "a link to a place outside the allowed folders"
 
 
-def _walk(root: Path, top: tuple[int, int], roots: list[Path] | None, warnings: list[str]) -> list[InputFile]:
+def _walk(
+    root: Path, top: tuple[int, int], roots: list[Path] | None, warnings: list[str], suffixes: tuple[str, ...]
+) -> list[InputFile]:
     """The input files under folder ``root``, depth first in natural order; iterative, so any depth will do."""
     found: list[InputFile] = []
     seen_files: set[tuple[int, int]] = set()
@@ -146,7 +151,7 @@ def _walk(root: Path, top: tuple[int, int], roots: list[Path] | None, warnings: 
         try:
             info = os.stat(path)  # follows links
         except OSError as exc:
-            if entry.name.endswith(SUFFIXES) or _is_link(entry) or _is_dir(entry):
+            if entry.name.endswith(suffixes) or _is_link(entry) or _is_dir(entry):
                 why = "dangling or looping link" if _is_link(entry) else exc.strerror
                 warnings.append(f"skipped {display(name)}: {why}")
             continue
@@ -159,7 +164,7 @@ def _walk(root: Path, top: tuple[int, int], roots: list[Path] | None, warnings: 
             else:
                 seen_dirs.add(ident)
                 listings.append(_listing(path, name + "/", warnings))
-        elif entry.name.endswith(SUFFIXES):
+        elif entry.name.endswith(suffixes):
             file = _checked_file(path, name, roots)
             if isinstance(file, str):
                 warnings.append(f"skipped {file}")

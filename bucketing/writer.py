@@ -19,28 +19,34 @@ import shutil
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from . import trainsetfiles
+from .annotate import difficulty_table, write_table
 from .bytecopy import Copier, copy_list, preallocate, start_writeback
 from .dataset import Dataset, Progress
 from .errors import BucketingError
+from .join import Join
 from .journal import Move, recover, replace_all
 from .manifest import MAX_MANIFEST_BYTES, build_manifest, dumps
 from .metrics import get_metric
 from .outputs import (
+    DIFFICULTY,
     MANIFEST,
     TEMP_PREFIX,
     Output,
     check_output_dir,
     describe_outputs,
     every_line,
-    is_output_name,
+    is_data_name,
     is_recipe_name,
     is_temp_name,
+    selects,
 )
 from .parquet_write import describe_parquet, input_schema, outputs_by_kind, parquet_files, write_parquet_files
 from .plan import Plan, check_name
@@ -68,8 +74,11 @@ def export(
     seed: int = 0,
     roots: list[Path] | None = None,
     recipes: tuple[str, ...] | list[str] = (),
+    join: Join | None = None,
+    annotate: str | None = None,
 ) -> dict:
-    """Write ``{prefix}{name}.jsonl`` per bucket, ``{prefix}_skipped.jsonl`` and ``{prefix}manifest.json``.
+    """Write ``{prefix}{name}.jsonl`` per bucket, ``{prefix}_skipped.jsonl``, ``{prefix}difficulty.parquet`` (see
+    :mod:`bucketing.annotate`) and ``{prefix}manifest.json``.
 
     ``cumulative`` adds ``cumulative/{prefix}{name}.jsonl``: that bucket and every easier one.
     ``val_fraction`` splits each bucket once into ``train/`` and ``val/`` (see :mod:`bucketing.split`;
@@ -82,6 +91,8 @@ def export(
     and listed in its ``recipes``.  Returns the
     manifest.  Raises :class:`BucketingError` before writing anything when the
     output would overwrite files (without ``overwrite``), sits in the input, or goes through a link.
+    ``join``: a training set matched to the rollouts (:func:`bucketing.join.join`), whose rows are written
+    under ``train_set/`` (:mod:`bucketing.trainsetfiles`), with the difficulty field ``annotate`` when given.
     """
     if order not in ORDERS:
         raise BucketingError(f"--order must be one of {', '.join(ORDERS)}, not {order!r}")
@@ -95,11 +106,15 @@ def export(
     trainers = check_trainers(list(recipes))
     files = outputs_by_kind(dataset, plan, prefix, cumulative, val_fraction is not None)  # .jsonl and/or .parquet
     manifest_name = prefix + MANIFEST
-    names = [*(f.name for f in files), *write_names(trainers, prefix), manifest_name]
+    train_names = trainsetfiles.names(join, plan, prefix, cumulative, val_fraction is not None) if join else []
+    names = [*(f.name for f in files), *train_names, prefix + DIFFICULTY, *write_names(trainers, prefix), manifest_name]
+    clash = sorted({name for name in names if names.count(name) > 1})
+    if clash:  # a bucket named like a file of the export's own (difficulty.parquet for parquet input)
+        raise BucketingError(f"two outputs would be named {clash[0]}: give the bucket another name (--bucket-names)")
     check_output_dir(Path(out_dir), dataset.root, names)
     check_unchanged(dataset)
     schema = input_schema(dataset) if any(f.kind == "parquet" for f in files) else None  # one, or a clear error
-    inputs = input_files(dataset)
+    inputs = input_files(dataset) | ({f.ident: f for f in join.source.files if f.ident} if join else {})
     with Folder.open(out_dir, roots, create=True) as out, _locked(out):
         check_output_dir(out.real, dataset.root, names)  # again, where the folder opened really is
         recover(out, set(inputs))  # an export killed while replacing another: finished first
@@ -116,15 +131,24 @@ def export(
             counts = [(p["rollouts"], len(p["offset"])) for p in pieces]
             describe_outputs(manifest, dataset, plan, files, counts, val_fraction, seed)
             describe_parquet(manifest, files)
+            train = join and trainsetfiles.prepare(
+                join, dataset, plan, ids, values, validation, prefix, cumulative, annotate
+            )
+            manifest["difficulty_table"] = prefix + DIFFICULTY
+            manifest["train_set"] = train.record(plan) if train else None
             extra = {}
-            if trainers:  # rendered before anything is written, renamed with the rest (the manifest last)
+            if trainers:  # rendered (from the whole manifest) before anything is written, renamed with the rest
                 manifest["recipes"] = write_names(trainers, prefix)
                 extra = {n: render(t, manifest, out_dir).encode() for n, t in zip(manifest["recipes"], trainers)}
             text = _manifest_text(manifest)  # before anything is written: a value JSON can't hold stops the run here
             writer.write_files([(f.name, p) for f, p in zip(files, pieces) if f.kind == "jsonl"])
             if schema is not None:
                 jobs = [(f.name, p) for f, p in zip(files, pieces) if f.kind == "parquet"]
-                write_parquet_files(dataset, schema, jobs, writer.new_file, fsync)
+                write_parquet_files(dataset, schema, jobs, writer.new_file)
+            if train:
+                train.write(writer)
+            with writer.new_file(prefix + DIFFICULTY) as table_file:
+                write_table(difficulty_table(dataset, plan, ids), table_file)
             writer.commit(extra={**extra, manifest_name: text}, stale=stale, keep=set(inputs))
     return manifest
 
@@ -150,9 +174,11 @@ def earlier_outputs(out: Folder, manifest_name: str) -> set[str]:
         names |= {bucket["file"] for bucket in earlier.get("buckets", [])}
         names |= {earlier["skipped_file"]} if earlier.get("skipped_file") else set()
         recipes = {name for name in earlier.get("recipes") or [] if is_recipe_name(name)}
+        names |= {entry["file"] for entry in (earlier.get("train_set") or {}).get("files", [])}
+        names |= {earlier["difficulty_table"]} if earlier.get("difficulty_table") else set()
     except (OSError, ValueError, RecursionError, BucketingError, TypeError, KeyError, AttributeError):
         return set()  # not a manifest of ours after all: it names nothing to remove
-    return {name for name in names if is_output_name(name) and name.endswith((".jsonl", ".parquet"))} | recipes
+    return {name for name in names | recipes if is_data_name(name)}
 
 
 @contextmanager
@@ -257,9 +283,7 @@ def _pieces(
     pieces = []
     for output in files:
         if output.buckets:
-            taken = ids <= output.buckets[-1] if output.cumulative else ids == output.buckets[0]
-            if output.part != "all":
-                taken &= held_out if output.part == "val" else ~held_out
+            taken = selects(output, ids, held_out)
             chosen = np.concatenate([taken, [False]])[rollout]  # a line goes where its rollout goes
         else:
             taken, chosen = np.zeros(0, dtype=bool), dest == len(plan.buckets)
@@ -298,11 +322,6 @@ class _Writer:
         temp = f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name.replace('/', '__')}"  # beside the folder's other files
         return self.out.open_file(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666), temp
 
-    def new_file(self, name: str) -> int:
-        """An fd of a new temp file for output ``name``, renamed into place by :meth:`commit` (the caller closes it)."""
-        fd, self.temps[name] = self._temp(name)
-        return fd
-
     def spool(self, file_ids: list[int]) -> None:
         """Decompress (or fetch) once each compressed or remote input among ``file_ids`` into a temp file."""
         for file_id in file_ids:
@@ -323,19 +342,37 @@ class _Writer:
         finally:
             os.close(fd)
 
-    def write_files(self, jobs: list[tuple[str, dict]]) -> None:
-        """Write each ``(name, pieces)`` to its temp file (see :mod:`bucketing.bytecopy`), every core at it."""
+    def write_files(
+        self, jobs: list[tuple[str, dict]], open_source: Callable[[int], AbstractContextManager[int]] | None = None
+    ) -> None:
+        """Write each ``(name, pieces)`` to its temp file (see :mod:`bucketing.bytecopy`), every core at it.
+
+        ``open_source``: where the pieces' file_ids are read from (default: the dataset's files).
+        """
         copies, sizes = copy_list([pieces for _, pieces in jobs])
-        self.total = sum(sizes)
-        self.spool(np.unique(copies["file_id"]).tolist())
+        self.total += sum(sizes)
+        if open_source is None:
+            self.spool(np.unique(copies["file_id"]).tolist())
+        targets = []
         for (name, _), size in zip(jobs, sizes):  # in order, so that commit renames in this order
             fd, self.temps[name] = self._temp(name)
+            targets.append(fd)
             self.targets.append(fd)
             preallocate(fd, size)
-        copier = Copier(copies, self.source, self.targets, self._advance, self.stop)
+        copier = Copier(copies, open_source or self.source, targets, self._advance, self.stop)
         self._run([partial(self._copy, copier, first, last) for first, last in copier.tasks()])
         if self.fsync:
-            self._run([partial(os.fsync, fd) for fd in self.targets])
+            self._run([partial(os.fsync, fd) for fd in targets])
+
+    @contextmanager
+    def new_file(self, name: str) -> Iterator[BinaryIO]:
+        """A temp file for ``name`` to write into (renamed into place with the others), flushed when done."""
+        fd, self.temps[name] = self._temp(name)
+        with os.fdopen(fd, "wb", buffering=1 << 20) as file:
+            yield file
+            file.flush()
+            if self.fsync:
+                os.fsync(fd)
 
     def _copy(self, copier: Copier, first: int, last: int) -> None:
         copier(first, last)

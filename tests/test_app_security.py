@@ -306,7 +306,7 @@ def test_bucket_names_that_are_not_plain_names_are_refused_and_nothing_is_writte
     assert not app.exception and not errors(app), errors(app)
     manifest = bucketing.read_manifest(places.allowed / "out" / "manifest.json")
     assert [b["name"] for b in manifest["buckets"]] == NAMES
-    files = {"out/" + b["file"] for b in manifest["buckets"]} | {"out/manifest.json"}
+    files = {"out/" + b["file"] for b in manifest["buckets"]} | {"out/manifest.json", "out/difficulty.parquet"}
     files |= {"out/" + manifest["skipped_file"]} if manifest["skipped_file"] else set()
     assert tree(places.allowed) == sorted(files | {"link", "out"})
     assert tree(places.outside) == ["data", "data/a.jsonl"]

@@ -220,6 +220,7 @@ def test_overwrite_removes_only_regular_files_of_the_export_s_own_names(tmp_path
     assert run_cli("-i", SAMPLE, "-o", out, "-n", "3", "--overwrite").returncode == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "cumulative",
+        "difficulty.parquet",
         "easy.jsonl",
         "hard.jsonl",
         "manifest.json",

@@ -229,8 +229,9 @@ def test_files_are_flushed_to_disk_unless_asked_not_to(sample_dir, tmp_path, mon
     started = []
     monkeypatch.setattr(writer, "start_writeback", started.append)
     _, _, manifest = export_sample(sample_dir, tmp_path / "out", fsync=fsync)
-    # every bucket file, the manifest, the journal, the directory with the journal and with the renames; or nothing
-    assert len(flushed) == (len(manifest["buckets"]) + 4 if flushes else 0)
+    # every bucket file, the difficulty table, the manifest, the journal, the directory with the journal and with
+    # the renames; or nothing
+    assert len(flushed) == (len(manifest["buckets"]) + 5 if flushes else 0)
     # ... and the bucket files' writing to the disk started as they are copied, or left to the kernel
     assert set(started) == (set(flushed[: len(manifest["buckets"])]) if flushes else set())
 

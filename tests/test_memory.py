@@ -39,9 +39,10 @@ def peak_rss(*args) -> int:
 
 
 def tiny_run_rss(folder: Path, layout: str = "prompt") -> int:
-    """The peak RSS of a dry run on 20 rollouts: the interpreter and the imports, the baseline of the tests."""
-    make_rollouts(folder, rollouts=20, files=1, seed=1, layout=layout)
-    return peak_rss("-i", folder, "--dry-run")
+    """The peak RSS of an export of 20 rollouts: the interpreter and the imports (pyarrow's too, which writes
+    difficulty.parquet), the baseline of the tests."""
+    make_rollouts(folder / "in", rollouts=20, files=1, seed=1, layout=layout)
+    return peak_rss("-i", folder / "in", "-o", folder / "out")
 
 
 @pytest.fixture(scope="module")

@@ -108,6 +108,11 @@ def test_bad_rows_go_to_skipped_parquet_with_their_reasons_and_row_numbers(parqu
     assert "part_1.parquet:152: score not finite (reward[0].score is NaN)" in examples
 
 
+def rollout_parquets(out: Path) -> list[Path]:
+    """The parquet files of rollouts an export wrote at the top of ``out`` (not the difficulty table)."""
+    return [path for path in out.glob("*.parquet") if path.name != "difficulty.parquet"]
+
+
 def test_mixed_jsonl_and_parquet_give_both_kinds_of_file_per_bucket(tmp_path):
     folder, out = tmp_path / "in", tmp_path / "out"
     rows = rollout_rows(40, seed=3)
@@ -120,7 +125,7 @@ def test_mixed_jsonl_and_parquet_give_both_kinds_of_file_per_bucket(tmp_path):
         assert pq.read_schema(out / bucket["parquet_file"]).equals(ROLLOUT_SCHEMA)
     written_lines = Counter(line for path in out.glob("*.jsonl") for line in path.read_bytes().splitlines())
     assert written_lines == Counter(lines)  # byte for byte, the bad one in _skipped.jsonl
-    written_rows = sum((rows_of(path) for path in out.glob("*.parquet")), Counter())
+    written_rows = sum((rows_of(path) for path in rollout_parquets(out)), Counter())
     assert written_rows == Counter(map(canonical, rows))
     by_file = {f["file"]: f for f in manifest["files"]}
     assert (
@@ -252,7 +257,7 @@ def test_reading_takes_one_row_group_at_a_time_and_only_the_columns_needed(tmp_p
     per_group = Counter(index for index, _ in reads)  # at most once per output file (3 buckets), all columns
     assert set(per_group) == set(range(50)) and max(per_group.values()) <= 3
     assert {columns for _, columns in reads} == {None}
-    assert sum(pq.read_metadata(p).num_rows for p in (tmp_path / "out").glob("*.parquet")) == 500
+    assert sum(pq.read_metadata(p).num_rows for p in rollout_parquets(tmp_path / "out")) == 500
     assert pq.read_metadata(path).num_row_groups == 50
 
 
@@ -349,3 +354,14 @@ def test_a_parquet_input_changed_after_loading_is_a_one_line_error(parquet_folde
     with pytest.raises(BucketingError, match="^part_2.parquet changed since it was loaded; load the input again$"):
         bucketing.export(data, bucketing.percentile_plan(values, "mean_reward", 2), tmp_path / "out", values=values)
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_a_bucket_named_like_the_difficulty_table_is_refused_in_one_line(tmp_path):
+    write_rows(tmp_path / "in" / "a.parquet", rollout_rows(20, seed=5))
+    result = run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "2", "--bucket-names", "difficulty", "rest")
+    assert result.returncode == 2 and "two outputs would be named difficulty.parquet" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out" / "manifest.json").exists()
+    assert (
+        run_cli("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "2", "--bucket-names", "hard", "rest").returncode
+        == 0
+    )

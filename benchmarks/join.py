@@ -1,0 +1,97 @@
+"""Benchmark: what joining a training set adds to an export, against pyarrow reading and writing that source.
+
+    python benchmarks/join.py                    # 1,000,000 rollouts, a 1,000,000-row verl-style parquet source
+    python benchmarks/join.py --rows 100000 --rounds 1
+
+Times, as whole processes, the median of ``--rounds``: an export (``--no-fsync``), the same export with
+``--train-set SOURCE --join-on id=extra_info.index``, and ``pyarrow.parquet.read_table`` + ``write_table`` of
+the source. The target: the join adds at most what pyarrow needs to read and write the source (ratio <= 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def make_data(folder: Path, rows: int) -> tuple[Path, Path]:
+    """Rollouts (one line per prompt, ``id`` = the source row's extra_info.index) and the verl-style source."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rollouts, source = folder / "rollouts", folder / "train.parquet"
+    if source.exists():
+        return rollouts, source
+    rng = random.Random(0)
+    rollouts.mkdir(parents=True, exist_ok=True)
+    with open(rollouts / "r.jsonl", "w") as f:
+        for i in range(rows):
+            scores = [{"score": rng.choice((0, 1))} for _ in range(8)]
+            f.write(json.dumps({"id": i, "prompt": f"Question {i}: what is {i} + {i}?", "reward": scores}) + "\n")
+    table = pa.table(
+        {
+            "data_source": ["openai/gsm8k"] * rows,
+            "prompt": [
+                [{"role": "user", "content": f"Question {i}: what is {i} + {i}? Think step by step."}]
+                for i in range(rows)
+            ],
+            "ability": ["math"] * rows,
+            "reward_model": [{"style": "rule", "ground_truth": str(2 * i)} for i in range(rows)],
+            "extra_info": [{"index": i, "split": "train"} for i in range(rows)],
+        }
+    )
+    pq.write_table(table, source)
+    return rollouts, source
+
+
+def timed(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data" / "join")
+    args = parser.parse_args()
+    rollouts, source = make_data(args.data / str(args.rows), args.rows)
+    out = args.data / "out"
+    export = [PY, "-m", "bucketing", "-i", str(rollouts), "-o", str(out), "--no-fsync", "--overwrite"]
+    runs = {
+        "export": export,
+        "export + join": [*export, "--train-set", str(source), "--join-on", "id=extra_info.index"],
+        "pyarrow read_table + write_table": [
+            PY,
+            "-c",
+            "import sys, pyarrow.parquet as pq; pq.write_table(pq.read_table(sys.argv[1]), sys.argv[2])",
+            str(source),
+            str(args.data / "copy.parquet"),
+        ],
+    }
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(args.rounds):
+        for name, argv in runs.items():
+            shutil.rmtree(out, ignore_errors=True)
+            times[name].append(timed(argv))
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    for name, value in medians.items():
+        print(f"{name:<34} {value:6.2f} s   (runs: {', '.join(f'{t:.2f}' for t in times[name])})")
+    added = medians["export + join"] - medians["export"]
+    print(f"{'the join adds':<34} {added:6.2f} s")
+    print(f"join / pyarrow read+write (target <= 1): {added / medians['pyarrow read_table + write_table']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
