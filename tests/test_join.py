@@ -263,3 +263,17 @@ def test_overwrite_replaces_an_export_with_a_training_set_whole(tmp_path):
         ["difficulty.parquet", "bucket_0.jsonl", "bucket_1.jsonl", "manifest.json", "train_set"]
         + [f"train_set/{name}.parquet" for name in ("bucket_0", "bucket_1", "_unscored")]
     )
+
+
+@pytest.mark.parametrize("trainer", ["verl", "trl", "nemo-rl", "openrlhf", "skyrl"])
+def test_a_recipe_of_a_joined_export_trains_on_the_training_set_rows_easiest_first(tmp_path, trainer):
+    source = write_parquet(tmp_path / "src" / "train.parquet", source_rows())
+    code, manifest, err = export(tmp_path, source, "-n", "3", "--cumulative", "--recipe", trainer)
+    assert code == 0, err
+    recipe = (tmp_path / "out" / f"recipe-{trainer}.md").read_text()
+    assert "these files are rollouts" not in recipe
+    stages = [f["file"] for f in manifest["train_set"]["files"] if f["cumulative"]]
+    assert stages == [f"train_set/cumulative/{name}.parquet" for name in ("easy", "medium", "hard")]
+    places = [recipe.index(str((tmp_path / "out" / stage).resolve())) for stage in stages]
+    assert places == sorted(places)  # named easiest first
+    assert "_unscored" not in recipe and "/cumulative/easy.jsonl" not in recipe  # source rows, not rollouts
