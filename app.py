@@ -5,10 +5,12 @@
 if __name__ == "__main__":
     import streamlit as st
 
+    from pages.common import view_url
     from pages.common.shared import configure_page, data_caption, init_state
 
     configure_page()
     init_state()
+    view_url.apply_once()  # a shared link's view, on the session's first run
     page = st.navigation(
         [
             st.Page("pages/data.py", title="Data", icon=":material/folder_open:", default=True),
@@ -24,3 +26,4 @@ if __name__ == "__main__":
         st.caption("Rollout Bucketer — split RL rollouts into difficulty buckets.")
     page.run()
     data_slot.caption(data_caption())
+    view_url.publish()  # the view as it is now, in the address bar: copy the link to share it

@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.fs as pafs
 
+from .annotate import difficulty_table, write_table
 from .dataset import Dataset, Progress, prepare_load
 from .errors import BucketingError
 from .manifest import build_manifest, dumps
-from .outputs import MANIFEST, TEMP_PREFIX, Output, check_output_dir, describe_outputs, every_line, outputs
+from .outputs import DIFFICULTY, MANIFEST, TEMP_PREFIX, Output, check_output_dir, describe_outputs, every_line, outputs
 from .parquet_read import is_parquet
 from .parse import scan
 from .plan import Plan
@@ -172,7 +173,8 @@ def export(
     ids = plan.assign(values)
     files = outputs(plan, prefix, bool(dataset.skipped_lines))
     names = [f.name.removesuffix(".jsonl") for f in files]  # one folder of parts each (or one file)
-    finals = [f.name for f in files] if single_file else names
+    # the outputs, and the table of one row per rollout the local engine writes too
+    finals = [*([f.name for f in files] if single_file else names), prefix + DIFFICULTY]
     _check_targets(fs, base, finals + [prefix + MANIFEST], overwrite)
     manifest = build_manifest(dataset, plan, values, prefix, order, ids)
     staging = f"{base}/{TEMP_PREFIX}{secrets.token_hex(6)}"
@@ -193,6 +195,9 @@ def export(
                 _concatenate(fs, [f"{staging}/{name}/{p}" for p in sorted(parts[name])], f"{staging}/{name}.jsonl")
                 fs.delete_dir(f"{staging}/{name}")
         _describe(manifest, dataset, plan, files, parts, single_file)
+        manifest["difficulty_table"], manifest["train_set"] = prefix + DIFFICULTY, None  # (--train-set: local only)
+        with fs.open_output_stream(f"{staging}/{prefix}{DIFFICULTY}") as out:
+            write_table(difficulty_table(dataset, plan, ids), out)
         with fs.open_output_stream(f"{staging}/{prefix}{MANIFEST}") as out:
             out.write(dumps(manifest).encode())
         _commit(fs, staging, base, finals + [prefix + MANIFEST])
@@ -296,6 +301,8 @@ def _describe(
     counts = [(b["count"], b["lines"]) for b in manifest["buckets"]]
     counts += [(0, len(dataset.skipped_lines))] if dataset.skipped_lines else []
     describe_outputs(manifest, dataset, plan, files, counts, None, 0)
+    for entry in manifest["files"]:
+        entry["format"] = "jsonl"  # (parquet input is refused: the local engine writes it)
     if single_file:
         return
     names = list(parts)  # each output's folder, in the order of manifest["files"]: the buckets, then the skipped

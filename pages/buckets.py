@@ -7,7 +7,7 @@ import bucketing
 from bucketing.metrics import METRICS
 from bucketing.plan import bucket_table, check_names, plan_warnings
 from bucketing.preview import sample_rows
-from pages.common import shared
+from pages.common import shared, view_url
 from pages.common.charts import drag_data, sizes_figure
 from pages.common.rollouts import show_rollouts
 from pages.common.threshold_drag import threshold_drag
@@ -165,6 +165,7 @@ def editor() -> None:
         st.error(shared.shown(error))
         return
     buckets = bucket_table(plan, ordered)
+    view_url.publish()  # a drag reruns only this fragment, not app.py, which publishes after a whole run
 
     st.caption(chart_caption(plan))
     threshold_drag(key="threshold_drag", lines=list(plan.cuts), **drag_data(shared.bars(data, metric), plan, buckets))

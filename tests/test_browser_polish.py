@@ -24,6 +24,7 @@ from .browser_support import (
     open_page,
     screenshot,
     settle,
+    sizes,
     threshold_inputs,
     wait_until,
 )
@@ -137,3 +138,19 @@ def test_a_line_dragged_on_a_log_axis_sends_the_value_under_it(browser, server):
         sent = threshold_inputs(tab)[0]
         expected = 10 ** (u0 + (start + 80 - x0) * (u1 - u0) / (x1 - x0))  # the value under the released line
         assert abs(math.log10(sent) - math.log10(expected)) < 0.05, (sent, expected)
+
+
+def test_the_address_bar_carries_the_view_and_opens_it_in_a_new_session(browser, server):
+    with new_tab(browser) as tab:
+        open_page(tab, server, "Data")
+        go_to(tab, "Buckets")
+        settle(tab)
+        drag_line(tab, 0, 60)  # a drag reruns only the Buckets fragment: the address must follow it too
+        expect(tab).to_have_url(re.compile(r"mode=thresholds.*&t=[^&]+"))
+        settle(tab)
+        link, shown = tab.url, sizes(tab)
+    with new_tab(browser) as other:
+        other.goto(link)
+        settle(other)
+        expect(other.locator("h1").first).to_have_text("Buckets")
+        wait_until(lambda: sizes(other) == shown, message=lambda: f"{sizes(other)} != {shown}")

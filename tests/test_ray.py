@@ -213,7 +213,13 @@ def test_an_earlier_export_is_kept_unless_overwrite(tmp_path):
     assert replaced.returncode == 0, replaced.stderr
     manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
     assert manifest["metric"] == "max_reward"
-    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == ["_skipped", "bucket_0", "bucket_1", "manifest.json"]
+    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == [
+        "_skipped",
+        "bucket_0",
+        "bucket_1",
+        "difficulty.parquet",
+        "manifest.json",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -73,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
     "names_table": 0,  # Buckets: counts refused renames and new thresholds; in the names table's key, to redraw it
     "compare_clicked": None,  # Compare: the last cell clicked, (metric_a, metric_b, count, index): a new click counts
     "last_export": None,  # Export: the last export's folder, manifest and command, shown until the next one
+    "url_applied": False,  # the view in the link this session was opened with has been taken (view_url)
 }
 # Widget keys: the widget's own state, which Streamlit drops after a run on a page that doesn't draw the widget;
 # so no defaults here: a page seeds a widget's key before drawing it where it needs to.
