@@ -8,7 +8,7 @@ from bucketing.metrics import METRICS
 from bucketing.plan import bucket_table, check_names, plan_warnings
 from bucketing.preview import sample_rows
 from pages.common import shared, view_url
-from pages.common.charts import drag_data, sizes_figure
+from pages.common.charts import buckets_csv, download, drag_data, sizes_figure
 from pages.common.rollouts import show_rollouts
 from pages.common.threshold_drag import threshold_drag
 
@@ -192,7 +192,14 @@ def editor() -> None:
             "difficulty_rank": st.column_config.NumberColumn("rank", help="0 = easiest"),
         },
     )
-    st.plotly_chart(sizes_figure(buckets), key="sizes")
+    st.plotly_chart(sizes_figure(buckets), key="sizes", config=download(f"{plan.metric}-bucket-sizes"))
+    st.download_button(
+        "Download the table (CSV)",
+        data=buckets_csv(shown[columns]),
+        file_name=f"{plan.metric}-buckets.csv",
+        mime="text/csv",
+        on_click="ignore",
+    )
     preview_section(plan, values)
 
 

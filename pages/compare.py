@@ -8,7 +8,7 @@ from bucketing.metrics import METRICS
 from bucketing.preview import sample_rows
 from bucketing.wording import counted
 from pages.common import shared
-from pages.common.charts import cells_figure, density_figure
+from pages.common.charts import cells_figure, density_figure, download
 from pages.common.rollouts import show_rollouts
 
 data = shared.open_page(
@@ -44,11 +44,17 @@ left, right = st.columns(2)
 with left:
     st.subheader("Buckets by both")
     figure = cells_figure(cells, plan_a.names, plan_b.names, metric_a, metric_b)
-    event = st.plotly_chart(figure, key="compare_cells", on_select="rerun", selection_mode="points")
+    event = st.plotly_chart(
+        figure,
+        key="compare_cells",
+        on_select="rerun",
+        selection_mode="points",
+        config=download(f"{metric_a}-by-{metric_b}-buckets"),
+    )
 with right:
     st.subheader("Values by both")
     heat = density_figure(crossed, metric_a, metric_b)
-    st.plotly_chart(heat, key="compare_density")
+    st.plotly_chart(heat, key="compare_density", config=download(f"{metric_a}-by-{metric_b}-values"))
 
 # A click on a cell chooses it below (only a new click: the chart keeps reporting the last one).
 points = (event.selection.points if event and event.selection else []) or []

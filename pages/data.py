@@ -8,7 +8,7 @@ import streamlit as st
 import bucketing
 from bucketing.wording import counted, human_bytes
 from pages.common import shared
-from pages.common.charts import counts_figure
+from pages.common.charts import counts_figure, download
 from pages.common.text import literal
 from pages.common.uploads import READ, save_uploads
 
@@ -151,7 +151,9 @@ for warning in data.warnings:
 left, right = st.columns(2)
 with left:
     st.subheader("Responses per rollout")
-    st.plotly_chart(counts_figure(data.rows["n"].to_numpy(), "responses"), key="responses")
+    st.plotly_chart(
+        counts_figure(data.rows["n"].to_numpy(), "responses"), key="responses", config=download("responses-per-rollout")
+    )
     if layout.grouped:
         st.caption(
             f"{totals['rollout_lines']:,} lines grouped into {totals['rollouts']:,} rollouts by "

@@ -8,7 +8,7 @@ from bucketing.metrics import METRICS
 from bucketing.summary import describe
 from bucketing.wording import counted
 from pages.common import shared
-from pages.common.charts import histogram_figure
+from pages.common.charts import download, histogram_figure
 
 data = shared.open_page(
     "Distributions",
@@ -37,7 +37,7 @@ for index, (name, metric) in enumerate(METRICS.items()):
     bars = shared.bars(data, name)
     with columns[index % 3]:
         st.markdown(f"**{name}** · {metric.direction}")
-        st.plotly_chart(histogram_figure(bars), key=f"hist_{name}")
+        st.plotly_chart(histogram_figure(bars), key=f"hist_{name}", config=download(f"{name}-histogram"))
         log = (
             f" · log scale: the values span {orders_of_magnitude(d.min, d.max)} orders of magnitude" if bars.log else ""
         )

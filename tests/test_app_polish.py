@@ -3,11 +3,14 @@ folder loaded before, and the Export page's command says the data came from an u
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import shlex
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -15,9 +18,9 @@ from hypothesis import strategies as st
 import bucketing
 from bucketing.plan import bucket_table
 from bucketing.summary import histogram
-from pages.common.charts import DARK_TEXT, LIGHT_TEXT, contrast, drag_data, nice_ticks, readable_text
+from pages.common.charts import DARK_TEXT, LIGHT_TEXT, buckets_csv, contrast, drag_data, nice_ticks, readable_text
 
-from .app_support import go, load_folder
+from .app_support import bucket_rows, go, load_folder
 from .conftest import SAMPLE, rollout_line, write_lines
 
 
@@ -160,3 +163,29 @@ def test_the_threshold_chart_of_a_wide_metric_is_in_log_units():
     cuts = sorted({r["from"] for r in drawn["regions"]} | {r["to"] for r in drawn["regions"]})
     assert np.allclose(cuts[1:-1], [1, 3])  # log10 of the thresholds; the ends are the domain's
     assert [t["label"] for t in drawn["ticks"]] == ["1", "10", "100", "1000", "1e4", "1e5", "1e6"]
+
+
+# --- downloads: every chart as an image, the bucket table as CSV ------------------------------------------------
+
+
+def test_every_plotly_chart_downloads_as_a_named_png(app):
+    names = set()
+    for page in ("data", "distributions", "buckets", "compare"):
+        go(app, page)
+        for chart in app.get("plotly_chart"):
+            config = json.loads(chart.proto.config)
+            options = config["toImageButtonOptions"]
+            assert options["format"] == "png" and options["scale"] == 2 and not config["displaylogo"]
+            names.add(options["filename"])
+    assert {"responses-per-rollout", "mean_reward-histogram", "mean_reward-bucket-sizes"} <= names
+    assert {"mean_reward-by-variance-buckets", "mean_reward-by-variance-values"} <= names
+
+
+def test_the_bucket_table_downloads_as_the_csv_of_what_is_shown(app):
+    go(app, "buckets")
+    assert any(b.proto.label == "Download the table (CSV)" for b in app.get("download_button"))
+    table = bucket_rows(app)
+    rows = list(csv.DictReader(io.StringIO(buckets_csv(pd.DataFrame(table)))))
+    assert [r["name"] for r in rows] == [t["name"] for t in table]
+    assert [int(r["count"]) for r in rows] == [t["count"] for t in table]
+    assert [float(r["max"]) for r in rows] == [t["max"] for t in table]  # full precision, not the shown 4 digits

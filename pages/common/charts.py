@@ -15,6 +15,12 @@ from bucketing.summary import Comparison, Histogram
 from .shared import bucket_colors
 
 
+def download(name: str) -> dict:
+    """Plotly's config for a chart: its toolbar's camera button saves ``{name}.png`` (at twice the screen's
+    resolution, for slides and papers); no Plotly logo."""
+    return {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}}
+
+
 def to_axis(bars: Histogram, values):
     """Values in the units of the chart's x axis: log10 of them on a log axis (``bars.log``), else themselves."""
     return np.log10(np.maximum(values, bars.left[0])) if bars.log else np.asarray(values, dtype=np.float64)
@@ -99,6 +105,11 @@ def counts_figure(values: np.ndarray, label: str, height: int = 220) -> go.Figur
         bargap=0.1,
     )
     return figure
+
+
+def buckets_csv(table: pd.DataFrame) -> str:
+    """The bucket table as CSV, as shown (easiest first); numbers in full."""
+    return table.to_csv(index=False)
 
 
 def sizes_figure(buckets: pd.DataFrame, height: int = 240) -> go.Figure:
@@ -286,6 +297,7 @@ def drag_data(bars: Histogram, plan: bucketing.Plan, buckets: pd.DataFrame) -> d
         "axis_title": f"{plan.metric} ({bucketing.get_metric(plan.metric).direction})"
         + (", log scale" if bars.log else ""),
         "log": bars.log,
+        "file_name": f"{plan.metric}-thresholds",  # of the chart's SVG / PNG downloads
     }
 
 

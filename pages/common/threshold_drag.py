@@ -26,6 +26,10 @@ CSS = """
 .td-line rect.td-pill { fill: var(--st-primary-color, #ff4b4b); }
 .td-line text { fill: #ffffff; font-size: 13px; font-weight: 600; }
 .td-line.dragging line.td-rule { stroke-width: 4; }
+.td-downloads { display: flex; justify-content: flex-end; gap: 6px; }
+.td-download { font: inherit; font-size: 12px; padding: 1px 8px; border-radius: 4px; cursor: pointer;
+               color: var(--st-text-color, #31333f); background: transparent;
+               border: 1px solid color-mix(in srgb, var(--st-text-color, #31333f) 30%, transparent); }
 """
 
 JS = """
@@ -124,6 +128,64 @@ export default function (component) {
   };
   svg.addEventListener("pointerup", release);
   svg.addEventListener("pointercancel", release);
+  // Downloads: the chart as drawn (styles inlined, so the file looks the same anywhere), as SVG or PNG.
+  parentElement.querySelector(".td-downloads")?.remove();
+  const bar = document.createElement("div");
+  bar.className = "td-downloads";
+  parentElement.insertBefore(bar, svg);
+  const STYLED = ["fill", "stroke", "stroke-width", "opacity", "font-size", "font-weight", "font-family"];
+  const svgText = () => {
+    const clone = svg.cloneNode(true);
+    const from = [svg, ...svg.querySelectorAll("*")], to = [clone, ...clone.querySelectorAll("*")];
+    from.forEach((node, i) => {
+      const style = getComputedStyle(node);
+      to[i].setAttribute("style", STYLED.map((p) => `${p}:${style.getPropertyValue(p)}`).join(";"));
+    });
+    clone.setAttribute("xmlns", NS);
+    clone.setAttribute("width", W);
+    clone.setAttribute("height", H);
+    return new XMLSerializer().serializeToString(clone);
+  };
+  const save = (href, extension) => {
+    const a = document.createElement("a");
+    a.href = href;
+    a.download = `${data.file_name}.${extension}`;
+    parentElement.appendChild(a);
+    a.click();
+    a.remove();
+  };
+  const background = () => {  // the page's, behind the chart (the PNG has no transparency: it is read anywhere)
+    for (let node = parentElement; node; node = node.parentElement || node.getRootNode().host) {
+      const color = getComputedStyle(node).backgroundColor;
+      if (color && color !== "transparent" && !color.startsWith("rgba(0, 0, 0, 0")) return color;
+    }
+    return "#ffffff";
+  };
+  const button = (label, onClick) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "td-download";
+    b.textContent = `Download ${label}`;
+    b.setAttribute("data-testid", `threshold-download-${label.toLowerCase()}`);
+    b.addEventListener("click", onClick);
+    bar.appendChild(b);
+  };
+  button("SVG", () => save(URL.createObjectURL(new Blob([svgText()], { type: "image/svg+xml" })), "svg"));
+  button("PNG", () => {
+    const image = new Image();
+    image.onload = () => {
+      const canvas = document.createElement("canvas");
+      canvas.width = W * 2;
+      canvas.height = H * 2;
+      const g = canvas.getContext("2d");
+      g.fillStyle = background();
+      g.fillRect(0, 0, canvas.width, canvas.height);
+      g.drawImage(image, 0, 0, canvas.width, canvas.height);
+      save(canvas.toDataURL("image/png"), "png");
+    };
+    image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(svgText());
+  });
+
   svg.addEventListener("dblclick", (evt) => {
     values.push(real(snap(value(toSvg(evt).x))));
     send();
@@ -148,6 +210,7 @@ def threshold_drag(
     ticks: list[dict],
     axis_title: str,
     log: bool,
+    file_name: str,
 ) -> None:
     """Draw the chart; what the user sends, ``{"values": [...], "seq": n}``, arrives in ``st.session_state[key]``.
 
@@ -166,6 +229,7 @@ def threshold_drag(
             "ticks": ticks,
             "axis_title": axis_title,
             "log": log,
+            "file_name": file_name,
         },
         default={"thresholds": None},
         on_thresholds_change=lambda: None,
