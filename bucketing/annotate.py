@@ -38,7 +38,7 @@ def difficulty_table(dataset: Dataset, plan: Plan, ids: np.ndarray) -> pa.Table:
         values: list[list[Any]] = [[] for _ in fields]
         for _, raws in rollout_fields(dataset, fields):
             for column, raw in zip(values, raws):
-                column.append(None if raw is MISSING else msgspec.json.decode(raw))
+                column.append(None if raw is MISSING else _decoded(raw))
         for field, column in zip(fields, values):
             columns[field if field not in columns else f"group {field}"] = _arrow_values(column)
     columns["n"] = _numbers(dataset.scores.counts)
@@ -47,6 +47,14 @@ def difficulty_table(dataset: Dataset, plan: Plan, ids: np.ndarray) -> pa.Table:
     columns["bucket"] = _categories(ids, plan.names)
     columns["difficulty_rank"] = _numbers(ids.astype(np.int64))
     return pa.Table.from_arrays(list(columns.values()), names=list(columns))
+
+
+def _decoded(raw: Any) -> Any:
+    """A group field's value; a number beyond a double's range (1e400, which msgspec refuses) as its JSON text."""
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.ValidationError:
+        return bytes(raw).decode("utf-8", "replace")
 
 
 # Arrays made from their buffers: pa.array() imports pandas (a quarter of a second) to look for its types, and
@@ -218,7 +226,12 @@ def annotated_schema(schema: pa.Schema, steps: tuple[str, ...], where: str) -> p
 
 def annotate_line(line: bytes, steps: tuple[str, ...], value: dict, where: str) -> bytes:
     """A JSONL row with the field at ``steps`` set to ``value``: the one place a line is re-serialised."""
-    row = msgspec.json.decode(line)
+    try:
+        row = msgspec.json.decode(line)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:  # 1e400: valid JSON, no value to write back
+        raise BucketingError(
+            f"--annotate: {where}: the line can't be re-serialised ({error}); drop --annotate to copy it as it is"
+        ) from None
     item = row
     for depth, step in enumerate(steps[:-1]):
         inner = item.setdefault(step, {})

@@ -376,7 +376,11 @@ def _canonical_raw(raw: Any, field: str) -> bytes:
         return raw  # a non-negative integer (an index, the usual join key): JSON spells it one way
     if raw == b"null":
         raise BadScores(MISSING_GROUP, f"{field} is null")
-    return _canonical(msgspec.json.decode(raw), field)
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.ValidationError:  # a number beyond a double's range (1e400): no value to compare
+        raise BadScores(MISSING_GROUP, f"{field} holds a number beyond a double's range") from None
+    return _canonical(value, field)
 
 
 def _canonical(value: Any, field: str) -> bytes:

@@ -43,8 +43,12 @@ def scan_parquet(chunk: Chunk) -> ChunkResult:
         return ChunkResult(chunk, unreadable=str(why))
     broken: list[str] = []
     with parquet:
-        present = set(parquet.schema_arrow.names)
+        names = parquet.schema_arrow.names
+        present = set(names)
         columns = [name for name in top_fields(chunk.layout) if name in present]  # a missing one: each row says so
+        twice = [name for name in columns if names.count(name) > 1]
+        if twice:  # which of them holds the scores? pyarrow's rows keep one silently: refused, not guessed
+            return ChunkResult(chunk, unreadable=f"two columns are named {twice[0]}")
         result = scan(chunk, _row_blocks(parquet, columns, broken))
     if broken:
         result.unreadable = broken[0]

@@ -282,16 +282,17 @@ def _header(trainer: str, found: Inputs) -> list[str]:
         )
         lines.append("")
     what = "stages (stage i: bucket i and every easier one)" if found.stages else "buckets"
-    lines.append(f"# {_TITLES[trainer]}: train on {found.folder}, easiest first")
+    # paths and names as text, each on its line (a newline in a folder name must not start a line of its own)
+    lines.append(f"# {_TITLES[trainer]}: train on {display(found.folder)}, easiest first")
     lines.append("")
     lines.append(f"Training files, {what}, in order:")
     unit = "rollout" if found.rollouts else "row"
-    lines += [f"- {_names(f)}: {f.path}{_count(f, unit)}" for f in found.train]
+    lines += [f"- {display(_names(f))}: {display(f.path)}{_count(f, unit)}" for f in found.train]
     if found.val:
         lines.append("Validation files:")
-        lines += [f"- {f.path}{_count(f, unit)}" for f in found.val]
+        lines += [f"- {display(f.path)}{_count(f, unit)}" for f in found.val]
     if found.empty:
-        lines.append(f"Left out, empty: {', '.join(found.empty)}")
+        lines.append(f"Left out, empty: {', '.join(map(display, found.empty))}")
     if found.stages:
         lines.append(
             "Each stage repeats the easier prompts of the stages before it; for each prompt once, export without "

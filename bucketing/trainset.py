@@ -87,11 +87,17 @@ def _check_parquet(source: Source) -> None:
     readable: list[InputFile] = []
     for file in source.files:
         try:
-            schema = open_parquet(file).schema_arrow
+            with open_parquet(file) as parquet:
+                schema = parquet.schema_arrow
         except BucketingError as error:
             source.skipped_files.append({"file": display(file.rel), "reason": BROKEN_PARQUET, "detail": str(error)})
             source.warnings.append(f"skipped {error}")
             continue
+        twice = sorted({name for name in schema.names if schema.names.count(name) > 1})
+        if twice:  # which one holds the key, which one would the rows keep? refused, not guessed
+            raise BucketingError(
+                f"--train-set: {display(file.rel)} has two columns named {twice[0]}; rename one of them"
+            )
         if source.schema is None:
             source.schema = schema
         elif not schema.equals(source.schema):
@@ -112,8 +118,27 @@ def open_parquet(file: InputFile) -> pq.ParquetFile:
 
     try:
         return pq.ParquetFile(open(open_input(file), "rb"))  # noqa: SIM115  (the ParquetFile owns and closes it)
-    except (pa.ArrowException, OSError) as error:
-        raise BucketingError(f"{display(file.rel)}: {BROKEN_PARQUET} ({str(error).splitlines()[0]})") from None
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise BucketingError(f"{display(file.rel)}: {BROKEN_PARQUET} ({_first_line(error)})") from None
+
+
+def read_group(file: InputFile, parquet: pq.ParquetFile, group: int, columns: list[str] | None = None) -> pa.Table:
+    """Row group ``group`` of a source file (only ``columns``, when given); a damaged one is a one-line error
+    naming the file and the row group, not pyarrow's own (several lines, no file name)."""
+    import pyarrow as pa
+
+    try:
+        return parquet.read_row_group(group, columns=columns)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise BucketingError(
+            f"--train-set: {display(file.rel)}: row group {group} can't be read ({_first_line(error)}); "
+            "repair or replace the file"
+        ) from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:200]
 
 
 def read_rows(source: Source, source_field: str) -> SourceRows:
@@ -190,7 +215,9 @@ def _read_key(read: Callable[[Any], list[Any]], line: bytearray, where: str, nam
             f"{where}: not a JSON object with a readable {name}; a training-set source must be JSONL "
             "(one JSON object per line)"
         ) from None
-    if raw is msgspec.UNSET or bytes(raw) == b"null":
+    if raw is not msgspec.UNSET and bytes(raw) == b"null":
+        raise BucketingError(f"--join-on: {where}: the join field {name} is null")
+    if raw is msgspec.UNSET:
         raise BucketingError(
             f"--join-on: {where} has no field {name} (fields: {_fields_seen(line)}); "
             "name the source's field with --join-on ROLLOUT_FIELD=SOURCE_FIELD"
@@ -226,7 +253,7 @@ def _parquet_rows(file: InputFile, steps: tuple[str, ...], name: str) -> Iterato
     first = 0
     with parquet:
         for group in range(parquet.num_row_groups):
-            column = parquet.read_row_group(group, columns=[steps[0]]).column(0).combine_chunks()
+            column = read_group(file, parquet, group, [steps[0]]).column(0).combine_chunks()
             column = _descend(column, steps, file)
             if column.null_count:
                 row = first + column.is_null().to_numpy(zero_copy_only=False).argmax()

@@ -26,12 +26,13 @@ from .annotate import (
     with_field,
 )
 from .dataset import Dataset
+from .errors import BucketingError
 from .join import Join
 from .outputs import Output, selects, train_set_outputs
 from .plan import Plan
 from .scorepath import parse_field
 from .sources import display, open_input, read_ranges
-from .trainset import open_parquet
+from .trainset import open_parquet, read_group
 
 
 class Sink(Protocol):
@@ -150,10 +151,14 @@ class TrainSetFiles:
                 stack.enter_context(pq.ParquetWriter(stack.enter_context(sink.new_file(f.name)), schema))
                 for f in self.files
             ]
-            for file_id, first, _ in self._outputs_of_rows():
-                with open_parquet(self.join.source.files[file_id]) as parquet:
+            for file_id, first, stop in self._outputs_of_rows():
+                file = self.join.source.files[file_id]
+                with open_parquet(file) as parquet:
+                    unchanged = parquet.schema_arrow.equals(self.join.source.schema)  # metadata aside
+                    if parquet.metadata.num_rows != stop - first or not unchanged:  # rows can't follow their keys
+                        raise BucketingError(f"--train-set: {display(file.rel)} changed since it was read; run again")
                     for group in range(parquet.num_row_groups):
-                        table = parquet.read_row_group(group)
+                        table = read_group(file, parquet, group)
                         if not table.schema.equals(self.join.source.schema):  # e.g. other schema metadata
                             table = table.cast(self.join.source.schema)
                         chosen = slice(first, first + table.num_rows)

@@ -113,6 +113,8 @@ def export(
         raise BucketingError(f"two outputs would be named {clash[0]}: give the bucket another name (--bucket-names)")
     check_output_dir(Path(out_dir), dataset.root, names)
     check_unchanged(dataset)
+    if join:  # a source rewritten since its keys were read: its rows would go where other rows' keys sent them
+        check_unchanged_files(join.source.files, "--train-set: ")
     schema = input_schema(dataset) if any(f.kind == "parquet" for f in files) else None  # one, or a clear error
     inputs = input_files(dataset) | ({f.ident: f for f in join.source.files if f.ident} if join else {})
     with Folder.open(out_dir, roots, create=True) as out, _locked(out):
@@ -244,15 +246,20 @@ def remove_leftovers(out: Folder) -> None:
 
 
 def check_unchanged(dataset: Dataset) -> None:
-    for file in dataset.files:
+    check_unchanged_files(dataset.files)
+
+
+def check_unchanged_files(files: list[InputFile], what: str = "") -> None:
+    """Each local file still has the size and modification time it had when it was found."""
+    for file in files:
         if file.uri is not None:
             continue  # object stores: the spool taken at export time is what gets copied
         try:
             info = os.stat(file.path)
         except OSError as exc:
-            raise BucketingError(f"{display(file.rel)} can't be read any more: {exc.strerror}") from None
+            raise BucketingError(f"{what}{display(file.rel)} can't be read any more: {exc.strerror}") from None
         if (info.st_size, info.st_mtime_ns) != (file.size, file.mtime_ns):
-            raise BucketingError(f"{display(file.rel)} changed since it was loaded; load the input again")
+            raise BucketingError(f"{what}{display(file.rel)} changed since it was loaded; load the input again")
 
 
 def _pieces(
