@@ -1,8 +1,9 @@
 """Rollouts matched to the rows of their training-set source by a join key; where each source row goes.
 
 Keys are compared as ``--group-by`` compares values (canonical JSON: 1 and 1.0 alike, object keys in any
-order), as 16-byte hashes.  A source row follows the bucket (and the train/val side) of the rollouts with its
-key; every source row with a key follows it (duplicates); a row no rollout matched is *unscored*.  A key whose
+order), as 16-byte join keys (:mod:`bucketing.joinkey`).  A source row follows the bucket (and the train/val
+side) of the rollouts with its key; every source row with a key follows it (duplicates); a row no rollout
+matched is *unscored*.  A key whose
 rollouts sit in different buckets (or on both sides of a split) is refused: a row can follow only one, and
 ``--group-by`` of the join field makes those rollouts one, scored together.
 """
@@ -210,9 +211,7 @@ def match(
     """Number the distinct keys of both sides (one sort of them all) and link each to its first rollout."""
     keyed = np.flatnonzero(has)
     both = np.concatenate([keys[keyed], rows.keys]) if len(rows.keys) else keys[keyed]
-    order = np.lexsort((both[:, 1], both[:, 0]))
-    starts = np.ones(len(both), dtype=bool)
-    starts[1:] = (both[order][1:] != both[order][:-1]).any(axis=1)
+    order, starts = _sorted_keys(both)
     number = np.empty(len(both), dtype=np.int64)
     number[order] = np.cumsum(starts) - 1
     distinct = int(starts.sum())
@@ -226,6 +225,23 @@ def match(
     )  # fmt: skip
     _check_types(found, kinds)
     return found
+
+
+def _sorted_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An order that puts equal keys (rows, 2) together, and where each run of equal keys starts in it.
+
+    Sorted by the first half alone (a third of a two-column sort's time); by both only when two different keys
+    share a first half (never for integer keys, whose first half is the integer)."""
+    order = np.argsort(keys[:, 0])
+    first, second = keys[order, 0], keys[order, 1]
+    same_first = first[1:] == first[:-1]
+    if (same_first & (second[1:] != second[:-1])).any():
+        order = np.lexsort((keys[:, 1], keys[:, 0]))
+        first, second = keys[order, 0], keys[order, 1]
+        same_first = first[1:] == first[:-1]
+    starts = np.ones(len(keys), dtype=bool)
+    starts[1:] = ~(same_first & (second[1:] == second[:-1]))
+    return order, starts
 
 
 def _check_types(found: Join, rollout_kinds: set[str]) -> None:

@@ -472,8 +472,8 @@ def _extractor(steps: tuple[tuple[str, bool], ...]) -> Callable[[Any], list]:
 def field_reader(fields: tuple[str, ...]) -> Callable[[Any], list[Any]]:
     """``read(line) -> [raw JSON of each field, or UNSET]``: only those fields decoded (msgspec skips the rest in C).
 
-    Raises msgspec's errors for a line that is not a JSON object.  What :func:`raw_key` turns into the key
-    that ``--group-by`` of the same field gives (the join of a training set reads its keys with it).
+    Raises msgspec's errors for a line that is not a JSON object.  What :func:`canonical_raw` spells as
+    ``--group-by`` of the same field does (the join of a training set reads its keys with it).
     """
     fields_, rename, reach = _group_fields({i: parse_field(field) for i, field in enumerate(fields)}, 0)
     decode = msgspec.json.Decoder(msgspec.defstruct("_Fields", fields_, rename=rename)).decode
@@ -495,12 +495,12 @@ def field_reader(fields: tuple[str, ...]) -> Callable[[Any], list[Any]]:
     return read
 
 
-def raw_key(raw: Any, field: str) -> bytes:
-    """The 16-byte key of one field's raw JSON value, equal to its ``--group-by`` key; raises :class:`BadScores`
-    for a missing or null value."""
-    return _digest([_canonical_raw(raw, field)])
+def canonical_raw(raw: Any, field: str) -> bytes:
+    """The canonical JSON spelling of one field's raw JSON value (what its ``--group-by`` key hashes); raises
+    :class:`BadScores` for a missing or null value, or one too deep to compare."""
+    return _canonical_raw(raw, field)
 
 
-def value_key(value: Any, field: str) -> bytes:
-    """The 16-byte key of a value already in Python (a parquet cell): the one its JSON spelling gets."""
-    return _digest([_canonical(value, field)])
+def canonical_value(value: Any, field: str) -> bytes:
+    """The canonical JSON spelling of a value already in Python (a parquet cell): the one its JSON spelling gets."""
+    return _canonical(value, field)

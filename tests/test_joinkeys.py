@@ -1,8 +1,9 @@
 """Join keys read by the load's own scan (``load(join_on=...)``) are those of a plain re-read of each rollout's
 first line: the same 16-byte key, the same JSON type, "no key" for the same rollouts.
 
-Two oracles: :func:`bucketing.join.read_keys` (the second pass over the files the join made before), and plain
-Python: ``json.loads`` of the first line's bytes, the field walked, its key by ``layout.value_key``.
+Two oracles: :func:`bucketing.join.read_keys` (the second pass over the files the join made before), byte for
+byte; and plain Python: ``json.loads`` of the first line's bytes, the field walked, its value spelled canonically
+by ``json.dumps`` (whole floats made ints, keys sorted): two rollouts' keys are equal exactly when those are.
 """
 
 from __future__ import annotations
@@ -19,26 +20,33 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bucketing
-from bucketing.join import read_keys
-from bucketing.joinkey import KINDS, NO_KEY
-from bucketing.layout import KEY_BYTES, value_key
-from bucketing.scorepath import BadScores, parse_field
+from bucketing.join import _sorted_keys, read_keys
+from bucketing.joinkey import KINDS, NO_KEY, int_keys, raw_join_key, value_join_key
+from bucketing.layout import KEY_BYTES
+from bucketing.scorepath import parse_field
+from bucketing.trainset import find_source, read_rows
 
 SCORES = "reward[].score"
 
 
-def python_key(value, field: str) -> tuple[bytes, str]:
-    """The oracle: a decoded first line's key and type ("" for no key), walking the field as JSON would."""
+def python_key(value, field: str) -> tuple[str, str]:
+    """The oracle: a decoded first line's value, spelled canonically, and its type ("", "" for no key)."""
     for step in parse_field(field):
         value = value.get(step) if isinstance(value, dict) else None
     if value is None:
-        return bytes(KEY_BYTES), ""
-    try:
-        key = value_key(value, field)
-    except BadScores:
-        return bytes(KEY_BYTES), ""
+        return "", ""
     kind = {str: "string", list: "list", dict: "object", bool: "boolean"}.get(type(value), "number")
-    return key, kind
+    return json.dumps(integral(value), sort_keys=True, ensure_ascii=True), kind
+
+
+def integral(value):
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [integral(item) for item in value]
+    if isinstance(value, dict):
+        return {key: integral(item) for key, item in value.items()}
+    return value
 
 
 def first_lines(data: bucketing.Dataset) -> list[bytes]:
@@ -51,7 +59,7 @@ def first_lines(data: bucketing.Dataset) -> list[bytes]:
     return lines
 
 
-def check(data: bucketing.Dataset, field: str, oracle: list[tuple[bytes, str]] | None = None) -> None:
+def check(data: bucketing.Dataset, field: str, oracle: list[tuple[str, str]] | None = None) -> None:
     """The scan's keys equal the re-read's, and the oracle's when given (one per rollout, in rollout order)."""
     assert data.join_on == field and data.join_keys is not None and data.join_kinds is not None
     keys, kinds = read_keys(data, field)
@@ -59,9 +67,19 @@ def check(data: bucketing.Dataset, field: str, oracle: list[tuple[bytes, str]] |
     assert data.join_keys.tobytes() == keys.tobytes()
     assert data.join_kinds.tolist() == kinds.tolist()
     if oracle is not None:
-        assert data.join_keys.tobytes() == b"".join(key for key, _ in oracle)
+        same_keys(data.join_keys, [spelling for spelling, _ in oracle])
         assert [KINDS[code] for code in data.join_kinds.tolist()] == [kind for _, kind in oracle]
     assert ((data.join_kinds == NO_KEY) == (data.join_keys == 0).all(axis=1)).all()
+
+
+def same_keys(keys: np.ndarray, spellings: list[str]) -> None:
+    """Keys equal exactly where the canonical spellings are (all zeros where there is none)."""
+    by_key: dict[bytes, set[str]] = {}
+    for key, spelling in zip(keys, spellings):
+        by_key.setdefault(key.tobytes(), set()).add(spelling)
+    assert all(len(spelling) == 1 for spelling in by_key.values())
+    assert len(by_key) == len(set(spellings))
+    assert all((key == bytes(KEY_BYTES)) == (spelling == {""}) for key, spelling in by_key.items())
 
 
 JSON_VALUES = st.recursive(
@@ -140,7 +158,7 @@ def test_a_join_field_the_scan_cannot_declare_is_read_back_after_the_load(tmp_pa
     assert data.join_keys is None
     keys, kinds = read_keys(data, field)
     oracle = [python_key(json.loads(line), field) for line in first_lines(data)]
-    assert keys.tobytes() == b"".join(key for key, _ in oracle)
+    same_keys(keys, [spelling for spelling, _ in oracle])
     assert [KINDS[code] for code in kinds.tolist()] == [kind for _, kind in oracle]
 
 
@@ -187,3 +205,51 @@ def test_a_train_set_export_reads_the_rollouts_once(tmp_path, monkeypatch):
     assert code in (0, None)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["train_set"]["matched_rollouts"] == 20
+
+
+@settings(max_examples=300, deadline=None)
+@given(number=st.integers(-(2**70), 2**70) | st.sampled_from([0, -1, 2**63 - 1, -(2**63), 2**63, 10**18, 10**19]))
+def test_an_integer_has_one_key_however_it_is_spelled_or_stored(number):
+    """Digits, a whole float's spelling, a Python int, an arrow integer column: one key (1 and 1.0 alike)."""
+    key = raw_join_key(str(number).encode(), "id")
+    assert value_join_key(number, "id") == key
+    if abs(number) < 2**53:  # a float holds it exactly
+        assert raw_join_key(str(number).encode() + b".0", "id") == key
+        assert value_join_key(float(number), "id") == key
+    if -(2**63) <= number < 2**63:
+        assert int_keys(np.array([number], dtype=np.int64)).tobytes() == key
+    assert raw_join_key(str(number + 1).encode(), "id") != key
+    assert raw_join_key(json.dumps(str(number)).encode(), "id") != key  # "1" is not 1
+
+
+@pytest.mark.parametrize(
+    "kind, values",
+    [
+        (pa.int32(), [0, -5, 7, 2**31 - 1]),
+        (pa.uint64(), [0, 5, 2**63 - 1]),
+        (pa.uint64(), [0, 5, 2**63, 2**64 - 1]),  # beyond int64: per value
+        (pa.float64(), [0.0, 1.0, 2.5, -3.0]),
+        (pa.string(), ["a", "é", "\u2028", "1"]),
+    ],
+)
+def test_a_source_column_s_keys_are_those_of_its_values_json(tmp_path, kind, values):
+    path = tmp_path / "src.parquet"
+    pq.write_table(
+        pa.table({"extra_info": pa.array([{"index": v} for v in values], pa.struct([("index", kind)]))}), path
+    )
+    rows = read_rows(find_source(path), "extra_info.index")
+    expected = b"".join(raw_join_key(json.dumps(value).encode(), "index") for value in values)
+    assert rows.keys.tobytes() == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(pairs=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), max_size=30))
+def test_the_match_numbers_keys_equal_exactly_when_both_halves_are(pairs):
+    """Keys are sorted by their first half alone unless two differ only in the second: numbering stays exact."""
+    keys = np.array(pairs, dtype="<u8").reshape(-1, 2)
+    order, starts = _sorted_keys(keys)
+    number = np.empty(len(keys), dtype=np.int64)
+    number[order] = np.cumsum(starts) - 1
+    for i in range(len(keys)):
+        for j in range(len(keys)):
+            assert (number[i] == number[j]) == bool((keys[i] == keys[j]).all())
