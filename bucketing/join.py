@@ -3,9 +3,8 @@
 Keys are compared as ``--group-by`` compares values (canonical JSON: 1 and 1.0 alike, object keys in any
 order), as 16-byte join keys (:mod:`bucketing.joinkey`).  A source row follows the bucket (and the train/val
 side) of the rollouts with its key; every source row with a key follows it (duplicates); a row no rollout
-matched is *unscored*.  A key whose
-rollouts sit in different buckets (or on both sides of a split) is refused: a row can follow only one, and
-``--group-by`` of the join field makes those rollouts one, scored together.
+matched is *unscored*.  A key whose rollouts sit in different buckets (or on both sides of a split) is refused:
+a row can follow only one, and ``--group-by`` of the join field makes those rollouts one, scored together.
 """
 
 from __future__ import annotations

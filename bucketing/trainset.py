@@ -237,12 +237,11 @@ def _parquet_rows(file: InputFile, steps: tuple[str, ...], name: str) -> Iterato
 def _column_keys(column: pa.Array, name: str) -> bytes:
     """The join keys of a column without nulls: an integer column's at once (the usual index), others per value."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    if pa.types.is_integer(column.type) and not (
-        pa.types.is_uint64(column.type) and len(column) and pc.max(column).as_py() >= 1 << 63
-    ):
-        return int_keys(column.to_numpy()).tobytes()
+    if pa.types.is_integer(column.type):
+        values = column.to_numpy()
+        if not (values.dtype == np.uint64 and len(values) and values.max() >= 1 << 63):  # beyond int64: per value
+            return int_keys(values).tobytes()
     return b"".join([value_join_key(value, name) for value in column.to_pylist()])
 
 
