@@ -6,6 +6,8 @@
 Times, as whole processes, the median of ``--rounds``: an export (``--no-fsync``), the same export with
 ``--train-set SOURCE --join-on id=extra_info.index``, and ``pyarrow.parquet.read_table`` + ``write_table`` of
 the source. The target: the join adds at most what pyarrow needs to read and write the source (ratio <= 1).
+Each run is timed twice: wall-clock seconds, and CPU seconds (user + system, of the process and every process
+it started): on a machine shared with other work the second wanders much less.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -54,10 +57,12 @@ def make_data(folder: Path, rows: int) -> tuple[Path, Path]:
     return rollouts, source
 
 
-def timed(argv: list[str]) -> float:
-    start = time.perf_counter()
+def timed(argv: list[str]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds of one run."""
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     subprocess.run(argv, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -80,17 +85,20 @@ def main() -> None:
             str(args.data / "copy.parquet"),
         ],
     }
-    times: dict[str, list[float]] = {name: [] for name in runs}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     for _ in range(args.rounds):
         for name, argv in runs.items():
             shutil.rmtree(out, ignore_errors=True)
             times[name].append(timed(argv))
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    for name, value in medians.items():
-        print(f"{name:<34} {value:6.2f} s   (runs: {', '.join(f'{t:.2f}' for t in times[name])})")
-    added = medians["export + join"] - medians["export"]
-    print(f"{'the join adds':<34} {added:6.2f} s")
-    print(f"join / pyarrow read+write (target <= 1): {added / medians['pyarrow read_table + write_table']:.2f}")
+    for clock, unit in ((0, "s"), (1, "CPU s")):
+        medians = {name: statistics.median(t[clock] for t in values) for name, values in times.items()}
+        for name, value in medians.items():
+            runs_text = ", ".join(f"{t[clock]:.2f}" for t in times[name])
+            print(f"{name:<34} {value:6.2f} {unit:<5}  (runs: {runs_text})")
+        added = medians["export + join"] - medians["export"]
+        print(f"{'the join adds':<34} {added:6.2f} {unit}")
+        ratio = added / medians["pyarrow read_table + write_table"]
+        print(f"join / pyarrow read+write, {unit} (target <= 1): {ratio:.2f}\n")
 
 
 if __name__ == "__main__":

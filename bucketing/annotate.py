@@ -13,9 +13,10 @@ import numpy as np
 
 from .dataset import Dataset, file_labels
 from .errors import BucketingError
+from .joinkey import MISSING
 from .metrics import compute_all
 from .plan import Plan
-from .rolloutfields import MISSING, rollout_fields
+from .rolloutfields import rollout_fields
 
 if TYPE_CHECKING:
     import pyarrow as pa

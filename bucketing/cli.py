@@ -16,7 +16,7 @@ import numpy as np
 
 from .dataset import NOT_JSONL, Dataset, Progress, load
 from .errors import BadLineError, BucketingError, OneLineParser
-from .join import Join, check_join_flags, join, match_lines
+from .join import Join, check_join_flags, join, match_lines, parse_join_on
 from .manifest import build_manifest, read_manifest
 from .metrics import MAX_K, METRICS, Params, get_metric
 from .outputs import MANIFEST, check_output_dir, output_folders
@@ -402,7 +402,9 @@ class _Local(_Engine):
     """This machine (the default): worker processes for reading, every core for writing."""
 
     def load(self, progress: Progress | None) -> Dataset:
-        return load(self.args.input_dir, workers=self.args.workers, progress=progress, **self.reading())
+        a = self.args
+        join_on = parse_join_on(a.join_on)[0] if a.train_set else ""  # the scan reads the join keys too
+        return load(a.input_dir, workers=a.workers, progress=progress, join_on=join_on, **self.reading())
 
     def export(
         self, data: Dataset, plan: Plan, values: np.ndarray, progress: Progress | None, joined: Join | None = None

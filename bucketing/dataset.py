@@ -77,6 +77,9 @@ class Dataset:
     keys: np.ndarray | None = None  # grouped: each rollout's group key, as two uint64 columns
     excluded: list[str] = field(default_factory=list)  # files left out by an exclude glob, relative to the input
     skipped_files: list[dict] = field(default_factory=list)  # files not JSONL at all: file, reason, detail, lines
+    join_on: str = ""  # the rollout field the scan read join keys of (load(join_on=...)), "" for none
+    join_keys: np.ndarray | None = None  # per rollout, of its first line: the join key, as two uint64 columns
+    join_kinds: np.ndarray | None = None  # per rollout: the key's joinkey.KINDS code, 0 (NO_KEY) for none
 
     @property
     def score_path(self) -> str:
@@ -238,6 +241,7 @@ def load(
     progress: Progress | None = None,
     roots: list[Path] | None = None,
     exclude: list[str] | tuple[str, ...] = (),
+    join_on: str = "",
 ) -> Dataset:
     """Read every input file under ``input_path`` once and index its lines and scores.
 
@@ -250,6 +254,8 @@ def load(
     per core).  ``roots``: read only files whose real path lies in one of these folders (the app's
     allowed roots); others are passed over with a warning.  ``exclude``: globs of files to leave out,
     matched against the path relative to ``input_path`` (see :func:`bucketing.sources.excluded`).
+    ``join_on``: a rollout field (``id``, ``extra_info.index``) whose join key the scan reads too, per rollout
+    from its first line (``join_keys``, ``join_kinds``; see :mod:`bucketing.joinkey`), for a training-set join.
 
     In a folder, a file that is not JSONL at all (a pretty-printed document, a binary file) is
     skipped whole: every line of it under :data:`NOT_JSONL`, the file named in ``skipped_files``.
@@ -263,6 +269,7 @@ def load(
         strict=strict,
         roots=roots,
         exclude=exclude,
+        join_on=join_on,
     )
     return reading.finish(run_chunks(reading.chunks, workers, progress, strict))
 
@@ -307,6 +314,7 @@ def prepare_load(
     strict: bool = False,
     roots: list[Path] | None = None,
     exclude: list[str] | tuple[str, ...] = (),
+    join_on: str = "",
 ) -> Reading:
     """Find the files, leave out the excluded ones, settle the layout (given, or detected from the first lines)
     and cut the chunks."""
@@ -318,7 +326,7 @@ def prepare_load(
     # Scores named by the user: booleans there count as 1/0.
     layout = Layout.parse(scores, group_by, booleans=True) if scores else detect_layout(files, parse_group_by(group_by))
     root = input_path if is_uri(input_path) else Path(input_path)
-    chunks = make_chunks(files, layout, max_line_bytes, strict)
+    chunks = make_chunks(files, layout, max_line_bytes, strict, join_on)
     return Reading(
         root,
         files,
@@ -339,7 +347,9 @@ def one_file(input_path: str | os.PathLike, files: list[InputFile]) -> bool:
     return files[0].uri == input_path if is_uri(input_path) else files[0].path == Path(input_path)
 
 
-def make_chunks(files: list[InputFile], layout: Layout, max_line_bytes: int, strict: bool) -> list[Chunk]:
+def make_chunks(
+    files: list[InputFile], layout: Layout, max_line_bytes: int, strict: bool, join_on: str = ""
+) -> list[Chunk]:
     """One chunk per file; plain files larger than CHUNK_BYTES are cut at line starts."""
     chunks = []
     for index, file in enumerate(files):
@@ -350,7 +360,7 @@ def make_chunks(files: list[InputFile], layout: Layout, max_line_bytes: int, str
                 if starts[-1] < start < file.size:
                     starts.append(start)
         stops: list[int | None] = [*starts[1:], None]
-        chunks += [Chunk(file, index, layout, a, b, max_line_bytes, strict) for a, b in zip(starts, stops)]
+        chunks += [Chunk(file, index, layout, a, b, max_line_bytes, strict, join_on) for a, b in zip(starts, stops)]
     return chunks
 
 
@@ -434,6 +444,7 @@ def assemble(
     flat = np.concatenate([np.frombuffer(r.scores, dtype=np.float64) for r in results])
     count = len(columns["n"])
     keys = None
+    firsts = None
     if layout.grouped:
         all_keys = b"".join(r.keys for r in results)
         rollout, firsts = group_lines(all_keys, count)
@@ -445,7 +456,17 @@ def assemble(
     else:
         lines = rows = {**columns, "rollout": np.arange(count)}
         scores = Scores(flat, columns["n"].copy())
-    return Dataset(root, files, lines, rows, scores, skipped, layout, detected, file_lines, file_blank, warnings, keys)
+    dataset = Dataset(
+        root, files, lines, rows, scores, skipped, layout, detected, file_lines, file_blank, warnings, keys
+    )
+    if results and all(r.join_read for r in results):  # every chunk read the join field (see parse.scan)
+        dataset.join_on = results[0].chunk.join_on
+        join_keys = np.frombuffer(b"".join(r.join_keys for r in results), dtype="<u8").reshape(count, KEY_BYTES // 8)
+        join_kinds = np.frombuffer(b"".join(r.join_kinds for r in results), dtype=np.uint8)
+        dataset.join_keys, dataset.join_kinds = (
+            (join_keys, join_kinds) if firsts is None else (join_keys[firsts], join_kinds[firsts])
+        )
+    return dataset
 
 
 def group_lines(keys: bytes, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -552,7 +573,15 @@ def skip_whole(result: ChunkResult, bad: NotJsonl) -> ChunkResult:
     places = [(int(line), int(offset), int(length), bool(clean)) for line, offset, length, clean, _ in rows]
     places += [(line, offset, length, clean) for line, offset, length, clean, _, _ in result.skipped]
     skipped = [(*place, bad.reason, bad.why) for place in sorted(places)]
-    return dataclasses.replace(result, rows=array("q"), scores=array("d"), keys=bytearray(), skipped=skipped)
+    return dataclasses.replace(
+        result,
+        rows=array("q"),
+        scores=array("d"),
+        keys=bytearray(),
+        join_keys=bytearray(),
+        join_kinds=bytearray(),
+        skipped=skipped,
+    )
 
 
 def check_dataset(dataset: Dataset, odd: list[NotJsonl], strict: bool) -> None:

@@ -1,10 +1,10 @@
 """Rollouts matched to the rows of their training-set source by a join key; where each source row goes.
 
 Keys are compared as ``--group-by`` compares values (canonical JSON: 1 and 1.0 alike, object keys in any
-order), as 16-byte hashes.  A source row follows the bucket (and the train/val side) of the rollouts with its
-key; every source row with a key follows it (duplicates); a row no rollout matched is *unscored*.  A key whose
-rollouts sit in different buckets (or on both sides of a split) is refused: a row can follow only one, and
-``--group-by`` of the join field makes those rollouts one, scored together.
+order), as 16-byte join keys (:mod:`bucketing.joinkey`).  A source row follows the bucket (and the train/val
+side) of the rollouts with its key; every source row with a key follows it (duplicates); a row no rollout
+matched is *unscored*.  A key whose rollouts sit in different buckets (or on both sides of a split) is refused:
+a row can follow only one, and ``--group-by`` of the join field makes those rollouts one, scored together.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import numpy as np
 
 from .dataset import Dataset
 from .errors import BucketingError
-from .layout import FILE, KEY_BYTES, parse_group_by, raw_key
+from .joinkey import KINDS, NO_KEY, key_of_raw
+from .layout import FILE, KEY_BYTES, parse_group_by
 from .plan import Plan
-from .rolloutfields import MISSING, rollout_fields
-from .scorepath import BadScores
+from .rolloutfields import rollout_fields
 from .sources import display
 from .trainset import Source, SourceRows, find_source, read_rows
 from .wording import counted
@@ -172,30 +172,29 @@ def join(dataset: Dataset, source: str | Source, join_on: str, roots=None) -> Jo
 
 def rollout_keys(dataset: Dataset, field: str) -> tuple[np.ndarray, np.ndarray, set[str], list[int]]:
     """Per rollout, the join key of ``field`` in its first line: keys (rows, 2), whether it has one, the kinds of
-    values seen, and the rollouts without it (the first few, and how many in all, as the list's length)."""
-    if dataset.keys is not None and dataset.layout.group_by == (field,):  # grouped by the join field: keys known
-        return dataset.keys, np.ones(len(dataset.keys), dtype=bool), set(), []
-    count = len(dataset.scores)
-    keys: list[bytes] = []
-    kinds: set[str] = set()
-    missing: list[int] = []
-    none = bytes(KEY_BYTES)  # the place of a rollout without the field (never looked at: ``has`` is False)
-    for rollout, (raw,) in rollout_fields(dataset, (field,)):
-        try:
-            if raw is MISSING:
-                raise BadScores("", "")
-            keys.append(raw_key(raw, field))
-            kinds.add(_kind(bytes(raw)[:1]))
-        except BadScores:  # missing, null, or too deep to compare: no key
-            keys.append(none)
-            missing.append(rollout)
-    has = np.ones(count, dtype=bool)
-    has[missing] = False
-    return np.frombuffer(b"".join(keys), dtype="<u8").reshape(count, 2), has, kinds, missing
+    values seen, and the rollouts without it (the first few, and how many in all, as the list's length).
+
+    Read by the load's scan when it was asked to (``load(join_on=field)``), else read back now (a second pass).
+    """
+    if dataset.join_on == field and dataset.join_keys is not None and dataset.join_kinds is not None:
+        keys, kinds = dataset.join_keys, dataset.join_kinds
+    else:
+        keys, kinds = read_keys(dataset, field)
+    has = kinds != NO_KEY
+    seen = {KINDS[code] for code in np.unique(kinds[has]).tolist()}
+    return keys, has, seen, np.flatnonzero(~has).tolist()
 
 
-def _kind(first: bytes) -> str:
-    return {b'"': "string", b"[": "list", b"{": "object", b"t": "boolean", b"f": "boolean"}.get(first, "number")
+def read_keys(dataset: Dataset, field: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per rollout, the join key of ``field`` in its first line and its kind, read back from the files (what
+    the scan reads when asked: see :mod:`bucketing.joinkey`)."""
+    keys = bytearray()
+    kinds = bytearray()
+    for _, (raw,) in rollout_fields(dataset, (field,)):
+        key, kind = key_of_raw(raw, field)
+        keys += key
+        kinds.append(kind)
+    return np.frombuffer(bytes(keys), dtype="<u8").reshape(-1, KEY_BYTES // 8), np.frombuffer(bytes(kinds), np.uint8)
 
 
 def match(
@@ -211,9 +210,7 @@ def match(
     """Number the distinct keys of both sides (one sort of them all) and link each to its first rollout."""
     keyed = np.flatnonzero(has)
     both = np.concatenate([keys[keyed], rows.keys]) if len(rows.keys) else keys[keyed]
-    order = np.lexsort((both[:, 1], both[:, 0]))
-    starts = np.ones(len(both), dtype=bool)
-    starts[1:] = (both[order][1:] != both[order][:-1]).any(axis=1)
+    order, starts = _sorted_keys(both)
     number = np.empty(len(both), dtype=np.int64)
     number[order] = np.cumsum(starts) - 1
     distinct = int(starts.sum())
@@ -227,6 +224,23 @@ def match(
     )  # fmt: skip
     _check_types(found, kinds)
     return found
+
+
+def _sorted_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An order that puts equal keys (rows, 2) together, and where each run of equal keys starts in it.
+
+    Sorted by the first half alone (a third of a two-column sort's time); by both only when two different keys
+    share a first half (never for integer keys, whose first half is the integer)."""
+    order = np.argsort(keys[:, 0])
+    first, second = keys[order, 0], keys[order, 1]
+    same_first = first[1:] == first[:-1]
+    if (same_first & (second[1:] != second[:-1])).any():
+        order = np.lexsort((keys[:, 1], keys[:, 0]))
+        first, second = keys[order, 0], keys[order, 1]
+        same_first = first[1:] == first[:-1]
+    starts = np.ones(len(keys), dtype=bool)
+    starts[1:] = ~(same_first & (second[1:] == second[:-1]))
+    return order, starts
 
 
 def _check_types(found: Join, rollout_kinds: set[str]) -> None:

@@ -130,7 +130,15 @@ class Layout:
 
     @property
     def reader(self) -> LineReader:
-        return _reader(self.scores, self.group_by, self.booleans)  # cached: layouts travel to worker processes
+        reader = _reader(self.scores, self.group_by, self.booleans)  # cached: layouts travel to worker processes
+        assert reader is not None  # only a join field can't be declared
+        return reader
+
+    def join_reader(self, field: str) -> LineReader | None:
+        """The reader that also hands over the raw JSON of the join field ``field`` (:attr:`LineReader.join`);
+        None when the line's struct can't declare it beside the others (it is, or lies inside, a top-level field
+        of the scores, or it holds or lies inside a group field): the join then reads it back after the load."""
+        return _reader(self.scores, self.group_by, self.booleans, field)
 
     def flags(self) -> list[str]:
         """The command-line flags that select this layout."""
@@ -231,11 +239,13 @@ def _walker(steps: tuple[tuple[str, bool], ...], booleans: bool) -> Callable[[An
 
 @dataclass(frozen=True)
 class LineReader:
-    """The fast path: ``decode(line)`` then ``scores(obj)`` and ``key(obj)`` (None when not grouped)."""
+    """The fast path: ``decode(line)`` then ``scores(obj)`` and ``key(obj)`` (None when not grouped); ``join(obj)``:
+    the raw JSON of the join field, or UNSET (None unless made by :meth:`Layout.join_reader`)."""
 
     decode: Callable[[Any], Any]
     scores: Callable[[Any], list]
     key: Callable[[Any], bytes] | None
+    join: Callable[[Any], Any] | None = None
 
 
 def _plain(path: ScorePath) -> bool:
@@ -249,7 +259,7 @@ def _listed(steps: tuple[Step, ...]) -> tuple[tuple[str, bool], ...]:
 
 
 @lru_cache(maxsize=32)
-def _reader(scores: str, group_by: tuple[str, ...], booleans: bool) -> LineReader:
+def _reader(scores: str, group_by: tuple[str, ...], booleans: bool, join_on: str = "") -> LineReader | None:
     path = ScorePath(scores, booleans)
     firsts = list(dict.fromkeys(steps[0][0] for _, steps in path.terms))  # the top-level fields the scores need
     grouped, group_by = bool(group_by), tuple(field for field in group_by if field != FILE)
@@ -260,6 +270,12 @@ def _reader(scores: str, group_by: tuple[str, ...], booleans: bool) -> LineReade
                 f"--group-by {field} and the scores at {scores} share the field {group_steps[0]}; "
                 "group by a field outside the scores"
             )
+    join = None
+    if join_on:
+        join = _join_path(groups, parse_field(join_on), firsts)
+        if join is None:
+            return None
+        groups.setdefault(join, parse_field(join_on))
     fields, rename, reach = _group_fields(groups, 0)
     if _plain(path):
         steps = _listed(path.steps)
@@ -274,7 +290,40 @@ def _reader(scores: str, group_by: tuple[str, ...], booleans: bool) -> LineReade
         extract = _raw_extractor(path, firsts)
     line_type = msgspec.defstruct("_Line", fields, rename=rename)
     key = _key_function([(field, reach[i]) for i, field in enumerate(group_by)]) if grouped else None
-    return LineReader(msgspec.json.Decoder(line_type).decode, extract, key)
+    join_raw = None if join is None else _raw_getter(reach[join])
+    return LineReader(msgspec.json.Decoder(line_type).decode, extract, key, join_raw)
+
+
+def _join_path(groups: dict[int, tuple[str, ...]], steps: tuple[str, ...], firsts: list[str]) -> int | None:
+    """Which of the struct's field paths the join field is: a group field's own, or a new one; None when it
+    can't be declared (it shares a top-level field with the scores, or holds or lies inside a group field)."""
+    if steps[0] in firsts:
+        return None
+    for i, group in groups.items():
+        if group == steps:
+            return i
+        shorter = min(len(group), len(steps))
+        if group[:shorter] == steps[:shorter]:
+            return None
+    return len(groups)
+
+
+def _raw_getter(attributes: tuple[str, ...]) -> Callable[[Any], Any]:
+    """``obj -> raw JSON`` along the struct's attributes, UNSET where the field or an object on the way is missing
+    (or null): what :func:`field_reader` hands over for the field."""
+    if len(attributes) == 1:
+        (attribute,) = attributes
+        return lambda obj: getattr(obj, attribute)
+
+    def raw(obj: Any) -> Any:
+        item = obj
+        for attribute in attributes:
+            if item is None or item is _UNSET:
+                return _UNSET
+            item = getattr(item, attribute)
+        return _UNSET if item is None else item
+
+    return raw
 
 
 def _raw_extractor(path: ScorePath, firsts: list[str]) -> Callable[[Any], list]:
@@ -427,8 +476,8 @@ def _extractor(steps: tuple[tuple[str, bool], ...]) -> Callable[[Any], list]:
 def field_reader(fields: tuple[str, ...]) -> Callable[[Any], list[Any]]:
     """``read(line) -> [raw JSON of each field, or UNSET]``: only those fields decoded (msgspec skips the rest in C).
 
-    Raises msgspec's errors for a line that is not a JSON object.  What :func:`raw_key` turns into the key
-    that ``--group-by`` of the same field gives (the join of a training set reads its keys with it).
+    Raises msgspec's errors for a line that is not a JSON object.  What :func:`canonical_raw` spells as
+    ``--group-by`` of the same field does (the join of a training set reads its keys with it).
     """
     fields_, rename, reach = _group_fields({i: parse_field(field) for i, field in enumerate(fields)}, 0)
     decode = msgspec.json.Decoder(msgspec.defstruct("_Fields", fields_, rename=rename)).decode
@@ -450,12 +499,12 @@ def field_reader(fields: tuple[str, ...]) -> Callable[[Any], list[Any]]:
     return read
 
 
-def raw_key(raw: Any, field: str) -> bytes:
-    """The 16-byte key of one field's raw JSON value, equal to its ``--group-by`` key; raises :class:`BadScores`
-    for a missing or null value."""
-    return _digest([_canonical_raw(raw, field)])
+def canonical_raw(raw: Any, field: str) -> bytes:
+    """The canonical JSON spelling of one field's raw JSON value (what its ``--group-by`` key hashes); raises
+    :class:`BadScores` for a missing or null value, or one too deep to compare."""
+    return _canonical_raw(raw, field)
 
 
-def value_key(value: Any, field: str) -> bytes:
-    """The 16-byte key of a value already in Python (a parquet cell): the one its JSON spelling gets."""
-    return _digest([_canonical(value, field)])
+def canonical_value(value: Any, field: str) -> bytes:
+    """The canonical JSON spelling of a value already in Python (a parquet cell): the one its JSON spelling gets."""
+    return _canonical(value, field)

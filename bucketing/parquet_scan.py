@@ -1,6 +1,6 @@
 """Scan a parquet file as the line parser scans JSONL: each row one JSON line of only the columns needed.
 
-Only the top-level columns the score path and the group fields start with are read (pyarrow's
+Only the top-level columns the score path, the group fields and the join field start with are read (pyarrow's
 ``columns=``), one row group at a time; each row is encoded as a JSON object and handed to
 :func:`bucketing.parse.scan`, so scores, group keys and skip reasons are exactly those of a JSONL line
 holding the same values. The rows' places are then written as row numbers (see
@@ -28,10 +28,11 @@ def scan_chunk(chunk: Chunk) -> ChunkResult:
     return scan_parquet(chunk) if is_parquet(chunk.file) else scan(chunk)
 
 
-def top_fields(layout: Layout) -> list[str]:
-    """The top-level fields a line's scores and group key are read from."""
+def top_fields(layout: Layout, join_on: str = "") -> list[str]:
+    """The top-level fields a line's scores, group key and join key are read from."""
     firsts = [steps[0][0] for _, steps in layout.path.terms]
     firsts += [parse_field(field)[0] for field in layout.group_by if field != FILE]
+    firsts += [parse_field(join_on)[0]] if join_on else []
     return list(dict.fromkeys(firsts))
 
 
@@ -45,7 +46,8 @@ def scan_parquet(chunk: Chunk) -> ChunkResult:
     with parquet:
         names = parquet.schema_arrow.names
         present = set(names)
-        columns = [name for name in top_fields(chunk.layout) if name in present]  # a missing one: each row says so
+        wanted = top_fields(chunk.layout, chunk.join_on)
+        columns = [name for name in wanted if name in present]  # a missing one: each row says so
         twice = [name for name in columns if names.count(name) > 1]
         if twice:  # which of them holds the scores? pyarrow's rows keep one silently: refused, not guessed
             return ChunkResult(chunk, unreadable=f"two columns are named {twice[0]}")

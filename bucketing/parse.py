@@ -18,6 +18,7 @@ import msgspec
 import numpy as np
 
 from . import scorepath as sp
+from .joinkey import key_of_line, key_of_raw
 from .layout import SHORT_LINE, Layout, Refused
 from .sources import BOM, DEFAULT_MAX_LINE_BYTES, Block, InputFile, read_blocks
 
@@ -41,6 +42,7 @@ class Chunk:
     stop: int | None = None
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     strict: bool = False
+    join_on: str = ""  # a rollout field whose join key each good line's result carries (--join-on)
 
     @property
     def size(self) -> int:
@@ -66,6 +68,9 @@ class ChunkResult:
     rows: array = field(default_factory=lambda: array("q"))  # per good line: ROW_FIELDS, flat
     scores: array = field(default_factory=lambda: array("d"))
     keys: bytearray = field(default_factory=bytearray)  # per good line, when grouped: its group key (layout.KEY_BYTES)
+    join_read: bool = False  # the scan read the chunk's join field: per good line, a join key and its kind
+    join_keys: bytearray = field(default_factory=bytearray)  # layout.KEY_BYTES per good line (zeros: no key)
+    join_kinds: bytearray = field(default_factory=bytearray)  # a joinkey.KINDS code per good line (0: no key)
     skipped: list[tuple[int, int, int, bool, str, str]] = field(
         default_factory=list
     )  # line, offset, length, clean, reason, detail
@@ -80,13 +85,15 @@ def scan(chunk: Chunk, blocks: Iterator[Block] | None = None) -> ChunkResult:
 
     ``blocks``: the chunk's lines from elsewhere than its file's bytes (parquet rows as JSON lines).
     """
-    layout = chunk.layout
-    read_short = layout.short_lines()
-    reader = layout.reader
+    layout, join_on = chunk.layout, chunk.join_on
+    joined = layout.join_reader(join_on) if join_on else None  # None: the join reads its field back later
+    reader = joined or layout.reader
+    read_short = None if joined else layout.short_lines()  # the join key needs msgspec's raw JSON (see layout)
     in_file = layout.file_key(chunk.file.rel)  # --group-by @file,...: keys equal only within this file
-    decode, extract, key_of = reader.decode, reader.scores, _within(reader.key, in_file)
-    result = ChunkResult(chunk)
+    decode, extract, key_of, join_of = reader.decode, reader.scores, _within(reader.key, in_file), reader.join
+    result = ChunkResult(chunk, join_read=join_of is not None)
     rows, all_scores, keys, skipped = result.rows, result.scores, result.keys, result.skipped
+    join_keys, join_kinds = result.join_keys, result.join_kinds
     limit = chunk.max_line_bytes
     short = min(limit, SHORT_LINE)  # lines up to this go to read_short
     n = objects = blank = last_line = last_closer = 0
@@ -137,7 +144,7 @@ def scan(chunk: Chunk, blocks: Iterator[Block] | None = None) -> ChunkResult:
                         last_closer = n
                 last_line = n
                 line = view[start:stop]
-                scores = key = None
+                scores = key = join = None
                 reason = ""
                 try:
                     if read_short and stop - start <= short and buf[start] == 123:
@@ -154,6 +161,8 @@ def scan(chunk: Chunk, blocks: Iterator[Block] | None = None) -> ChunkResult:
                             scores = extract(obj)
                             if scores and key_of is not None:
                                 key = key_of(obj)
+                            if join_of is not None:
+                                join = join_of(obj)
                 except _REFUSED:
                     scores = None
                 except sp.BadScores as bad:  # the group field is missing
@@ -166,6 +175,10 @@ def scan(chunk: Chunk, blocks: Iterator[Block] | None = None) -> ChunkResult:
                     all_scores.extend(scores)
                     if key is not None:
                         keys += key
+                    if join_of is not None:
+                        join_key, kind = key_of_raw(join, join_on)
+                        join_keys += join_key
+                        join_kinds.append(kind)
                     continue
                 if stop - start > limit:
                     objects += 1
@@ -185,6 +198,10 @@ def scan(chunk: Chunk, blocks: Iterator[Block] | None = None) -> ChunkResult:
                         all_scores.extend(scores)
                         if key is not None:
                             keys += key
+                        if join_of is not None:
+                            join_key, kind = key_of_line(line, join_on)
+                            join_keys += join_key
+                            join_kinds.append(kind)
                         continue
                 skipped.append((n, base + start, stop - start, newline >= 0 and stop == end, reason, detail))
                 if chunk.strict:

@@ -1,8 +1,10 @@
-"""A few fields of each rollout's first line, read back by offset after the load: the join key of a training
-set, the group values of the difficulty table.
+"""A few fields of each rollout's first line, read back by offset after the load: the group values of the
+difficulty table, the join key of a training set when the load's scan couldn't read it (see
+:mod:`bucketing.joinkey`).
 
-The load keeps no field but the scores (and a hash of the group fields); what else is needed is read in one
-streaming pass over the files, decoding only the rollouts' first lines and only the fields asked for.
+The load keeps no field but the scores (a hash of the group fields, and of the join field when asked); what else
+is needed is read in one streaming pass over the files, decoding only the rollouts' first lines and only the
+fields asked for.
 """
 
 from __future__ import annotations
@@ -15,12 +17,11 @@ import numpy as np
 
 from .dataset import Dataset
 from .errors import BucketingError
+from .joinkey import field_values
 from .layout import field_reader
 from .parquet_read import is_parquet, rows_at
 from .scorepath import parse_field
 from .sources import display, read_blocks
-
-MISSING = msgspec.UNSET  # a field the line doesn't have (or has as null)
 
 
 def rollout_fields(dataset: Dataset, fields: tuple[str, ...]) -> Iterator[tuple[int, list[Any]]]:
@@ -67,14 +68,3 @@ def _read(read, fields: tuple[str, ...], line: memoryview, dataset: Dataset, rol
         raise BucketingError(
             f"{where}: the line can't be read again (changed since it was loaded?); load it again"
         ) from None
-
-
-def field_values(value: Any, fields: tuple[str, ...]) -> list[Any]:
-    """Each field of an already-decoded line as raw JSON (or MISSING): the slow path of :func:`field_reader`."""
-    found: list[Any] = []
-    for field in fields:
-        item = value
-        for step in parse_field(field):
-            item = item.get(step) if isinstance(item, dict) else None
-        found.append(MISSING if item is None else msgspec.Raw(msgspec.json.encode(item)))
-    return found

@@ -2,13 +2,12 @@
 
 Its files are found as the rollouts' are (recursively, natural order, links out of the allowed folders
 refused); each row's join key is read streaming — JSONL in blocks of lines, parquet one row group at a
-time, only the join column — and kept as a 16-byte hash of its canonical value (the key ``--group-by``
-gives the same value), never as the value itself.
+time, only the join column (an integer column's keys made at once) — and kept as a 16-byte join key of its
+canonical value (:mod:`bucketing.joinkey`), never as the value itself.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from array import array
 from collections.abc import Callable, Iterator
@@ -20,7 +19,8 @@ import msgspec
 import numpy as np
 
 from .errors import BucketingError
-from .layout import KEY_BYTES, field_reader, raw_key, value_key
+from .joinkey import KINDS, int_keys, kind_code, raw_join_key, value_join_key
+from .layout import KEY_BYTES, field_reader
 from .scorepath import BadScores, parse_field
 from .sources import BOM, InputFile, display, find_inputs, open_input, read_blocks
 
@@ -223,7 +223,7 @@ def _read_key(read: Callable[[Any], list[Any]], line: bytearray, where: str, nam
             "name the source's field with --join-on ROLLOUT_FIELD=SOURCE_FIELD"
         )
     try:
-        return raw_key(raw, name), _kind(bytes(raw)[:1])
+        return raw_join_key(raw, name), KINDS[kind_code(memoryview(raw)[0])]
     except BadScores as bad:  # nested too deeply to compare
         raise BucketingError(f"--join-on: {where}: {bad.detail}") from None
 
@@ -234,11 +234,6 @@ def _fields_seen(line: bytes | bytearray) -> str:
     except msgspec.DecodeError:
         return "not JSON"
     return ", ".join(map(str, value)) if isinstance(value, dict) else "not an object"
-
-
-def _kind(first: bytes) -> str:
-    """The JSON type of a value by its first byte."""
-    return {b'"': "string", b"[": "list", b"{": "object", b"t": "boolean", b"f": "boolean"}.get(first, "number")
 
 
 def _parquet_rows(file: InputFile, steps: tuple[str, ...], name: str) -> Iterator[_Batch]:
@@ -261,15 +256,20 @@ def _parquet_rows(file: InputFile, steps: tuple[str, ...], name: str) -> Iterato
             count = len(column)
             rows = np.arange(first, first + count)
             zeros = np.zeros(count, dtype=np.int64)
-            keys = b"".join([_key(value, name) for value in column.to_pylist()])
+            keys = _column_keys(column, name)
             yield _Batch(rows, zeros, zeros, zeros, keys, {arrow_kind(column.type)})
             first += count
 
 
-def _key(value: Any, name: str) -> bytes:
-    if type(value) is int:  # the usual index column: its canonical JSON is its decimal digits
-        return hashlib.blake2b(b"%d" % value, digest_size=KEY_BYTES).digest()
-    return value_key(value, name)
+def _column_keys(column: pa.Array, name: str) -> bytes:
+    """The join keys of a column without nulls: an integer column's at once (the usual index), others per value."""
+    import pyarrow as pa
+
+    if pa.types.is_integer(column.type):
+        values = column.to_numpy()
+        if not (values.dtype == np.uint64 and len(values) and values.max() >= 1 << 63):  # beyond int64: per value
+            return int_keys(values).tobytes()
+    return b"".join([value_join_key(value, name) for value in column.to_pylist()])
 
 
 def _descend(column: pa.Array, steps: tuple[str, ...], file: InputFile) -> pa.Array:
