@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .browser_support import assert_no_error_shown, expect, go_to, screenshot, settle
+from .browser_support import assert_no_error_shown, expect, export_done, go_to, settle
 from .test_app_trainset import ROLLOUTS, make_data
 
 pytestmark = pytest.mark.browser
@@ -36,11 +36,7 @@ def test_fill_the_training_set_see_the_match_rate_and_export(page, allowed_root)
     assert_no_error_shown(page, "Export with a training set")
 
     page.get_by_role("button", name="Export", exact=True).click()
-    success = page.locator('[data-testid="stAlertContentSuccess"]')
-    expect(success).to_contain_text(f"Wrote {ROLLOUTS} rollouts", timeout=60_000)
-    settle(page)
-    assert_no_error_shown(page, "Export after exporting a training set")
-    screenshot(page, "export-training-set")
+    export_done(page, f"Wrote {ROLLOUTS} rollouts to {out}", "export-training-set")
     manifest = json.loads((out / "manifest.json").read_text())
     train = manifest["train_set"]
     assert train["matched_rollouts"] == ROLLOUTS - 1 and train["files"]
