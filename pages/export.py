@@ -21,6 +21,7 @@ from pages.common.text import literal
 
 ZIP_LIMIT = 200 << 20  # offer a zip download below this many bytes of output
 UPLOADS_PLACEHOLDER = "YOUR_FOLDER"  # the -i of the shown command when the data were uploaded
+KINDS = {"jsonl": "every JSONL input line copied byte for byte", "parquet": "the parquet inputs' rows, value for value"}
 
 
 def written_files(manifest: dict) -> list[dict]:
@@ -34,6 +35,30 @@ def written_files(manifest: dict) -> list[dict]:
         rows.append({"file": manifest["difficulty_table"], "holds": "difficulty table", "count": None})
     rows += [{"file": name, "holds": "recipe", "count": None} for name in manifest.get("recipes") or []]
     return [*rows, {"file": manifest["prefix"] + MANIFEST, "holds": "manifest", "count": None}]
+
+
+def output_format(
+    files: list, prefix: str, train_files: list[str], joined: Join | None, annotate: str | None, recipes: list[str]
+):
+    """What an export with these settings writes, in words (markdown, names literal), a line per kind of file."""
+    buckets = [f for f in files if f.buckets]
+    for kind, what in KINDS.items():
+        if any(f.kind == kind for f in buckets):
+            yield f"**{counted(len([f for f in buckets if f.kind == kind]), f'.{kind} file')}** of rollouts: {what}"
+    yield from (f"**{literal(f.name)}**: the lines that can't be used" for f in files if not f.buckets)
+    yield f"**{literal(prefix + DIFFICULTY)}**: every rollout's metrics, bucket and difficulty rank"
+    if joined:
+        annotated = f", annotated with {literal(annotate)}" if annotate else ""
+        yield (
+            f"**train\\_set/**: {counted(len(train_files), f'.{joined.source.format} file')} — each bucket's source "
+            f"rows{annotated}, and the rows no rollout matched"
+        )
+    else:
+        yield "no train\\_set/: give a training set above to write each bucket's source rows"
+    yield from (
+        f"**{literal(name)}**: the {trainer} recipe" for name, trainer in zip(write_names(recipes, prefix), recipes)
+    )
+    yield f"**{literal(prefix + MANIFEST)}**, last: what was read and written"
 
 
 def train_files_of(manifest: dict) -> list[dict]:
@@ -180,27 +205,8 @@ except OSError as error:  # e.g. a folder on the way that can't be searched
     st.stop()
 
 st.subheader("Output format", anchor=False)
-kinds = {"jsonl": "every JSONL input line copied byte for byte", "parquet": "the parquet inputs' rows, value for value"}
-buckets = [f for f in files if f.buckets]
 st.markdown(
-    "".join(
-        f"- **{counted(len([f for f in buckets if f.kind == kind]), f'.{kind} file')}** of rollouts: {what}\n"
-        for kind, what in kinds.items()
-        if any(f.kind == kind for f in buckets)
-    )
-    + "".join(f"- **{literal(f.name)}**: the lines that can't be used\n" for f in files if not f.buckets)
-    + f"- **{literal(s['prefix'] + DIFFICULTY)}**: every rollout's metrics, bucket and difficulty rank\n"
-    + (
-        f"- **train\\_set/**: {counted(len(train_files), f'.{joined.source.format} file')} — each bucket's source "
-        f"rows{', annotated with ' + literal(annotate) if annotate else ''}, and the rows no rollout matched\n"
-        if joined
-        else "- no train\\_set/: give a training set above to write each bucket's source rows\n"
-    )
-    + "".join(
-        f"- **{literal(name)}**: the {trainer} recipe\n"
-        for name, trainer in zip(write_names(recipes, s["prefix"]), recipes)
-    )
-    + f"- **{literal(s['prefix'] + MANIFEST)}**, last: what was read and written"
+    "\n".join(f"- {line}" for line in output_format(files, s["prefix"], train_files, joined, annotate, recipes))
 )
 
 overwrite = False
@@ -309,7 +315,7 @@ if last:
         with st.expander(f"Recipe: {trainer}", expanded=True):
             st.code(text, language="markdown", wrap_lines=True)
     st.markdown("**Files written**")
-    st.dataframe(pd.DataFrame(written_files(manifest)), hide_index=True)
+    st.dataframe(pd.DataFrame(written_files(manifest)).astype({"count": "Int64"}), hide_index=True)
     st.markdown("**The same export from the command line**")
     st.code(last["command"], language="bash", wrap_lines=True)
     if last.get("uploaded"):

@@ -17,6 +17,7 @@ from bucketing.recipes import render
 
 from .app_support import drag, go, load_folder, metric, plain
 from .conftest import rollout_line, run_cli, write_lines
+from .parquet_fixtures import rollout_rows, write_rows
 
 ROLLOUTS = 12  # rollout i has extra_info.index i, but the last has none
 SOURCE_ROWS = 15  # indexes 0..14 (12..14 unscored), and index 3 twice
@@ -190,3 +191,14 @@ def test_a_source_field_named_otherwise_goes_into_the_command(app, tmp_path):
     command = next(c.value for c in app.code if c.value.startswith("python -m bucketing"))
     assert "--join-on extra_info.index=num" in command
     assert (tmp_path / "out" / "train_set" / "_unscored.jsonl").read_text().count("\n") == SOURCE_ROWS - ROLLOUTS + 1
+
+
+def test_the_output_format_says_which_kind_of_bucket_file_each_input_kind_gets(app, tmp_path):
+    write_rows(tmp_path / "in" / "rows.parquet", rollout_rows(30))
+    write_lines(tmp_path / "in" / "lines.jsonl", [rollout_line([1, 0]), rollout_line([0, 0])])
+    load_folder(app, tmp_path / "in")
+    go(app, "export")
+    app.text_input(key="w_out_dir").set_value(str(tmp_path / "out")).run()
+    said = plain(" ".join(m.value for m in app.markdown)).replace("**", "")
+    assert "3 .jsonl files of rollouts" in said and "3 .parquet files of rollouts" in said
+    assert "difficulty.parquet" in said and "no train_set/" in said
