@@ -22,9 +22,14 @@ def command_line(
     val_fraction: float | None = None,
     seed: int = 0,
     exclude: Sequence[str] = (),
+    train_set: str | None = None,
+    join_on: str | None = None,
+    annotate: str | None = None,
+    recipes: Sequence[str] = (),
 ) -> str:
     """The shell command that makes the same files as
-    ``export(load(input_dir, scores, group_by, exclude=exclude), plan, output_dir, ...)``."""
+    ``export(load(input_dir, scores, group_by, exclude=exclude), plan, output_dir, ...)``; with ``train_set``,
+    ``join=join(data, train_set, join_on)`` and ``annotate``; ``recipes``: the trainers whose recipe it writes."""
     args = ["python", "-m", "bucketing", "-i", str(input_dir), "-o", str(output_dir)]
     for glob in exclude:
         args += ["--exclude", glob]
@@ -51,5 +56,8 @@ def command_line(
     args += ["--cumulative"] if cumulative else []
     args += ["--val-fraction", repr(float(val_fraction))] if val_fraction is not None else []
     args += ["--seed", str(seed)] if val_fraction is not None and seed else []
+    args += ["--train-set", str(train_set), "--join-on", str(join_on)] if train_set else []
+    args += ["--annotate", annotate] if train_set and annotate else []
+    args += ["--recipe", ",".join(recipes)] if recipes else []
     args += ["--overwrite"] if overwrite else []
     return shlex.join(args)

@@ -232,6 +232,15 @@ def assert_no_error_shown(page, where: str) -> None:
     assert ERROR_BANNER not in text, f"{where}: the page shows an error:\n{text[:3000]}"
 
 
+def export_done(page, wrote: str, shot: str) -> None:
+    """Wait for the Export page's success message (``wrote`` in it), check no error shows, take a screenshot."""
+    success = page.locator('[data-testid="stAlertContentSuccess"]')
+    expect(success).to_contain_text(wrote, timeout=60_000)
+    settle(page)
+    assert_no_error_shown(page, f"Export after {shot}")
+    screenshot(page, shot)
+
+
 # --- the Buckets page ----------------------------------------------------------------------
 
 CHART = 'svg[data-testid="threshold-drag"]'

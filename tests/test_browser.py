@@ -30,6 +30,7 @@ from .browser_support import (
     center,
     drag_line,
     expect,
+    export_done,
     go_to,
     line_labels,
     listening_addresses,
@@ -225,11 +226,7 @@ def test_export_writes_the_buckets_and_the_shown_command_makes_the_same_files(pa
     expect(export).to_be_enabled()
     assert_no_error_shown(page, "Export before exporting")
     export.click()
-    success = page.locator('[data-testid="stAlertContentSuccess"]')
-    expect(success).to_contain_text(f"Wrote {SAMPLE_ROLLOUTS} rollouts to {out}", timeout=60_000)
-    settle(page)
-    assert_no_error_shown(page, "Export after exporting")
-    screenshot(page, "7-export")
+    export_done(page, f"Wrote {SAMPLE_ROLLOUTS} rollouts to {out}", "7-export")
 
     # The files on disk.
     manifest = json.loads((out / "manifest.json").read_text())

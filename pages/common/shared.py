@@ -63,6 +63,11 @@ DEFAULTS: dict[str, Any] = {
     "split": False,
     "val_fraction": 0.1,
     "seed": 0,
+    "train_set": "",  # Export: the training-set source typed (a file or folder under the allowed roots); "" for none
+    "join_rollout": "",  # Export: the rollout field that names a source row (extra_info.index)
+    "join_source": "",  # Export: the source's field, when it is named otherwise ("": the same)
+    "annotate": "",  # Export: the field --annotate adds to every matched source row ("": none)
+    "recipes": [],  # Export: the trainers whose recipe the export writes (bucketing.recipes.TRAINERS)
     "compare_a": "mean_reward",
     "compare_b": "variance",
     "compare_count": None,  # None: the bucket count of the Buckets page
@@ -72,7 +77,7 @@ DEFAULTS: dict[str, Any] = {
     "cuts_version": 0,  # Buckets: counts threshold changes; in the keys of the threshold inputs, to show new values
     "names_table": 0,  # Buckets: counts refused renames and new thresholds; in the names table's key, to redraw it
     "compare_clicked": None,  # Compare: the last cell clicked, (metric_a, metric_b, count, index): a new click counts
-    "last_export": None,  # Export: the last export's folder, manifest and command, shown until the next one
+    "last_export": None,  # Export: the last export's folder, manifest, command and recipes, shown until the next one
     "url_applied": False,  # the view in the link this session was opened with has been taken (view_url)
 }
 # Widget keys: the widget's own state, which Streamlit drops after a run on a page that doesn't draw the widget;
