@@ -43,7 +43,7 @@ def browse(
         max_chars=1000,
         **bound("preview_query"),
     )
-    regex = top[1].toggle("Regular expression", **bound("preview_regex"))
+    regex = top[1].toggle("Regex", help="A regular expression (Python's syntax)", **bound("preview_regex"))
     case = top[2].toggle("Match case", **bound("preview_case"))
     everything = top[3].toggle(f"In {everywhere}", **bound("preview_all"))
     second = st.columns([2, 1, 3])
@@ -134,7 +134,8 @@ def show_rollouts(
     field = st.session_state["truth_field"].strip()
     for rollout, row in zip(read, rows):
         values = " · ".join(f"{metric} = {number(column[row])}" for metric, column in metrics.items())
-        start = f"{shown(label(int(row)))} · " if label else ""
+        name = label(int(row)) if label else ""
+        start = f"{shown(name)} · " if name else ""
         with st.expander(f"{start}{shown(rollout.where)} · {values} · {len(rollout.scores)} responses", expanded=False):
             show_rollout(rollout, field, full)
 
