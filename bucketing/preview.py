@@ -15,6 +15,8 @@ from .sources import read_ranges
 
 PROMPT_FIELDS = ("prompt", "input", "input_prompt", "question", "problem", "query", "content")
 RESPONSE_FIELDS = ("responses", "completions", "outputs", "output", "output_response", "response", "completion")
+# Where a rollout's ground truth is, first found (verl's dumps: gts; verl's data: reward_model.ground_truth).
+TRUTH_FIELDS = ("gts", "reward_model.ground_truth", "answer", "label", "ground_truth", "target")
 
 
 MAX_LINES = 32  # of a grouped rollout's lines, the first this many are shown
@@ -28,6 +30,8 @@ class Rollout:
     responses: list[str] | None
     raw: str  # the lines shown, as text
     group: dict[str, Any] | None = None  # grouped rollouts: the value of each field grouped by ("@file": the file)
+    messages: list[tuple[str, str]] | None = None  # the prompt as chat messages, (role, text) each, when it is a list
+    truth: tuple[str, str] | None = None  # (field, value as text) of the ground truth, when the first line has it
 
 
 def read_line(dataset: Dataset, index: int) -> bytes:
@@ -56,10 +60,13 @@ def read_lines(dataset: Dataset, indices: Sequence[int] | np.ndarray) -> list[by
     return [bytes(found.get(int(i), b"")) for i in indices]
 
 
-def preview(dataset: Dataset, rows: Sequence[int], max_lines: int = MAX_LINES) -> list[Rollout]:
+def preview(
+    dataset: Dataset, rows: Sequence[int], max_lines: int = MAX_LINES, truth_field: str | None = None
+) -> list[Rollout]:
     """Rollouts ``rows`` as people read them: the prompt, then each response with its score.
 
-    A grouped rollout's responses come from its lines (the first ``max_lines``), in input order.
+    A grouped rollout's responses come from its lines (the first ``max_lines``), in input order. Its ground
+    truth is ``truth_field`` (a dotted path) of its first line, or the first of TRUTH_FIELDS it has.
     """
     starts = dataset.scores.starts
     result = []
@@ -83,8 +90,109 @@ def preview(dataset: Dataset, rows: Sequence[int], max_lines: int = MAX_LINES) -
         if dataset.layout.grouped:
             rel = dataset.files[int(dataset.line_columns["file_id"][first])].rel
             group = dataset.layout.group_values(values[0], rel)
-        result.append(Rollout(where, scores, prompt, responses or None, "\n".join(texts), group))
+        first_value = values[0] if isinstance(values[0], dict) else {}
+        result.append(
+            Rollout(
+                where,
+                scores,
+                prompt,
+                responses or None,
+                "\n".join(texts),
+                group,
+                messages=chat_messages(first_value),
+                truth=ground_truth(first_value, truth_field),
+            )
+        )
     return result
+
+
+def chat_messages(value: dict) -> list[tuple[str, str]] | None:
+    """The prompt as (role, text) messages when it is a list of ``{role, content}`` (the assistant's turns of a
+    conversation are responses, left out as in the prompt's text); None for any other prompt."""
+    found = _prompt_value(value)
+    if not isinstance(found, list) or not found:
+        return None
+    if not all(isinstance(m, dict) and "role" in m and "content" in m for m in found):
+        return None
+    return [(_text(m["role"]), _text(m["content"])) for m in found]
+
+
+def ground_truth(value: dict, field: str | None = None) -> tuple[str, str] | None:
+    """``(field, text)`` of a rollout's ground truth: the dotted path ``field`` when given, else the first of
+    TRUTH_FIELDS that ``value`` has; a list or dict as compact JSON, a string as it is. None when absent."""
+    for path in [field] if field else TRUTH_FIELDS:
+        found = lookup(value, path)
+        if found is not _MISSING:
+            return path, found if isinstance(found, str) else _compact(found)
+    return None
+
+
+_MISSING = object()
+
+
+def lookup(value: Any, path: str) -> Any:
+    """The value at a dotted path (``reward_model.ground_truth``; a number picks a list's item); a key that has a
+    dot itself (``mean/reward.x``) is found too. ``_MISSING`` when there is none."""
+    if isinstance(value, dict) and path in value:
+        return value[path]
+    head, dot, rest = path.partition(".")
+    while dot:
+        if isinstance(value, dict) and head in value:
+            found = lookup(value[head], rest)
+            if found is not _MISSING:
+                return found
+        elif isinstance(value, list) and head.isdigit() and int(head) < len(value):
+            found = lookup(value[int(head)], rest)
+            if found is not _MISSING:
+                return found
+        more, dot, rest = rest.partition(".")  # try the key with a dot in it: "a.b" then ".c"
+        head = f"{head}.{more}"
+    if isinstance(value, dict) and head in value:
+        return value[head]
+    if isinstance(value, list) and head.isdigit() and int(head) < len(value):
+        return value[int(head)]
+    return _MISSING
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
+
+
+def search_texts(value: Any) -> list[str]:
+    """The texts a search looks in, of one parsed line: its prompt's and its responses' strings as the preview
+    shows them (a chat message's content, not its role); a line with no known prompt field: every string value
+    in it (not the keys). Every text is one JSON string of the line, whole (see bucketing.search)."""
+    if not isinstance(value, dict):
+        return _strings(value)
+    prompt = _prompt_value(value)
+    if prompt is _MISSING:
+        return _strings(value)
+    return [*_pieces(prompt), *(piece for item in _response_values(value) or [] for piece in _pieces(item))]
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in a JSON value, keys left out."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
+def _pieces(value: Any) -> list[str]:
+    """The strings :func:`_text` shows of a prompt or a response (not a message's role; only strings)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        for key in ("message", "content", "text"):
+            if key in value:
+                return _pieces(value[key])
+        return _strings(value)
+    if isinstance(value, list):
+        return [piece for item in value for piece in _pieces(item)]
+    return []
 
 
 def _parse(text: str) -> Any:
@@ -103,16 +211,27 @@ def sample_rows(ids: np.ndarray, bucket: int, count: int = 5, seed: int = 0) -> 
 
 
 def _prompt(value: dict) -> str | None:
+    found = _prompt_value(value)
+    return None if found is _MISSING else _text(found)
+
+
+def _prompt_value(value: dict) -> Any:
+    """The prompt field's value (a conversation's assistant turns left out); ``_MISSING`` when there is none."""
     for field in PROMPT_FIELDS:
         if field in value:
-            return _text([m for m in value[field] if not _is_reply(m)] if _has_replies(value[field]) else value[field])
-    return None
+            return [m for m in value[field] if not _is_reply(m)] if _has_replies(value[field]) else value[field]
+    return _MISSING
 
 
 def _responses(value: dict) -> list[str] | None:
+    found = _response_values(value)
+    return None if found is None else [_text(item) for item in found]
+
+
+def _response_values(value: dict) -> list | None:
     for field in PROMPT_FIELDS:  # a conversation (NeMo-RL's content): the assistant's turns are the responses
         if field in value and _has_replies(value[field]) and not any(f in value for f in RESPONSE_FIELDS):
-            return [_text(m["content"]) for m in value[field] if _is_reply(m)]
+            return [m["content"] for m in value[field] if _is_reply(m)]
     for field in RESPONSE_FIELDS:
         if field not in value:
             continue
@@ -121,7 +240,7 @@ def _responses(value: dict) -> list[str] | None:
             found = found["choices"]
         if not isinstance(found, list):
             found = [found]
-        return [_text(item) for item in found]
+        return found
     return None
 
 
@@ -149,3 +268,27 @@ def _text(value: Any) -> str:
     if isinstance(value, list):
         return "\n\n".join(_text(item) for item in value)
     return json.dumps(value, ensure_ascii=False)
+
+
+def truth_of(rollout: Rollout, field: str | None) -> tuple[str, str] | None:
+    """A previewed rollout's ground truth at ``field`` (a dotted path) of its first line; the detected one
+    (``rollout.truth``) when ``field`` is empty."""
+    if not field:
+        return rollout.truth
+    first = _parse(rollout.raw.split("\n", 1)[0])
+    return ground_truth(first, field) if isinstance(first, dict) else None
+
+
+def ordered(
+    rows: np.ndarray, order: str, values: np.ndarray | None = None, higher_is_easier: bool = True, seed: int = 0
+) -> np.ndarray:
+    """``rows`` in the order a preview pages through them: "random" (a permutation by ``seed``), "hardest" or
+    "easiest" first by ``values`` (a metric's value per rollout, read the metric's way; ties in input order,
+    a NaN last either way)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if order == "random" or values is None:
+        return rows[np.random.default_rng(seed).permutation(len(rows))]
+    keys = np.asarray(values, dtype=np.float64)[rows]
+    ascending = (order == "hardest") == higher_is_easier
+    keys = np.where(np.isnan(keys), np.inf, keys if ascending else -keys)
+    return rows[np.argsort(keys, kind="stable")]

@@ -6,10 +6,9 @@ import streamlit as st
 import bucketing
 from bucketing.metrics import METRICS
 from bucketing.plan import bucket_table, check_names, plan_warnings
-from bucketing.preview import sample_rows
 from pages.common import shared, view_url
 from pages.common.charts import buckets_csv, download, drag_data, sizes_figure
-from pages.common.rollouts import show_rollouts
+from pages.common.rollouts import browse
 from pages.common.threshold_drag import threshold_drag
 
 MODES = {"count": "By bucket count", "thresholds": "By thresholds", "learnability": "Learnability preset"}
@@ -266,11 +265,18 @@ def preview_section(plan: bucketing.Plan, values: np.ndarray) -> None:
     left, right = st.columns([2, 1])
     name = left.selectbox("Bucket", plan.names, key="preview_bucket")
     full = right.toggle("Show full texts", key="preview_full")
-    rows = sample_rows(shared.assigned(data, plan), plan.names.index(name), count=5)
-    if not len(rows):
-        st.caption("This bucket is empty.")
-        return
-    show_rollouts(data, rows, {plan.metric: values}, full)
+    ids = shared.assigned(data, plan)
+    members = np.flatnonzero(ids == plan.names.index(name))
+    browse(
+        data,
+        members,
+        {plan.metric: values},
+        plan.metric,
+        f"bucket {name}",
+        "all buckets",
+        full,
+        label=lambda row: plan.names[ids[row]] if s["preview_all"] else "",
+    )
 
 
 editor()

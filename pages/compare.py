@@ -5,11 +5,10 @@ import streamlit as st
 
 import bucketing
 from bucketing.metrics import METRICS
-from bucketing.preview import sample_rows
 from bucketing.wording import counted
 from pages.common import shared
 from pages.common.charts import cells_figure, density_figure, download
-from pages.common.rollouts import show_rollouts
+from pages.common.rollouts import browse
 
 data = shared.open_page(
     "Compare",
@@ -77,6 +76,12 @@ in_cell = int(cells[row_index, col_index])
 st.caption(
     f"{counted(in_cell, 'rollout', ',', ('is', 'are'))} `{row}` by {metric_a} and `{col}` by {metric_b}."
 )  # (bucket names are plain names: letters, digits, ".", "_", "-")
-rows = sample_rows(inside.astype(np.int8), 1, count=5)
-if len(rows):
-    show_rollouts(data, rows, {metric_a: values_a, metric_b: values_b}, full)
+browse(
+    data,
+    np.flatnonzero(inside),
+    {metric_a: values_a, metric_b: values_b},
+    metric_a,
+    f"the cell {row} × {col}",
+    "all rollouts",
+    full,
+)

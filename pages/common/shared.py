@@ -71,6 +71,16 @@ DEFAULTS: dict[str, Any] = {
     "compare_a": "mean_reward",
     "compare_b": "variance",
     "compare_count": None,  # None: the bucket count of the Buckets page
+    # the previews (Buckets, Compare): search, order, page, ground truth
+    "preview_query": "",  # the text (or regular expression) searched for in prompts and responses; "": no search
+    "preview_regex": False,  # the query is a regular expression
+    "preview_case": False,  # match case
+    "preview_all": False,  # search (and list) every rollout, not only the bucket's or the cell's
+    "preview_order": "random",  # or "hardest", "easiest" (by the page's metric)
+    "preview_seed": 0,  # the random order's seed (0: the order the preview always had)
+    "truth_field": "",  # the ground truth's field, a dotted path; "": detected
+    "preview_page": 0,  # the page of the preview shown, from 0
+    "preview_page_of": None,  # what that page is of (bucket, search, order): another list starts at its first page
     # what a page keeps between its runs
     "drag_seq": None,  # Buckets: the sequence number of the last drag taken in (the chart repeats it)
     "metric_before_preset": None,  # Buckets: the metric chosen before the learnability preset, back when it is left
