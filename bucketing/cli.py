@@ -479,34 +479,19 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise BucketingError(
             "--engine ray writes lines in input order; drop --order difficulty (or use --engine local)"
         )
+    plan_flags = [("-m", args.metric), ("-n", args.num_buckets), ("--thresholds", args.thresholds)]
     if args.from_manifest:
-        given = [
-            flag
-            for flag, value in [
-                ("-m", args.metric),
-                ("-n", args.num_buckets),
-                ("--thresholds", args.thresholds),
-                ("--bucket-names", args.bucket_names),
-                ("--k", args.k),
-                ("--pass-threshold", args.pass_threshold),
-                ("--ties", args.ties),
-            ]
-            if value is not None
-        ]
+        given = _given(
+            *plan_flags,
+            ("--bucket-names", args.bucket_names),
+            ("--k", args.k),
+            ("--pass-threshold", args.pass_threshold),
+            ("--ties", args.ties),
+        )
         if given:
             raise BucketingError(f"--from-manifest sets the plan; drop {', '.join(given)}")
     if args.preset:
-        given = [
-            flag
-            for flag, value in [
-                ("-m", args.metric),
-                ("-n", args.num_buckets),
-                ("--thresholds", args.thresholds),
-                ("--ties", args.ties),
-                ("--from-manifest", args.from_manifest),
-            ]
-            if value is not None
-        ]
+        given = _given(*plan_flags, ("--ties", args.ties), ("--from-manifest", args.from_manifest))
         if given:
             raise BucketingError(f"--preset sets the metric and the buckets; drop {', '.join(given)}")
     args.recipe = check_trainers(args.recipe)
@@ -710,3 +695,8 @@ class Once:
         if not self.done:
             self.done = True
             self.action()
+
+
+def _given(*flags: tuple[str, object]) -> list[str]:
+    """The flags among ``(flag, value)`` pairs that were given on the command line (a value other than None)."""
+    return [flag for flag, value in flags if value is not None]
