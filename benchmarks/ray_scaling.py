@@ -2,17 +2,19 @@
 
     python benchmarks/ray_scaling.py                 # 1 GB, 3 rounds
     python benchmarks/ray_scaling.py --size 200MB --rounds 1 --cpus 2
+    python benchmarks/ray_scaling.py --ray-address HOST:PORT   # a cluster that is already running
 
-Starts ``ray start --head --num-cpus N`` (token auth, as Ray's default), runs
+For each size N of ``--cpus``, starts ``ray start --head --num-cpus N`` (token auth, as Ray's default), runs
 ``python -m bucketing --engine ray --ray-address ...`` with ``--dry-run`` (pass 1) and with an
 export (both passes), median wall time and throughput; then pass 1 again from one driver that
-stays connected (workers already started), then stops the cluster. The local engine is timed
-on the same data for reference.
+stays connected (workers already started), then stops the cluster. With ``--ray-address``, the same
+runs on that cluster, which is left running. The local engine is timed on the same data for reference.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import socket
@@ -20,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +60,25 @@ def timed(argv: list[str], rounds: int, out: Path) -> float:
     return statistics.median(times)
 
 
+@contextlib.contextmanager
+def running_cluster(address: str | None, cpus: int | None) -> Iterator[str]:
+    """The cluster at ``address``, as it is; or a one-node cluster of ``cpus`` started here and stopped after."""
+    if address:
+        yield address
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    try:
+        ray_cli(
+            *("start", "--head", "--port", str(port), "--num-cpus", str(cpus)),
+            *("--include-dashboard", "false", "--node-ip-address", "127.0.0.1"),
+        )
+        yield f"127.0.0.1:{port}"
+    finally:
+        ray_cli("stop", "--force")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=parse_size, default=parse_size("1GB"))
@@ -65,6 +87,7 @@ def main() -> None:
     parser.add_argument(
         "--cpus", type=lambda text: [int(n) for n in text.split(",")], default=[1, 2], help="cluster sizes (1,2)"
     )
+    parser.add_argument("--ray-address", help="measure on this running cluster (host:port) instead of --cpus")
     args = parser.parse_args()
     data, out = args.work / f"data-{args.size}", args.work / "out"
     if not (data / "done").exists():
@@ -81,45 +104,29 @@ def main() -> None:
             None,
         )
     ]
-    for cpus in args.cpus:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            ray_cli(
-                "start",
-                "--head",
-                "--port",
-                str(port),
-                "--num-cpus",
-                str(cpus),
-                "--include-dashboard",
-                "false",
-                "--node-ip-address",
-                "127.0.0.1",
-            )
-            ray = [*cli, "--engine", "ray", "--ray-address", f"127.0.0.1:{port}"]
+    for cpus in [None] if args.ray_address else args.cpus:
+        with running_cluster(args.ray_address, cpus) as address:
+            ray = [*cli, "--engine", "ray", "--ray-address", address]
             warm = subprocess.run(
                 [
                     sys.executable,
                     "-c",
-                    WARM.format(root=str(ROOT), address=f"127.0.0.1:{port}", rounds=args.rounds, data=str(data)),
+                    WARM.format(root=str(ROOT), address=address, rounds=args.rounds, data=str(data)),
                 ],
                 env=ENV,
                 check=True,
                 capture_output=True,
                 text=True,
             ).stdout.split()[-1]
+            name = f"ray, {cpus} worker{'s' if cpus > 1 else ''}" if cpus else f"ray, the cluster at {address}"
             rows.append(
                 (
-                    f"ray, {cpus} worker{'s' if cpus > 1 else ''}",
+                    name,
                     timed([*ray, "--dry-run"], args.rounds, out),
                     timed([*ray, "-o", str(out)], args.rounds, out),
                     float(warm),
                 )
             )
-        finally:
-            ray_cli("stop", "--force")
     print(f"{gb:.2f} GB, median of {args.rounds}\n")
     print("| engine | CLI, pass 1 (`--dry-run`) | CLI, both passes | pass 1 on warm workers |\n|---|---|---|---|")
     for name, scan, full, warm in rows:

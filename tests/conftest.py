@@ -18,12 +18,17 @@ SAMPLE = ROOT / "examples" / "rollouts"
 
 # In parallel: pytest-xdist (-n auto, as tests/run.py runs it) with the scheduler below. A unit of work is a
 # test module, run whole by one worker in file order (module-scoped fixtures, a browser tab shared by a module's
-# tests, are set up once); every Ray test is in one unit, "ray" (`ray stop --force`, in test_ray_cluster.py and the
-# Ray benchmark, stops every Ray process on the machine, another worker's local Ray included). The units that take
+# tests, are set up once); every Ray test is in tests/test_ray.py, on one cluster (its `ray stop --force` stops
+# every Ray process on the machine: no other module may start one). The units that take
 # longest (measured with --durations) start first, so that the workers finish together.
-RAY_UNIT = ("tests/test_ray.py::", "tests/test_ray_cluster.py::", "tests/test_benchmark.py::test_the_ray_scaling")
+RAY_MODULE = "tests/test_ray.py"
+# Ray as its clusters run now: token authentication (the token in ~/.ray/auth_token), no usage reports. Ray reads
+# these when it is first imported (tests/needs.py imports it while collecting), so they are set for the session.
+RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+for _name, _value in RAY_ENV.items():
+    os.environ.setdefault(_name, _value)
 LONGEST_FIRST = [
-    "ray",
+    RAY_MODULE,
     "tests/test_browser.py",
     "tests/test_browser_sessions.py",
     "tests/test_browser_attack.py",
@@ -36,8 +41,8 @@ LONGEST_FIRST = [
 ]
 
 
-def unit_of(nodeid: str) -> str:
-    return "ray" if nodeid.startswith(RAY_UNIT) else nodeid.split("::")[0]
+def module_of(item) -> str:
+    return item.nodeid.split("::")[0]
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -54,14 +59,10 @@ def pytest_xdist_auto_num_workers(config):
 def pytest_xdist_make_scheduler(config, log):
     if config.getvalue("dist") != "load":  # another --dist asked for on the command line
         return None
-    from xdist.scheduler import LoadScopeScheduling
-
-    class ByUnit(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return unit_of(nodeid)
+    from xdist.scheduler import LoadFileScheduling
 
     config.option.loadscopereorder = False  # the collection order: longest first
-    return ByUnit(config, log)
+    return LoadFileScheduling(config, log)
 
 
 def pytest_collection_modifyitems(items):
@@ -70,11 +71,11 @@ def pytest_collection_modifyitems(items):
     from .needs import skip_what_cannot_run
 
     skip_what_cannot_run(items)
-    stray = [item.nodeid for item in items if item.get_closest_marker("ray") and unit_of(item.nodeid) != "ray"]
+    stray = [item.nodeid for item in items if item.get_closest_marker("ray") and module_of(item) != RAY_MODULE]
     if stray:
-        raise pytest.UsageError(f"Ray tests outside RAY_UNIT in tests/conftest.py: {stray}")
+        raise pytest.UsageError(f"Ray tests outside {RAY_MODULE}: {stray}")
     first = {name: rank for rank, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: first.get(unit_of(item.nodeid), len(first)))  # stable: file order within a unit
+    items.sort(key=lambda item: first.get(module_of(item), len(first)))  # stable: file order within a unit
 
 
 @pytest.hookimpl(tryfirst=True)

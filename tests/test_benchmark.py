@@ -6,8 +6,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from .conftest import ROOT
 
 
@@ -73,20 +71,3 @@ def test_the_benchmark_times_a_trainer_dump(tmp_path):
     saved = json.loads(sorted((ROOT / "benchmarks" / "results").glob("*.json"))[-1].read_text())
     point = saved["sizes"]["2MB"]
     assert point["lines"] > point["rollouts"] > 0
-
-
-@pytest.mark.ray  # its `ray stop --force` stops every Ray on the machine: run with the Ray tests (conftest.py)
-def test_the_ray_scaling_benchmark_runs(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            *("benchmarks/ray_scaling.py", "--size", "3MB", "--rounds", "1", "--cpus", "2", "--work", str(tmp_path)),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    for row in ["| local engine |", "| ray, 2 workers |"]:  # one cluster size: the run's longest test otherwise
-        assert row in result.stdout

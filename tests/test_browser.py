@@ -35,6 +35,7 @@ from .browser_support import (
     line_labels,
     listening_addresses,
     mode_selected,
+    new_tab,
     open_page,
     region_labels,
     screenshot,
@@ -328,18 +329,15 @@ def test_uploaded_files_are_loaded(browser, server, tmp_path):
 
 
 def test_a_page_opened_directly_on_a_fresh_server_works(browser, tmp_path):
-    for title in ["Buckets", "Compare", "Export", "Distributions"]:
-        with streamlit_server(tmp_path / f"{title}.log", [tmp_path]) as running:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            try:
-                tab = context.new_page()
-                tab.set_default_timeout(TIMEOUT_MS)
+    """Each page the first one a session opens: Buckets the very first on a fresh server (nothing loaded or
+    cached yet), then each other page in a new session of its own."""
+    with streamlit_server(tmp_path / "fresh.log", [tmp_path]) as running:
+        for title in ["Buckets", "Compare", "Export", "Distributions"]:
+            with new_tab(browser, width=1400, height=1000) as tab:
                 open_page(tab, running, title, path=title.lower())
                 screenshot(tab, f"9-direct-{title.lower()}")
-                assert_no_error_shown(tab, f"/{title.lower()} opened first on a fresh server")
+                assert_no_error_shown(tab, f"/{title.lower()} opened first in a new session")
                 assert "Uncaught app execution" not in running.log_tail(20_000), running.log_tail()
-            finally:
-                context.close()
 
 
 # --- 5. comparing two metrics ---------------------------------------------------------------

@@ -1,13 +1,18 @@
 """The Ray engine (``--engine ray``) against the local one: same lines in the same buckets, same manifest.
 
-A local Ray with two CPUs runs in this process (the command line too runs in this process, on it);
-``tests/test_ray_cluster.py`` runs a two-node cluster. Without Ray these tests are skipped (under CI: failed).
+One Ray cluster for the whole module, started as users start one: ``ray start --head`` and a second node with
+``ray start --address`` on this machine, one CPU each, token authentication (Ray's default). This process
+joins it as a driver (the command line too runs in this process, on it, with test hooks that make workers
+fail on cue); a command line in another process and the scaling benchmark join it by its address. Without
+Ray these tests are skipped (under CI: failed).
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,9 +21,35 @@ import bucketing
 from bucketing import dataset, ray_engine
 from examples.make_rollouts import make_rollouts
 
+from .browser_support import free_port
 from .conftest import ROOT, modules_imported_by_cli, rollout_line, run_cli, write_lines
 
-pytestmark = pytest.mark.ray  # one xdist worker runs every Ray test: RAY_UNIT in conftest.py
+pytestmark = pytest.mark.ray  # one xdist worker runs every Ray test: all are in this module (conftest.py)
+
+
+def ray_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ray.scripts.scripts", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster() -> str:
+    """The address of a head node and a second node, one CPU each; stopped after the module's tests."""
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    node = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--object-store-memory", str(300 * 10**6)]
+    try:
+        head = ray_cli("start", "--head", "--port", str(port), "--include-dashboard", "false", *node)
+        assert head.returncode == 0, head.stderr
+        second = ray_cli("start", "--address", address, *node)
+        assert second.returncode == 0, second.stderr
+        yield address
+    finally:
+        ray_cli("stop", "--force")
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +58,12 @@ def faults(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def local_ray(faults):
+def driver(cluster, faults):
+    """This process, joined to the cluster with the fault hooks of tests/ray_faults.py in every worker."""
     import ray
 
     ray.init(
-        num_cpus=2,
-        include_dashboard=False,
+        address=cluster,
         log_to_driver=False,
         runtime_env={
             "py_modules": [str(ROOT / "bucketing"), str(ROOT / "tests" / "ray_faults.py")],
@@ -40,6 +71,7 @@ def local_ray(faults):
             "worker_process_setup_hook": "ray_faults.install",
         },
     )
+    assert sum(node["Alive"] for node in ray.nodes()) == 2
     yield
     ray.shutdown()
 
@@ -262,3 +294,41 @@ def test_uri_input_and_output_through_both_engines(tmp_path):
         assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "by_path" / name).read_bytes()
     assert_same_buckets(tmp_path / "ray", tmp_path / "local", json.loads(remote.stdout), json.loads(local.stdout))
     assert "Found 4 JSONL files" in remote.stdout or "Found 4 JSONL files" in remote.stderr
+
+
+def test_the_cli_in_another_process_on_the_cluster_writes_what_the_local_engine_writes(cluster, tmp_path):
+    data = mixed_input(tmp_path / "in")
+    flags = ["-i", data, "-n", "3", "-m", "success_rate", "--json"]
+    local = run_cli(*flags, "-o", tmp_path / "local")
+    remote = subprocess.run(
+        [sys.executable, "-m", "bucketing", *map(str, flags), "-o", str(tmp_path / "ray")]
+        + ["--engine", "ray", "--ray-address", cluster],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert local.returncode == 0 and remote.returncode == 0, remote.stderr
+    assert_same_buckets(tmp_path / "ray", tmp_path / "local", json.loads(remote.stdout), json.loads(local.stdout))
+
+
+def test_the_ray_scaling_benchmark_runs(cluster, tmp_path):
+    """At a tiny size, on the module's cluster (a smoke test: no time is asserted)."""
+    result = subprocess.run(
+        [sys.executable, "benchmarks/ray_scaling.py", "--size", "3MB", "--rounds", "1"]
+        + ["--ray-address", cluster, "--work", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    for row in ["| local engine |", f"| ray, the cluster at {cluster} |"]:
+        assert row in result.stdout
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "ray.scripts.scripts", "status", "--address", cluster],
+            capture_output=True,
+        ).returncode
+        == 0
+    )  # left running
