@@ -240,6 +240,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             return open_app(argv[1:], prog=f"{prog or Path(sys.argv[0]).name} app")
         if argv[:1] == ["recipe"]:  # `bucketing recipe TRAINER OUTDIR`: the recipe of an existing export
             return print_recipes(argv[1:], prog=f"{prog or Path(sys.argv[0]).name} recipe")
+        if argv[:1] in (["trends"], ["changes"]):  # difficulty over a run's steps (bucketing.steps)
+            from .steps_cli import changes_main, trends_main
+
+            command = trends_main if argv[0] == "trends" else changes_main
+            return command(argv[1:], prog=f"{prog or Path(sys.argv[0]).name} {argv[0]}")
         _import_plugins(argv)
         args = build_parser(prog).parse_args(argv)
         return run(args)

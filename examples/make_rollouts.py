@@ -590,6 +590,85 @@ def _make_dump(
     return paths
 
 
+RUN_LAYOUTS = ("verl", "nemo", "trl")
+
+
+def make_run(
+    out_dir,
+    *,
+    prompts: int = 200,
+    steps: int = 10,
+    layout: str = "verl",
+    seed: int = 0,
+    per_step: float = 0.6,
+    responses: int = 8,
+    inverted: Sequence[int] = (),
+) -> list[Path]:
+    """A training run's rollout dumps, one file per step, where difficulty drifts as the model learns.
+
+    Each step samples ``per_step`` of the prompts; a prompt's chance to be solved follows a logistic curve in the
+    step (most rise, some fall: forgotten). ``inverted``: prompts whose chance is turned around (1 - p), as a
+    wrong reference answer would do to a stronger run. Files as the trainers name them: verl ``{step}.jsonl``
+    (one line per response with ``input``, ``output``, ``gts``, ``score``, ``step``), NeMo-RL
+    ``train_data_step{step}.jsonl`` (``content``: the prompt and the response, ``rewards``, ``idx`` = the line's
+    number), TRL ``completions/completions_{step:05d}.parquet`` (``step``, ``prompt``, ``completion``, two reward
+    columns, ``advantage``). Steps are 1.. ``steps``. Same arguments, same bytes.
+    """
+    if layout not in RUN_LAYOUTS:
+        raise ValueError(f"layout must be one of {RUN_LAYOUTS}")
+    out_dir = Path(out_dir)
+    rng = np.random.default_rng([seed, 7])
+    base = rng.normal(-0.5, 2.0, prompts)
+    speed = rng.normal(1.2, 1.2, prompts)  # below 0: the prompt gets harder as training goes (forgotten)
+    flip = np.isin(np.arange(prompts), list(inverted))
+    paths = []
+    for step in range(1, steps + 1):
+        chosen = np.flatnonzero(rng.random(prompts) < per_step)
+        chance = 1 / (1 + np.exp(-(base[chosen] + 4 * speed[chosen] * step / steps)))
+        chance = np.where(flip[chosen], 1 - chance, chance)
+        solved = rng.random((len(chosen), responses)) < chance[:, None]
+        rows = [
+            (f"Question {p}: what is {p} * {p + 3}?", f"answer {j} to question {p}", int(solved[i, j]), p)
+            for i, p in enumerate(chosen.tolist())
+            for j in range(responses)
+        ]
+        if layout == "verl":
+            path = out_dir / f"{step}.jsonl"
+            text = "".join(
+                json.dumps({"input": q, "output": a, "gts": str(p * (p + 3)), "score": float(r), "step": step}) + "\n"
+                for q, a, r, p in rows
+            )
+        elif layout == "nemo":
+            path = out_dir / f"train_data_step{step}.jsonl"
+            text = "".join(
+                json.dumps({"content": [q, a], "rewards": float(r), "input_lengths": len(q), "idx": i}) + "\n"
+                for i, (q, a, r, _) in enumerate(rows)
+            )
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            path = out_dir / "completions" / f"completions_{step:05d}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            table = pa.table(
+                {
+                    "step": [step] * len(rows),
+                    "prompt": [q for q, *_ in rows],
+                    "completion": [a for _, a, *_ in rows],
+                    "accuracy_reward": [float(r) for *_, r, _ in rows],
+                    "format_reward": [0.0] * len(rows),
+                    "advantage": [0.0] * len(rows),
+                }
+            )
+            pq.write_table(table, path)
+            paths.append(path)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        paths.append(path)
+    return paths
+
+
 def parse_size(text: str) -> int:
     """Bytes in a size like ``2GB``, ``0.5GB``, ``300MB``, ``512KiB`` or ``1000000``."""
     units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}

@@ -1,0 +1,294 @@
+"""Difficulty over training: each rollout's step, prompts followed from step to step, per-step trends and the
+prompts that changed class between two step ranges.
+
+Trainers dump rollouts step after step (``{step}.jsonl`` with a ``step`` field for verl,
+``train_data_step{N}.jsonl`` for NeMo-RL, ``completions_{N:05d}.parquet`` for TRL). A rollout's step comes from
+a field of its line (``step_field``) or from its file's name (:func:`step_in_name`). With steps, a rollout is a
+prompt at one step: a grouping layout also groups by the step (the step field, or ``@file``), and a prompt is
+the rest of the group fields (or ``prompt_fields``), compared canonically as grouping compares them.
+
+Per step (or per window of ``window`` steps, a prompt's rollouts in the window pooled) the metric's quantiles
+and the learnability shares at the pass threshold: solved (every response passes), learnable (some do),
+unsolved (none does) -- the classes of :func:`bucketing.plan.learnability_plan`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dataset import Dataset, load, prepare_load, scores_by_rollout
+from .errors import BucketingError
+from .joinkey import MISSING, key_of_raw
+from .layout import FILE, parse_group_by
+from .metrics import Params, Scores, get_metric
+from .plan import LEARNABILITY
+from .rolloutfields import rollout_fields
+from .sources import display
+
+# A step in a file's path (relative to the input folder), as trainers name their dumps: the last match wins.
+STEP_NAMES = (
+    ("verl", re.compile(r"(?:^|/)(\d+)\.(?:jsonl|parquet)")),
+    ("NeMo-RL", re.compile(r"(?:^|/)(?:train|val)_data_step(\d+)\.jsonl")),
+    ("TRL", re.compile(r"(?:^|/)completions_(\d+)\.parquet")),
+    ("a step folder", re.compile(r"(?:^|/)(?:global_)?step_?(\d+)(?:_[^/]*)?/")),
+)
+CLASSES = tuple(name for name, _ in LEARNABILITY)  # unsolved, learnable, solved
+QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+MAX_STEP = 1 << 53  # steps beyond this are not steps (a float's exact integers, what JSON readers agree on)
+
+
+def step_in_name(rel: str) -> int | None:
+    """The step a trainer wrote into this file's path (``12.jsonl``, ``train_data_step12.jsonl``,
+    ``completions_00012.parquet``, ``global_step_12/…``), or None."""
+    found = [int(m.group(1)) for _, pattern in STEP_NAMES for m in pattern.finditer(rel)]
+    return max(found, key=lambda step: rel.rfind(str(step))) if found else None
+
+
+@dataclass
+class StepData:
+    """A load with a step and a prompt per rollout."""
+
+    dataset: Dataset
+    step: np.ndarray  # per rollout: its step (int64)
+    prompt: np.ndarray  # per rollout: its prompt, numbered 0.. in the order prompts first appear
+    step_source: str  # how steps were found, in words: "the field step", "file names"
+    prompt_fields: tuple[str, ...]  # the fields that say which prompt a rollout is
+
+    @property
+    def prompts(self) -> int:
+        return int(self.prompt.max()) + 1 if len(self.prompt) else 0
+
+    def steps(self) -> np.ndarray:
+        return np.unique(self.step)
+
+
+def load_steps(
+    input_path: str | os.PathLike,
+    *,
+    step_field: str | None = None,
+    prompt_fields: str | list[str] | None = None,
+    scores: str | None = None,
+    group_by: str | list[str] | None = None,
+    **options,
+) -> StepData:
+    """Load ``input_path`` (as :func:`bucketing.load`, ``options`` passed on) with one rollout per prompt and step.
+
+    Steps come from ``step_field`` when given, else from the files' names (every file must name one).
+    ``prompt_fields`` say which prompt a rollout is; by default the layout's group fields (less the step), or
+    ``prompt`` for one line per prompt.
+    """
+    reading = prepare_load(input_path, scores=scores, group_by=group_by, roots=options.get("roots"))
+    layout = reading.layout
+    fields = parse_group_by(step_field)
+    if len(fields) > 1 or fields == (FILE,):
+        raise BucketingError(f"--step-field names one field (e.g. step), not {step_field!r}")
+    by_field = fields[0] if fields else None
+    if by_field is None:
+        unnamed = [display(f.rel) for f in reading.files if step_in_name(str(f.rel)) is None]
+        if unnamed:
+            raise BucketingError(
+                f"{unnamed[0]}: no step in the file's name ({len(unnamed)} such files); "
+                "name the field that holds it with --step-field, e.g. --step-field step"
+            )
+    if layout.grouped:  # a rollout is a prompt at one step: group by the step too
+        extra = by_field or FILE
+        groups = layout.group_by if extra in layout.group_by else (*layout.group_by, extra)
+        data = load(input_path, scores=layout.scores, group_by=list(groups), **options)
+        data.detected = reading.detected
+    else:
+        data = load(input_path, scores=scores, group_by=group_by, **options)
+    named = parse_group_by(prompt_fields) if prompt_fields else ()
+    keys = named or tuple(f for f in layout.fields if f != by_field) or ("prompt",)
+    step = _steps_from_field(data, by_field) if by_field else _steps_from_names(data)
+    if by_field:  # a file named with a step must agree with the field
+        _check_names_agree(data, step, by_field)
+    source = f"the field {by_field}" if by_field else "file names"
+    return StepData(data, step, _prompts(data, keys), source, keys)
+
+
+def _steps_from_names(data: Dataset) -> np.ndarray:
+    per_file = np.array([step_in_name(str(f.rel)) for f in data.files], dtype=np.int64)
+    return per_file[data.rollout_columns["file_id"]]
+
+
+def _steps_from_field(data: Dataset, field: str) -> np.ndarray:
+    step = np.empty(len(data.scores), dtype=np.int64)
+    for rollout, (raw,) in rollout_fields(data, (field,)):
+        text = bytes(raw).strip() if raw is not MISSING else b""
+        if not text.lstrip(b"-").isdigit() or abs(int(text)) > MAX_STEP:
+            what = "missing" if raw is MISSING else f"{text[:40].decode(errors='replace')}, not an integer"
+            where = data.where(
+                int(data.rollout_columns["file_id"][rollout]), int(data.rollout_columns["line"][rollout])
+            )
+            raise BucketingError(f"{where}: the step field {field} is {what}; name the step's field with --step-field")
+        step[rollout] = int(text)
+    return step
+
+
+def _check_names_agree(data: Dataset, step: np.ndarray, field: str) -> None:
+    named = np.array([step_in_name(str(f.rel)) if step_in_name(str(f.rel)) is not None else -1 for f in data.files])
+    by_file = named[data.rollout_columns["file_id"]]
+    wrong = np.flatnonzero((by_file >= 0) & (by_file != step) & _named_by_verl_or_nemo(data))
+    if len(wrong):
+        r = int(wrong[0])
+        where = data.where(int(data.rollout_columns["file_id"][r]), int(data.rollout_columns["line"][r]))
+        raise BucketingError(
+            f"{where}: the step field {field} says {int(step[r])} but the file's name says {int(by_file[r])}; "
+            "check the files, or leave the ones of other runs out with --exclude"
+        )
+
+
+def _named_by_verl_or_nemo(data: Dataset) -> np.ndarray:
+    """Per rollout: its file's name is a trainer's step file (a folder's step may be a checkpoint's, not this)."""
+    files = [any(p.search(str(f.rel)) for name, p in STEP_NAMES if name != "a step folder") for f in data.files]
+    return np.array(files, dtype=bool)[data.rollout_columns["file_id"]]
+
+
+def _prompts(data: Dataset, fields: tuple[str, ...]) -> np.ndarray:
+    """Each rollout's prompt number, by the canonical value of ``fields`` (numbered as prompts first appear)."""
+    numbers: dict[bytes, int] = {}
+    prompt = np.empty(len(data.scores), dtype=np.int64)
+    for rollout, raws in rollout_fields(data, fields):
+        key = b"".join(key_of_raw(raw, field)[0] + bytes([raw is MISSING]) for raw, field in zip(raws, fields))
+        if all(raw is MISSING for raw in raws):
+            where = data.where(
+                int(data.rollout_columns["file_id"][rollout]), int(data.rollout_columns["line"][rollout])
+            )
+            raise BucketingError(
+                f"{where}: no {' or '.join(fields)} field says which prompt this is; name it with --prompt-field"
+            )
+        prompt[rollout] = numbers.setdefault(key, len(numbers))
+    return prompt
+
+
+def windows(step: np.ndarray, width: int) -> np.ndarray:
+    """The first step of each step's window of ``width`` steps (windows start at multiples of ``width``)."""
+    if width < 1:
+        raise BucketingError(f"--step-window must be a whole number >= 1, not {width}")
+    return (step // width) * width
+
+
+def pooled(scores: Scores, groups: np.ndarray) -> tuple[np.ndarray, Scores]:
+    """The rollouts of each group (numbered by np.unique of ``groups``) as one: its scores together."""
+    labels, unit = np.unique(groups, return_inverse=True)
+    return labels, scores_by_rollout(scores, unit.ravel())
+
+
+def units(data: StepData, window: int) -> tuple[np.ndarray, np.ndarray, Scores]:
+    """One unit per (prompt, window): its window, its prompt, and the scores of its rollouts pooled."""
+    start = windows(data.step, window)
+    span = data.prompts or 1
+    keys, scores = pooled(data.dataset.scores, start * span + data.prompt)  # window-major: units in window order
+    return keys // span, keys % span, scores
+
+
+def learnability(scores: Scores, params: Params) -> np.ndarray:
+    """0 unsolved, 1 learnable, 2 solved (:data:`CLASSES`), by success rate at the pass threshold."""
+    rate = np.asarray(get_metric("success_rate").compute(scores, params), dtype=np.float64)
+    return np.where(rate <= 0, 0, np.where(rate >= 1, 2, 1))
+
+
+def trends(data: StepData, metric: str, params: Params = Params(), window: int = 1) -> list[dict]:
+    """Per step (or window): prompts, the metric's quantiles over them, and the learnability shares."""
+    get_metric(metric)  # an unknown metric: the error lists the known ones
+    start, _, scores = units(data, window)
+    values = np.asarray(get_metric(metric).compute(scores, params), dtype=np.float64)
+    classes = learnability(scores, params)
+    rows = []
+    starts, rollouts = np.unique(windows(data.step, window), return_counts=True)
+    rollouts_in = dict(zip(starts.tolist(), rollouts.tolist()))
+    bounds = np.flatnonzero(np.r_[True, start[1:] != start[:-1], True])
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        first = int(start[a])
+        part = values[a:b]
+        counts = np.bincount(classes[a:b], minlength=3)
+        row: dict = {"step": first} if window == 1 else {"steps": [first, first + window - 1]}
+        row["prompts"] = int(b - a)
+        row["rollouts"] = rollouts_in[first]
+        finite = part[np.isfinite(part)]
+        row["quantiles"] = dict(zip(_quantile_names(), _quantiles(finite)))
+        row["mean"] = float(finite.mean()) if len(finite) else None
+        row["shares"] = {name: float(c / (b - a)) for name, c in zip(CLASSES, counts)}
+        rows.append(row)
+    return rows
+
+
+def _quantile_names() -> list[str]:
+    return ["min" if q == 0 else "max" if q == 1 else f"p{round(q * 100)}" for q in QUANTILES]
+
+
+def _quantiles(values: np.ndarray) -> list[float | None]:
+    if not len(values):
+        return [None] * len(QUANTILES)
+    return [float(v) for v in np.quantile(values, QUANTILES)]
+
+
+def parse_range(text: str, what: str) -> tuple[int, int]:
+    """``"100"`` -> (100, 100); ``"100-200"`` or ``"100:200"`` -> (100, 200), both ends included."""
+    match = re.fullmatch(r"\s*(-?\d+)\s*(?:[-:]\s*(-?\d+)\s*)?", text)
+    if not match:
+        raise BucketingError(f"{what} takes a step or a range of steps (100, 100-200), not {text!r}")
+    low, high = int(match.group(1)), int(match.group(2) or match.group(1))
+    if high < low:
+        raise BucketingError(f"{what} {text}: the range ends before it starts")
+    return low, high
+
+
+@dataclass
+class Changes:
+    """How each prompt's learnability moved from one step range to another."""
+
+    before: tuple[int, int]
+    after: tuple[int, int]
+    matrix: np.ndarray  # (3, 3) prompts: from class (row) -> to class (column), CLASSES order
+    prompt_from: np.ndarray  # per prompt: its class in ``before``, -1 when it has no rollout there
+    prompt_to: np.ndarray  # per prompt: its class in ``after``, -1 likewise
+
+    def named(self) -> dict[str, int]:
+        """The counts people ask for: learned, forgotten, still unsolved, always solved."""
+        m = self.matrix
+        return {
+            "learned": int(m[0, 2] + m[1, 2]),
+            "forgotten": int(m[2, 0] + m[2, 1]),
+            "still_unsolved": int(m[0, 0]),
+            "always_solved": int(m[2, 2]),
+            "still_learnable": int(m[1, 1]),
+            "improved": int(m[0, 1]),
+            "regressed": int(m[1, 0]),
+        }
+
+    def cell_of_rollouts(self, data: StepData) -> np.ndarray:
+        """Per rollout: ``from * 3 + to`` of its prompt when the rollout is in either range and its prompt in both;
+        -1 otherwise."""
+        inside = _in(data.step, self.before) | _in(data.step, self.after)
+        a, b = self.prompt_from[data.prompt], self.prompt_to[data.prompt]
+        return np.where(inside & (a >= 0) & (b >= 0), a * 3 + b, -1)
+
+
+def _in(step: np.ndarray, bounds: tuple[int, int]) -> np.ndarray:
+    return (step >= bounds[0]) & (step <= bounds[1])
+
+
+def changes(data: StepData, before: tuple[int, int], after: tuple[int, int], params: Params = Params()) -> Changes:
+    """Each prompt's class in ``before`` and in ``after`` (its rollouts in the range pooled), and the matrix of
+    prompts in both."""
+    if before[1] >= after[0] and after[1] >= before[0]:
+        raise BucketingError(
+            f"--from {before[0]}-{before[1]} and --to {after[0]}-{after[1]} overlap: give apart ranges"
+        )
+    classes = []
+    for bounds in (before, after):
+        chosen = _in(data.step, bounds)
+        per_prompt = np.full(data.prompts, -1, dtype=np.int64)
+        prompts, scores = pooled(data.dataset.scores, np.where(chosen, data.prompt, -1))  # -1: outside the range
+        found = learnability(scores, params)
+        per_prompt[prompts[prompts >= 0]] = found[prompts >= 0]
+        classes.append(per_prompt)
+    both = (classes[0] >= 0) & (classes[1] >= 0)
+    matrix = np.zeros((3, 3), dtype=np.int64)
+    np.add.at(matrix, (classes[0][both], classes[1][both]), 1)
+    return Changes(before, after, matrix, classes[0], classes[1])

@@ -1,0 +1,134 @@
+"""``bucketing trends`` and ``bucketing changes``: difficulty over a training run's steps, on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import OneLineParser
+from .metrics import METRICS, Params
+from .steps import CLASSES, StepData, changes, load_steps, parse_range, trends
+
+HOW = "steps come from --step-field, else from the files' names (12.jsonl, train_data_step12.jsonl, completions_00012.parquet)"
+
+
+def _parser(prog: str, description: str, example: str) -> OneLineParser:
+    parser = OneLineParser(prog=prog, description=description, epilog=f"{HOW}. example: {example}")
+    add = parser.add_argument
+    add("-i", "--input-dir", required=True, help="the run's rollout files (a folder, or one file)")
+    add("--step-field", help="the field that holds each line's step (e.g. step); default: the files' names")
+    add("--prompt-field", help="the field(s) that say which prompt a rollout is (default: the layout's group fields)")
+    add("--scores", help="score path (default: detected)")
+    add("--group-by", help="fields whose equal values make lines one rollout (default: detected)")
+    add("--k", type=int, default=1, help="k of pass_at_k (default: 1)")
+    add("--pass-threshold", type=float, default=0.5, help="a response passes when its score >= this (default: 0.5)")
+    add("--json", action="store_true", help="print JSON (for scripts) instead of a table")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> StepData:
+    return load_steps(
+        args.input_dir,
+        step_field=args.step_field,
+        prompt_fields=args.prompt_field,
+        scores=args.scores,
+        group_by=args.group_by,
+    )
+
+
+def _params(args: argparse.Namespace) -> Params:
+    return Params(k=args.k, pass_threshold=args.pass_threshold)
+
+
+def trends_main(argv: list[str], prog: str = "bucketing trends") -> int:
+    """Per step: the metric's quantiles over the prompts of that step, and the solved / learnable / unsolved shares."""
+    parser = _parser(
+        prog,
+        "How difficulty moves over a run: per step, the metric's quantiles and the learnability shares.",
+        f"{prog} -i ./rollout_dumps -m success_rate --step-window 10",
+    )
+    parser.add_argument("-m", "--metric", default="mean_reward", help=f"one of {', '.join(METRICS)}")
+    parser.add_argument("--step-window", type=int, default=1, metavar="W", help="pool W steps into one row")
+    args = parser.parse_args(argv)
+    data = _load(args)
+    rows = trends(data, args.metric, _params(args), args.step_window)
+    if args.json:
+        print(json.dumps({**_about(data, args.metric), "step_window": args.step_window, "rows": rows}, indent=2))
+        return 0
+    print(f"{args.metric} per step ({_described(data)}); shares at pass threshold {args.pass_threshold:g}\n")
+    names = list(rows[0]["quantiles"]) if rows else []
+    header = ["step", "prompts", "rollouts", *names, "mean", *CLASSES]
+    table = [header]
+    for row in rows:
+        step = str(row["step"]) if "step" in row else "{}-{}".format(*row["steps"])
+        numbers = [_number(v) for v in [*row["quantiles"].values(), row["mean"]]]
+        shares = [f"{row['shares'][name]:.0%}" for name in CLASSES]
+        table.append([step, str(row["prompts"]), str(row["rollouts"]), *numbers, *shares])
+    _print_table(table)
+    return 0
+
+
+def changes_main(argv: list[str], prog: str = "bucketing changes") -> int:
+    """How many prompts moved from one learnability class to another between two step ranges."""
+    parser = _parser(
+        prog,
+        "Prompts that changed between two step ranges: learned, forgotten, still unsolved, always solved.",
+        f"{prog} -i ./rollout_dumps --from 1-100 --to 101-200",
+    )
+    parser.add_argument("--from", dest="before", required=True, metavar="STEPS", help="a step or range: 1-100")
+    parser.add_argument("--to", dest="after", required=True, metavar="STEPS", help="a later step or range: 101-200")
+    args = parser.parse_args(argv)
+    before, after = parse_range(args.before, "--from"), parse_range(args.after, "--to")
+    data = _load(args)
+    found = changes(data, before, after, _params(args))
+    seen = [int((found.prompt_from >= 0).sum()), int((found.prompt_to >= 0).sum())]
+    both = int(found.matrix.sum())
+    if args.json:
+        matrix = {a: {b: int(found.matrix[i, j]) for j, b in enumerate(CLASSES)} for i, a in enumerate(CLASSES)}
+        record = {**_about(data, "success_rate"), "from": list(before), "to": list(after)}
+        record |= {"prompts_in_from": seen[0], "prompts_in_to": seen[1], "prompts_in_both": both}
+        print(json.dumps({**record, "matrix": matrix, "counts": found.named()}, indent=2))
+        return 0
+    print(f"Prompts by learnability at pass threshold {args.pass_threshold:g} ({_described(data)})")
+    print(f"steps {_range(before)}: {seen[0]} prompts; steps {_range(after)}: {seen[1]}; in both: {both}\n")
+    table = [["from \\ to", *CLASSES]]
+    table += [[name, *(str(int(n)) for n in found.matrix[i])] for i, name in enumerate(CLASSES)]
+    _print_table(table)
+    print()
+    for name, count in found.named().items():
+        print(f"{name.replace('_', ' ')}: {count}")
+    return 0
+
+
+def _about(data: StepData, metric: str) -> dict:
+    steps = data.steps()
+    return {
+        "input": str(data.dataset.root),
+        "metric": metric,
+        "steps_from": data.step_source,
+        "prompt_fields": list(data.prompt_fields),
+        "steps": [int(steps[0]), int(steps[-1])] if len(steps) else [],
+        "prompts": data.prompts,
+        "rollouts": len(data.step),
+    }
+
+
+def _described(data: StepData) -> str:
+    steps = data.steps()
+    span = f"steps {steps[0]}-{steps[-1]}" if len(steps) else "no steps"
+    return f"{len(steps)} steps, {span}, from {data.step_source}; {data.prompts} prompts by {', '.join(data.prompt_fields)}"
+
+
+def _range(bounds: tuple[int, int]) -> str:
+    return str(bounds[0]) if bounds[0] == bounds[1] else f"{bounds[0]}-{bounds[1]}"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _print_table(rows: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths)).rstrip(), file=sys.stdout)
