@@ -37,6 +37,9 @@ STEP_NAMES = (
     ("a step folder", re.compile(r"(?:^|/)(?:global_)?step_?(\d+)(?:_[^/]*)?/")),
 )
 CLASSES = tuple(name for name, _ in LEARNABILITY)  # unsolved, learnable, solved
+# The files of a changes export: a prompt's rollouts by (class before, class after), then the rest
+GROUPS = (*(f"{a}_to_{b}" for a in CLASSES for b in CLASSES), "unpaired", "outside")
+UNPAIRED, OUTSIDE = len(GROUPS) - 2, len(GROUPS) - 1
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 MAX_STEP = 1 << 53  # steps beyond this are not steps (a float's exact integers, what JSON readers agree on)
 
@@ -261,12 +264,15 @@ class Changes:
             "regressed": int(m[1, 0]),
         }
 
-    def cell_of_rollouts(self, data: StepData) -> np.ndarray:
-        """Per rollout: ``from * 3 + to`` of its prompt when the rollout is in either range and its prompt in both;
-        -1 otherwise."""
+    def groups(self, data: StepData) -> tuple[list[str], np.ndarray]:
+        """The files of an export of these changes and each rollout's: :data:`GROUPS`, by its prompt's cell
+        (``unsolved_to_solved`` ...) when the rollout is in either range and its prompt in both; ``unpaired`` when
+        its prompt is in one range only; ``outside`` when its step is in neither."""
         inside = _in(data.step, self.before) | _in(data.step, self.after)
         a, b = self.prompt_from[data.prompt], self.prompt_to[data.prompt]
-        return np.where(inside & (a >= 0) & (b >= 0), a * 3 + b, -1)
+        paired = (a >= 0) & (b >= 0)
+        cell = np.where(paired, a * 3 + b, UNPAIRED)
+        return list(GROUPS), np.where(inside, cell, OUTSIDE)
 
 
 def _in(step: np.ndarray, bounds: tuple[int, int]) -> np.ndarray:

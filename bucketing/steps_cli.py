@@ -8,7 +8,11 @@ import sys
 
 from .errors import OneLineParser
 from .metrics import METRICS, Params
+from .outputs import MANIFEST
+from .sources import display
 from .steps import CLASSES, StepData, changes, load_steps, parse_range, trends
+from .wording import counted
+from .writer import write_groups
 
 HOW = "steps come from --step-field, else from the files' names (12.jsonl, train_data_step12.jsonl, completions_00012.parquet)"
 
@@ -78,17 +82,33 @@ def changes_main(argv: list[str], prog: str = "bucketing changes") -> int:
     )
     parser.add_argument("--from", dest="before", required=True, metavar="STEPS", help="a step or range: 1-100")
     parser.add_argument("--to", dest="after", required=True, metavar="STEPS", help="a later step or range: 101-200")
+    parser.add_argument("-o", "--output-dir", help="write each cell's rollouts to a file here (byte-exact)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier export in --output-dir")
+    parser.add_argument("--no-fsync", action="store_true", help="don't flush each file to the disk before renaming")
     args = parser.parse_args(argv)
     before, after = parse_range(args.before, "--from"), parse_range(args.after, "--to")
     data = _load(args)
     found = changes(data, before, after, _params(args))
     seen = [int((found.prompt_from >= 0).sum()), int((found.prompt_to >= 0).sum())]
     both = int(found.matrix.sum())
+    matrix = {a: {b: int(found.matrix[i, j]) for j, b in enumerate(CLASSES)} for i, a in enumerate(CLASSES)}
+    record = {**_about(data, "success_rate"), "from": list(before), "to": list(after)}
+    record |= {"pass_threshold": args.pass_threshold, "k": args.k}
+    record |= {"prompts_in_from": seen[0], "prompts_in_to": seen[1], "prompts_in_both": both}
+    record |= {"matrix": matrix, "counts": found.named()}
+    if args.output_dir:
+        groups, ids = found.groups(data)
+        record = write_groups(
+            data.dataset,
+            groups,
+            ids,
+            args.output_dir,
+            {"changes": record},
+            overwrite=args.overwrite,
+            fsync=not args.no_fsync,
+        )
     if args.json:
-        matrix = {a: {b: int(found.matrix[i, j]) for j, b in enumerate(CLASSES)} for i, a in enumerate(CLASSES)}
-        record = {**_about(data, "success_rate"), "from": list(before), "to": list(after)}
-        record |= {"prompts_in_from": seen[0], "prompts_in_to": seen[1], "prompts_in_both": both}
-        print(json.dumps({**record, "matrix": matrix, "counts": found.named()}, indent=2))
+        print(json.dumps(record, indent=2))
         return 0
     print(f"Prompts by learnability at pass threshold {args.pass_threshold:g} ({_described(data)})")
     print(f"steps {_range(before)}: {seen[0]} prompts; steps {_range(after)}: {seen[1]}; in both: {both}\n")
@@ -98,6 +118,10 @@ def changes_main(argv: list[str], prog: str = "bucketing changes") -> int:
     print()
     for name, count in found.named().items():
         print(f"{name.replace('_', ' ')}: {count}")
+    if args.output_dir:
+        print(f"\nWrote {len(record['files'])} files and {MANIFEST} to {display(args.output_dir)}:")
+        for entry in record["files"]:
+            print(f"  {entry['file']}: {counted(entry['rollouts'], 'rollout')}, {counted(entry['lines'], 'line')}")
     return 0
 
 

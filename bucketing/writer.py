@@ -38,6 +38,7 @@ from .metrics import get_metric
 from .outputs import (
     DIFFICULTY,
     MANIFEST,
+    SKIPPED,
     TEMP_PREFIX,
     Output,
     check_output_dir,
@@ -117,42 +118,116 @@ def export(
         check_unchanged_files(join.source.files, "--train-set: ")
     schema = input_schema(dataset) if any(f.kind == "parquet" for f in files) else None  # one, or a clear error
     inputs = input_files(dataset) | ({f.ident: f for f in join.source.files if f.ident} if join else {})
+    with (
+        _output_folder(out_dir, roots, dataset.root, names, inputs, overwrite, manifest_name) as (out, stale),
+        _Writer(out, dataset, progress, fsync) as writer,
+    ):
+        validation = None
+        if val_fraction is not None:  # hashed from the writer's sources: a .gz is decompressed once
+            writer.spool(np.unique(dataset.rollout_columns["file_id"]).tolist())
+            validation = validation_rollouts(dataset, ids, val_fraction, writer.source, seed)
+        pieces = _pieces(dataset, plan, values, ids, order, files, validation)
+        manifest = build_manifest(dataset, plan, values, prefix, order, ids)
+        counts = [(p["rollouts"], len(p["offset"])) for p in pieces]
+        describe_outputs(manifest, dataset, plan, files, counts, val_fraction, seed)
+        describe_parquet(manifest, files)
+        train = join and trainsetfiles.prepare(
+            join, dataset, plan, ids, values, validation, prefix, cumulative, annotate
+        )
+        manifest["difficulty_table"] = prefix + DIFFICULTY
+        manifest["train_set"] = train.record(plan) if train else None
+        extra = {}
+        if trainers:  # rendered (from the whole manifest) before anything is written, renamed with the rest
+            manifest["recipes"] = write_names(trainers, prefix)
+            extra = {n: render(t, manifest, out_dir).encode() for n, t in zip(manifest["recipes"], trainers)}
+        text = _manifest_text(manifest)  # before anything is written: a value JSON can't hold stops the run here
+        writer.write_files([(f.name, p) for f, p in zip(files, pieces) if f.kind == "jsonl"])
+        if schema is not None:
+            jobs = [(f.name, p) for f, p in zip(files, pieces) if f.kind == "parquet"]
+            write_parquet_files(dataset, schema, jobs, writer.new_file)
+        if train:
+            train.write(writer)
+        with writer.new_file(prefix + DIFFICULTY) as table_file:
+            write_table(difficulty_table(dataset, plan, ids), table_file)
+        writer.commit(extra={**extra, manifest_name: text}, stale=stale, keep=set(inputs))
+    return manifest
+
+
+def write_groups(
+    dataset: Dataset,
+    groups: list[str],
+    ids: np.ndarray,
+    out_dir: str | os.PathLike,
+    manifest: dict,
+    *,
+    overwrite: bool = False,
+    fsync: bool = True,
+    roots: list[Path] | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Every rollout's lines into the file of its group (``ids``: per rollout, an index into ``groups``),
+    ``{group}.jsonl`` (``.parquet`` for rows of parquet inputs), the bad lines into ``_skipped``, then
+    ``manifest`` with each file's counts added: byte-exact, atomic and safe as :func:`export` writes.
+    A group with no line gets no file. Returns the manifest."""
+    for group in groups:
+        check_name(group, "group name")
+    columns, dest = every_line(dataset, np.asarray(ids), len(groups))
+    rollout = np.concatenate([dataset.line_columns["rollout"], np.full(len(dataset.skipped_lines), -1)])
+    in_parquet = parquet_files(dataset)[columns["file_id"]]
+    sort = np.lexsort((columns["offset"], columns["file_id"]))
+    jobs: list[tuple[str, dict, str | None]] = []
+    for kind, of_kind in (("jsonl", ~in_parquet), ("parquet", in_parquet)):
+        for index, group in enumerate([*groups, SKIPPED.removesuffix(".jsonl")]):
+            members = sort[((dest == index) & of_kind)[sort]]
+            if len(members):
+                piece = {key: column[members] for key, column in columns.items()}
+                piece["rollouts"] = len(np.unique(rollout[members][rollout[members] >= 0]))
+                jobs.append((f"{group}.{kind}", piece, group if index < len(groups) else None))
+    manifest_name = MANIFEST
+    names = [name for name, _, _ in jobs] + [manifest_name]
+    check_output_dir(Path(out_dir), dataset.root, names)
+    check_unchanged(dataset)
+    schema = input_schema(dataset) if any(name.endswith(".parquet") for name in names) else None
+    inputs = input_files(dataset)
+    with (
+        _output_folder(out_dir, roots, dataset.root, names, inputs, overwrite, manifest_name) as (out, stale),
+        _Writer(out, dataset, progress, fsync) as writer,
+    ):
+        manifest = {
+            **manifest,
+            "files": [
+                {"file": name, "group": group, "rollouts": piece["rollouts"], "lines": len(piece["offset"])}
+                for name, piece, group in jobs
+            ],
+        }
+        text = _manifest_text(manifest)
+        writer.write_files([(name, piece) for name, piece, _ in jobs if name.endswith(".jsonl")])
+        if schema is not None:
+            parquet_jobs = [(name, piece) for name, piece, _ in jobs if name.endswith(".parquet")]
+            write_parquet_files(dataset, schema, parquet_jobs, writer.new_file)
+        writer.commit(extra={manifest_name: text}, stale=stale, keep=set(inputs))
+    return manifest
+
+
+@contextmanager
+def _output_folder(
+    out_dir: str | os.PathLike,
+    roots: list[Path] | None,
+    input_root: Path | str,
+    names: list[str],
+    inputs: dict[tuple[int, int], InputFile],
+    overwrite: bool,
+    manifest_name: str,
+) -> Iterator[tuple[Folder, list[str]]]:
+    """The output folder opened once and locked, checked again where it really is, an interrupted earlier export
+    finished, the targets checked; with the earlier export's files that this one doesn't write (stale)."""
     with Folder.open(out_dir, roots, create=True) as out, _locked(out):
-        check_output_dir(out.real, dataset.root, names)  # again, where the folder opened really is
+        check_output_dir(out.real, input_root, names)  # again, where the folder opened really is
         recover(out, set(inputs))  # an export killed while replacing another: finished first
         check_targets(out, names, inputs, overwrite)
         stale = sorted(earlier_outputs(out, manifest_name) - set(names))
         remove_leftovers(out)
-        with _Writer(out, dataset, progress, fsync) as writer:
-            validation = None
-            if val_fraction is not None:  # hashed from the writer's sources: a .gz is decompressed once
-                writer.spool(np.unique(dataset.rollout_columns["file_id"]).tolist())
-                validation = validation_rollouts(dataset, ids, val_fraction, writer.source, seed)
-            pieces = _pieces(dataset, plan, values, ids, order, files, validation)
-            manifest = build_manifest(dataset, plan, values, prefix, order, ids)
-            counts = [(p["rollouts"], len(p["offset"])) for p in pieces]
-            describe_outputs(manifest, dataset, plan, files, counts, val_fraction, seed)
-            describe_parquet(manifest, files)
-            train = join and trainsetfiles.prepare(
-                join, dataset, plan, ids, values, validation, prefix, cumulative, annotate
-            )
-            manifest["difficulty_table"] = prefix + DIFFICULTY
-            manifest["train_set"] = train.record(plan) if train else None
-            extra = {}
-            if trainers:  # rendered (from the whole manifest) before anything is written, renamed with the rest
-                manifest["recipes"] = write_names(trainers, prefix)
-                extra = {n: render(t, manifest, out_dir).encode() for n, t in zip(manifest["recipes"], trainers)}
-            text = _manifest_text(manifest)  # before anything is written: a value JSON can't hold stops the run here
-            writer.write_files([(f.name, p) for f, p in zip(files, pieces) if f.kind == "jsonl"])
-            if schema is not None:
-                jobs = [(f.name, p) for f, p in zip(files, pieces) if f.kind == "parquet"]
-                write_parquet_files(dataset, schema, jobs, writer.new_file)
-            if train:
-                train.write(writer)
-            with writer.new_file(prefix + DIFFICULTY) as table_file:
-                write_table(difficulty_table(dataset, plan, ids), table_file)
-            writer.commit(extra={**extra, manifest_name: text}, stale=stale, keep=set(inputs))
-    return manifest
+        yield out, stale
 
 
 def _manifest_text(manifest: dict) -> bytes:

@@ -169,3 +169,60 @@ def test_changes_on_the_command_line(runs):
     for bad, message in [(["--from", "3-1"], "ends before it starts"), (["--from", "1-5"], "overlap")]:
         refused = run_cli("changes", "-i", run, "--to", "5-7", *bad)
         assert refused.returncode == 2 and one_line(refused.stderr) and message in refused.stderr
+
+
+@pytest.mark.parametrize("layout", ["verl", "trl"])
+def test_a_changes_export_puts_every_line_in_the_file_of_its_prompt_s_cell(runs, tmp_path, layout):
+    run = runs / layout
+    result = run_cli("changes", "-i", run, "--from", "1-2", "--to", "4-5", "-o", tmp_path / "out", "--json")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest == json.loads(result.stdout)
+    data = load_steps(run)
+    found = changes(data, (1, 2), (4, 5))
+    groups, ids = found.groups(data)
+    assert manifest["changes"]["counts"] == found.named()
+    written = {entry["file"]: entry for entry in manifest["files"]}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([*written, "manifest.json"])
+    lines = data.dataset.line_columns
+    for index, group in enumerate(groups):
+        chosen = np.flatnonzero(ids[lines["rollout"]] == index)  # this group's lines, in input order
+        name = f"{group}.{'parquet' if layout == 'trl' else 'jsonl'}"
+        if not len(chosen):
+            assert name not in written
+            continue
+        assert written[name]["lines"] == len(chosen)
+        assert written[name]["rollouts"] == int((ids == index).sum())
+        if layout == "verl":  # byte-exact: the group's lines cut from the inputs, in input order
+            expected = b"".join(
+                (run / str(data.dataset.files[f].rel)).read_bytes()[o : o + n + 1]
+                for f, o, n in zip(lines["file_id"][chosen], lines["offset"][chosen], lines["length"][chosen])
+            )
+            assert (tmp_path / "out" / name).read_bytes() == expected
+        else:  # value-exact rows, the input's schema
+            table = pq.read_table(tmp_path / "out" / name)
+            source = {int(step_in_name(str(f.rel))): pq.read_table(run / str(f.rel)) for f in data.dataset.files}
+            assert table.schema.equals(next(iter(source.values())).schema, check_metadata=False)
+            expected_rows = [
+                source[int(data.step[r])].slice(int(o), 1).to_pylist()[0]
+                for r, o in zip(lines["rollout"][chosen], lines["offset"][chosen])
+            ]
+            assert table.to_pylist() == expected_rows
+    total = sum(entry["lines"] for entry in manifest["files"])
+    assert total == len(lines["offset"])  # every line in exactly one file (no bad line here)
+
+
+def test_a_changes_export_keeps_an_earlier_one_unless_overwrite(runs, tmp_path):
+    args = ["changes", "-i", runs / "verl", "--from", "1-2", "--to", "4-5", "-o", tmp_path / "out"]
+    assert run_cli(*args).returncode == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    again = run_cli(*args[:-4], "--from", "1", "--to", "7", "-o", tmp_path / "out")
+    assert again.returncode == 2 and one_line(again.stderr) and "--overwrite" in again.stderr
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
+    replaced = run_cli(*args[:-4], "--from", "1", "--to", "7", "-o", tmp_path / "out", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["changes"]["from"] == [1, 1] and manifest["changes"]["to"] == [7, 7]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        [entry["file"] for entry in manifest["files"]] + ["manifest.json"]
+    )  # the earlier export's files it doesn't write again are gone
