@@ -60,6 +60,7 @@ class StepData:
     prompt: np.ndarray  # per rollout: its prompt, numbered 0.. in the order prompts first appear
     step_source: str  # how steps were found, in words: "the field step", "file names"
     prompt_fields: tuple[str, ...]  # the fields that say which prompt a rollout is
+    prompt_keys: list[bytes]  # per prompt number: its canonical key (the same prompt in another run has the same)
 
     @property
     def prompts(self) -> int:
@@ -110,7 +111,8 @@ def load_steps(
     if by_field:  # a file named with a step must agree with the field
         _check_names_agree(data, step, by_field)
     source = f"the field {by_field}" if by_field else "file names"
-    return StepData(data, step, _prompts(data, keys), source, keys)
+    prompt, prompt_keys = _prompts(data, keys)
+    return StepData(data, step, prompt, source, keys, prompt_keys)
 
 
 def _steps_from_names(data: Dataset) -> np.ndarray:
@@ -151,8 +153,9 @@ def _named_by_verl_or_nemo(data: Dataset) -> np.ndarray:
     return np.array(files, dtype=bool)[data.rollout_columns["file_id"]]
 
 
-def _prompts(data: Dataset, fields: tuple[str, ...]) -> np.ndarray:
-    """Each rollout's prompt number, by the canonical value of ``fields`` (numbered as prompts first appear)."""
+def _prompts(data: Dataset, fields: tuple[str, ...]) -> tuple[np.ndarray, list[bytes]]:
+    """Each rollout's prompt number, by the canonical value of ``fields`` (numbered as prompts first appear), and
+    each prompt's key."""
     numbers: dict[bytes, int] = {}
     prompt = np.empty(len(data.scores), dtype=np.int64)
     for rollout, raws in rollout_fields(data, fields):
@@ -165,7 +168,7 @@ def _prompts(data: Dataset, fields: tuple[str, ...]) -> np.ndarray:
                 f"{where}: no {' or '.join(fields)} field says which prompt this is; name it with --prompt-field"
             )
         prompt[rollout] = numbers.setdefault(key, len(numbers))
-    return prompt
+    return prompt, list(numbers)
 
 
 def windows(step: np.ndarray, width: int) -> np.ndarray:
@@ -298,3 +301,82 @@ def changes(data: StepData, before: tuple[int, int], after: tuple[int, int], par
     matrix = np.zeros((3, 3), dtype=np.int64)
     np.add.at(matrix, (classes[0][both], classes[1][both]), 1)
     return Changes(before, after, matrix, classes[0], classes[1])
+
+
+@dataclass
+class RunComparison:
+    """The same prompts in two runs (joined by their key): the learnability matrix (reference run's class by row)
+    and the prompts the reference run solves clearly less often than the other."""
+
+    matrix: np.ndarray  # (3, 3)
+    shared: int  # prompts in both runs (in their step ranges)
+    inverted: list[dict]  # per flagged prompt: where (its first rollout in the reference run), rates, counts
+
+
+def pass_counts(data: StepData, bounds: tuple[int, int] | None, params: Params) -> tuple[np.ndarray, np.ndarray]:
+    """Per prompt: responses that pass and responses in all, over its rollouts in ``bounds`` (None: every step)."""
+    chosen = np.ones(len(data.step), dtype=bool) if bounds is None else _in(data.step, bounds)
+    scores = data.dataset.scores
+    passed = scores.passed(params.pass_threshold)
+    prompts = data.prompt[chosen]
+    return (
+        np.bincount(prompts, weights=passed[chosen], minlength=data.prompts).astype(np.int64),
+        np.bincount(prompts, weights=scores.counts[chosen], minlength=data.prompts).astype(np.int64),
+    )
+
+
+def wilson(passed: np.ndarray, total: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
+    """The 95 % Wilson score interval of each success rate (``passed`` of ``total`` >= 1)."""
+    rate = passed / total
+    centre = (rate + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * np.sqrt(rate * (1 - rate) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return centre - half, centre + half
+
+
+def compare_runs(
+    reference: StepData,
+    other: StepData,
+    reference_steps: tuple[int, int] | None = None,
+    other_steps: tuple[int, int] | None = None,
+    params: Params = Params(),
+) -> RunComparison:
+    """Each prompt of both runs: its class in each (its rollouts in the steps given pooled), and whether the
+    reference run succeeds clearly less often: the upper end of its 95 % Wilson interval below the lower end of
+    the other run's (a stronger model failing what a weaker one solves: often a wrong reference answer)."""
+    ours, theirs = pass_counts(reference, reference_steps, params), pass_counts(other, other_steps, params)
+    index = {key: number for number, key in enumerate(other.prompt_keys)}
+    pairs = [(a, index[key]) for a, key in enumerate(reference.prompt_keys) if key in index]
+    a = np.array([pair[0] for pair in pairs], dtype=np.int64)
+    b = np.array([pair[1] for pair in pairs], dtype=np.int64)
+    seen = (ours[1][a] > 0) & (theirs[1][b] > 0)
+    a, b = a[seen], b[seen]
+    matrix = np.zeros((3, 3), dtype=np.int64)
+    classes = [_class_of(passed[i], total[i]) for (passed, total), i in ((ours, a), (theirs, b))]
+    np.add.at(matrix, (classes[0], classes[1]), 1)
+    _, high = wilson(ours[0][a], ours[1][a])
+    low, _ = wilson(theirs[0][b], theirs[1][b])
+    first = _first_rollouts(reference)
+    inverted: list[dict] = []
+    for i in np.flatnonzero(high < low).tolist():
+        rollout = int(first[a[i]])
+        columns = reference.dataset.rollout_columns
+        inverted.append(
+            {
+                "where": reference.dataset.where(int(columns["file_id"][rollout]), int(columns["line"][rollout])),
+                "reference": {"passed": int(ours[0][a[i]]), "responses": int(ours[1][a[i]])},
+                "other": {"passed": int(theirs[0][b[i]]), "responses": int(theirs[1][b[i]])},
+            }
+        )
+    inverted.sort(key=lambda row: (row["reference"]["passed"] / row["reference"]["responses"], row["where"]))
+    return RunComparison(matrix, len(a), inverted)
+
+
+def _class_of(passed: np.ndarray, total: np.ndarray) -> np.ndarray:
+    return np.where(passed == 0, 0, np.where(passed == total, 2, 1))
+
+
+def _first_rollouts(data: StepData) -> np.ndarray:
+    """Per prompt: its first rollout (in input order)."""
+    first = np.full(data.prompts, len(data.prompt), dtype=np.int64)
+    np.minimum.at(first, data.prompt, np.arange(len(data.prompt)))
+    return first

@@ -10,17 +10,20 @@ from .errors import OneLineParser
 from .metrics import METRICS, Params
 from .outputs import MANIFEST
 from .sources import display
-from .steps import CLASSES, StepData, changes, load_steps, parse_range, trends
+from .steps import CLASSES, StepData, changes, compare_runs, load_steps, parse_range, trends
 from .wording import counted
 from .writer import write_groups
 
 HOW = "steps come from --step-field, else from the files' names (12.jsonl, train_data_step12.jsonl, completions_00012.parquet)"
 
 
-def _parser(prog: str, description: str, example: str) -> OneLineParser:
+def _parser(prog: str, description: str, example: str, runs: int = 1) -> OneLineParser:
     parser = OneLineParser(prog=prog, description=description, epilog=f"{HOW}. example: {example}")
     add = parser.add_argument
-    add("-i", "--input-dir", required=True, help="the run's rollout files (a folder, or one file)")
+    if runs == 1:
+        add("-i", "--input-dir", required=True, help="the run's rollout files (a folder, or one file)")
+    else:
+        add("-i", "--input-dir", required=True, action="append", help="a run's rollout files; twice to compare runs")
     add("--step-field", help="the field that holds each line's step (e.g. step); default: the files' names")
     add("--prompt-field", help="the field(s) that say which prompt a rollout is (default: the layout's group fields)")
     add("--scores", help="score path (default: detected)")
@@ -31,9 +34,9 @@ def _parser(prog: str, description: str, example: str) -> OneLineParser:
     return parser
 
 
-def _load(args: argparse.Namespace) -> StepData:
+def _load(args: argparse.Namespace, input_dir: str | None = None) -> StepData:
     return load_steps(
-        args.input_dir,
+        input_dir or args.input_dir,
         step_field=args.step_field,
         prompt_fields=args.prompt_field,
         scores=args.scores,
@@ -74,20 +77,32 @@ def trends_main(argv: list[str], prog: str = "bucketing trends") -> int:
 
 
 def changes_main(argv: list[str], prog: str = "bucketing changes") -> int:
-    """How many prompts moved from one learnability class to another between two step ranges."""
+    """How many prompts moved from one learnability class to another between two step ranges (or two runs)."""
     parser = _parser(
         prog,
-        "Prompts that changed between two step ranges: learned, forgotten, still unsolved, always solved.",
+        "Prompts that changed between two step ranges: learned, forgotten, still unsolved, always solved. "
+        "With two -i, the same prompts in two runs, and those the first run solves clearly less often.",
         f"{prog} -i ./rollout_dumps --from 1-100 --to 101-200",
+        runs=2,
     )
-    parser.add_argument("--from", dest="before", required=True, metavar="STEPS", help="a step or range: 1-100")
-    parser.add_argument("--to", dest="after", required=True, metavar="STEPS", help="a later step or range: 101-200")
-    parser.add_argument("-o", "--output-dir", help="write each cell's rollouts to a file here (byte-exact)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an earlier export in --output-dir")
-    parser.add_argument("--no-fsync", action="store_true", help="don't flush each file to the disk before renaming")
+    add = parser.add_argument
+    add("--from", dest="before", metavar="STEPS", help="a step or range: 1-100 (two runs: of the first; default all)")
+    add("--to", dest="after", metavar="STEPS", help="a later step or range: 101-200 (two runs: of the second)")
+    add("-o", "--output-dir", help="write each cell's rollouts to a file here (byte-exact; one run)")
+    add("--overwrite", action="store_true", help="replace an earlier export in --output-dir")
+    add("--no-fsync", action="store_true", help="don't flush each file to the disk before renaming")
     args = parser.parse_args(argv)
-    before, after = parse_range(args.before, "--from"), parse_range(args.after, "--to")
-    data = _load(args)
+    if len(args.input_dir) > 2:
+        parser.error("-i: one run, or two to compare")
+    before = parse_range(args.before, "--from") if args.before else None
+    after = parse_range(args.after, "--to") if args.after else None
+    if len(args.input_dir) == 2:
+        if args.output_dir:
+            parser.error("-o writes the changes of one run; to compare two runs, drop -o")
+        return _compare(args, before, after)
+    if before is None or after is None:
+        parser.error("--from and --to are both needed for one run (two -i compare runs)")
+    data = _load(args, args.input_dir[0])
     found = changes(data, before, after, _params(args))
     seen = [int((found.prompt_from >= 0).sum()), int((found.prompt_to >= 0).sum())]
     both = int(found.matrix.sum())
@@ -122,6 +137,41 @@ def changes_main(argv: list[str], prog: str = "bucketing changes") -> int:
         print(f"\nWrote {len(record['files'])} files and {MANIFEST} to {display(args.output_dir)}:")
         for entry in record["files"]:
             print(f"  {entry['file']}: {counted(entry['rollouts'], 'rollout')}, {counted(entry['lines'], 'line')}")
+    return 0
+
+
+def _compare(args: argparse.Namespace, before: tuple[int, int] | None, after: tuple[int, int] | None) -> int:
+    runs = [_load(args, folder) for folder in args.input_dir]
+    found = compare_runs(runs[0], runs[1], before, after, _params(args))
+    matrix = {a: {b: int(found.matrix[i, j]) for j, b in enumerate(CLASSES)} for i, a in enumerate(CLASSES)}
+    record = {
+        "runs": [
+            {**_about(run, "success_rate"), "step_range": bounds and list(bounds)}
+            for run, bounds in zip(runs, [before, after])
+        ],
+        "pass_threshold": args.pass_threshold,
+        "prompts_in_both": found.shared,
+        "matrix": matrix,
+        "inverted": found.inverted,
+    }
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return 0
+    first, second = (display(folder) for folder in args.input_dir)
+    print(f"The same prompts in two runs, by learnability at pass threshold {args.pass_threshold:g}")
+    print(f"{first}: {_described(runs[0])}\n{second}: {_described(runs[1])}\nin both: {found.shared}\n")
+    table = [["first \\ second", *CLASSES]]
+    table += [[name, *(str(int(n)) for n in found.matrix[i])] for i, name in enumerate(CLASSES)]
+    _print_table(table)
+    print(
+        f"\n{counted(len(found.inverted), 'prompt')} the first run solves clearly less often than the second "
+        "(95 % intervals apart; a wrong reference answer?):"
+    )
+    for row in found.inverted:
+        ours, theirs = row["reference"], row["other"]
+        print(
+            f"  {row['where']}: {ours['passed']}/{ours['responses']} against {theirs['passed']}/{theirs['responses']}"
+        )
     return 0
 
 

@@ -607,8 +607,9 @@ def make_run(
     """A training run's rollout dumps, one file per step, where difficulty drifts as the model learns.
 
     Each step samples ``per_step`` of the prompts; a prompt's chance to be solved follows a logistic curve in the
-    step (most rise, some fall: forgotten). ``inverted``: prompts whose chance is turned around (1 - p), as a
-    wrong reference answer would do to a stronger run. Files as the trainers name them: verl ``{step}.jsonl``
+    step (most rise, some fall: forgotten); the prompts' difficulty is the same in every run, ``seed`` draws the
+    run's samples. ``inverted``: prompts whose chance is turned around (1 - p), as a wrong reference answer would
+    do to a stronger run. Files as the trainers name them: verl ``{step}.jsonl``
     (one line per response with ``input``, ``output``, ``gts``, ``score``, ``step``), NeMo-RL
     ``train_data_step{step}.jsonl`` (``content``: the prompt and the response, ``rewards``, ``idx`` = the line's
     number), TRL ``completions/completions_{step:05d}.parquet`` (``step``, ``prompt``, ``completion``, two reward
@@ -617,15 +618,13 @@ def make_run(
     if layout not in RUN_LAYOUTS:
         raise ValueError(f"layout must be one of {RUN_LAYOUTS}")
     out_dir = Path(out_dir)
+    chances = run_chances(prompts, steps)
     rng = np.random.default_rng([seed, 7])
-    base = rng.normal(-0.5, 2.0, prompts)
-    speed = rng.normal(1.2, 1.2, prompts)  # below 0: the prompt gets harder as training goes (forgotten)
     flip = np.isin(np.arange(prompts), list(inverted))
     paths = []
     for step in range(1, steps + 1):
         chosen = np.flatnonzero(rng.random(prompts) < per_step)
-        chance = 1 / (1 + np.exp(-(base[chosen] + 4 * speed[chosen] * step / steps)))
-        chance = np.where(flip[chosen], 1 - chance, chance)
+        chance = np.where(flip[chosen], 1 - chances[chosen, step - 1], chances[chosen, step - 1])
         solved = rng.random((len(chosen), responses)) < chance[:, None]
         rows = [
             (f"Question {p}: what is {p} * {p + 3}?", f"answer {j} to question {p}", int(solved[i, j]), p)
@@ -667,6 +666,19 @@ def make_run(
         path.write_text(text)
         paths.append(path)
     return paths
+
+
+def run_chances(prompts: int, steps: int) -> np.ndarray:
+    """(prompts, steps): each prompt's chance to be solved at steps 1.. ``steps`` of :func:`make_run`'s runs.
+
+    The same in every run: a logistic curve in the step from a prompt's difficulty and how fast it is learned
+    (most rise; those learned at a negative speed fall: forgotten).
+    """
+    dataset = np.random.default_rng(7)
+    base = dataset.normal(-0.5, 2.0, prompts)
+    speed = dataset.normal(1.2, 1.2, prompts)
+    progress = np.arange(1, steps + 1) / steps
+    return 1 / (1 + np.exp(-(base[:, None] + 4 * speed[:, None] * progress[None, :])))
 
 
 def parse_size(text: str) -> int:

@@ -14,8 +14,8 @@ import pytest
 import bucketing
 from bucketing import BucketingError
 from bucketing.metrics import Params
-from bucketing.steps import CLASSES, changes, load_steps, step_in_name, trends
-from examples.make_rollouts import make_run
+from bucketing.steps import CLASSES, changes, compare_runs, load_steps, step_in_name, trends
+from examples.make_rollouts import make_run, run_chances
 
 from .conftest import one_line, run_cli, write_lines
 
@@ -226,3 +226,36 @@ def test_a_changes_export_keeps_an_earlier_one_unless_overwrite(runs, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         [entry["file"] for entry in manifest["files"]] + ["manifest.json"]
     )  # the earlier export's files it doesn't write again are gone
+
+
+def test_two_runs_compared_find_every_prompt_planted_with_a_wrong_answer(tmp_path):
+    make_run(tmp_path / "weaker", prompts=160, steps=4, seed=2)
+    weaker = load_steps(tmp_path / "weaker")
+    planted = np.flatnonzero(run_chances(160, 4).min(axis=1) > 0.95)[:5].tolist()  # solved at every step
+    texts = {f"Question {p}: what is {p} * {p + 3}?" for p in planted}
+    assert len(texts) == 5
+    make_run(tmp_path / "stronger", prompts=160, steps=4, seed=5, inverted=planted)
+    result = run_cli("changes", "-i", tmp_path / "stronger", "-i", tmp_path / "weaker", "--json")
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    flagged = {line_input(tmp_path / "stronger", row["where"]) for row in printed["inverted"]}
+    assert texts <= flagged and len(flagged - texts) <= 3, (texts, flagged)
+    both = compare_runs(load_steps(tmp_path / "stronger"), weaker)
+    assert printed["prompts_in_both"] == both.shared == int(both.matrix.sum())
+    for row in printed["inverted"]:
+        ours, theirs = row["reference"], row["other"]
+        assert ours["passed"] / ours["responses"] < theirs["passed"] / theirs["responses"]
+    table = run_cli("changes", "-i", tmp_path / "stronger", "-i", tmp_path / "weaker")
+    assert f"{len(printed['inverted'])} prompts the first run solves clearly less often" in table.stdout
+
+
+def line_input(run: Path, where: str) -> str:
+    name, number = where.rsplit(":", 1)
+    return json.loads((run / name).read_text().splitlines()[int(number) - 1])["input"]
+
+
+def test_two_runs_refuse_an_output_folder(runs, tmp_path):
+    result = run_cli("changes", "-i", runs / "verl", "-i", runs / "verl", "-o", tmp_path / "out")
+    assert result.returncode == 2 and one_line(result.stderr) and "drop -o" in result.stderr
+    one = run_cli("changes", "-i", runs / "verl", "--from", "1")
+    assert one.returncode == 2 and one_line(one.stderr) and "--from and --to are both needed" in one.stderr
