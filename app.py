@@ -18,6 +18,7 @@ if __name__ == "__main__":
             st.Page("pages/buckets.py", title="Buckets", icon=":material/view_column:"),
             st.Page("pages/compare.py", title="Compare", icon=":material/grid_view:"),
             st.Page("pages/export.py", title="Export", icon=":material/save:"),
+            st.Page("pages/trends.py", title="Trends", icon=":material/trending_up:"),
         ]
     )
     with st.sidebar:

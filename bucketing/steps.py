@@ -85,7 +85,9 @@ def load_steps(
     ``prompt_fields`` say which prompt a rollout is; by default the layout's group fields (less the step), or
     ``prompt`` for one line per prompt.
     """
-    reading = prepare_load(input_path, scores=scores, group_by=group_by, roots=options.get("roots"))
+    reading = prepare_load(
+        input_path, scores=scores, group_by=group_by, roots=options.get("roots"), exclude=options.get("exclude", ())
+    )
     layout = reading.layout
     fields = parse_group_by(step_field)
     if len(fields) > 1 or fields == (FILE,):
@@ -221,6 +223,29 @@ def trends(data: StepData, metric: str, params: Params = Params(), window: int =
         row["shares"] = {name: float(c / (b - a)) for name, c in zip(CLASSES, counts)}
         rows.append(row)
     return rows
+
+
+@dataclass(frozen=True)
+class StepBins:
+    """A metric's values per step, binned: ``counts[i, j]`` prompts of step ``steps[i]`` in bin ``j``."""
+
+    steps: np.ndarray
+    edges: np.ndarray  # bins+1 ascending edges, shared by every step
+    counts: np.ndarray  # (steps, bins) int64
+
+
+def step_bins(data: StepData, metric: str, params: Params = Params(), window: int = 1, bins: int = 30) -> StepBins:
+    """The metric's distribution per step (or window) as counts in ``bins`` equal bins over all its values."""
+    start, _, scores = units(data, window)
+    values = np.asarray(get_metric(metric).compute(scores, params), dtype=np.float64)
+    finite = np.isfinite(values)
+    low, high = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 1.0)
+    edges = np.linspace(low, high if high > low else low + 1, bins + 1)
+    steps, row = np.unique(start, return_inverse=True)
+    column = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, bins - 1)
+    counts = np.zeros((len(steps), bins), dtype=np.int64)
+    np.add.at(counts, (row.ravel()[finite], column[finite]), 1)
+    return StepBins(steps, edges, counts)
 
 
 def _quantile_names() -> list[str]:

@@ -49,7 +49,7 @@ from .conftest import ROOT, SAMPLE
 
 pytestmark = pytest.mark.browser
 
-PAGES = ["Data", "Distributions", "Buckets", "Compare", "Export"]
+PAGES = ["Data", "Distributions", "Buckets", "Compare", "Export", "Trends"]
 SAMPLE_ROLLOUTS = 240
 DRAG_PX = -200  # leftwards, in screen pixels
 

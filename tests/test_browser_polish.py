@@ -32,7 +32,7 @@ from .conftest import ROOT
 
 pytestmark = pytest.mark.browser
 
-PAGES = ["Data", "Distributions", "Buckets", "Compare", "Export"]
+PAGES = ["Data", "Distributions", "Buckets", "Compare", "Export", "Trends"]
 STREAMLIT_NOISE = ("ScriptRunContext", "streamlit run", "Session state does not function")
 
 

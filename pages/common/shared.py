@@ -33,6 +33,7 @@ from bucketing.metrics import METRICS
 from bucketing.preview import Rollout, preview
 from bucketing.roots import allowed_roots, resolve_allowed, start_folder
 from bucketing.sources import display, find_inputs, leave_out
+from bucketing.steps import StepData, load_steps
 from bucketing.summary import Comparison, Histogram, compare, histogram
 from bucketing.wording import counted
 
@@ -71,6 +72,12 @@ DEFAULTS: dict[str, Any] = {
     "compare_a": "mean_reward",
     "compare_b": "variance",
     "compare_count": None,  # None: the bucket count of the Buckets page
+    "step_field": "",  # Trends: the field that holds a line's step; "": the step in each file's name
+    "trend_metric": "success_rate",  # Trends: the metric per step
+    "step_window": 1,  # Trends: steps pooled into one row
+    "trend_from": None,  # Trends: the early step range, (first, last); None: the first third of the steps
+    "trend_to": None,  # Trends: the late step range; None: the last third
+    "trend_out": "changes",  # Trends: the folder the changes are written to
     # the previews (Buckets, Compare): search, order, page, ground truth
     "preview_query": "",  # the text (or regular expression) searched for in prompts and responses; "": no search
     "preview_regex": False,  # the query is a regular expression
@@ -87,6 +94,7 @@ DEFAULTS: dict[str, Any] = {
     "cuts_version": 0,  # Buckets: counts threshold changes; in the keys of the threshold inputs, to show new values
     "names_table": 0,  # Buckets: counts refused renames and new thresholds; in the names table's key, to redraw it
     "compare_clicked": None,  # Compare: the last cell clicked, (metric_a, metric_b, count, index): a new click counts
+    "trend_clicked": None,  # Trends: the last cell clicked, (from range, to range, index): a new click counts
     "last_export": None,  # Export: the last export's folder, manifest, command and recipes, shown until the next one
     "url_applied": False,  # the view in the link this session was opened with has been taken (view_url)
 }
@@ -106,6 +114,11 @@ WIDGET_KEYS = {
     "w_compare_col": "Compare: the bucket by the column metric whose rollouts are shown",
     "compare_full": "Compare: show full texts",
     "confirm_overwrite": "Export: replace the files already there",
+    "trend_cells": "Trends: the cell clicked on the changes matrix",
+    "w_trend_cell": "Trends: the cell whose rollouts are shown",
+    "trend_overwrite": "Trends: replace the files already there",
+    "w_trend_from": "Trends: the early step range's slider (drawn with trend_from as its value)",
+    "w_trend_to": "Trends: the late step range's slider (drawn with trend_to as its value)",
 }
 # Widget keys made on the fly, by their prefix.
 WIDGET_PREFIXES = {
@@ -359,6 +372,21 @@ def load(source: Source, progress: Callable[[int, int], None] | None = None) -> 
     )
 
 
+def step_data(source: Source, step_field: str) -> StepData:
+    """The session's data again with one rollout per prompt and step (:func:`bucketing.steps.load_steps`), kept."""
+    return store().get(
+        ("steps", source, step_field),
+        lambda: load_steps(
+            source.path,
+            step_field=step_field or None,
+            scores=source.scores,
+            group_by=source.group_by,
+            roots=roots(),
+            exclude=source.exclude,
+        ),
+    )
+
+
 def globs(text: str) -> tuple[str, ...]:
     """The exclude globs typed in a text area: one per line, blank lines dropped, spaces at the ends too."""
     return tuple(line.strip() for line in text.splitlines() if line.strip())
@@ -422,7 +450,7 @@ def bars(data: bucketing.Dataset, metric: str) -> Histogram:
 def rollouts(data: bucketing.Dataset, rows: np.ndarray) -> list[Rollout]:
     """Rollouts read back for a preview, kept: a drag reruns the page, and re-reading lines from a
     large .gz means decompressing up to them again."""
-    key = ("preview", st.session_state["source"], tuple(int(r) for r in rows))
+    key = ("preview", st.session_state["source"], data.layout, tuple(int(r) for r in rows))  # (Trends: by step)
     return store().get(key, lambda: _preview(data, rows), size=32)
 
 

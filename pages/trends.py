@@ -1,0 +1,128 @@
+"""Trends: difficulty over a training run's steps — the metric per step, the learnability shares, the prompts
+learned and forgotten between two step ranges (previewed and exported)."""
+
+import numpy as np
+import streamlit as st
+
+import bucketing
+from bucketing.metrics import METRICS
+from bucketing.sources import display
+from bucketing.steps import CLASSES, GROUPS, changes, step_bins, trends
+from bucketing.wording import counted
+from bucketing.writer import write_groups
+from pages.common import shared
+from pages.common.charts import cells_figure, download
+from pages.common.rollouts import browse
+from pages.common.trend_charts import shares_figure, step_heatmap
+
+shared.page_header(
+    "Trends",
+    "How difficulty moves while the model trains: one rollout per prompt and step, the step from each file's "
+    "name (12.jsonl, train_data_step12.jsonl, completions_00012.parquet) or from a field.",
+)
+if shared.ensure_data() is None:
+    st.stop()
+s = st.session_state
+
+top = st.columns([2, 2, 1])
+top[0].text_input(
+    "Step field", placeholder="empty: the step in each file's name", max_chars=300, **shared.bound("step_field")
+)
+metric = top[1].selectbox("Metric", list(METRICS), format_func=shared.metric_label, **shared.bound("trend_metric"))
+window = int(top[2].number_input("Steps per row", min_value=1, max_value=1_000_000, **shared.bound("step_window")))
+try:
+    run = shared.step_data(s["source"], s["step_field"])
+except bucketing.BucketingError as error:
+    st.info(f"No steps here: {shared.shown(error)}")
+    st.stop()
+params = shared.params()
+steps = run.steps().tolist()
+st.markdown(
+    f"**{len(steps)}** steps ({steps[0]}–{steps[-1]}, from {run.step_source}) · "
+    f"{counted(run.prompts, 'prompt')} by {', '.join(f'`{f}`' for f in run.prompt_fields)} · "
+    f"{counted(len(run.step), 'rollout')} (a prompt at one step)"
+)
+if len(steps) < 2:
+    st.info("One step only: nothing moves yet. A run's folder holds one file per step.")
+    st.stop()
+
+rows = trends(run, metric, params, window)
+left, right = st.columns(2)
+with left:
+    st.subheader(f"{metric} per step")
+    st.plotly_chart(step_heatmap(step_bins(run, metric, params, window), metric), config=download(f"{metric}-by-step"))
+with right:
+    st.subheader("Solved, learnable, unsolved")
+    st.plotly_chart(shares_figure(rows), config=download("learnability-by-step"))
+    st.caption(f"At pass threshold {params.pass_threshold:g}: solved = every response passes, unsolved = none.")
+
+st.subheader("Prompts that changed")
+third = max(1, len(steps) // 3)
+if s["trend_from"] is None or not set(s["trend_from"]) <= set(steps):  # a new run: its first and last thirds
+    s["trend_from"], s["trend_to"] = (steps[0], steps[third - 1]), (steps[-third], steps[-1])
+    for stale in ("w_trend_from", "w_trend_to"):
+        s.pop(stale, None)
+if not set(s["trend_to"]) <= set(steps):
+    s["trend_to"] = (steps[-third], steps[-1])
+    s.pop("w_trend_to", None)
+pick = st.columns(2)
+# value= makes them ranges (a range comes from the value, not from the state); the state key keeps the choice
+before = pick[0].select_slider(
+    "From steps",
+    steps,
+    value=s["trend_from"],
+    key="w_trend_from",
+    on_change=shared.save,
+    args=("w_trend_from", "trend_from"),
+)
+after = pick[1].select_slider(
+    "To steps", steps, value=s["trend_to"], key="w_trend_to", on_change=shared.save, args=("w_trend_to", "trend_to")
+)
+try:
+    found = changes(run, tuple(before), tuple(after), params)
+except bucketing.BucketingError as error:
+    st.warning(shared.shown(error))
+    st.stop()
+counts = found.named()
+st.markdown(
+    f"**{counts['learned']}** learned · **{counts['forgotten']}** forgotten · {counts['still_unsolved']} still "
+    f"unsolved · {counts['always_solved']} always solved · of {counted(int(found.matrix.sum()), 'prompt')} "
+    "seen in both ranges. Click a cell to see its rollouts."
+)
+event = st.plotly_chart(
+    cells_figure(found.matrix, list(CLASSES), list(CLASSES), "from", "to"),
+    key="trend_cells",
+    on_select="rerun",
+    selection_mode="points",
+    config=download("learnability-changes"),
+)
+points = (event.selection.points if event and event.selection else []) or []
+clicked = (tuple(before), tuple(after), int(points[0]["point_index"])) if points else None
+if clicked and clicked != s["trend_clicked"]:
+    s["trend_clicked"] = clicked
+    s["w_trend_cell"] = GROUPS[clicked[-1]]  # cells are drawn row by row, as GROUPS lists them
+groups, ids = found.groups(run)
+cell = st.selectbox("Rollouts of", groups, key="w_trend_cell")
+members = np.flatnonzero(ids == groups.index(cell))
+values = run.dataset.values(metric, params)
+browse(run.dataset, members, {metric: values}, metric, f"`{cell}`", "all rollouts", False)
+
+st.subheader("Export the changes")
+st.caption(
+    "Each cell's rollouts to a file of its own (unsolved_to_solved.jsonl: the prompts learned), unpaired.jsonl, "
+    "outside.jsonl and a manifest — every line byte-exact, as `bucketing changes -o` writes."
+)
+where = st.columns([3, 1])
+folder = where[0].text_input("Folder", max_chars=4096, **shared.bound("trend_out"))
+overwrite = where[1].checkbox("Replace files there", key="trend_overwrite")
+if st.button("Write", type="primary"):
+    try:
+        out = shared.allowed(folder)
+        record = {"from": list(before), "to": list(after), "pass_threshold": params.pass_threshold, "counts": counts}
+        manifest = write_groups(
+            run.dataset, groups, ids, out, {"changes": record}, overwrite=overwrite, roots=shared.roots()
+        )
+    except (bucketing.BucketingError, OSError) as error:
+        st.error(shared.shown(error))
+    else:
+        st.success(f"Wrote {counted(len(manifest['files']), 'file')} and manifest.json to {display(out)}.")
