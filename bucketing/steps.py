@@ -40,6 +40,8 @@ CLASSES = tuple(name for name, _ in LEARNABILITY)  # unsolved, learnable, solved
 # The files of a changes export: a prompt's rollouts by (class before, class after), then the rest
 GROUPS = (*(f"{a}_to_{b}" for a in CLASSES for b in CLASSES), "unpaired", "outside")
 UNPAIRED, OUTSIDE = len(GROUPS) - 2, len(GROUPS) - 1
+# ... of a runs compared export (the first run's rollouts): a flagged prompt's go to "inverted", not to its cell
+RUN_GROUPS = (*GROUPS[:-2], "inverted", "unpaired", "outside")
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 MAX_STEP = 1 << 53  # steps beyond this are not steps (a float's exact integers, what JSON readers agree on)
 
@@ -336,6 +338,15 @@ class RunComparison:
     matrix: np.ndarray  # (3, 3)
     shared: int  # prompts in both runs (in their step ranges)
     inverted: list[dict]  # per flagged prompt: where (its first rollout in the reference run), rates, counts
+    cell: np.ndarray  # per prompt of the reference run: from * 3 + to, INVERTED when flagged, UNPAIRED when alone
+    steps: tuple[int, int] | None  # the reference run's steps compared (None: all)
+
+    def groups(self, reference: StepData) -> tuple[list[str], np.ndarray]:
+        """The files of an export of the reference run's rollouts: :data:`RUN_GROUPS`, by its prompt's cell
+        (``inverted`` for a flagged prompt), ``unpaired`` when the other run lacks the prompt, ``outside`` for a
+        step outside the range compared."""
+        inside = np.ones(len(reference.step), dtype=bool) if self.steps is None else _in(reference.step, self.steps)
+        return list(RUN_GROUPS), np.where(inside, self.cell[reference.prompt], RUN_GROUPS.index("outside"))
 
 
 def pass_counts(data: StepData, bounds: tuple[int, int] | None, params: Params) -> tuple[np.ndarray, np.ndarray]:
@@ -393,7 +404,10 @@ def compare_runs(
             }
         )
     inverted.sort(key=lambda row: (row["reference"]["passed"] / row["reference"]["responses"], row["where"]))
-    return RunComparison(matrix, len(a), inverted)
+    cell = np.full(reference.prompts, RUN_GROUPS.index("unpaired"), dtype=np.int64)
+    cell[a] = classes[0] * 3 + classes[1]
+    cell[a[high < low]] = RUN_GROUPS.index("inverted")
+    return RunComparison(matrix, len(a), inverted, cell, reference_steps)
 
 
 def _class_of(passed: np.ndarray, total: np.ndarray) -> np.ndarray:

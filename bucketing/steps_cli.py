@@ -88,7 +88,7 @@ def changes_main(argv: list[str], prog: str = "bucketing changes") -> int:
     add = parser.add_argument
     add("--from", dest="before", metavar="STEPS", help="a step or range: 1-100 (two runs: of the first; default all)")
     add("--to", dest="after", metavar="STEPS", help="a later step or range: 101-200 (two runs: of the second)")
-    add("-o", "--output-dir", help="write each cell's rollouts to a file here (byte-exact; one run)")
+    add("-o", "--output-dir", help="write each cell's rollouts to a file here (byte-exact; two runs: the first's)")
     add("--overwrite", action="store_true", help="replace an earlier export in --output-dir")
     add("--no-fsync", action="store_true", help="don't flush each file to the disk before renaming")
     args = parser.parse_args(argv)
@@ -97,8 +97,6 @@ def changes_main(argv: list[str], prog: str = "bucketing changes") -> int:
     before = parse_range(args.before, "--from") if args.before else None
     after = parse_range(args.after, "--to") if args.after else None
     if len(args.input_dir) == 2:
-        if args.output_dir:
-            parser.error("-o writes the changes of one run; to compare two runs, drop -o")
         return _compare(args, before, after)
     if before is None or after is None:
         parser.error("--from and --to are both needed for one run (two -i compare runs)")
@@ -113,15 +111,7 @@ def changes_main(argv: list[str], prog: str = "bucketing changes") -> int:
     record |= {"matrix": matrix, "counts": found.named()}
     if args.output_dir:
         groups, ids = found.groups(data)
-        record = write_groups(
-            data.dataset,
-            groups,
-            ids,
-            args.output_dir,
-            {"changes": record},
-            overwrite=args.overwrite,
-            fsync=not args.no_fsync,
-        )
+        record = _write(args, data, groups, ids, {"changes": record})
     if args.json:
         print(json.dumps(record, indent=2))
         return 0
@@ -133,11 +123,21 @@ def changes_main(argv: list[str], prog: str = "bucketing changes") -> int:
     print()
     for name, count in found.named().items():
         print(f"{name.replace('_', ' ')}: {count}")
-    if args.output_dir:
-        print(f"\nWrote {len(record['files'])} files and {MANIFEST} to {display(args.output_dir)}:")
-        for entry in record["files"]:
-            print(f"  {entry['file']}: {counted(entry['rollouts'], 'rollout')}, {counted(entry['lines'], 'line')}")
+    _say_written(args, record)
     return 0
+
+
+def _write(args: argparse.Namespace, data: StepData, groups: list[str], ids, manifest: dict) -> dict:
+    return write_groups(
+        data.dataset, groups, ids, args.output_dir, manifest, overwrite=args.overwrite, fsync=not args.no_fsync
+    )
+
+
+def _say_written(args: argparse.Namespace, manifest: dict) -> None:
+    if args.output_dir:
+        print(f"\nWrote {len(manifest['files'])} files and {MANIFEST} to {display(args.output_dir)}:")
+        for entry in manifest["files"]:
+            print(f"  {entry['file']}: {counted(entry['rollouts'], 'rollout')}, {counted(entry['lines'], 'line')}")
 
 
 def _compare(args: argparse.Namespace, before: tuple[int, int] | None, after: tuple[int, int] | None) -> int:
@@ -154,6 +154,9 @@ def _compare(args: argparse.Namespace, before: tuple[int, int] | None, after: tu
         "matrix": matrix,
         "inverted": found.inverted,
     }
+    if args.output_dir:
+        groups, ids = found.groups(runs[0])
+        record = _write(args, runs[0], groups, ids, {"runs_compared": record})
     if args.json:
         print(json.dumps(record, indent=2))
         return 0

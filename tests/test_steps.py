@@ -254,8 +254,21 @@ def line_input(run: Path, where: str) -> str:
     return json.loads((run / name).read_text().splitlines()[int(number) - 1])["input"]
 
 
-def test_two_runs_refuse_an_output_folder(runs, tmp_path):
-    result = run_cli("changes", "-i", runs / "verl", "-i", runs / "verl", "-o", tmp_path / "out")
-    assert result.returncode == 2 and one_line(result.stderr) and "drop -o" in result.stderr
-    one = run_cli("changes", "-i", runs / "verl", "--from", "1")
+def test_two_runs_compared_write_the_first_run_s_lines_by_cell_and_the_inverted_apart(tmp_path):
+    make_run(tmp_path / "weaker", prompts=100, steps=3, seed=2)
+    planted = np.flatnonzero(run_chances(100, 3).min(axis=1) > 0.95)[:3].tolist()
+    make_run(tmp_path / "stronger", prompts=100, steps=3, seed=5, inverted=planted)
+    out = tmp_path / "out"
+    result = run_cli("changes", "-i", tmp_path / "stronger", "-i", tmp_path / "weaker", "-o", out, "--json")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest == json.loads(result.stdout)
+    flagged = {row["where"] for row in manifest["runs_compared"]["inverted"]}
+    inverted = [json.loads(line)["input"] for line in (out / "inverted.jsonl").read_text().splitlines()]
+    expected = {line_input(tmp_path / "stronger", where) for where in flagged}
+    assert set(inverted) == expected and {f"Question {p}: what is {p} * {p + 3}?" for p in planted} <= expected
+    written = sorted(line for e in manifest["files"] for line in (out / e["file"]).read_bytes().splitlines(True))
+    first_run = sorted(line for f in (tmp_path / "stronger").iterdir() for line in f.read_bytes().splitlines(True))
+    assert written == first_run  # every line of the first run in exactly one file, byte for byte
+    one = run_cli("changes", "-i", tmp_path / "weaker", "--from", "1")
     assert one.returncode == 2 and one_line(one.stderr) and "--from and --to are both needed" in one.stderr
