@@ -7,7 +7,7 @@ import streamlit as st
 import bucketing
 from bucketing.metrics import METRICS
 from bucketing.sources import display
-from bucketing.steps import CLASSES, GROUPS, changes, step_bins, trends
+from bucketing.steps import CLASSES, GROUPS, changes, compare_runs, step_bins, trends
 from bucketing.wording import counted
 from bucketing.writer import write_groups
 from pages.common import shared
@@ -107,10 +107,48 @@ members = np.flatnonzero(ids == groups.index(cell))
 values = run.dataset.values(metric, params)
 browse(run.dataset, members, {metric: values}, metric, f"`{cell}`", "all rollouts", False)
 
+st.subheader("Another run")
+st.caption(
+    "The same prompts in another run (another model, a later evaluation), joined by their key: the first "
+    "(this) run's class against the other's over all their steps, and the prompts this run solves clearly less "
+    "often (95 % intervals apart) — a stronger model failing what a weaker one solves: often a wrong answer key."
+)
+other_folder = st.text_input("Other run's folder", max_chars=4096, **shared.bound("other_run"))
+compared = None
+if other_folder:
+    try:
+        other = shared.step_data(shared.open_source(shared.allowed(other_folder), s["source"].scores), s["step_field"])
+        compared = compare_runs(run, other, None, None, params)
+    except bucketing.BucketingError as error:
+        st.error(shared.shown(error))
+if compared is not None:
+    st.markdown(
+        f"{counted(compared.shared, 'prompt')} in both runs · **{len(compared.inverted)}** solved clearly less "
+        "often here than there"
+    )
+    left, right = st.columns(2)
+    left.plotly_chart(
+        cells_figure(compared.matrix, list(CLASSES), list(CLASSES), "this run", "other run"),
+        key="runs_cells",
+        config=download("learnability-two-runs"),
+    )
+    right.dataframe(
+        [
+            {
+                "first line": row["where"],
+                "passed here": f"{row['reference']['passed']}/{row['reference']['responses']}",
+                "passed there": f"{row['other']['passed']}/{row['other']['responses']}",
+            }
+            for row in compared.inverted
+        ],
+        hide_index=True,
+    )
+
 st.subheader("Export the changes")
 st.caption(
     "Each cell's rollouts to a file of its own (unsolved_to_solved.jsonl: the prompts learned), unpaired.jsonl, "
-    "outside.jsonl and a manifest — every line byte-exact, as `bucketing changes -o` writes."
+    "outside.jsonl and a manifest — every line byte-exact, as `bucketing changes -o` writes. With another run: "
+    "this run's rollouts by the cell across runs, inverted.jsonl for the prompts solved clearly less often."
 )
 where = st.columns([3, 1])
 folder = where[0].text_input("Folder", max_chars=4096, **shared.bound("trend_out"))
@@ -118,10 +156,13 @@ overwrite = where[1].checkbox("Replace files there", key="trend_overwrite")
 if st.button("Write", type="primary"):
     try:
         out = shared.allowed(folder)
-        record = {"from": list(before), "to": list(after), "pass_threshold": params.pass_threshold, "counts": counts}
-        manifest = write_groups(
-            run.dataset, groups, ids, out, {"changes": record}, overwrite=overwrite, roots=shared.roots()
-        )
+        if compared is None:
+            record = {"changes": {"from": list(before), "to": list(after), "counts": counts}}
+        else:
+            groups, ids = compared.groups(run)
+            record = {"runs_compared": {"other": display(other_folder), "inverted": compared.inverted}}
+        record["pass_threshold"] = params.pass_threshold
+        manifest = write_groups(run.dataset, groups, ids, out, record, overwrite=overwrite, roots=shared.roots())
     except (bucketing.BucketingError, OSError) as error:
         st.error(shared.shown(error))
     else:

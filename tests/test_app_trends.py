@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 
-from bucketing.steps import GROUPS, changes, load_steps, trends
-from examples.make_rollouts import make_run
+from bucketing.steps import GROUPS, changes, compare_runs, load_steps, trends
+from examples.make_rollouts import make_run, run_chances
 
 from .app_support import go, load_folder, plain
 
@@ -70,3 +70,31 @@ def test_the_changes_are_written_to_a_folder(app, tmp_path):
     lines = sorted(line for path in run.iterdir() for line in path.read_bytes().splitlines(keepends=True))
     assert sorted(written.splitlines(keepends=True)) == lines  # every line once, byte-exact
     assert np.sum([e["lines"] for e in manifest["files"]]) == len(lines)
+
+
+def test_another_run_compared_lists_the_prompts_solved_clearly_less_often(app, tmp_path):
+    make_run(tmp_path / "weaker", prompts=100, steps=3, seed=2)
+    planted = np.flatnonzero(run_chances(100, 3).min(axis=1) > 0.95)[:3].tolist()
+    make_run(tmp_path / "stronger", prompts=100, steps=3, seed=5, inverted=planted)
+    load_folder(app, tmp_path / "stronger")
+    go(app, "trends")
+    app.text_input(key="w_other_run").set_value(str(tmp_path / "weaker")).run()
+    assert not app.exception, app.exception
+    found = compare_runs(load_steps(tmp_path / "stronger"), load_steps(tmp_path / "weaker"))
+    assert f"**{len(found.inverted)}** solved clearly less often" in markdown(app)
+    table = app.dataframe[-1].value
+    assert list(table["first line"]) == [row["where"] for row in found.inverted] and len(found.inverted) >= 3
+    app.text_input(key="w_trend_out").set_value(str(tmp_path / "out")).run()
+    app.button[-1].click().run()
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["runs_compared"]["inverted"] == found.inverted
+    assert "inverted.jsonl" in [e["file"] for e in manifest["files"]]
+
+
+def test_another_run_outside_the_allowed_folders_is_refused(app, tmp_path):
+    make_run(tmp_path / "run", prompts=30, steps=3, seed=1)
+    load_folder(app, tmp_path / "run")
+    go(app, "trends")
+    app.text_input(key="w_other_run").set_value("/etc").run()
+    assert not app.exception
+    assert any("/etc" in e.value and "allowed" in e.value.lower() for e in app.error), [e.value for e in app.error]

@@ -78,6 +78,7 @@ DEFAULTS: dict[str, Any] = {
     "trend_from": None,  # Trends: the early step range, (first, last); None: the first third of the steps
     "trend_to": None,  # Trends: the late step range; None: the last third
     "trend_out": "changes",  # Trends: the folder the changes are written to
+    "other_run": "",  # Trends: another run's folder to compare this one with ("": none)
     # the previews (Buckets, Compare): search, order, page, ground truth
     "preview_query": "",  # the text (or regular expression) searched for in prompts and responses; "": no search
     "preview_regex": False,  # the query is a regular expression
