@@ -242,6 +242,7 @@ def load(
     roots: list[Path] | None = None,
     exclude: list[str] | tuple[str, ...] = (),
     join_on: str = "",
+    layout: Layout | None = None,
 ) -> Dataset:
     """Read every input file under ``input_path`` once and index its lines and scores.
 
@@ -256,6 +257,7 @@ def load(
     matched against the path relative to ``input_path`` (see :func:`bucketing.sources.excluded`).
     ``join_on``: a rollout field (``id``, ``extra_info.index``) whose join key the scan reads too, per rollout
     from its first line (``join_keys``, ``join_kinds``; see :mod:`bucketing.joinkey`), for a training-set join.
+    ``layout``: a layout settled already (instead of ``scores`` and ``group_by``), e.g. a detected one changed.
 
     In a folder, a file that is not JSONL at all (a pretty-printed document, a binary file) is
     skipped whole: every line of it under :data:`NOT_JSONL`, the file named in ``skipped_files``.
@@ -270,6 +272,7 @@ def load(
         roots=roots,
         exclude=exclude,
         join_on=join_on,
+        layout=layout,
     )
     return reading.finish(run_chunks(reading.chunks, workers, progress, strict))
 
@@ -315,6 +318,7 @@ def prepare_load(
     roots: list[Path] | None = None,
     exclude: list[str] | tuple[str, ...] = (),
     join_on: str = "",
+    layout: Layout | None = None,
 ) -> Reading:
     """Find the files, leave out the excluded ones, settle the layout (given, or detected from the first lines)
     and cut the chunks."""
@@ -324,7 +328,11 @@ def prepare_load(
         why = f" (all {len(left_out)} found are left out by the exclude globs)" if left_out else ""
         raise BucketingError(f"no *.jsonl, *.jsonl.gz, *.jsonl.zst or *.parquet files under {display(input_path)}{why}")
     # Scores named by the user: booleans there count as 1/0.
-    layout = Layout.parse(scores, group_by, booleans=True) if scores else detect_layout(files, parse_group_by(group_by))
+    detected = layout is None and scores is None
+    if layout is None:
+        layout = (
+            Layout.parse(scores, group_by, booleans=True) if scores else detect_layout(files, parse_group_by(group_by))
+        )
     root = input_path if is_uri(input_path) else Path(input_path)
     chunks = make_chunks(files, layout, max_line_bytes, strict, join_on)
     return Reading(
@@ -332,7 +340,7 @@ def prepare_load(
         files,
         warnings,
         layout,
-        scores is None,
+        detected,
         chunks,
         strict,
         single_file=one_file(input_path, found),

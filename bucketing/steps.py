@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -43,14 +43,15 @@ UNPAIRED, OUTSIDE = len(GROUPS) - 2, len(GROUPS) - 1
 # ... of a runs compared export (the first run's rollouts): a flagged prompt's go to "inverted", not to its cell
 RUN_GROUPS = (*GROUPS[:-2], "inverted", "unpaired", "outside")
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+MISSING_STEP = "missing step field"  # the skip reason of a line of one prompt without its step
 MAX_STEP = 1 << 53  # steps beyond this are not steps (a float's exact integers, what JSON readers agree on)
 
 
 def step_in_name(rel: str) -> int | None:
     """The step a trainer wrote into this file's path (``12.jsonl``, ``train_data_step12.jsonl``,
-    ``completions_00012.parquet``, ``global_step_12/…``), or None."""
-    found = [int(m.group(1)) for _, pattern in STEP_NAMES for m in pattern.finditer(rel)]
-    return max(found, key=lambda step: rel.rfind(str(step))) if found else None
+    ``completions_00012.parquet``, ``global_step_12/…``): the match nearest the path's end; or None."""
+    found = [(m.start(1), int(m.group(1))) for _, pattern in STEP_NAMES for m in pattern.finditer(rel)]
+    return max(found)[1] if found else None
 
 
 @dataclass
@@ -104,13 +105,14 @@ def load_steps(
             )
     if layout.grouped:  # a rollout is a prompt at one step: group by the step too
         extra = by_field or FILE
-        groups = layout.group_by if extra in layout.group_by else (*layout.group_by, extra)
-        data = load(input_path, scores=layout.scores, group_by=list(groups), **options)
-        data.detected = reading.detected
-    else:
-        data = load(input_path, scores=scores, group_by=group_by, **options)
+        if extra not in layout.group_by:
+            layout = replace(layout, group_by=(*layout.group_by, extra))
+    data = load(input_path, layout=layout, **options)  # the layout as settled: detected scores stay detected
+    data.detected = reading.detected
     named = parse_group_by(prompt_fields) if prompt_fields else ()
     keys = named or tuple(f for f in layout.fields if f != by_field) or ("prompt",)
+    if by_field and not layout.grouped:  # one line per prompt: a line without its step is skipped, as a group's
+        data = _skip_rollouts(data, _missing(data, by_field), MISSING_STEP)
     step = _steps_from_field(data, by_field) if by_field else _steps_from_names(data)
     if by_field:  # a file named with a step must agree with the field
         _check_names_agree(data, step, by_field)
@@ -120,16 +122,59 @@ def load_steps(
 
 
 def _steps_from_names(data: Dataset) -> np.ndarray:
-    per_file = np.array([step_in_name(str(f.rel)) for f in data.files], dtype=np.int64)
+    named = [step_in_name(str(f.rel)) for f in data.files]
+    for file, step in zip(data.files, named):
+        if step is not None and step > MAX_STEP:
+            raise BucketingError(f"{display(file.rel)}: the step in the file's name is beyond {MAX_STEP:,}; rename it")
+    per_file = np.array([-1 if step is None else step for step in named], dtype=np.int64)
     return per_file[data.rollout_columns["file_id"]]
+
+
+def _missing(data: Dataset, field: str) -> np.ndarray:
+    """Per rollout: its line has no ``field`` (or it is null)."""
+    missing = np.zeros(len(data.scores), dtype=bool)
+    for rollout, (raw,) in rollout_fields(data, (field,)):
+        missing[rollout] = raw is MISSING or bytes(raw).strip() == b"null"
+    return missing
+
+
+def _skip_rollouts(data: Dataset, drop: np.ndarray, reason: str) -> Dataset:
+    """The dataset (one line per rollout) with the lines of ``drop`` among its skipped lines, for ``reason``."""
+    if not drop.any():
+        return data
+    lines, keep = data.line_columns, ~drop
+    gone = [
+        (int(lines["file_id"][i]), int(lines["line"][i]), int(lines["offset"][i]), int(lines["length"][i]))
+        + (bool(lines["clean"][i]), reason, "")
+        for i in np.flatnonzero(drop).tolist()
+    ]
+    columns = {key: column[keep] for key, column in lines.items()}
+    columns["rollout"] = np.arange(int(keep.sum()))
+    starts = data.scores.starts
+    kept_scores = np.concatenate([data.scores.flat[a : a + n] for a, n in zip(starts[keep], data.scores.counts[keep])])
+    skipped = sorted([*data.skipped_lines, *gone], key=lambda bad: (bad[0], bad[1]))
+    return replace(
+        data,
+        line_columns=columns,
+        rollout_columns=columns,
+        scores=Scores(kept_scores, data.scores.counts[keep]),
+        skipped_lines=skipped,
+        join_keys=None if data.join_keys is None else data.join_keys[keep],
+        join_kinds=None if data.join_kinds is None else data.join_kinds[keep],
+    )
 
 
 def _steps_from_field(data: Dataset, field: str) -> np.ndarray:
     step = np.empty(len(data.scores), dtype=np.int64)
     for rollout, (raw,) in rollout_fields(data, (field,)):
         text = bytes(raw).strip() if raw is not MISSING else b""
-        if not text.lstrip(b"-").isdigit() or abs(int(text)) > MAX_STEP:
-            what = "missing" if raw is MISSING else f"{text[:40].decode(errors='replace')}, not an integer"
+        if not text.lstrip(b"-").isdigit() or text.count(b"-") > 1 or abs(int(text)) > MAX_STEP:
+            if raw is MISSING:
+                what = "missing"
+            elif text.lstrip(b"-").isdigit() and text.count(b"-") <= 1:
+                what = f"{text[:40].decode()}, beyond {MAX_STEP:,}"
+            else:
+                what = f"{text[:40].decode(errors='replace')}, not an integer"
             where = data.where(
                 int(data.rollout_columns["file_id"][rollout]), int(data.rollout_columns["line"][rollout])
             )
@@ -177,23 +222,23 @@ def _prompts(data: Dataset, fields: tuple[str, ...]) -> tuple[np.ndarray, list[b
 
 def windows(step: np.ndarray, width: int) -> np.ndarray:
     """The first step of each step's window of ``width`` steps (windows start at multiples of ``width``)."""
-    if width < 1:
-        raise BucketingError(f"--step-window must be a whole number >= 1, not {width}")
+    if not 1 <= width <= MAX_STEP:
+        raise BucketingError(f"--step-window must be a whole number from 1 to {MAX_STEP:,}, not {width}")
     return (step // width) * width
 
 
 def pooled(scores: Scores, groups: np.ndarray) -> tuple[np.ndarray, Scores]:
-    """The rollouts of each group (numbered by np.unique of ``groups``) as one: its scores together."""
-    labels, unit = np.unique(groups, return_inverse=True)
+    """The rollouts of each group (numbered by np.unique of ``groups``: values, or rows of a 2-D array) as one:
+    its scores together."""
+    labels, unit = np.unique(groups, return_inverse=True, axis=0 if groups.ndim == 2 else None)
     return labels, scores_by_rollout(scores, unit.ravel())
 
 
 def units(data: StepData, window: int) -> tuple[np.ndarray, np.ndarray, Scores]:
     """One unit per (prompt, window): its window, its prompt, and the scores of its rollouts pooled."""
-    start = windows(data.step, window)
-    span = data.prompts or 1
-    keys, scores = pooled(data.dataset.scores, start * span + data.prompt)  # window-major: units in window order
-    return keys // span, keys % span, scores
+    pairs = np.stack([windows(data.step, window), data.prompt], axis=1)  # rows sort window-major
+    keys, scores = pooled(data.dataset.scores, pairs)
+    return keys[:, 0], keys[:, 1], scores
 
 
 def learnability(scores: Scores, params: Params) -> np.ndarray:
@@ -209,7 +254,9 @@ def trends(data: StepData, metric: str, params: Params = Params(), window: int =
     values = np.asarray(get_metric(metric).compute(scores, params), dtype=np.float64)
     classes = learnability(scores, params)
     rows = []
-    starts, rollouts = np.unique(windows(data.step, window), return_counts=True)
+    # rollouts: prompts at one step (two files of one step hold one rollout of a prompt, as a step field says)
+    at_steps = np.unique(np.stack([data.step, data.prompt], axis=1), axis=0)[:, 0]
+    starts, rollouts = np.unique(windows(at_steps, window), return_counts=True)
     rollouts_in = dict(zip(starts.tolist(), rollouts.tolist()))
     bounds = np.flatnonzero(np.r_[True, start[1:] != start[:-1], True])
     for a, b in zip(bounds[:-1], bounds[1:]):
@@ -305,6 +352,15 @@ class Changes:
         return list(GROUPS), np.where(inside, cell, OUTSIDE)
 
 
+def check_range(data: StepData, bounds: tuple[int, int], flag: str) -> None:
+    """A step range with no rollout in it is a mistake (a typo, another run's steps): say which steps there are."""
+    if not _in(data.step, bounds).any():
+        steps = data.steps()
+        raise BucketingError(
+            f"{flag} {bounds[0]}-{bounds[1]}: no rollout at these steps (the steps are {steps[0]} to {steps[-1]})"
+        )
+
+
 def _in(step: np.ndarray, bounds: tuple[int, int]) -> np.ndarray:
     return (step >= bounds[0]) & (step <= bounds[1])
 
@@ -379,6 +435,9 @@ def compare_runs(
     """Each prompt of both runs: its class in each (its rollouts in the steps given pooled), and whether the
     reference run succeeds clearly less often: the upper end of its 95 % Wilson interval below the lower end of
     the other run's (a stronger model failing what a weaker one solves: often a wrong reference answer)."""
+    for flag, run, bounds in (("--from", reference, reference_steps), ("--to", other, other_steps)):
+        if bounds is not None:
+            check_range(run, bounds, flag)
     ours, theirs = pass_counts(reference, reference_steps, params), pass_counts(other, other_steps, params)
     index = {key: number for number, key in enumerate(other.prompt_keys)}
     pairs = [(a, index[key]) for a, key in enumerate(reference.prompt_keys) if key in index]

@@ -35,13 +35,21 @@ def _parser(prog: str, description: str, example: str, runs: int = 1) -> OneLine
 
 
 def _load(args: argparse.Namespace, input_dir: str | None = None) -> StepData:
-    return load_steps(
+    """The run, with a word on stderr for lines left out (as the bucketing command says them)."""
+    data = load_steps(
         input_dir or args.input_dir,
         step_field=args.step_field,
         prompt_fields=args.prompt_field,
         scores=args.scores,
         group_by=args.group_by,
     )
+    reasons = data.dataset.skipped_reasons(examples=1)
+    if reasons:
+        said = "; ".join(
+            f"{entry['count']:,} {reason} (e.g. {entry['examples'][0]})" for reason, entry in reasons.items()
+        )
+        print(f"warning: {counted(len(data.dataset.skipped_lines), 'line')} skipped: {said}", file=sys.stderr)
+    return data
 
 
 def _params(args: argparse.Namespace) -> Params:
@@ -127,9 +135,16 @@ def changes_main(argv: list[str], prog: str = "bucketing changes") -> int:
     return 0
 
 
-def _write(args: argparse.Namespace, data: StepData, groups: list[str], ids, manifest: dict) -> dict:
+def _write(args: argparse.Namespace, data: StepData, groups: list[str], ids, manifest: dict, *others) -> dict:
     return write_groups(
-        data.dataset, groups, ids, args.output_dir, manifest, overwrite=args.overwrite, fsync=not args.no_fsync
+        data.dataset,
+        groups,
+        ids,
+        args.output_dir,
+        manifest,
+        overwrite=args.overwrite,
+        fsync=not args.no_fsync,
+        other_inputs=others,
     )
 
 
@@ -156,7 +171,7 @@ def _compare(args: argparse.Namespace, before: tuple[int, int] | None, after: tu
     }
     if args.output_dir:
         groups, ids = found.groups(runs[0])
-        record = _write(args, runs[0], groups, ids, {"runs_compared": record})
+        record = _write(args, runs[0], groups, ids, {"runs_compared": record}, runs[1].dataset.root)
     if args.json:
         print(json.dumps(record, indent=2))
         return 0
@@ -188,6 +203,7 @@ def _about(data: StepData, metric: str) -> dict:
         "steps": [int(steps[0]), int(steps[-1])] if len(steps) else [],
         "prompts": data.prompts,
         "rollouts": len(data.step),
+        "skipped": {reason: entry["count"] for reason, entry in data.dataset.skipped_reasons().items()},
     }
 
 

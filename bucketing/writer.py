@@ -119,7 +119,7 @@ def export(
     schema = input_schema(dataset) if any(f.kind == "parquet" for f in files) else None  # one, or a clear error
     inputs = input_files(dataset) | ({f.ident: f for f in join.source.files if f.ident} if join else {})
     with (
-        _output_folder(out_dir, roots, dataset.root, names, inputs, overwrite, manifest_name) as (out, stale),
+        _output_folder(out_dir, roots, (dataset.root,), names, inputs, overwrite, manifest_name) as (out, stale),
         _Writer(out, dataset, progress, fsync) as writer,
     ):
         validation = None
@@ -164,11 +164,13 @@ def write_groups(
     fsync: bool = True,
     roots: list[Path] | None = None,
     progress: Progress | None = None,
+    other_inputs: tuple[Path | str, ...] = (),
 ) -> dict:
     """Every rollout's lines into the file of its group (``ids``: per rollout, an index into ``groups``),
     ``{group}.jsonl`` (``.parquet`` for rows of parquet inputs), the bad lines into ``_skipped``, then
     ``manifest`` with each file's counts added: byte-exact, atomic and safe as :func:`export` writes.
-    A group with no line gets no file. Returns the manifest."""
+    A group with no line gets no file. ``other_inputs``: more input folders the output must stay out of (another
+    run compared). Returns the manifest."""
     for group in groups:
         check_name(group, "group name")
     columns, dest = every_line(dataset, np.asarray(ids), len(groups))
@@ -185,12 +187,14 @@ def write_groups(
                 jobs.append((f"{group}.{kind}", piece, group if index < len(groups) else None))
     manifest_name = MANIFEST
     names = [name for name, _, _ in jobs] + [manifest_name]
-    check_output_dir(Path(out_dir), dataset.root, names)
+    input_roots = (dataset.root, *other_inputs)
+    for root in input_roots:
+        check_output_dir(Path(out_dir), root, names)
     check_unchanged(dataset)
     schema = input_schema(dataset) if any(name.endswith(".parquet") for name in names) else None
     inputs = input_files(dataset)
     with (
-        _output_folder(out_dir, roots, dataset.root, names, inputs, overwrite, manifest_name) as (out, stale),
+        _output_folder(out_dir, roots, input_roots, names, inputs, overwrite, manifest_name) as (out, stale),
         _Writer(out, dataset, progress, fsync) as writer,
     ):
         manifest = {
@@ -213,7 +217,7 @@ def write_groups(
 def _output_folder(
     out_dir: str | os.PathLike,
     roots: list[Path] | None,
-    input_root: Path | str,
+    input_roots: tuple[Path | str, ...],
     names: list[str],
     inputs: dict[tuple[int, int], InputFile],
     overwrite: bool,
@@ -222,7 +226,8 @@ def _output_folder(
     """The output folder opened once and locked, checked again where it really is, an interrupted earlier export
     finished, the targets checked; with the earlier export's files that this one doesn't write (stale)."""
     with Folder.open(out_dir, roots, create=True) as out, _locked(out):
-        check_output_dir(out.real, input_root, names)  # again, where the folder opened really is
+        for root in input_roots:
+            check_output_dir(out.real, root, names)  # again, where the folder opened really is
         recover(out, set(inputs))  # an export killed while replacing another: finished first
         check_targets(out, names, inputs, overwrite)
         stale = sorted(earlier_outputs(out, manifest_name) - set(names))

@@ -162,7 +162,10 @@ if st.button("Write", type="primary"):
             groups, ids = compared.groups(run)
             record = {"runs_compared": {"other": display(other_folder), "inverted": compared.inverted}}
         record["pass_threshold"] = params.pass_threshold
-        manifest = write_groups(run.dataset, groups, ids, out, record, overwrite=overwrite, roots=shared.roots())
+        others = () if compared is None else (other.dataset.root,)  # the output stays out of both runs
+        manifest = write_groups(
+            run.dataset, groups, ids, out, record, overwrite=overwrite, roots=shared.roots(), other_inputs=others
+        )
     except (bucketing.BucketingError, OSError) as error:
         st.error(shared.shown(error))
     else:

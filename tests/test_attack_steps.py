@@ -10,7 +10,7 @@ import pytest
 import bucketing
 from bucketing.steps import load_steps, step_in_name, trends
 
-from .app_support import go, load_folder
+from .app_support import load_folder
 from .conftest import one_line, run_cli, write_lines
 
 
