@@ -1,4 +1,9 @@
-"""Buckets: choose a metric and a bucket count, or drag thresholds on its histogram; preview each bucket."""
+"""Buckets: choose a metric and a bucket count, or drag thresholds on its histogram; preview each bucket.
+
+Two fragments: the buckets (settings, the chart, the table, the sizes) and the preview. A drag, or any setting, reruns
+the first alone: its result is on screen before the preview, which the chart then asks for in a run of its own (see
+pages.common.threshold_drag). The preview's own widgets rerun the preview alone.
+"""
 
 import numpy as np
 import streamlit as st
@@ -7,8 +12,9 @@ import bucketing
 from bucketing.metrics import METRICS
 from bucketing.plan import bucket_table, check_names, plan_warnings
 from pages.common import shared, view_url
-from pages.common.charts import buckets_csv, download, drag_data, sizes_figure
+from pages.common.charts import buckets_csv, drag_data, sizes_data
 from pages.common.rollouts import browse
+from pages.common.sizes_chart import sizes_chart
 from pages.common.threshold_drag import threshold_drag
 
 MODES = {"count": "By bucket count", "thresholds": "By thresholds", "learnability": "Learnability preset"}
@@ -121,7 +127,7 @@ def apply_pending_edits(data: bucketing.Dataset) -> None:
     s["names"][shared.names_key()] = names
 
 
-@st.fragment
+@st.fragment(key="buckets")
 def editor() -> None:
     apply_pending_edits(data)
     top = st.columns(2) + st.columns([3, 1, 2])  # two rows: at 1024 px wide the metric's name fits whole
@@ -144,7 +150,7 @@ def editor() -> None:
         **shared.bound("metric"),
     )
     metric = s["metric"]
-    values, ordered = shared.column(data, metric)
+    _, ordered = shared.column(data, metric)
     if s["mode"] == "count":
         top[2].slider("How many", 2, 10, **shared.bound("num_buckets"))
         top[3].radio(
@@ -162,12 +168,22 @@ def editor() -> None:
         plan = shared.current_plan(data)
     except bucketing.BucketingError as error:
         st.error(shared.shown(error))
+        if s["preview_plan"] is not None and not shared.full_run():
+            st.rerun()  # the preview of the last good plan would stay: the whole page, without it
         return
     buckets = bucket_table(plan, ordered)
     view_url.publish()  # a drag reruns only this fragment, not app.py, which publishes after a whole run
 
     st.caption(chart_caption(plan))
-    threshold_drag(key="threshold_drag", lines=list(plan.cuts), **drag_data(shared.bars(data, metric), plan, buckets))
+    drawn = shared.plan_key(plan)
+    threshold_drag(
+        key="threshold_drag",
+        lines=list(plan.cuts),
+        plan_key=drawn,
+        preview_key=drawn if shared.full_run() else s["preview_plan"],  # a whole run draws the preview next
+        on_drawn=lambda: st.rerun("preview"),  # the preview alone, not this fragment again
+        **drag_data(shared.bars(data, metric), plan, buckets),
+    )
 
     if s["mode"] == "thresholds":
         threshold_inputs(metric, ordered)
@@ -191,7 +207,7 @@ def editor() -> None:
             "difficulty_rank": st.column_config.NumberColumn("rank", help="0 = easiest"),
         },
     )
-    st.plotly_chart(sizes_figure(buckets), key="sizes", config=download(f"{plan.metric}-bucket-sizes"))
+    sizes_chart(key="sizes", **sizes_data(buckets, plan.metric))
     st.download_button(
         "Download the table (CSV)",
         data=buckets_csv(shown[columns]),
@@ -199,7 +215,6 @@ def editor() -> None:
         mime="text/csv",
         on_click="ignore",
     )
-    preview_section(plan, values)
 
 
 def chart_caption(plan: bucketing.Plan) -> str:
@@ -260,6 +275,18 @@ def explain(plan: bucketing.Plan, ordered: np.ndarray) -> None:
         st.warning(shared.shown(warning))
 
 
+@st.fragment(key="preview")
+def preview() -> None:
+    """The preview of the plan the chart shows (none while the settings make no plan)."""
+    try:
+        plan = shared.current_plan(data)
+    except bucketing.BucketingError:
+        s["preview_plan"] = None
+        return  # the buckets fragment says why
+    s["preview_plan"] = shared.plan_key(plan)
+    preview_section(plan, shared.column(data, plan.metric)[0])
+
+
 def preview_section(plan: bucketing.Plan, values: np.ndarray) -> None:
     st.subheader("Preview")
     left, right = st.columns([2, 1])
@@ -280,3 +307,4 @@ def preview_section(plan: bucketing.Plan, values: np.ndarray) -> None:
 
 
 editor()
+preview()

@@ -255,16 +255,15 @@ def region_labels(page) -> list[str]:
 
 
 def sizes(page) -> dict[str, int]:
-    """Bucket name -> count, from the sizes bar chart's figure data (what Python sent).
+    """Bucket name -> count, from the sizes bar chart's bars (what Python sent).
 
     Empty while a rerun briefly shows the old and the new chart side by side.
     """
-    charts = page.locator(".st-key-sizes .js-plotly-plot").evaluate_all(
-        "els => els.map(el => { const d = el._fullData && el._fullData[0]; return d ? [Array.from(d.x), Array.from(d.y)] : null; })"
-    )
-    if len(charts) != 1 or charts[0] is None:
+    charts = page.locator('svg[data-testid="bucket-sizes"]')
+    if charts.count() != 1:
         return {}
-    return {str(name): int(count) for name, count in zip(*charts[0])}
+    bars = charts.locator("g.bs-bar").evaluate_all("els => els.map(g => [g.dataset.name, g.dataset.count])")
+    return {str(name): int(count) for name, count in bars}
 
 
 def mode_selected(page) -> str:

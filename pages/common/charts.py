@@ -112,25 +112,21 @@ def buckets_csv(table: pd.DataFrame) -> str:
     return table.to_csv(index=False)
 
 
-def sizes_figure(buckets: pd.DataFrame, height: int = 240) -> go.Figure:
-    colors = bucket_colors(len(buckets))
-    figure = go.Figure(
-        go.Bar(
-            x=buckets["name"],
-            y=buckets["count"],
-            marker_color=colors,
-            text=[f"{c:,}" for c in buckets["count"]],
-            textposition="auto",
-            hovertemplate="%{x}: %{y} rollouts<extra></extra>",
-        )
-    )
-    figure.update_layout(
-        height=height,
-        margin=dict(l=10, r=10, t=10, b=10),
-        yaxis=dict(title="rollouts", **whole_numbers(int(buckets["count"].max()))),
-        xaxis_title="easiest → hardest",
-    )
-    return figure
+def sizes_data(buckets: pd.DataFrame, metric: str) -> dict:
+    """What the sizes chart draws (pages.common.sizes_chart): a bar per bucket, easiest first, coloured by rank, on
+    an axis of whole numbers (with few rollouts, no tick at half a rollout)."""
+    counts = [int(c) for c in buckets["count"]]
+    top = max(counts, default=0) or 1
+    ticks = [t for t in nice_ticks(0, top, count=5) if float(t).is_integer()]
+    return {
+        "bars": [
+            {"name": str(name), "count": count, "label": f"{count:,}", "color": color}
+            for name, count, color in zip(buckets["name"], counts, bucket_colors(len(counts)))
+        ],
+        "ticks": [{"at": t, "label": f"{int(t):,}"} for t in ticks],
+        "top": max([top, *ticks]) * 1.08,  # room for the count above the tallest bar
+        "file_name": f"{metric}-bucket-sizes",
+    }
 
 
 CELLS_SCALE = "Blues"

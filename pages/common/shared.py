@@ -91,6 +91,7 @@ DEFAULTS: dict[str, Any] = {
     "preview_page_of": None,  # what that page is of (bucket, search, order): another list starts at its first page
     # what a page keeps between its runs
     "drag_seq": None,  # Buckets: the sequence number of the last drag taken in (the chart repeats it)
+    "preview_plan": None,  # Buckets: the plan the preview shows (plan_key), None when it shows none
     "metric_before_preset": None,  # Buckets: the metric chosen before the learnability preset, back when it is left
     "cuts_version": 0,  # Buckets: counts threshold changes; in the keys of the threshold inputs, to show new values
     "names_table": 0,  # Buckets: counts refused renames and new thresholds; in the names table's key, to redraw it
@@ -569,6 +570,17 @@ def current_plan(data: bucketing.Dataset) -> bucketing.Plan:
     if not names and plan.mode == "thresholds" and not plan.preset:  # friendlier than the CLI's bucket_0..
         names = bucketing.default_names(len(plan.buckets))
     return plan.renamed(names) if names else plan
+
+
+def plan_key(plan: bucketing.Plan) -> str:
+    """A short name of ``plan`` on the session's data, the same for the same plan (within this server's process)."""
+    return format(hash((st.session_state["source"], plan)) & 0xFFFF_FFFF_FFFF_FFFF, "016x")
+
+
+def full_run() -> bool:
+    """Whether this run is the whole page's (every fragment on it runs), not that of some fragments alone."""
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return ctx is None or not ctx.fragment_ids_this_run
 
 
 def bucket_colors(count: int) -> list[str]:
