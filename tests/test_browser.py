@@ -330,11 +330,15 @@ def test_uploaded_files_are_loaded(browser, server, tmp_path):
 
 def test_a_page_opened_directly_on_a_fresh_server_works(browser, tmp_path):
     """Each page the first one a session opens: Buckets the very first on a fresh server (nothing loaded or
-    cached yet), then each other page in a new session of its own."""
+    cached yet; by a shared link, whose view it shows), then each other page in a new session of its own."""
     with streamlit_server(tmp_path / "fresh.log", [tmp_path]) as running:
         for title in ["Buckets", "Compare", "Export", "Distributions"]:
             with new_tab(browser, width=1400, height=1000) as tab:
-                open_page(tab, running, title, path=title.lower())
+                view = "?metric=variance&n=4" if title == "Buckets" else ""  # a shared link, the server's first page
+                open_page(tab, running, title, path=title.lower() + view)
+                if view:
+                    expect(tab.get_by_role("combobox", name="Metric")).to_have_value(re.compile("^variance"))
+                    expect(tab).to_have_url(re.compile(r"metric=variance.*n=4|n=4.*metric=variance"))
                 screenshot(tab, f"9-direct-{title.lower()}")
                 assert_no_error_shown(tab, f"/{title.lower()} opened first in a new session")
                 assert "Uncaught app execution" not in running.log_tail(20_000), running.log_tail()

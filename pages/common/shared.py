@@ -197,6 +197,10 @@ def start_page() -> None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         configure_page()  # app.py did not run: give this one run the app's look
+        init_state()
+        from . import view_url  # (it imports this module)
+
+        view_url.apply_once()  # ... and take a shared link's view, as app.py would have
     init_state()
 
 
