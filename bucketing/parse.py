@@ -19,7 +19,7 @@ import numpy as np
 
 from . import scorepath as sp
 from .joinkey import key_of_line, key_of_raw
-from .layout import SHORT_LINE, Layout, Refused
+from .layout import SHORT_LINE, SMALL_LINE, Layout, Refused
 from .sources import BOM, DEFAULT_MAX_LINE_BYTES, Block, InputFile, read_blocks
 
 _REFUSED = (Refused, msgspec.DecodeError, msgspec.ValidationError, RecursionError)
@@ -95,7 +95,8 @@ def scan(chunk: Chunk, blocks: Iterator[Block] | None = None) -> ChunkResult:
     rows, all_scores, keys, skipped = result.rows, result.scores, result.keys, result.skipped
     join_keys, join_kinds = result.join_keys, result.join_kinds
     limit = chunk.max_line_bytes
-    short = min(limit, SHORT_LINE)  # lines up to this go to read_short
+    short = min(limit, SHORT_LINE)  # lines up to this go to read_short ...
+    small = SMALL_LINE  # ... unless they are this short: msgspec reads them faster (see layout)
     n = objects = blank = last_line = last_closer = 0
     if blocks is None:
         blocks = read_blocks(chunk.file, chunk.start, chunk.stop, limit)
@@ -147,10 +148,10 @@ def scan(chunk: Chunk, blocks: Iterator[Block] | None = None) -> ChunkResult:
                 scores = key = join = None
                 reason = ""
                 try:
-                    if read_short and stop - start <= short and buf[start] == 123:
+                    if read_short and small < stop - start <= short and buf[start] == 123:
                         scores = read_short(line)
                     elif stop - start <= limit:
-                        if read_short:  # simdjson checked the window's other lines: only this one needs it
+                        if read_short and stop - start > small:  # a long line among simdjson's: check it alone
                             valid = is_utf8(line)
                         else:
                             if window_utf8 is None:
