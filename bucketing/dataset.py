@@ -578,8 +578,8 @@ def skip_whole(result: ChunkResult, bad: NotJsonl) -> ChunkResult:
         rows=array("q"),
         scores=array("d"),
         keys=bytearray(),
-        join_keys=bytearray(),
-        join_kinds=bytearray(),
+        join_keys=b"",
+        join_kinds=b"",
         skipped=skipped,
     )
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from types import GenericAlias
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import simdjson
@@ -50,6 +50,9 @@ SHORT_LINE = 1 << 20  # longer lines are read by msgspec (see above)
 SMALL_LINE = 16 << 10
 _CANONICAL = msgspec.json.Encoder(order="sorted")
 _UNSET = msgspec.UNSET
+# A join field declared as this hands over a 64-bit integer as itself (no raw JSON to parse); any other value
+# (a string, 1.0, a larger integer, null) fails the line's typed decode, and the scan reads it again with Raw
+INT64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
 
 
 def parse_group_by(text: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
@@ -139,11 +142,15 @@ class Layout:
         assert reader is not None  # only a join field can't be declared
         return reader
 
-    def join_reader(self, field: str) -> LineReader | None:
+    def join_reader(self, field: str, integer: bool = False) -> LineReader | None:
         """The reader that also hands over the raw JSON of the join field ``field`` (:attr:`LineReader.join`);
         None when the line's struct can't declare it beside the others (it is, or lies inside, a top-level field
-        of the scores, or it holds or lies inside a group field): the join then reads it back after the load."""
-        return _reader(self.scores, self.group_by, self.booleans, field)
+        of the scores, or it holds or lies inside a group field): the join then reads it back after the load.
+
+        ``integer``: the field declared as a 64-bit integer instead (:data:`INT64`), handed over as an int; a
+        line whose field holds anything else fails this reader's decode (ValidationError). None also when the
+        field is a group field (its key needs the raw JSON)."""
+        return _reader(self.scores, self.group_by, self.booleans, field, integer)
 
     def flags(self) -> list[str]:
         """The command-line flags that select this layout."""
@@ -245,7 +252,8 @@ def _walker(steps: tuple[tuple[str, bool], ...], booleans: bool) -> Callable[[An
 @dataclass(frozen=True)
 class LineReader:
     """The fast path: ``decode(line)`` then ``scores(obj)`` and ``key(obj)`` (None when not grouped); ``join(obj)``:
-    the raw JSON of the join field, or UNSET (None unless made by :meth:`Layout.join_reader`)."""
+    the raw JSON of the join field (an int, declared as one), or UNSET (None unless made by
+    :meth:`Layout.join_reader`)."""
 
     decode: Callable[[Any], Any]
     scores: Callable[[Any], list]
@@ -264,7 +272,9 @@ def _listed(steps: tuple[Step, ...]) -> tuple[tuple[str, bool], ...]:
 
 
 @lru_cache(maxsize=32)
-def _reader(scores: str, group_by: tuple[str, ...], booleans: bool, join_on: str = "") -> LineReader | None:
+def _reader(
+    scores: str, group_by: tuple[str, ...], booleans: bool, join_on: str = "", integer: bool = False
+) -> LineReader | None:
     path = ScorePath(scores, booleans)
     firsts = list(dict.fromkeys(steps[0][0] for _, steps in path.terms))  # the top-level fields the scores need
     grouped, group_by = bool(group_by), tuple(field for field in group_by if field != FILE)
@@ -278,10 +288,10 @@ def _reader(scores: str, group_by: tuple[str, ...], booleans: bool, join_on: str
     join = None
     if join_on:
         join = _join_path(groups, parse_field(join_on), firsts)
-        if join is None:
+        if join is None or (integer and join in groups):
             return None
         groups.setdefault(join, parse_field(join_on))
-    fields, rename, reach = _group_fields(groups, 0)
+    fields, rename, reach = _group_fields(groups, 0, {join: INT64} if integer and join is not None else {})
     if _plain(path):
         steps = _listed(path.steps)
         score_type = _score_type(steps[1:], bool | float if booleans else float)
@@ -363,8 +373,11 @@ def _list_of(kind: Any) -> Any:
     return GenericAlias(list, kind)
 
 
-def _group_fields(paths: dict[int, tuple[str, ...]], depth: int) -> tuple[list, dict, dict[int, tuple[str, ...]]]:
-    """Struct fields for the group paths at one level: ``g{i}`` raw JSON, ``o{j}`` objects on the way.
+def _group_fields(
+    paths: dict[int, tuple[str, ...]], depth: int, types: dict[int, Any] | None = None
+) -> tuple[list, dict, dict[int, tuple[str, ...]]]:
+    """Struct fields for the group paths at one level: ``g{i}`` raw JSON (or of type ``types[i]``), ``o{j}``
+    objects on the way.
 
     Returns the fields, their renames to the JSON names, and per group field the attributes that reach it.
     All default to UNSET: a line without them is a bad line with a reason, not a decode error.
@@ -375,14 +388,14 @@ def _group_fields(paths: dict[int, tuple[str, ...]], depth: int) -> tuple[list, 
     nested: dict[str, dict[int, tuple[str, ...]]] = {}
     for i, steps in paths.items():
         if len(steps) == 1:
-            fields.append((f"g{i}", msgspec.Raw, _UNSET))
+            fields.append((f"g{i}", (types or {}).get(i, msgspec.Raw), _UNSET))
             rename[f"g{i}"], reach[i] = steps[0], (f"g{i}",)
         else:
             nested.setdefault(steps[0], {})[i] = steps[1:]
     for j, (name, inner) in enumerate(nested.items()):
         if name in rename.values():
             raise BucketingError(f"--group-by names both {name} and a field inside it; choose one")
-        sub_fields, sub_rename, sub_reach = _group_fields(inner, depth + 1)
+        sub_fields, sub_rename, sub_reach = _group_fields(inner, depth + 1, types)
         sub = msgspec.defstruct(f"_Group{depth}_{j}", sub_fields, rename=sub_rename)
         fields.append((f"o{j}", sub | None, _UNSET))
         rename[f"o{j}"] = name

@@ -253,3 +253,53 @@ def test_the_match_numbers_keys_equal_exactly_when_both_halves_are(pairs):
     for i in range(len(keys)):
         for j in range(len(keys)):
             assert (number[i] == number[j]) == bool((keys[i] == keys[j]).all())
+
+
+EDGE_VALUES = [
+    "0", "-0", "1", "-1", "007x", "9223372036854775807", "-9223372036854775808", "9223372036854775808",
+    "-9223372036854775809", "100000000000000000000", "1.0", "1e2", "-2.0", "2.5", '"1"', '"7"', "true", "null",
+    "[1]", '{"a": 1}', "absent",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("raw_after", [1, 3, 64])
+@pytest.mark.parametrize("field", ["id", "meta.id"])
+def test_integer_keys_read_as_ints_equal_those_read_as_raw_json(tmp_path, monkeypatch, raw_after, field):
+    """The scan reads an integer join field as an int (no raw JSON), any other value as raw JSON (the line read
+    again), and after RAW_KEYS_AFTER such lines every line as raw JSON: the keys are the same whichever way a
+    line went, byte for byte the re-read's (which parses raw JSON alone), at the 64-bit edges too."""
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("bucketing.parse"), "RAW_KEYS_AFTER", raw_after)
+    lines = []
+    for i, value in enumerate(EDGE_VALUES * 2 + ["5", "-6", "12"] * 30):
+        if value == "007x":
+            value = str(7 + i)  # integers in between, so that both ways alternate
+        inner = "" if value == "absent" else (f'"id": {value}, ' if field == "id" else f'"meta": {{"id": {value}}}, ')
+        lines.append("{" + inner + f'"reward": [{{"score": {i % 2}}}]}}')
+    (tmp_path / "r.jsonl").write_text("\n".join(lines) + "\n")
+    data = bucketing.load(tmp_path / "r.jsonl", scores=SCORES, join_on=field, workers=1)
+    check(data, field, [python_key(json.loads(line), field) for line in first_lines(data)])
+    assert data.join_kinds.tolist().count(KINDS.index("number")) > 100
+
+
+def test_the_integer_reader_hands_over_ints_and_refuses_other_values():
+    """What the scan's first decode sees: an int (64-bit), UNSET (no field), or a ValidationError (anything else)."""
+    import msgspec
+
+    from bucketing.layout import Layout
+
+    reader = Layout.parse(SCORES).join_reader("meta.id", integer=True)
+    assert reader is not None and reader.join is not None
+
+    def join_of(inner: str):
+        return reader.join(reader.decode(('{"reward": [{"score": 1}], ' + inner + "}").encode()))
+
+    assert join_of('"meta": {"id": -9223372036854775808}') == -(2**63)
+    assert join_of('"meta": {"id": 12}') == 12 and type(join_of('"meta": {"id": 12}')) is int
+    assert join_of('"meta": {}') is msgspec.UNSET and join_of('"meta": null') is msgspec.UNSET
+    for value in ("9223372036854775808", "1.0", '"1"', "null", "true", "[1]"):
+        with pytest.raises(msgspec.ValidationError):
+            join_of(f'"meta": {{"id": {value}}}')
+    assert Layout.parse(SCORES, "id").join_reader("id", integer=True) is None  # a group field: raw JSON alone
+    assert Layout.parse(SCORES, "id").join_reader("id") is not None
