@@ -303,3 +303,32 @@ def test_the_integer_reader_hands_over_ints_and_refuses_other_values():
             join_of(f'"meta": {{"id": {value}}}')
     assert Layout.parse(SCORES, "id").join_reader("id", integer=True) is None  # a group field: raw JSON alone
     assert Layout.parse(SCORES, "id").join_reader("id") is not None
+
+
+@pytest.mark.parametrize("kind", [pa.int8(), pa.int32(), pa.int64(), pa.uint16(), pa.uint64()])
+def test_an_integer_column_s_values_are_read_from_its_buffer(kind):
+    """What Array.to_numpy gives (without importing pandas), for slices and struct fields of slices too."""
+    from bucketing.trainset import integer_values
+
+    column = pa.array([3, 1, 4, 1, 5, 9, 2, 6], kind)
+    struct = pa.StructArray.from_arrays([column], ["index"])
+    for part in (column, column.slice(3, 4), column.slice(8), struct.slice(2, 5).field("index")):
+        values = integer_values(part)
+        assert values.tolist() == part.to_pylist() and values.dtype == part.to_numpy().dtype
+
+
+def test_reading_a_parquet_source_s_integer_keys_does_not_import_pandas(tmp_path):
+    """Array.to_numpy imports pandas (a quarter of a second): the source's keys are read without it."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "src.parquet"
+    pq.write_table(pa.table({"extra_info": [{"index": i} for i in range(10)]}), path)
+    code = (
+        "import sys; from bucketing.trainset import find_source, read_rows; "
+        f"rows = read_rows(find_source({str(path)!r}), 'extra_info.index'); "
+        "assert rows.keys[:, 0].tolist() == list(range(10)); print('pandas' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert done.stdout.strip() == "False"
