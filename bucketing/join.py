@@ -15,7 +15,7 @@ import numpy as np
 
 from .dataset import Dataset
 from .errors import BucketingError
-from .joinkey import KINDS, NO_KEY, key_of_raw
+from .joinkey import INT_TAG, KINDS, NO_KEY, key_of_raw
 from .layout import FILE, KEY_BYTES, parse_group_by
 from .plan import Plan
 from .rolloutfields import rollout_fields
@@ -25,6 +25,7 @@ from .wording import counted
 
 EXAMPLES = 5
 UNSCORED = -1  # the destination of a source row no rollout matched
+DENSE_SPAN = 4  # integer keys spread over at most this many times their count are numbered without a sort
 
 
 def check_join_flags(train_set: str | None, join_on: str | None, annotate: str | None, engine: str = "local") -> None:
@@ -209,11 +210,7 @@ def match(
 ) -> Join:
     """Number the distinct keys of both sides (one sort of them all) and link each to its first rollout."""
     keyed = np.flatnonzero(has)
-    both = np.concatenate([keys[keyed], rows.keys]) if len(rows.keys) else keys[keyed]
-    order, starts = _sorted_keys(both)
-    number = np.empty(len(both), dtype=np.int64)
-    number[order] = np.cumsum(starts) - 1
-    distinct = int(starts.sum())
+    number, distinct = _number_keys(keys if len(keyed) == len(keys) else keys[keyed], rows.keys)
     rollout_group = np.full(len(has), -1, dtype=np.int64)
     rollout_group[keyed] = number[: len(keyed)]
     first_rollout = np.full(distinct, -1, dtype=np.int64)
@@ -224,6 +221,29 @@ def match(
     )  # fmt: skip
     _check_types(found, kinds)
     return found
+
+
+def _number_keys(rollout_keys: np.ndarray, row_keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Both sides' keys (rows, 2) numbered together, equal keys alike, in the keys' order; and how many distinct.
+
+    Integer keys within a span of a few times their count (indexes, the usual join key) are numbered by their
+    place in that span (no sort); others sorted (:func:`_sorted_keys`). The numbers are the same either way."""
+    count = len(rollout_keys) + len(row_keys)
+    if count and (rollout_keys[:, 1] == INT_TAG).all() and (row_keys[:, 1] == INT_TAG).all():
+        values = np.concatenate([rollout_keys[:, 0], row_keys[:, 0]])  # the integers, as uint64: in the sort's order
+        low = values.min()
+        span = int(values.max() - low) + 1
+        if span <= DENSE_SPAN * count:
+            values -= low
+            present = np.zeros(span, dtype=bool)
+            present[values] = True
+            numbers = np.cumsum(present, dtype=np.int64)
+            return numbers[values] - 1, int(numbers[-1])
+    both = np.concatenate([rollout_keys, row_keys])
+    order, starts = _sorted_keys(both)
+    number = np.empty(len(both), dtype=np.int64)
+    number[order] = np.cumsum(starts) - 1
+    return number, int(starts.sum())
 
 
 def _sorted_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

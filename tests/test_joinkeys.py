@@ -332,3 +332,38 @@ def test_reading_a_parquet_source_s_integer_keys_does_not_import_pandas(tmp_path
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert done.stdout.strip() == "False"
+
+
+def sorted_numbers(keys: np.ndarray) -> np.ndarray:
+    order, starts = _sorted_keys(keys)
+    number = np.empty(len(keys), dtype=np.int64)
+    number[order] = np.cumsum(starts) - 1
+    return number
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=st.sampled_from([0, 7, -3, -(2**63), 2**63 - 40, 2**40]),
+    rollouts=st.lists(st.integers(0, 39), max_size=25),
+    rows=st.lists(st.integers(0, 39), max_size=25),
+    far=st.booleans(),
+    digest=st.booleans(),
+)
+def test_integer_keys_numbered_without_a_sort_get_the_sort_s_numbers(base, rollouts, rows, far, digest):
+    """Dense integer keys are numbered by their place in their span: the very numbers the sort gives (so which
+    key is which, and the order of examples, don't depend on the path); sparse ones, and digests, are sorted."""
+    from bucketing.join import _number_keys
+
+    def keys(offsets: list[int]) -> np.ndarray:
+        values = [max(min(base + offset, 2**63 - 1), -(2**63)) for offset in offsets]
+        return int_keys(np.array(values, dtype=np.int64))
+
+    ours, theirs = keys(rollouts), keys(rows)
+    if far and len(theirs):  # one key far away: the span is too wide, the sort numbers them
+        theirs[0, 0] ^= 1 << 62
+    if digest and len(theirs):
+        theirs[-1] = np.frombuffer(raw_join_key(b'"a string"', "id"), dtype="<u8")
+    number, distinct = _number_keys(ours, theirs)
+    both = np.concatenate([ours, theirs])
+    assert number.tolist() == sorted_numbers(both).tolist()
+    assert distinct == len({key.tobytes() for key in both})
