@@ -75,7 +75,7 @@ def int_keys(values: np.ndarray) -> np.ndarray:
     return keys
 
 
-def scanned_keys(integers: array, others: list[tuple[int, bytes, int]]) -> tuple[bytes, bytes]:
+def scanned_keys(integers: array, others: list[tuple[int, bytes, int]]) -> tuple[np.ndarray, np.ndarray]:
     """The join keys and kinds of a scan's lines (see :func:`bucketing.parse.scan`): ``integers`` holds each line's
     key as an integer, but where ``others`` has ``(line, key, kind)`` for it (another value, or none)."""
     keys = int_keys(np.frombuffer(integers, dtype=np.int64))
@@ -85,7 +85,7 @@ def scanned_keys(integers: array, others: list[tuple[int, bytes, int]]) -> tuple
         at = np.array(lines, dtype=np.int64)
         keys[at] = np.frombuffer(b"".join(other_keys), dtype="<u8").reshape(-1, 2)
         kinds[at] = other_kinds
-    return keys.tobytes(), kinds.tobytes()
+    return keys, kinds
 
 
 def key_of_raw(raw: Any, field: str) -> tuple[bytes, int]:

@@ -23,6 +23,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import attrgetter
 from types import GenericAlias
 from typing import Annotated, Any
 
@@ -327,8 +328,7 @@ def _raw_getter(attributes: tuple[str, ...]) -> Callable[[Any], Any]:
     """``obj -> raw JSON`` along the struct's attributes, UNSET where the field or an object on the way is missing
     (or null): what :func:`field_reader` hands over for the field."""
     if len(attributes) == 1:
-        (attribute,) = attributes
-        return lambda obj: getattr(obj, attribute)
+        return attrgetter(*attributes)  # in C: no Python call per line
 
     def raw(obj: Any) -> Any:
         item = obj

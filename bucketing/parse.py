@@ -32,6 +32,7 @@ _BLANK_RUN = re.compile(rb"[ \t\r\n]*\n")
 # Lines of a chunk whose join field turned out not to be a 64-bit integer before the scan reads it as raw JSON
 # from the first decode on (a string key: one decode a line, not two)
 RAW_KEYS_AFTER = 64
+NO_KEYS, NO_KINDS = np.zeros((0, 2), dtype="<u8"), np.zeros(0, dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,8 @@ class ChunkResult:
     scores: array = field(default_factory=lambda: array("d"))
     keys: bytearray = field(default_factory=bytearray)  # per good line, when grouped: its group key (layout.KEY_BYTES)
     join_read: bool = False  # the scan read the chunk's join field: per good line, a join key and its kind
-    join_keys: bytes = b""  # layout.KEY_BYTES per good line (zeros: no key)
-    join_kinds: bytes = b""  # a joinkey.KINDS code per good line (0: no key)
+    join_keys: np.ndarray = field(default_factory=lambda: NO_KEYS)  # (good lines, 2) uint64 (zeros: no key)
+    join_kinds: np.ndarray = field(default_factory=lambda: NO_KINDS)  # a joinkey.KINDS code per good line (0: none)
     skipped: list[tuple[int, int, int, bool, str, str]] = field(
         default_factory=list
     )  # line, offset, length, clean, reason, detail
