@@ -117,9 +117,23 @@ def open_parquet(file: InputFile) -> pq.ParquetFile:
     import pyarrow.parquet as pq
 
     try:
-        return pq.ParquetFile(open(open_input(file), "rb"))  # noqa: SIM115  (the ParquetFile owns and closes it)
+        return pq.ParquetFile(_native_file(open_input(file)))
     except (pa.ArrowException, OSError, ValueError) as error:
         raise BucketingError(f"{display(file.rel)}: {BROKEN_PARQUET} ({_first_line(error)})") from None
+
+
+def _native_file(fd: int) -> Any:
+    """The open file as Arrow's own file (its reads land in Arrow's memory pool, not in fresh Python bytes: a
+    million-row row group read with a fifth of the page faults), reopened through Linux's /proc (the very file
+    ``fd`` is); a Python file object where there is no /proc. Either way the ParquetFile owns and closes it."""
+    import pyarrow as pa
+
+    try:
+        native = pa.OSFile(f"/proc/self/fd/{fd}")
+    except OSError:
+        return open(fd, "rb")  # noqa: SIM115
+    os.close(fd)
+    return native
 
 
 def read_group(file: InputFile, parquet: pq.ParquetFile, group: int, columns: list[str] | None = None) -> pa.Table:
