@@ -9,7 +9,7 @@ a row can follow only one, and ``--group-by`` of the join field makes those roll
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -76,6 +76,7 @@ class Join:
     first_rollout: np.ndarray  # per key: the first rollout with it, -1 when only the source has it
     missing: list[int]  # rollouts without the join field (the first few)
     missing_count: int
+    _counts: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)  # see counts()
 
     @property
     def row_rollout(self) -> np.ndarray:
@@ -90,6 +91,13 @@ class Join:
         return (self.rollout_group >= 0) & has_row[np.maximum(self.rollout_group, 0)]
 
     def counts(self) -> dict[str, int]:
+        """How many rows and rollouts matched, and how (worked out once: the match rate, the check of the types,
+        the manifest and the command line all ask)."""
+        if self._counts is None:
+            self._counts = self._count()
+        return dict(self._counts)
+
+    def _count(self) -> dict[str, int]:
         per_key = np.bincount(self.row_group, minlength=len(self.first_rollout))
         matched = self.matched
         return {
