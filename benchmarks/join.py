@@ -6,6 +6,8 @@
 Times, as whole processes, ``--rounds`` rounds of: an export (``--no-fsync``), the same export with
 ``--train-set SOURCE --join-on id=extra_info.index``, and ``pyarrow.parquet.read_table`` + ``write_table`` of
 the source. The target: the join adds at most what pyarrow needs to read and write the source (ratio <= 1).
+The command line turns transparent huge pages off for itself (``bucketing.cli.no_huge_pages``); pyarrow's run
+is timed as it comes, and again with them off, for comparison.
 Each run is timed three ways: wall-clock seconds; CPU seconds (user + system, of the process and every process
 it started), which wander much less on a machine shared with other work; and user CPU seconds alone (in a VM
 the system part is mostly the first touch of fresh memory, which now and then costs 0.3-0.6 s per 256 MB).
@@ -88,6 +90,14 @@ def main() -> None:
             str(source),
             str(args.data / "copy.parquet"),
         ],
+        "  the same, huge pages off": [  # as the command line runs (bucketing.cli.no_huge_pages): for comparison
+            PY,
+            "-c",
+            "import sys, ctypes, pyarrow.parquet as pq; ctypes.CDLL(None).prctl(41, 1, 0, 0, 0); "
+            "pq.write_table(pq.read_table(sys.argv[1]), sys.argv[2])",
+            str(source),
+            str(args.data / "copy.parquet"),
+        ],
     }
     times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in runs}
     for _ in range(args.rounds):
@@ -104,7 +114,9 @@ def main() -> None:
             added = picked["export + join"] - picked["export"]
             print(f"  {'the join adds':<34} {added:6.2f}")
             ratio = added / picked["pyarrow read_table + write_table"]
-            print(f"  join / pyarrow read+write (target <= 1): {ratio:.2f}\n")
+            print(f"  join / pyarrow read+write (target <= 1): {ratio:.2f}")
+            ratio = added / picked["  the same, huge pages off"]
+            print(f"  join / pyarrow read+write, huge pages off: {ratio:.2f}\n")
 
 
 if __name__ == "__main__":
