@@ -25,7 +25,7 @@ from .layout import KEY_BYTES, Layout, parse_group_by
 from .metrics import Params, Scores, compute_all, get_metric, k_exceeds_n
 from .parquet_read import NOT_PARQUET, is_parquet
 from .parquet_scan import scan_chunk
-from .parse import ROW_FIELDS, Chunk, ChunkResult
+from .parse import NO_KEYS, NO_KINDS, ROW_FIELDS, Chunk, ChunkResult
 from .sources import (
     DEFAULT_MAX_LINE_BYTES,
     InputFile,
@@ -469,8 +469,8 @@ def assemble(
     )
     if results and all(r.join_read for r in results):  # every chunk read the join field (see parse.scan)
         dataset.join_on = results[0].chunk.join_on
-        join_keys = np.frombuffer(b"".join(r.join_keys for r in results), dtype="<u8").reshape(count, KEY_BYTES // 8)
-        join_kinds = np.frombuffer(b"".join(r.join_kinds for r in results), dtype=np.uint8)
+        join_keys = np.concatenate([r.join_keys for r in results]) if len(results) > 1 else results[0].join_keys
+        join_kinds = np.concatenate([r.join_kinds for r in results]) if len(results) > 1 else results[0].join_kinds
         dataset.join_keys, dataset.join_kinds = (
             (join_keys, join_kinds) if firsts is None else (join_keys[firsts], join_kinds[firsts])
         )
@@ -586,8 +586,8 @@ def skip_whole(result: ChunkResult, bad: NotJsonl) -> ChunkResult:
         rows=array("q"),
         scores=array("d"),
         keys=bytearray(),
-        join_keys=bytearray(),
-        join_kinds=bytearray(),
+        join_keys=NO_KEYS,
+        join_kinds=NO_KINDS,
         skipped=skipped,
     )
 

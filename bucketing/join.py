@@ -9,13 +9,13 @@ a row can follow only one, and ``--group-by`` of the join field makes those roll
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .dataset import Dataset
 from .errors import BucketingError
-from .joinkey import KINDS, NO_KEY, key_of_raw
+from .joinkey import INT_TAG, KINDS, NO_KEY, key_of_raw
 from .layout import FILE, KEY_BYTES, parse_group_by
 from .plan import Plan
 from .rolloutfields import rollout_fields
@@ -25,6 +25,7 @@ from .wording import counted
 
 EXAMPLES = 5
 UNSCORED = -1  # the destination of a source row no rollout matched
+DENSE_SPAN = 4  # integer keys spread over at most this many times their count are numbered without a sort
 
 
 def check_join_flags(train_set: str | None, join_on: str | None, annotate: str | None, engine: str = "local") -> None:
@@ -75,6 +76,7 @@ class Join:
     first_rollout: np.ndarray  # per key: the first rollout with it, -1 when only the source has it
     missing: list[int]  # rollouts without the join field (the first few)
     missing_count: int
+    _counts: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)  # see counts()
 
     @property
     def row_rollout(self) -> np.ndarray:
@@ -89,6 +91,13 @@ class Join:
         return (self.rollout_group >= 0) & has_row[np.maximum(self.rollout_group, 0)]
 
     def counts(self) -> dict[str, int]:
+        """How many rows and rollouts matched, and how (worked out once: the match rate, the check of the types,
+        the manifest and the command line all ask)."""
+        if self._counts is None:
+            self._counts = self._count()
+        return dict(self._counts)
+
+    def _count(self) -> dict[str, int]:
         per_key = np.bincount(self.row_group, minlength=len(self.first_rollout))
         matched = self.matched
         return {
@@ -209,11 +218,7 @@ def match(
 ) -> Join:
     """Number the distinct keys of both sides (one sort of them all) and link each to its first rollout."""
     keyed = np.flatnonzero(has)
-    both = np.concatenate([keys[keyed], rows.keys]) if len(rows.keys) else keys[keyed]
-    order, starts = _sorted_keys(both)
-    number = np.empty(len(both), dtype=np.int64)
-    number[order] = np.cumsum(starts) - 1
-    distinct = int(starts.sum())
+    number, distinct = _number_keys(keys if len(keyed) == len(keys) else keys[keyed], rows.keys)
     rollout_group = np.full(len(has), -1, dtype=np.int64)
     rollout_group[keyed] = number[: len(keyed)]
     first_rollout = np.full(distinct, -1, dtype=np.int64)
@@ -224,6 +229,29 @@ def match(
     )  # fmt: skip
     _check_types(found, kinds)
     return found
+
+
+def _number_keys(rollout_keys: np.ndarray, row_keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Both sides' keys (rows, 2) numbered together, equal keys alike, in the keys' order; and how many distinct.
+
+    Integer keys within a span of a few times their count (indexes, the usual join key) are numbered by their
+    place in that span (no sort); others sorted (:func:`_sorted_keys`). The numbers are the same either way."""
+    count = len(rollout_keys) + len(row_keys)
+    if count and (rollout_keys[:, 1] == INT_TAG).all() and (row_keys[:, 1] == INT_TAG).all():
+        values = np.concatenate([rollout_keys[:, 0], row_keys[:, 0]])  # the integers, as uint64: in the sort's order
+        low = values.min()
+        span = int(values.max() - low) + 1
+        if span <= DENSE_SPAN * count:
+            values -= low
+            present = np.zeros(span, dtype=bool)
+            present[values] = True
+            numbers = np.cumsum(present, dtype=np.int64)
+            return numbers[values] - 1, int(numbers[-1])
+    both = np.concatenate([rollout_keys, row_keys])
+    order, starts = _sorted_keys(both)
+    number = np.empty(len(both), dtype=np.int64)
+    number[order] = np.cumsum(starts) - 1
+    return number, int(starts.sum())
 
 
 def _sorted_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

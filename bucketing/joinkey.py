@@ -7,14 +7,16 @@ itself: its 8 bytes and the tag :data:`INT_TAG` -- so a parquet integer column n
 whose second half happens to be the tag has a bit flipped, so no digest is ever an integer's key.
 
 The load's scan reads a rollout's key beside its scores (:meth:`bucketing.layout.Layout.join_reader` declares
-the field in the line's msgspec struct); :mod:`bucketing.join` reads it back the slow way for layouts that can't
-declare it there.  A line without the field (or with null, or too deep to compare) has no key: its kind is
+the field in the line's msgspec struct): as a 64-bit integer where it is one, kept in an array of integers that
+becomes the keys at once (:func:`scanned_keys`), else as raw JSON; :mod:`bucketing.join` reads it back the slow
+way for layouts that can't declare it there.  A line without the field (or with null, or too deep to compare) has no key: its kind is
 :data:`NO_KEY` and its key all zeros.
 """
 
 from __future__ import annotations
 
 import hashlib
+from array import array
 from functools import lru_cache
 from typing import Any
 
@@ -71,6 +73,19 @@ def int_keys(values: np.ndarray) -> np.ndarray:
     keys[:, 0] = values.astype(np.int64).view(np.uint64)
     keys[:, 1] = INT_TAG
     return keys
+
+
+def scanned_keys(integers: array, others: list[tuple[int, bytes, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """The join keys and kinds of a scan's lines (see :func:`bucketing.parse.scan`): ``integers`` holds each line's
+    key as an integer, but where ``others`` has ``(line, key, kind)`` for it (another value, or none)."""
+    keys = int_keys(np.frombuffer(integers, dtype=np.int64))
+    kinds = np.full(len(integers), KINDS.index("number"), dtype=np.uint8)
+    if others:
+        lines, other_keys, other_kinds = zip(*others)
+        at = np.array(lines, dtype=np.int64)
+        keys[at] = np.frombuffer(b"".join(other_keys), dtype="<u8").reshape(-1, 2)
+        kinds[at] = other_kinds
+    return keys, kinds
 
 
 def key_of_raw(raw: Any, field: str) -> tuple[bytes, int]:

@@ -7,10 +7,12 @@ a 16-byte hash of its values, never as text.
 
 Two quick readers pull a line's scores (and group key), both skipping everything
 else in C: :meth:`Layout.short_lines` with simdjson, which checks UTF-8 as it
-goes (10-25 % faster than msgspec plus a separate UTF-8 check), for lines up to
-SHORT_LINE of layouts that don't group; and :attr:`Layout.reader`, a msgspec type
-that declares only the score path and the group fields, for the others (simdjson
-needs a few times a line's size in memory; msgspec none).  A line that a quick
+goes (10-25 % faster than msgspec plus a separate UTF-8 check on long lines), for
+lines between SMALL_LINE and SHORT_LINE of layouts that don't group; and
+:attr:`Layout.reader`, a msgspec type that declares only the score path and the
+group fields, for the others (on short lines msgspec's decode into typed structs
+costs less Python per line than simdjson's; simdjson needs a few times a line's
+size in memory, msgspec none).  A line that a quick
 reader refuses goes to :func:`bucketing.parse.second_look`, which names the reason
 or accepts it.
 """
@@ -21,8 +23,9 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import attrgetter
 from types import GenericAlias
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import simdjson
@@ -43,8 +46,14 @@ from .scorepath import (
 KEY_BYTES = 16  # one group key per line: a BLAKE2b digest of the group fields' values
 FILE = "@file"  # a group "field" that is the file a line is in: lines group only within one file
 SHORT_LINE = 1 << 20  # longer lines are read by msgspec (see above)
+# Lines up to this are read by msgspec even where simdjson could: its per-line Python is the smaller part of a short
+# line's cost (a 200-byte line 4.2 us against 7 us, a 2 KB one 6.6 against 10; even at 20 KB, faster beyond)
+SMALL_LINE = 16 << 10
 _CANONICAL = msgspec.json.Encoder(order="sorted")
 _UNSET = msgspec.UNSET
+# A join field declared as this hands over a 64-bit integer as itself (no raw JSON to parse); any other value
+# (a string, 1.0, a larger integer, null) fails the line's typed decode, and the scan reads it again with Raw
+INT64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
 
 
 def parse_group_by(text: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
@@ -134,11 +143,15 @@ class Layout:
         assert reader is not None  # only a join field can't be declared
         return reader
 
-    def join_reader(self, field: str) -> LineReader | None:
+    def join_reader(self, field: str, integer: bool = False) -> LineReader | None:
         """The reader that also hands over the raw JSON of the join field ``field`` (:attr:`LineReader.join`);
         None when the line's struct can't declare it beside the others (it is, or lies inside, a top-level field
-        of the scores, or it holds or lies inside a group field): the join then reads it back after the load."""
-        return _reader(self.scores, self.group_by, self.booleans, field)
+        of the scores, or it holds or lies inside a group field): the join then reads it back after the load.
+
+        ``integer``: the field declared as a 64-bit integer instead (:data:`INT64`), handed over as an int; a
+        line whose field holds anything else fails this reader's decode (ValidationError). None also when the
+        field is a group field (its key needs the raw JSON)."""
+        return _reader(self.scores, self.group_by, self.booleans, field, integer)
 
     def flags(self) -> list[str]:
         """The command-line flags that select this layout."""
@@ -240,7 +253,8 @@ def _walker(steps: tuple[tuple[str, bool], ...], booleans: bool) -> Callable[[An
 @dataclass(frozen=True)
 class LineReader:
     """The fast path: ``decode(line)`` then ``scores(obj)`` and ``key(obj)`` (None when not grouped); ``join(obj)``:
-    the raw JSON of the join field, or UNSET (None unless made by :meth:`Layout.join_reader`)."""
+    the raw JSON of the join field (an int, declared as one), or UNSET (None unless made by
+    :meth:`Layout.join_reader`)."""
 
     decode: Callable[[Any], Any]
     scores: Callable[[Any], list]
@@ -259,7 +273,9 @@ def _listed(steps: tuple[Step, ...]) -> tuple[tuple[str, bool], ...]:
 
 
 @lru_cache(maxsize=32)
-def _reader(scores: str, group_by: tuple[str, ...], booleans: bool, join_on: str = "") -> LineReader | None:
+def _reader(
+    scores: str, group_by: tuple[str, ...], booleans: bool, join_on: str = "", integer: bool = False
+) -> LineReader | None:
     path = ScorePath(scores, booleans)
     firsts = list(dict.fromkeys(steps[0][0] for _, steps in path.terms))  # the top-level fields the scores need
     grouped, group_by = bool(group_by), tuple(field for field in group_by if field != FILE)
@@ -273,10 +289,10 @@ def _reader(scores: str, group_by: tuple[str, ...], booleans: bool, join_on: str
     join = None
     if join_on:
         join = _join_path(groups, parse_field(join_on), firsts)
-        if join is None:
+        if join is None or (integer and join in groups):
             return None
         groups.setdefault(join, parse_field(join_on))
-    fields, rename, reach = _group_fields(groups, 0)
+    fields, rename, reach = _group_fields(groups, 0, {join: INT64} if integer and join is not None else {})
     if _plain(path):
         steps = _listed(path.steps)
         score_type = _score_type(steps[1:], bool | float if booleans else float)
@@ -312,8 +328,7 @@ def _raw_getter(attributes: tuple[str, ...]) -> Callable[[Any], Any]:
     """``obj -> raw JSON`` along the struct's attributes, UNSET where the field or an object on the way is missing
     (or null): what :func:`field_reader` hands over for the field."""
     if len(attributes) == 1:
-        (attribute,) = attributes
-        return lambda obj: getattr(obj, attribute)
+        return attrgetter(*attributes)  # in C: no Python call per line
 
     def raw(obj: Any) -> Any:
         item = obj
@@ -358,8 +373,11 @@ def _list_of(kind: Any) -> Any:
     return GenericAlias(list, kind)
 
 
-def _group_fields(paths: dict[int, tuple[str, ...]], depth: int) -> tuple[list, dict, dict[int, tuple[str, ...]]]:
-    """Struct fields for the group paths at one level: ``g{i}`` raw JSON, ``o{j}`` objects on the way.
+def _group_fields(
+    paths: dict[int, tuple[str, ...]], depth: int, types: dict[int, Any] | None = None
+) -> tuple[list, dict, dict[int, tuple[str, ...]]]:
+    """Struct fields for the group paths at one level: ``g{i}`` raw JSON (or of type ``types[i]``), ``o{j}``
+    objects on the way.
 
     Returns the fields, their renames to the JSON names, and per group field the attributes that reach it.
     All default to UNSET: a line without them is a bad line with a reason, not a decode error.
@@ -370,14 +388,14 @@ def _group_fields(paths: dict[int, tuple[str, ...]], depth: int) -> tuple[list, 
     nested: dict[str, dict[int, tuple[str, ...]]] = {}
     for i, steps in paths.items():
         if len(steps) == 1:
-            fields.append((f"g{i}", msgspec.Raw, _UNSET))
+            fields.append((f"g{i}", (types or {}).get(i, msgspec.Raw), _UNSET))
             rename[f"g{i}"], reach[i] = steps[0], (f"g{i}",)
         else:
             nested.setdefault(steps[0], {})[i] = steps[1:]
     for j, (name, inner) in enumerate(nested.items()):
         if name in rename.values():
             raise BucketingError(f"--group-by names both {name} and a field inside it; choose one")
-        sub_fields, sub_rename, sub_reach = _group_fields(inner, depth + 1)
+        sub_fields, sub_rename, sub_reach = _group_fields(inner, depth + 1, types)
         sub = msgspec.defstruct(f"_Group{depth}_{j}", sub_fields, rename=sub_rename)
         fields.append((f"o{j}", sub | None, _UNSET))
         rename[f"o{j}"] = name

@@ -18,8 +18,8 @@ import msgspec
 import numpy as np
 
 from . import scorepath as sp
-from .joinkey import key_of_line, key_of_raw
-from .layout import SHORT_LINE, Layout, Refused
+from .joinkey import key_of_line, key_of_raw, scanned_keys
+from .layout import SHORT_LINE, SMALL_LINE, Layout, Refused
 from .sources import BOM, DEFAULT_MAX_LINE_BYTES, Block, InputFile, read_blocks
 
 _REFUSED = (Refused, msgspec.DecodeError, msgspec.ValidationError, RecursionError)
@@ -29,6 +29,10 @@ SCORE_LIMIT = 1e100
 # A run of blank lines (only spaces, tabs and \r before each \n), skipped in one step: a file of nothing but
 # newlines (200 MB from a 200 KB .gz) must not cost a Python loop turn per line
 _BLANK_RUN = re.compile(rb"[ \t\r\n]*\n")
+# Lines of a chunk whose join field turned out not to be a 64-bit integer before the scan reads it as raw JSON
+# from the first decode on (a string key: one decode a line, not two)
+RAW_KEYS_AFTER = 64
+NO_KEYS, NO_KINDS = np.zeros((0, 2), dtype="<u8"), np.zeros(0, dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,8 @@ class ChunkResult:
     scores: array = field(default_factory=lambda: array("d"))
     keys: bytearray = field(default_factory=bytearray)  # per good line, when grouped: its group key (layout.KEY_BYTES)
     join_read: bool = False  # the scan read the chunk's join field: per good line, a join key and its kind
-    join_keys: bytearray = field(default_factory=bytearray)  # layout.KEY_BYTES per good line (zeros: no key)
-    join_kinds: bytearray = field(default_factory=bytearray)  # a joinkey.KINDS code per good line (0: no key)
+    join_keys: np.ndarray = field(default_factory=lambda: NO_KEYS)  # (good lines, 2) uint64 (zeros: no key)
+    join_kinds: np.ndarray = field(default_factory=lambda: NO_KINDS)  # a joinkey.KINDS code per good line (0: none)
     skipped: list[tuple[int, int, int, bool, str, str]] = field(
         default_factory=list
     )  # line, offset, length, clean, reason, detail
@@ -87,15 +91,22 @@ def scan(chunk: Chunk, blocks: Iterator[Block] | None = None) -> ChunkResult:
     """
     layout, join_on = chunk.layout, chunk.join_on
     joined = layout.join_reader(join_on) if join_on else None  # None: the join reads its field back later
-    reader = joined or layout.reader
-    read_short = None if joined else layout.short_lines()  # the join key needs msgspec's raw JSON (see layout)
+    # An integer join field is read as an int (no raw JSON to parse); a line with another value there, read again
+    # by the raw reader, and after RAW_KEYS_AFTER such lines the raw reader alone
+    typed = layout.join_reader(join_on, integer=True) if joined else None
+    reader = typed or joined or layout.reader
+    read_short = None if joined else layout.short_lines()  # the join key needs msgspec (see layout)
     in_file = layout.file_key(chunk.file.rel)  # --group-by @file,...: keys equal only within this file
     decode, extract, key_of, join_of = reader.decode, reader.scores, _within(reader.key, in_file), reader.join
+    fallback = joined.decode if typed and joined else None
+    fallbacks = 0
     result = ChunkResult(chunk, join_read=join_of is not None)
     rows, all_scores, keys, skipped = result.rows, result.scores, result.keys, result.skipped
-    join_keys, join_kinds = result.join_keys, result.join_kinds
+    join_ints = array("q")  # per good line, its join key as an integer, but where join_others has the line
+    join_others: list[tuple[int, bytes, int]] = []  # (good line, key, kind) of every other key (or none)
     limit = chunk.max_line_bytes
-    short = min(limit, SHORT_LINE)  # lines up to this go to read_short
+    short = min(limit, SHORT_LINE)  # lines up to this go to read_short ...
+    small = SMALL_LINE  # ... unless they are this short: msgspec reads them faster (see layout)
     n = objects = blank = last_line = last_closer = 0
     if blocks is None:
         blocks = read_blocks(chunk.file, chunk.start, chunk.stop, limit)
@@ -147,17 +158,25 @@ def scan(chunk: Chunk, blocks: Iterator[Block] | None = None) -> ChunkResult:
                 scores = key = join = None
                 reason = ""
                 try:
-                    if read_short and stop - start <= short and buf[start] == 123:
+                    if read_short and small < stop - start <= short and buf[start] == 123:
                         scores = read_short(line)
                     elif stop - start <= limit:
-                        if read_short:  # simdjson checked the window's other lines: only this one needs it
+                        if read_short and stop - start > small:  # a long line among simdjson's: check it alone
                             valid = is_utf8(line)
                         else:
                             if window_utf8 is None:
                                 window_utf8 = is_utf8(window)
                             valid = window_utf8 or _decodes(line)
                         if valid:
-                            obj = decode(line)
+                            try:
+                                obj = decode(line)
+                            except msgspec.ValidationError:
+                                if fallback is None:
+                                    raise
+                                obj = fallback(line)  # the join field is not a 64-bit integer (or the line is bad)
+                                fallbacks += 1
+                                if fallbacks == RAW_KEYS_AFTER:
+                                    decode, fallback = fallback, None
                             scores = extract(obj)
                             if scores and key_of is not None:
                                 key = key_of(obj)
@@ -176,9 +195,11 @@ def scan(chunk: Chunk, blocks: Iterator[Block] | None = None) -> ChunkResult:
                     if key is not None:
                         keys += key
                     if join_of is not None:
-                        join_key, kind = key_of_raw(join, join_on)
-                        join_keys += join_key
-                        join_kinds.append(kind)
+                        if type(join) is int:
+                            join_ints.append(join)
+                        else:
+                            join_others.append((len(join_ints), *key_of_raw(join, join_on)))
+                            join_ints.append(0)
                     continue
                 if stop - start > limit:
                     objects += 1
@@ -199,9 +220,8 @@ def scan(chunk: Chunk, blocks: Iterator[Block] | None = None) -> ChunkResult:
                         if key is not None:
                             keys += key
                         if join_of is not None:
-                            join_key, kind = key_of_line(line, join_on)
-                            join_keys += join_key
-                            join_kinds.append(kind)
+                            join_others.append((len(join_ints), *key_of_line(line, join_on)))
+                            join_ints.append(0)
                         continue
                 skipped.append((n, base + start, stop - start, newline >= 0 and stop == end, reason, detail))
                 if chunk.strict:
@@ -210,6 +230,8 @@ def scan(chunk: Chunk, blocks: Iterator[Block] | None = None) -> ChunkResult:
         if result.stopped:
             break
     result.lines, result.objects, result.blank = n, objects, blank
+    if join_of is not None:
+        result.join_keys, result.join_kinds = scanned_keys(join_ints, join_others)
     result.closes_document = chunk.stop is None and last_closer > 0 and last_closer == last_line
     return result
 

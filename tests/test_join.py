@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -277,3 +279,17 @@ def test_a_recipe_of_a_joined_export_trains_on_the_training_set_rows_easiest_fir
     places = [recipe.index(str((tmp_path / "out" / stage).resolve())) for stage in stages]
     assert places == sorted(places)  # named easiest first
     assert "_unscored" not in recipe and "/cumulative/easy.jsonl" not in recipe  # source rows, not rollouts
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_a_run_turns_transparent_huge_pages_off_for_itself_and_its_workers():
+    """A run's first touches of fresh memory clear 4 KB pages, not 2 MB ones (see cli.no_huge_pages)."""
+    code = (
+        "import ctypes, os; from bucketing.cli import no_huge_pages; no_huge_pages(); "
+        "pid = os.fork()\n"
+        "if pid == 0: os._exit(ctypes.CDLL(None).prctl(42, 0, 0, 0, 0))\n"  # PR_GET_THP_DISABLE, in a child
+        "print(ctypes.CDLL(None).prctl(42, 0, 0, 0, 0), os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert done.stdout.split() == ["1", "1"]

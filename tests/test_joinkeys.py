@@ -253,3 +253,117 @@ def test_the_match_numbers_keys_equal_exactly_when_both_halves_are(pairs):
     for i in range(len(keys)):
         for j in range(len(keys)):
             assert (number[i] == number[j]) == bool((keys[i] == keys[j]).all())
+
+
+EDGE_VALUES = [
+    "0", "-0", "1", "-1", "007x", "9223372036854775807", "-9223372036854775808", "9223372036854775808",
+    "-9223372036854775809", "100000000000000000000", "1.0", "1e2", "-2.0", "2.5", '"1"', '"7"', "true", "null",
+    "[1]", '{"a": 1}', "absent",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("raw_after", [1, 3, 64])
+@pytest.mark.parametrize("field", ["id", "meta.id"])
+def test_integer_keys_read_as_ints_equal_those_read_as_raw_json(tmp_path, monkeypatch, raw_after, field):
+    """The scan reads an integer join field as an int (no raw JSON), any other value as raw JSON (the line read
+    again), and after RAW_KEYS_AFTER such lines every line as raw JSON: the keys are the same whichever way a
+    line went, byte for byte the re-read's (which parses raw JSON alone), at the 64-bit edges too."""
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("bucketing.parse"), "RAW_KEYS_AFTER", raw_after)
+    lines = []
+    for i, value in enumerate(EDGE_VALUES * 2 + ["5", "-6", "12"] * 30):
+        if value == "007x":
+            value = str(7 + i)  # integers in between, so that both ways alternate
+        inner = "" if value == "absent" else (f'"id": {value}, ' if field == "id" else f'"meta": {{"id": {value}}}, ')
+        lines.append("{" + inner + f'"reward": [{{"score": {i % 2}}}]}}')
+    (tmp_path / "r.jsonl").write_text("\n".join(lines) + "\n")
+    data = bucketing.load(tmp_path / "r.jsonl", scores=SCORES, join_on=field, workers=1)
+    check(data, field, [python_key(json.loads(line), field) for line in first_lines(data)])
+    assert data.join_kinds.tolist().count(KINDS.index("number")) > 100
+
+
+def test_the_integer_reader_hands_over_ints_and_refuses_other_values():
+    """What the scan's first decode sees: an int (64-bit), UNSET (no field), or a ValidationError (anything else)."""
+    import msgspec
+
+    from bucketing.layout import Layout
+
+    reader = Layout.parse(SCORES).join_reader("meta.id", integer=True)
+    assert reader is not None and reader.join is not None
+
+    def join_of(inner: str):
+        return reader.join(reader.decode(('{"reward": [{"score": 1}], ' + inner + "}").encode()))
+
+    assert join_of('"meta": {"id": -9223372036854775808}') == -(2**63)
+    assert join_of('"meta": {"id": 12}') == 12 and type(join_of('"meta": {"id": 12}')) is int
+    assert join_of('"meta": {}') is msgspec.UNSET and join_of('"meta": null') is msgspec.UNSET
+    for value in ("9223372036854775808", "1.0", '"1"', "null", "true", "[1]"):
+        with pytest.raises(msgspec.ValidationError):
+            join_of(f'"meta": {{"id": {value}}}')
+    assert Layout.parse(SCORES, "id").join_reader("id", integer=True) is None  # a group field: raw JSON alone
+    assert Layout.parse(SCORES, "id").join_reader("id") is not None
+
+
+@pytest.mark.parametrize("kind", [pa.int8(), pa.int32(), pa.int64(), pa.uint16(), pa.uint64()])
+def test_an_integer_column_s_values_are_read_from_its_buffer(kind):
+    """What Array.to_numpy gives (without importing pandas), for slices and struct fields of slices too."""
+    from bucketing.trainset import integer_values
+
+    column = pa.array([3, 1, 4, 1, 5, 9, 2, 6], kind)
+    struct = pa.StructArray.from_arrays([column], ["index"])
+    for part in (column, column.slice(3, 4), column.slice(8), struct.slice(2, 5).field("index")):
+        values = integer_values(part)
+        assert values.tolist() == part.to_pylist() and values.dtype == part.to_numpy().dtype
+
+
+def test_reading_a_parquet_source_s_integer_keys_does_not_import_pandas(tmp_path):
+    """Array.to_numpy imports pandas (a quarter of a second): the source's keys are read without it."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "src.parquet"
+    pq.write_table(pa.table({"extra_info": [{"index": i} for i in range(10)]}), path)
+    code = (
+        "import sys; from bucketing.trainset import find_source, read_rows; "
+        f"rows = read_rows(find_source({str(path)!r}), 'extra_info.index'); "
+        "assert rows.keys[:, 0].tolist() == list(range(10)); print('pandas' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert done.stdout.strip() == "False"
+
+
+def sorted_numbers(keys: np.ndarray) -> np.ndarray:
+    order, starts = _sorted_keys(keys)
+    number = np.empty(len(keys), dtype=np.int64)
+    number[order] = np.cumsum(starts) - 1
+    return number
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=st.sampled_from([0, 7, -3, -(2**63), 2**63 - 40, 2**40]),
+    rollouts=st.lists(st.integers(0, 39), max_size=25),
+    rows=st.lists(st.integers(0, 39), max_size=25),
+    far=st.booleans(),
+    digest=st.booleans(),
+)
+def test_integer_keys_numbered_without_a_sort_get_the_sort_s_numbers(base, rollouts, rows, far, digest):
+    """Dense integer keys are numbered by their place in their span: the very numbers the sort gives (so which
+    key is which, and the order of examples, don't depend on the path); sparse ones, and digests, are sorted."""
+    from bucketing.join import _number_keys
+
+    def keys(offsets: list[int]) -> np.ndarray:
+        values = [max(min(base + offset, 2**63 - 1), -(2**63)) for offset in offsets]
+        return int_keys(np.array(values, dtype=np.int64))
+
+    ours, theirs = keys(rollouts), keys(rows)
+    if far and len(theirs):  # one key far away: the span is too wide, the sort numbers them
+        theirs[0, 0] ^= 1 << 62
+    if digest and len(theirs):
+        theirs[-1] = np.frombuffer(raw_join_key(b'"a string"', "id"), dtype="<u8")
+    number, distinct = _number_keys(ours, theirs)
+    both = np.concatenate([ours, theirs])
+    assert number.tolist() == sorted_numbers(both).tolist()
+    assert distinct == len({key.tobytes() for key in both})

@@ -1,7 +1,8 @@
-"""The two quick readers agree: simdjson (lines up to SHORT_LINE) and msgspec (longer lines).
+"""The two quick readers agree: simdjson (lines between SMALL_LINE and SHORT_LINE) and msgspec (the others).
 
 Every line of the hostile-input catalogue, generated rollouts and score paths of every shape
-are loaded twice: as usual, and with SHORT_LINE = 0 so that every line goes through msgspec.
+are loaded three times: as usual, with SMALL_LINE = 0 so that every line up to SHORT_LINE goes through
+simdjson, and with SHORT_LINE = 0 so that every line goes through msgspec.
 Scores, line indexes and skip reasons must be the same.  (Layouts that group lines are read
 by msgspec alone; tests/test_groups.py covers them.)
 """
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 import bucketing
-from bucketing.layout import Layout
+from bucketing.layout import SMALL_LINE, Layout
 from examples.make_rollouts import make_rollouts
 
 from .conftest import write_lines
@@ -25,11 +26,16 @@ parse_module = importlib.import_module("bucketing.parse")
 
 
 def load_both(folder, monkeypatch, **options) -> tuple[bucketing.Dataset, bucketing.Dataset]:
+    """The data read by simdjson wherever it can, and by msgspec alone (the usual read checked against both)."""
     usual = bucketing.load(folder, workers=1, **options)
     with monkeypatch.context() as patch:
+        patch.setattr(parse_module, "SMALL_LINE", 0)  # every line up to SHORT_LINE through simdjson
+        simdjson_lines = bucketing.load(folder, workers=1, **options)
+    with monkeypatch.context() as patch:
         patch.setattr(parse_module, "SHORT_LINE", 0)  # every line through msgspec
-        long_lines = bucketing.load(folder, workers=1, **options)
-    return usual, long_lines
+        msgspec_lines = bucketing.load(folder, workers=1, **options)
+    assert_same(usual, msgspec_lines)
+    return simdjson_lines, msgspec_lines
 
 
 def assert_same(a: bucketing.Dataset, b: bucketing.Dataset) -> None:
@@ -105,11 +111,13 @@ def test_layouts_that_group_lines_are_read_by_msgspec():
     assert Layout.parse("score").short_lines() is not None
 
 
-def test_a_long_line_is_read_by_msgspec_and_a_short_one_by_simdjson(tmp_path, monkeypatch):
-    """Each reader really reads its lines: the short-line reader is replaced by one that says 42."""
+def test_short_and_long_lines_are_read_by_msgspec_and_the_others_by_simdjson(tmp_path, monkeypatch):
+    """Each reader really reads its lines: the simdjson reader is replaced by one that says 42."""
     short = json.dumps({"reward": [{"score": 1}]}).encode()
+    small = json.dumps({"prompt": "x" * (SMALL_LINE - 100), "reward": [{"score": 2}]}).encode()
+    middle = json.dumps({"prompt": "x" * SMALL_LINE, "reward": [{"score": 3}]}).encode()
     long = json.dumps({"prompt": "x" * (1 << 20), "reward": [{"score": 0}]}).encode()
-    write_lines(tmp_path / "a.jsonl", [short, long])
+    write_lines(tmp_path / "a.jsonl", [short, small, middle, long])
     monkeypatch.setattr(Layout, "short_lines", lambda self: lambda line: [42.0])
     data = bucketing.load(tmp_path, workers=1, scores="reward[].score")
-    assert data.scores.flat.tolist() == [42.0, 0.0]
+    assert data.scores.flat.tolist() == [1.0, 2.0, 42.0, 0.0]
