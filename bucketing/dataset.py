@@ -26,6 +26,7 @@ from .metrics import Params, Scores, compute_all, get_metric, k_exceeds_n
 from .parquet_read import NOT_PARQUET, is_parquet
 from .parquet_scan import scan_chunk
 from .parse import NO_KEYS, NO_KINDS, ROW_FIELDS, Chunk, ChunkResult
+from .scancache import chunk_key, load_result, store_result
 from .sources import (
     DEFAULT_MAX_LINE_BYTES,
     InputFile,
@@ -243,6 +244,7 @@ def load(
     exclude: list[str] | tuple[str, ...] = (),
     join_on: str = "",
     layout: Layout | None = None,
+    cache: bool = False,
 ) -> Dataset:
     """Read every input file under ``input_path`` once and index its lines and scores.
 
@@ -258,6 +260,7 @@ def load(
     ``join_on``: a rollout field (``id``, ``extra_info.index``) whose join key the scan reads too, per rollout
     from its first line (``join_keys``, ``join_kinds``; see :mod:`bucketing.joinkey`), for a training-set join.
     ``layout``: a layout settled already (instead of ``scores`` and ``group_by``), e.g. a detected one changed.
+    ``cache``: files unchanged since an earlier load with the cache are not read again (:mod:`bucketing.scancache`).
 
     In a folder, a file that is not JSONL at all (a pretty-printed document, a binary file) is
     skipped whole: every line of it under :data:`NOT_JSONL`, the file named in ``skipped_files``.
@@ -274,7 +277,7 @@ def load(
         join_on=join_on,
         layout=layout,
     )
-    return reading.finish(run_chunks(reading.chunks, workers, progress, strict))
+    return reading.finish(run_chunks(reading.chunks, workers, progress, strict, cache))
 
 
 @dataclass
@@ -372,30 +375,44 @@ def make_chunks(
     return chunks
 
 
-def run_chunks(chunks: list[Chunk], workers: int | None, progress: Progress | None, strict: bool) -> list[ChunkResult]:
-    """Scan chunks in order (in worker processes when worthwhile); stop early under strict."""
+def run_chunks(
+    chunks: list[Chunk], workers: int | None, progress: Progress | None, strict: bool, cache: bool = False
+) -> list[ChunkResult]:
+    """Scan chunks in order (in worker processes when worthwhile); stop early under strict. ``cache``: take the
+    results of unchanged files from the scan cache (:mod:`bucketing.scancache`), and keep the new ones there."""
+    keys: list[str | None] = [chunk_key(chunk) for chunk in chunks] if cache else [None] * len(chunks)
+    found = {i: load_result(chunk, key) for i, (chunk, key) in enumerate(zip(chunks, keys)) if key is not None}
+    known = {i: result for i, result in found.items() if result is not None}
+    todo = [i for i in range(len(chunks)) if i not in known]
     sizes = [c.size for c in chunks]
-    total, done = sum(sizes), 0
+    total, done = sum(sizes), sum(sizes[i] for i in known)
     if workers is None:
-        workers = (os.cpu_count() or 1) if total >= PARALLEL_MIN_BYTES else 1
-    workers = max(1, min(workers, len(chunks)))
+        workers = (os.cpu_count() or 1) if total - done >= PARALLEL_MIN_BYTES else 1
+    workers = max(1, min(workers, len(todo)))
     results: list[ChunkResult] = []
     outcomes: Iterator[ChunkResult]
     if progress:
-        progress(0, total)
+        progress(done, total)
     if workers == 1:
-        outcomes = map(scan_chunk, chunks)
+        outcomes = (scan_chunk(chunks[i]) for i in todo)
         pool = None
     else:
         pool = ProcessPoolExecutor(
             workers, mp_context=_process_context(), initializer=_start_worker, initargs=(os.getpid(),)
         )
-        futures = [pool.submit(scan_chunk, chunk) for chunk in chunks]
+        futures = [pool.submit(scan_chunk, chunks[i]) for i in todo]
         outcomes = (future.result() for future in futures)
     try:
-        for result, size in zip(outcomes, sizes):
+        scanned = iter(outcomes)
+        for i in range(len(chunks)):
+            if i in known:
+                result = known[i]
+            else:
+                result = next(scanned)
+                done += sizes[i]
+                if keys[i] is not None:
+                    store_result(result, keys[i])
             results.append(result)
-            done += size
             if progress:
                 progress(done, total)
             if strict and result.stopped:

@@ -8,6 +8,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,8 @@ RAY_MODULE = "tests/test_ray.py"
 RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
 for _name, _value in RAY_ENV.items():
     os.environ.setdefault(_name, _value)
+# The app keeps scan results in a cache folder (bucketing.scancache): the tests' own, not the user's
+os.environ.setdefault("BUCKETING_CACHE_DIR", tempfile.mkdtemp(prefix="bucketing-test-cache-"))
 LONGEST_FIRST = [
     RAY_MODULE,
     "tests/test_browser.py",

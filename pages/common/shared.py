@@ -374,6 +374,7 @@ def load(source: Source, progress: Callable[[int, int], None] | None = None) -> 
             progress=progress,
             roots=roots(),
             exclude=source.exclude,
+            cache=True,  # a folder reopened after a restart, or grown by a step: only new or changed files read
         ),
     )
 
@@ -389,6 +390,7 @@ def step_data(source: Source, step_field: str) -> StepData:
             group_by=source.group_by,
             roots=roots(),
             exclude=source.exclude,
+            cache=True,
         ),
     )
 

@@ -1,0 +1,153 @@
+"""The scan cache (bucketing.scancache): a reload reads only new or changed files, and never trusts an entry for a
+file that changed, a damaged entry, another version's, or a link."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import bucketing
+from bucketing import dataset, scancache
+from examples.make_rollouts import make_run
+
+from .conftest import rollout_line, write_lines
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(scancache.ENV, str(folder))
+    return folder
+
+
+@pytest.fixture
+def scans(monkeypatch):
+    """The files the loader scans, in order (a cached one is not among them)."""
+    scanned: list[str] = []
+    real = dataset.scan_chunk
+
+    def counting(chunk):
+        scanned.append(chunk.file.rel)
+        return real(chunk)
+
+    monkeypatch.setattr(dataset, "scan_chunk", counting)
+    return scanned
+
+
+def same(one: bucketing.Dataset, other: bucketing.Dataset) -> None:
+    assert one.totals == other.totals and one.skipped_lines == other.skipped_lines
+    for key in one.line_columns:
+        assert (one.line_columns[key] == other.line_columns[key]).all(), key
+    assert (one.scores.flat == other.scores.flat).all() and (one.scores.counts == other.scores.counts).all()
+    assert one.table().equals(other.table())
+
+
+def run_folder(tmp_path):
+    run = tmp_path / "run"
+    make_run(run, prompts=40, steps=4, seed=1)
+    write_lines(run / "5.jsonl", [b'{"input": "q", "output": "a", "score": 1, "step": 5}', b"{oops"])
+    return run
+
+
+def test_a_reload_reads_no_file_again_and_gives_the_same_data(tmp_path, cache, scans):
+    run = run_folder(tmp_path)
+    first = bucketing.load(run, cache=True)
+    assert sorted(scans) == sorted(p.name for p in run.iterdir())
+    scans.clear()
+    again = bucketing.load(run, cache=True)
+    assert scans == []
+    same(again, first)
+    same(again, bucketing.load(run))  # as a load without the cache reads it
+
+
+def test_a_new_step_file_is_the_only_one_read(tmp_path, cache, scans):
+    run = run_folder(tmp_path)
+    bucketing.load(run, cache=True)
+    make_run(tmp_path / "more", prompts=40, steps=6, seed=1)
+    os.replace(tmp_path / "more" / "6.jsonl", run / "6.jsonl")
+    scans.clear()
+    grown = bucketing.load(run, cache=True)
+    assert scans == ["6.jsonl"]
+    same(grown, bucketing.load(run))
+
+
+@pytest.mark.parametrize("change", ["append", "same size and time"])
+def test_a_changed_file_is_read_again_whole(tmp_path, cache, scans, change):
+    run = tmp_path / "run"
+    path = write_lines(run / "1.jsonl", [rollout_line([1, 0]), rollout_line([0, 0])])
+    bucketing.load(run, cache=True)
+    before = os.stat(path)
+    if change == "append":
+        with open(path, "ab") as f:
+            f.write(rollout_line([1, 1]) + b"\n")
+    else:  # other bytes, the same size, the modification time put back: only the change time tells
+        path.write_bytes(path.read_bytes().replace(b'"score": 0}, {"score": 0', b'"score": 1}, {"score": 1'))
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert os.stat(path).st_size == before.st_size and os.stat(path).st_mtime_ns == before.st_mtime_ns
+    scans.clear()
+    changed = bucketing.load(run, cache=True)
+    assert scans == ["1.jsonl"]
+    same(changed, bucketing.load(run))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.write_bytes(b"garbage"),
+        lambda p: p.write_bytes(p.read_bytes()[:-3]),  # cut short
+        lambda p: p.write_bytes(p.read_bytes() + b"x"),  # a byte too many
+        lambda p: p.write_bytes(scancache.MAGIC + (1 << 62).to_bytes(8, "little")),  # a header too large
+        lambda p: p.write_bytes(p.read_bytes()[:-40]),  # a whole line's row missing: the sizes disagree
+    ],
+)
+def test_a_damaged_entry_is_a_miss_and_is_written_anew(tmp_path, cache, scans, damage):
+    run = tmp_path / "run"
+    write_lines(run / "1.jsonl", [rollout_line([1, 0]), b"{oops", rollout_line([0, 0])])
+    first = bucketing.load(run, cache=True)
+    (entry,) = [p for p in cache.rglob("*") if p.is_file()]
+    damage(entry)
+    scans.clear()
+    same(bucketing.load(run, cache=True), first)
+    assert scans == ["1.jsonl"]
+    scans.clear()
+    bucketing.load(run, cache=True)
+    assert scans == []  # the entry was written again, whole
+
+
+def test_another_version_s_entries_are_not_read(tmp_path, cache, scans, monkeypatch):
+    run = run_folder(tmp_path)
+    bucketing.load(run, cache=True)
+    monkeypatch.setattr(scancache, "__version__", "0.0.0-other")
+    scans.clear()
+    bucketing.load(run, cache=True)
+    assert len(scans) == len(list(run.iterdir()))
+
+
+def test_an_entry_that_is_a_link_is_not_followed(tmp_path, cache, scans):
+    run = tmp_path / "run"
+    write_lines(run / "1.jsonl", [rollout_line([1, 0])])
+    first = bucketing.load(run, cache=True)
+    (entry,) = [p for p in cache.rglob("*") if p.is_file()]
+    elsewhere = tmp_path / "planted"
+    os.replace(entry, elsewhere)
+    entry.symlink_to(elsewhere)
+    scans.clear()
+    same(bucketing.load(run, cache=True), first)
+    assert scans == ["1.jsonl"]
+
+
+def test_other_layouts_and_join_fields_have_entries_of_their_own(tmp_path, cache, scans):
+    run = run_folder(tmp_path)
+    pooled = bucketing.load(run, cache=True)  # verl: grouped by input
+    scans.clear()
+    per_file = bucketing.load(run, cache=True, group_by="input,@file", scores="score")
+    assert len(scans) == len(list(run.iterdir())) and len(per_file.scores) > len(pooled.scores)
+    scans.clear()
+    joined = bucketing.load(run, cache=True, join_on="step")
+    assert len(scans) == len(list(run.iterdir()))
+    scans.clear()
+    again = bucketing.load(run, cache=True, join_on="step")
+    assert scans == [] and (again.join_keys == joined.join_keys).all()
+    assert (np.asarray(again.join_kinds) == np.asarray(joined.join_kinds)).all()
