@@ -13,6 +13,7 @@ from bucketing.writer import write_groups
 from pages.common import shared
 from pages.common.charts import cells_figure, download
 from pages.common.rollouts import browse
+from pages.common.text import literal
 from pages.common.trend_charts import shares_figure, step_heatmap
 
 shared.page_header(
@@ -38,8 +39,8 @@ except bucketing.BucketingError as error:
 params = shared.params()
 steps = run.steps().tolist()
 st.markdown(
-    f"**{len(steps)}** steps ({steps[0]}–{steps[-1]}, from {run.step_source}) · "
-    f"{counted(run.prompts, 'prompt')} by {', '.join(f'`{f}`' for f in run.prompt_fields)} · "
+    f"**{len(steps)}** steps ({steps[0]}–{steps[-1]}, from {literal(run.step_source)}) · "
+    f"{counted(run.prompts, 'prompt')} by {literal(', '.join(run.prompt_fields))} · "
     f"{counted(len(run.step), 'rollout')} (a prompt at one step)"
 )
 if len(steps) < 2:
@@ -160,7 +161,7 @@ if st.button("Write", type="primary"):
             record = {"changes": {"from": list(before), "to": list(after), "counts": counts}}
         else:
             groups, ids = compared.groups(run)
-            record = {"runs_compared": {"other": display(other_folder), "inverted": compared.inverted}}
+            record = {"runs_compared": {"other": str(other.dataset.root), "inverted": compared.inverted}}
         record["pass_threshold"] = params.pass_threshold
         others = () if compared is None else (other.dataset.root,)  # the output stays out of both runs
         manifest = write_groups(
@@ -169,4 +170,4 @@ if st.button("Write", type="primary"):
     except (bucketing.BucketingError, OSError) as error:
         st.error(shared.shown(error))
     else:
-        st.success(f"Wrote {counted(len(manifest['files']), 'file')} and manifest.json to {display(out)}.")
+        st.success(f"Wrote {counted(len(manifest['files']), 'file')} and manifest.json to {literal(display(out))}.")

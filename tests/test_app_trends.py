@@ -24,7 +24,7 @@ def test_the_trends_page_shows_a_run_s_steps_and_what_changed(app, tmp_path):
     go(app, "trends")
     text = markdown(app)
     data = load_steps(run)
-    assert "**6** steps (1–6, from file names)" in text and f"{data.prompts} prompts by `input`" in text
+    assert "**6** steps (1–6, from file names)" in text and f"{data.prompts} prompts by input" in text
     assert len(app.get("plotly_chart")) == 3  # per-step heatmap, shares, changes matrix
     found = changes(data, (1, 2), (5, 6))  # the first and last thirds, by default
     counts = found.named()

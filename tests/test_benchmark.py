@@ -71,3 +71,17 @@ def test_the_benchmark_times_a_trainer_dump(tmp_path):
     saved = json.loads(sorted((ROOT / "benchmarks" / "results").glob("*.json"))[-1].read_text())
     point = saved["sizes"]["2MB"]
     assert point["lines"] > point["rollouts"] > 0
+
+
+def test_the_reload_benchmark_runs(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "benchmarks/reload.py", "--size", "2MB", "--new", "1MB", "--rounds", "1"]
+        + ["--work", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    for row in ["| without the cache", "| again, unchanged (no file read) |", "| after one new file (only it read) |"]:
+        assert row in result.stdout
