@@ -1,6 +1,8 @@
 """Trends: difficulty over a training run's steps — the metric per step, the learnability shares, the prompts
 learned and forgotten between two step ranges (previewed and exported)."""
 
+from dataclasses import replace
+
 import numpy as np
 import streamlit as st
 
@@ -15,6 +17,11 @@ from pages.common.charts import cells_figure, download
 from pages.common.rollouts import browse
 from pages.common.text import literal
 from pages.common.trend_charts import shares_figure, step_heatmap
+
+
+def _start(row: dict) -> int:
+    return row["step"] if "step" in row else row["steps"][0]
+
 
 shared.page_header(
     "Trends",
@@ -47,11 +54,25 @@ if len(steps) < 2:
     st.info("One step only: nothing moves yet. A run's folder holds one file per step.")
     st.stop()
 
-rows = trends(run, metric, params, window)
+if s["trend_shown"] is None or not set(s["trend_shown"]) <= set(steps):  # a new run: all its steps
+    s["trend_shown"] = (steps[0], steps[-1])
+    s.pop("w_trend_shown", None)
+first, last = st.select_slider(
+    "Steps shown",
+    steps,
+    value=s["trend_shown"],
+    key="w_trend_shown",
+    on_change=shared.save,
+    args=("w_trend_shown", "trend_shown"),
+)
+rows = [row for row in trends(run, metric, params, window) if first <= _start(row) + window - 1 and _start(row) <= last]
+bins = step_bins(run, metric, params, window)
+shown = (bins.steps + window - 1 >= first) & (bins.steps <= last)
 left, right = st.columns(2)
 with left:
     st.subheader(f"{metric} per step")
-    st.plotly_chart(step_heatmap(step_bins(run, metric, params, window), metric), config=download(f"{metric}-by-step"))
+    figure = step_heatmap(replace(bins, steps=bins.steps[shown], counts=bins.counts[shown]), metric)
+    st.plotly_chart(figure, config=download(f"{metric}-by-step"))
 with right:
     st.subheader("Solved, learnable, unsolved")
     st.plotly_chart(shares_figure(rows), config=download("learnability-by-step"))

@@ -98,3 +98,17 @@ def test_another_run_outside_the_allowed_folders_is_refused(app, tmp_path):
     app.text_input(key="w_other_run").set_value("/etc").run()
     assert not app.exception
     assert any("/etc" in e.value and "allowed" in e.value.lower() for e in app.error), [e.value for e in app.error]
+
+
+def test_the_steps_shown_narrow_the_charts(app, tmp_path):
+    run = tmp_path / "run"
+    make_run(run, prompts=60, steps=6, seed=5)
+    load_folder(app, run)
+    go(app, "trends")
+    app.select_slider(key="w_trend_shown").set_range(2, 4).run()
+    assert not app.exception, app.exception
+    heat, shares = (json.loads(chart.proto.spec) for chart in app.get("plotly_chart")[:2])
+    assert heat["data"][0]["x"] == [2, 3, 4]
+    assert shares["data"][0]["x"] == [2, 3, 4]
+    rows = {row["step"]: row for row in trends(load_steps(run), "success_rate")}
+    assert shares["data"][0]["y"] == [rows[step]["shares"]["solved"] for step in (2, 3, 4)]  # solved drawn first

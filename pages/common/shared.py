@@ -75,6 +75,7 @@ DEFAULTS: dict[str, Any] = {
     "step_field": "",  # Trends: the field that holds a line's step; "": the step in each file's name
     "trend_metric": "success_rate",  # Trends: the metric per step
     "step_window": 1,  # Trends: steps pooled into one row
+    "trend_shown": None,  # Trends: the steps the charts show, (first, last); None: all of the run's
     "trend_from": None,  # Trends: the early step range, (first, last); None: the first third of the steps
     "trend_to": None,  # Trends: the late step range; None: the last third
     "trend_out": "changes",  # Trends: the folder the changes are written to
@@ -122,6 +123,7 @@ WIDGET_KEYS = {
     "trend_cells": "Trends: the cell clicked on the changes matrix",
     "w_trend_cell": "Trends: the cell whose rollouts are shown",
     "trend_overwrite": "Trends: replace the files already there",
+    "w_trend_shown": "Trends: the charts' step range slider (drawn with trend_shown as its value)",
     "w_trend_from": "Trends: the early step range's slider (drawn with trend_from as its value)",
     "w_trend_to": "Trends: the late step range's slider (drawn with trend_to as its value)",
 }

@@ -16,7 +16,7 @@ def step_heatmap(bins: StepBins, metric: str, height: int = 320) -> go.Figure:
     centres = (bins.edges[:-1] + bins.edges[1:]) / 2
     figure = go.Figure(
         go.Heatmap(
-            x=bins.steps,
+            x=bins.steps.tolist(),
             y=centres,
             z=bins.counts.T,
             colorscale="Blues",
