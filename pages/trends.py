@@ -19,6 +19,20 @@ from pages.common.text import literal
 from pages.common.trend_charts import shares_figure, step_heatmap
 
 
+def step_range(where, label: str, state_key: str, steps: list[int], default: tuple[int, int]) -> tuple[int, int]:
+    """A range slider over the run's steps, kept in ``state_key``; ``default`` for a run it doesn't fit.
+
+    ``value=`` makes it a range (a slider's range comes from its value, not from the state)."""
+    widget_key = f"w_{state_key}"
+    if s[state_key] is None or not set(s[state_key]) <= set(steps):  # a new run
+        s[state_key] = default
+        s.pop(widget_key, None)
+    value = where.select_slider(
+        label, steps, value=s[state_key], key=widget_key, on_change=shared.save, args=(widget_key, state_key)
+    )
+    return value[0], value[1]
+
+
 def _start(row: dict) -> int:
     return row["step"] if "step" in row else row["steps"][0]
 
@@ -54,17 +68,7 @@ if len(steps) < 2:
     st.info("One step only: nothing moves yet. A run's folder holds one file per step.")
     st.stop()
 
-if s["trend_shown"] is None or not set(s["trend_shown"]) <= set(steps):  # a new run: all its steps
-    s["trend_shown"] = (steps[0], steps[-1])
-    s.pop("w_trend_shown", None)
-first, last = st.select_slider(
-    "Steps shown",
-    steps,
-    value=s["trend_shown"],
-    key="w_trend_shown",
-    on_change=shared.save,
-    args=("w_trend_shown", "trend_shown"),
-)
+first, last = step_range(st, "Steps shown", "trend_shown", steps, (steps[0], steps[-1]))
 rows = [row for row in trends(run, metric, params, window) if first <= _start(row) + window - 1 and _start(row) <= last]
 bins = step_bins(run, metric, params, window)
 shown = (bins.steps + window - 1 >= first) & (bins.steps <= last)
@@ -80,26 +84,9 @@ with right:
 
 st.subheader("Prompts that changed")
 third = max(1, len(steps) // 3)
-if s["trend_from"] is None or not set(s["trend_from"]) <= set(steps):  # a new run: its first and last thirds
-    s["trend_from"], s["trend_to"] = (steps[0], steps[third - 1]), (steps[-third], steps[-1])
-    for stale in ("w_trend_from", "w_trend_to"):
-        s.pop(stale, None)
-if not set(s["trend_to"]) <= set(steps):
-    s["trend_to"] = (steps[-third], steps[-1])
-    s.pop("w_trend_to", None)
 pick = st.columns(2)
-# value= makes them ranges (a range comes from the value, not from the state); the state key keeps the choice
-before = pick[0].select_slider(
-    "From steps",
-    steps,
-    value=s["trend_from"],
-    key="w_trend_from",
-    on_change=shared.save,
-    args=("w_trend_from", "trend_from"),
-)
-after = pick[1].select_slider(
-    "To steps", steps, value=s["trend_to"], key="w_trend_to", on_change=shared.save, args=("w_trend_to", "trend_to")
-)
+before = step_range(pick[0], "From steps", "trend_from", steps, (steps[0], steps[third - 1]))
+after = step_range(pick[1], "To steps", "trend_to", steps, (steps[-third], steps[-1]))
 try:
     found = changes(run, tuple(before), tuple(after), params)
 except bucketing.BucketingError as error:
