@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from array import array
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -26,7 +27,7 @@ from .metrics import Params, Scores, compute_all, get_metric, k_exceeds_n
 from .parquet_read import NOT_PARQUET, is_parquet
 from .parquet_scan import scan_chunk
 from .parse import NO_KEYS, NO_KINDS, ROW_FIELDS, Chunk, ChunkResult
-from .scancache import chunk_key, load_result, store_result
+from .scancache import cached_results, store_results
 from .sources import (
     DEFAULT_MAX_LINE_BYTES,
     InputFile,
@@ -380,10 +381,9 @@ def run_chunks(
 ) -> list[ChunkResult]:
     """Scan chunks in order (in worker processes when worthwhile); stop early under strict. ``cache``: take the
     results of unchanged files from the scan cache (:mod:`bucketing.scancache`), and keep the new ones there."""
-    keys: list[str | None] = [chunk_key(chunk) for chunk in chunks] if cache else [None] * len(chunks)
-    found = {i: load_result(chunk, key) for i, (chunk, key) in enumerate(zip(chunks, keys)) if key is not None}
-    known = {i: result for i, result in found.items() if result is not None}
+    known, states = cached_results(chunks) if cache else ({}, {})
     todo = [i for i in range(len(chunks)) if i not in known]
+    started_ns, to_store = time.time_ns(), []
     sizes = [c.size for c in chunks]
     total, done = sum(sizes), sum(sizes[i] for i in known)
     if workers is None:
@@ -410,8 +410,8 @@ def run_chunks(
             else:
                 result = next(scanned)
                 done += sizes[i]
-                if keys[i] is not None:
-                    store_result(result, keys[i])
+                if i in states:
+                    to_store.append((result, states[i]))
             results.append(result)
             if progress:
                 progress(done, total)
@@ -420,6 +420,8 @@ def run_chunks(
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
+    if to_store:
+        store_results(to_store, started_ns)
     return results
 
 

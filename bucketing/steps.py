@@ -142,6 +142,8 @@ def _skip_rollouts(data: Dataset, drop: np.ndarray, reason: str) -> Dataset:
     """The dataset (one line per rollout) with the lines of ``drop`` among its skipped lines, for ``reason``."""
     if not drop.any():
         return data
+    if drop.all():
+        raise BucketingError(f"no line has the step field ({reason} in all {len(drop):,}): check --step-field")
     lines, keep = data.line_columns, ~drop
     gone = [
         (int(lines["file_id"][i]), int(lines["line"][i]), int(lines["offset"][i]), int(lines["length"][i]))
@@ -150,8 +152,7 @@ def _skip_rollouts(data: Dataset, drop: np.ndarray, reason: str) -> Dataset:
     ]
     columns = {key: column[keep] for key, column in lines.items()}
     columns["rollout"] = np.arange(int(keep.sum()))
-    starts = data.scores.starts
-    kept_scores = np.concatenate([data.scores.flat[a : a + n] for a, n in zip(starts[keep], data.scores.counts[keep])])
+    kept_scores = data.scores.flat[np.repeat(keep, data.scores.counts)]
     skipped = sorted([*data.skipped_lines, *gone], key=lambda bad: (bad[0], bad[1]))
     return replace(
         data,
@@ -168,11 +169,12 @@ def _steps_from_field(data: Dataset, field: str) -> np.ndarray:
     step = np.empty(len(data.scores), dtype=np.int64)
     for rollout, (raw,) in rollout_fields(data, (field,)):
         text = bytes(raw).strip() if raw is not MISSING else b""
-        if not text.lstrip(b"-").isdigit() or text.count(b"-") > 1 or abs(int(text)) > MAX_STEP:
+        digits = text.lstrip(b"-")
+        if not digits.isdigit() or text.count(b"-") > 1 or len(digits) > 16 or abs(int(text)) > MAX_STEP:
             if raw is MISSING:
                 what = "missing"
-            elif text.lstrip(b"-").isdigit() and text.count(b"-") <= 1:
-                what = f"{text[:40].decode()}, beyond {MAX_STEP:,}"
+            elif digits.isdigit() and text.count(b"-") <= 1:
+                what = f"{text[:40].decode()}{'…' if len(text) > 40 else ''}, beyond {MAX_STEP:,}"
             else:
                 what = f"{text[:40].decode(errors='replace')}, not an integer"
             where = data.where(
@@ -372,6 +374,8 @@ def changes(data: StepData, before: tuple[int, int], after: tuple[int, int], par
         raise BucketingError(
             f"--from {before[0]}-{before[1]} and --to {after[0]}-{after[1]} overlap: give apart ranges"
         )
+    for flag, bounds in (("--from", before), ("--to", after)):
+        check_range(data, bounds, flag)
     classes = []
     for bounds in (before, after):
         chosen = _in(data.step, bounds)
@@ -435,6 +439,11 @@ def compare_runs(
     """Each prompt of both runs: its class in each (its rollouts in the steps given pooled), and whether the
     reference run succeeds clearly less often: the upper end of its 95 % Wilson interval below the lower end of
     the other run's (a stronger model failing what a weaker one solves: often a wrong reference answer)."""
+    if reference.prompt_fields != other.prompt_fields:
+        raise BucketingError(
+            f"the runs name their prompts by different fields ({', '.join(reference.prompt_fields)} and "
+            f"{', '.join(other.prompt_fields)}): give the same with --prompt-field"
+        )
     for flag, run, bounds in (("--from", reference, reference_steps), ("--to", other, other_steps)):
         if bounds is not None:
             check_range(run, bounds, flag)

@@ -144,7 +144,7 @@ def _write(args: argparse.Namespace, data: StepData, groups: list[str], ids, man
         manifest,
         overwrite=args.overwrite,
         fsync=not args.no_fsync,
-        other_inputs=others,
+        others=others,
     )
 
 
@@ -171,7 +171,7 @@ def _compare(args: argparse.Namespace, before: tuple[int, int] | None, after: tu
     }
     if args.output_dir:
         groups, ids = found.groups(runs[0])
-        record = _write(args, runs[0], groups, ids, {"runs_compared": record}, runs[1].dataset.root)
+        record = _write(args, runs[0], groups, ids, {"runs_compared": record}, runs[1].dataset)
     if args.json:
         print(json.dumps(record, indent=2))
         return 0

@@ -164,13 +164,13 @@ def write_groups(
     fsync: bool = True,
     roots: list[Path] | None = None,
     progress: Progress | None = None,
-    other_inputs: tuple[Path | str, ...] = (),
+    others: tuple[Dataset, ...] = (),
 ) -> dict:
     """Every rollout's lines into the file of its group (``ids``: per rollout, an index into ``groups``),
     ``{group}.jsonl`` (``.parquet`` for rows of parquet inputs), the bad lines into ``_skipped``, then
     ``manifest`` with each file's counts added: byte-exact, atomic and safe as :func:`export` writes.
-    A group with no line gets no file. ``other_inputs``: more input folders the output must stay out of (another
-    run compared). Returns the manifest."""
+    A group with no line gets no file. ``others``: more loads (another run compared) whose folders the output
+    must stay out of and whose files it must never replace or remove. Returns the manifest."""
     for group in groups:
         check_name(group, "group name")
     columns, dest = every_line(dataset, np.asarray(ids), len(groups))
@@ -187,12 +187,14 @@ def write_groups(
                 jobs.append((f"{group}.{kind}", piece, group if index < len(groups) else None))
     manifest_name = MANIFEST
     names = [name for name, _, _ in jobs] + [manifest_name]
-    input_roots = (dataset.root, *other_inputs)
+    input_roots = (dataset.root, *(other.root for other in others))
     for root in input_roots:
         check_output_dir(Path(out_dir), root, names)
     check_unchanged(dataset)
     schema = input_schema(dataset) if any(name.endswith(".parquet") for name in names) else None
     inputs = input_files(dataset)
+    for other in others:
+        inputs |= input_files(other)
     with (
         _output_folder(out_dir, roots, input_roots, names, inputs, overwrite, manifest_name) as (out, stale),
         _Writer(out, dataset, progress, fsync) as writer,

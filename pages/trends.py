@@ -171,9 +171,9 @@ if st.button("Write", type="primary"):
             groups, ids = compared.groups(run)
             record = {"runs_compared": {"other": str(other.dataset.root), "inverted": compared.inverted}}
         record["pass_threshold"] = params.pass_threshold
-        others = () if compared is None else (other.dataset.root,)  # the output stays out of both runs
+        others = () if compared is None else (other.dataset,)  # the output stays out of both runs' files
         manifest = write_groups(
-            run.dataset, groups, ids, out, record, overwrite=overwrite, roots=shared.roots(), other_inputs=others
+            run.dataset, groups, ids, out, record, overwrite=overwrite, roots=shared.roots(), others=others
         )
     except (bucketing.BucketingError, OSError) as error:
         st.error(shared.shown(error))

@@ -183,3 +183,40 @@ def test_a_prompt_at_one_step_is_one_rollout_whether_the_step_is_in_the_name_or_
     by_field = trends(load_steps(run, step_field="step"), "success_rate")
     assert by_field[0]["rollouts"] == 1
     assert by_name == by_field
+
+
+def test_review_findings_are_one_line_errors(tmp_path):
+    """A step field no line has (one line per prompt), a step of 5000 digits, a range with no step in it."""
+    one = write_lines(tmp_path / "one" / "a.jsonl", [json.dumps({"prompt": "q", "scores": [1]}).encode()])
+    result = run_cli("trends", "-i", one.parent, "--step-field", "stepp")
+    assert result.returncode == 2 and one_line(result.stderr) and "no line has the step field" in result.stderr
+    long = write_lines(
+        tmp_path / "long" / "1.jsonl",
+        [verl(step=1), b'{"input": "q", "output": "a", "score": 1, "step": ' + b"9" * 5000 + b"}"],
+    )
+    result = run_cli("trends", "-i", long.parent, "--step-field", "step")
+    assert result.returncode == 2 and one_line(result.stderr) and "beyond" in result.stderr
+    run = tmp_path / "run"
+    write_lines(run / "1.jsonl", [verl(step=1)])
+    write_lines(run / "2.jsonl", [verl(step=2)])
+    result = run_cli("changes", "-i", run, "--from", "1", "--to", "100-200")
+    assert result.returncode == 2 and one_line(result.stderr) and "no rollout at these steps" in result.stderr
+
+
+def test_two_runs_with_prompts_named_by_different_fields_are_refused(tmp_path):
+    write_lines(tmp_path / "a" / "1.jsonl", [verl(step=1)])
+    write_lines(
+        tmp_path / "b" / "1.jsonl",
+        [json.dumps({"input_prompt": "q", "output_response": "a", "score": 1.0}).encode()],
+    )
+    result = run_cli("changes", "-i", tmp_path / "a", "-i", tmp_path / "b")
+    assert result.returncode == 2 and one_line(result.stderr) and "different fields" in result.stderr
+
+
+def test_an_output_holding_the_second_run_never_loses_its_files(tmp_path):
+    first, out = tmp_path / "first", tmp_path / "out"
+    write_lines(first / "1.jsonl", [verl(step=1)])
+    write_lines(out / "train" / "1.jsonl", [verl(step=1)])  # the second run, inside the output folder
+    (out / "manifest.json").write_text(json.dumps({"files": [{"file": "train/1.jsonl"}]}))  # planted
+    result = run_cli("changes", "-i", first, "-i", out / "train", "-o", out, "--overwrite")
+    assert (out / "train" / "1.jsonl").exists(), result.stderr

@@ -3,8 +3,10 @@ file that changed, a damaged entry, another version's, or a link."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -17,8 +19,10 @@ from .conftest import rollout_line, write_lines
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
+    """The cache in a folder of the test's; files written a moment ago count as settled (one test says not)."""
     folder = tmp_path / "cache"
     monkeypatch.setenv(scancache.ENV, str(folder))
+    monkeypatch.setattr(scancache, "SETTLED_NS", -(10**12))
     return folder
 
 
@@ -99,6 +103,7 @@ def test_a_changed_file_is_read_again_whole(tmp_path, cache, scans, change):
         lambda p: p.write_bytes(p.read_bytes()[:-3]),  # cut short
         lambda p: p.write_bytes(p.read_bytes() + b"x"),  # a byte too many
         lambda p: p.write_bytes(scancache.MAGIC + (1 << 62).to_bytes(8, "little")),  # a header too large
+        lambda p: p.write_bytes(p.read_bytes()[:-1] + bytes([p.read_bytes()[-1] ^ 1])),  # one bit: the checksum
         lambda p: p.write_bytes(p.read_bytes()[:-40]),  # a whole line's row missing: the sizes disagree
     ],
 )
@@ -120,6 +125,7 @@ def test_another_version_s_entries_are_not_read(tmp_path, cache, scans, monkeypa
     run = run_folder(tmp_path)
     bucketing.load(run, cache=True)
     monkeypatch.setattr(scancache, "__version__", "0.0.0-other")
+    scancache.scanner_version.cache_clear()
     scans.clear()
     bucketing.load(run, cache=True)
     assert len(scans) == len(list(run.iterdir()))
@@ -151,3 +157,70 @@ def test_other_layouts_and_join_fields_have_entries_of_their_own(tmp_path, cache
     again = bucketing.load(run, cache=True, join_on="step")
     assert scans == [] and (again.join_keys == joined.join_keys).all()
     assert (np.asarray(again.join_kinds) == np.asarray(joined.join_kinds)).all()
+
+
+def test_a_file_changed_just_before_its_scan_is_not_kept(tmp_path, cache, scans, monkeypatch):
+    """Within one tick of the clock a change leaves the times as they were: such a scan is not trusted later."""
+    monkeypatch.setattr(scancache, "SETTLED_NS", 2_000_000_000)
+    run = tmp_path / "run"
+    write_lines(run / "1.jsonl", [rollout_line([1, 0])])
+    bucketing.load(run, cache=True)
+    assert not [p for p in cache.rglob("*") if p.is_file()]
+    old = os.stat(run / "1.jsonl").st_mtime_ns - 10 * 10**9
+    os.utime(run / "1.jsonl", ns=(old, old))  # the change time stays recent: still not kept
+    bucketing.load(run, cache=True)
+    assert not [p for p in cache.rglob("*") if p.is_file()]
+
+
+def test_a_cache_folder_others_may_write_is_not_used(tmp_path, cache, scans):
+    run = tmp_path / "run"
+    write_lines(run / "1.jsonl", [rollout_line([1, 0])])
+    cache.mkdir(mode=0o700)
+    cache.chmod(0o777)
+    bucketing.load(run, cache=True)
+    assert not [p for p in cache.rglob("*") if p.is_file()]
+    cache.chmod(0o700)
+    bucketing.load(run, cache=True)
+    scans.clear()
+    bucketing.load(run, cache=True)
+    assert scans == []
+    (sub,) = [p for p in cache.iterdir() if p.is_dir()]
+    sub.chmod(0o777)  # a subfolder others may write: its entries are not read
+    scans.clear()
+    bucketing.load(run, cache=True)
+    assert scans == ["1.jsonl"]
+
+
+def test_a_planted_fifo_or_forged_entry_is_a_miss(tmp_path, cache, scans):
+    run = tmp_path / "run"
+    write_lines(run / "1.jsonl", [rollout_line([1, 0]), rollout_line([0.5])])
+    first = bucketing.load(run, cache=True)
+    (entry,) = [p for p in cache.rglob("*") if p.is_file()]
+    good = entry.read_bytes()
+    entry.unlink()
+    os.mkfifo(entry)  # opened without waiting for a writer
+    scans.clear()
+    same(bucketing.load(run, cache=True), first)
+    assert scans == ["1.jsonl"]
+    entry.unlink(missing_ok=True)
+    header_length = int.from_bytes(good[len(scancache.MAGIC) : len(scancache.MAGIC) + 8], "little")
+    start = len(scancache.MAGIC) + 8
+    header = msgspec.msgpack.decode(good[start : start + header_length], type=scancache._Header)
+    body = bytearray(good[start + header_length :])
+    body[0:8] = (10**6).to_bytes(8, "little", signed=True)  # the first line's number beyond the file's lines
+    header.digest = hashlib.blake2b(bytes(body), digest_size=16).hexdigest()  # a forger recomputes the checksum
+    encoded = msgspec.msgpack.encode(header)
+    entry.write_bytes(scancache.MAGIC + len(encoded).to_bytes(8, "little") + encoded + bytes(body))
+    scans.clear()
+    same(bucketing.load(run, cache=True), first)
+    assert scans == ["1.jsonl"]
+
+
+def test_a_file_name_that_is_not_utf8_is_cached_like_any(tmp_path, cache, scans):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / os.fsdecode(b"bad\xff.jsonl")).write_bytes(rollout_line([1, 0]) + b"\n")
+    first = bucketing.load(run, cache=True)
+    scans.clear()
+    same(bucketing.load(run, cache=True), first)
+    assert scans == []
