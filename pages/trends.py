@@ -9,7 +9,7 @@ import streamlit as st
 import bucketing
 from bucketing.metrics import METRICS
 from bucketing.sources import display
-from bucketing.steps import CLASSES, GROUPS, changes, compare_runs, step_bins, trends
+from bucketing.steps import CLASSES, GROUPS, changes, compare_runs
 from bucketing.wording import counted
 from bucketing.writer import write_groups
 from pages.common import shared
@@ -69,8 +69,8 @@ if len(steps) < 2:
     st.stop()
 
 first, last = step_range(st, "Steps shown", "trend_shown", steps, (steps[0], steps[-1]))
-rows = [row for row in trends(run, metric, params, window) if first <= _start(row) + window - 1 and _start(row) <= last]
-bins = step_bins(run, metric, params, window)
+every_row, bins = shared.step_trends(s["source"], s["step_field"], metric, window)
+rows = [row for row in every_row if first <= _start(row) + window - 1 and _start(row) <= last]
 shown = (bins.steps + window - 1 >= first) & (bins.steps <= last)
 left, right = st.columns(2)
 with left:

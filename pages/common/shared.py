@@ -33,7 +33,7 @@ from bucketing.metrics import METRICS
 from bucketing.preview import Rollout, preview
 from bucketing.roots import allowed_roots, resolve_allowed, start_folder
 from bucketing.sources import display, find_inputs, leave_out
-from bucketing.steps import StepData, load_steps
+from bucketing.steps import StepBins, StepData, load_steps, step_bins, trends
 from bucketing.summary import Comparison, Histogram, compare, histogram
 from bucketing.wording import counted
 
@@ -397,6 +397,16 @@ def step_data(source: Source, step_field: str) -> StepData:
             exclude=source.exclude,
             cache=True,
         ),
+    )
+
+
+def step_trends(source: Source, step_field: str, metric: str, window: int) -> tuple[list[dict], StepBins]:
+    """Trends' rows and binned values of the session's run (a rerun of the page computes neither again)."""
+    run, settings = step_data(source, step_field), params()
+    return store().get(
+        ("trends", source, step_field, metric, settings, window),
+        lambda: (trends(run, metric, settings, window), step_bins(run, metric, settings, window)),
+        size=8,
     )
 
 
