@@ -44,7 +44,9 @@ class Shape:
 DUMPS = (
     Shape("verl dump", "score", ("input",), needs=("output",)),
     Shape("SkyRL dump", "score", ("input_prompt",), needs=("output_response",)),
-    Shape("NeMo-RL dump", "rewards", ("idx",), needs=("content",)),
+    # NeMo-RL numbers a dump's lines (idx: the line's place in its file, not a prompt): the prompt is the first
+    # message (a chat-templated string in training dumps, a {role, content} in validation ones)
+    Shape("NeMo-RL dump", "rewards", ("content[0]",), needs=("content", "idx")),
     # NeMo-Gym rollouts: the task's index when the rollouts carry it, else the prompt itself
     Shape("NeMo-Gym rollouts", "reward", ("_ng_task_index",), needs=("responses_create_params",)),
     Shape(

@@ -24,7 +24,7 @@ import msgspec
 import numpy as np
 
 from .layout import KEY_BYTES, canonical_raw, canonical_value, field_reader
-from .scorepath import BadScores, parse_field
+from .scorepath import BadScores, group_path, walk
 
 MISSING = msgspec.UNSET  # a field the line doesn't have (or has as null)
 NO_KEY = 0  # the kind of a line without a key
@@ -120,8 +120,6 @@ def field_values(value: Any, fields: tuple[str, ...]) -> list[Any]:
     """Each field of an already-decoded line as raw JSON (or MISSING): the slow path of :func:`field_reader`."""
     found: list[Any] = []
     for field in fields:
-        item = value
-        for step in parse_field(field):
-            item = item.get(step) if isinstance(item, dict) else None
+        item = walk(value, group_path(field))
         found.append(MISSING if item is None else msgspec.Raw(msgspec.json.encode(item)))
     return found

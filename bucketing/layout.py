@@ -38,9 +38,11 @@ from .scorepath import (
     BadScores,
     ScorePath,
     Step,
+    group_path,
+    group_path_text,
     parse_field,
-    path_text,
     split_outside_keys,
+    walk,
 )
 
 KEY_BYTES = 16  # one group key per line: a BLAKE2b digest of the group fields' values
@@ -64,9 +66,7 @@ def parse_group_by(text: str | list[str] | tuple[str, ...] | None) -> tuple[str,
     parts = [part.strip() for item in items for part in split_outside_keys(item, ",")]
     if not any(parts):
         raise BucketingError(f"--group-by {text!r} names no field: give one or more, e.g. input or step,input")
-    fields = tuple(
-        part if part == FILE else path_text(tuple((key, None) for key in parse_field(part))) for part in parts if part
-    )
+    fields = tuple(part if part == FILE else group_path_text(group_path(part)) for part in parts if part)
     if len(set(fields)) < len(fields):
         raise BucketingError(f"--group-by names a field twice: {','.join(fields)}")
     return fields
@@ -177,23 +177,16 @@ class Layout:
             if field == FILE:
                 found[field] = rel
                 continue
-            item = value
-            for step in parse_field(field):
-                item = item.get(step) if isinstance(item, dict) else None
-            found[field] = item
+            found[field] = walk(value, group_path(field))
         return found
 
     def key_of_value(self, value: dict) -> bytes:
         """The group key of an already-parsed line (the slow path); raises :class:`BadScores`."""
         parts = []
         for field in self.fields:
-            item: Any = value
-            for step in parse_field(field):
-                if not isinstance(item, dict) or step not in item:
-                    raise BadScores(MISSING_GROUP, f"no field {field}")
-                item = item[step]
+            item = walk(value, group_path(field))
             if item is None:
-                raise BadScores(MISSING_GROUP, f"{field} is null")
+                raise BadScores(MISSING_GROUP, f"no field {field}, or it is null")
             parts.append(_canonical(item, field))
         return _digest(parts)
 
@@ -279,7 +272,7 @@ def _reader(
     path = ScorePath(scores, booleans)
     firsts = list(dict.fromkeys(steps[0][0] for _, steps in path.terms))  # the top-level fields the scores need
     grouped, group_by = bool(group_by), tuple(field for field in group_by if field != FILE)
-    groups = {i: parse_field(field) for i, field in enumerate(group_by)}
+    groups: dict[int, tuple] = {i: group_path(field) for i, field in enumerate(group_by)}
     for field, group_steps in zip(group_by, groups.values()):
         if group_steps[0] in firsts:
             raise BucketingError(
@@ -310,7 +303,7 @@ def _reader(
     return LineReader(msgspec.json.Decoder(line_type).decode, extract, key, join_raw)
 
 
-def _join_path(groups: dict[int, tuple[str, ...]], steps: tuple[str, ...], firsts: list[str]) -> int | None:
+def _join_path(groups: dict[int, tuple], steps: tuple[str, ...], firsts: list[str]) -> int | None:
     """Which of the struct's field paths the join field is: a group field's own, or a new one; None when it
     can't be declared (it shares a top-level field with the scores, or holds or lies inside a group field)."""
     if steps[0] in firsts:
@@ -324,21 +317,26 @@ def _join_path(groups: dict[int, tuple[str, ...]], steps: tuple[str, ...], first
     return len(groups)
 
 
-def _raw_getter(attributes: tuple[str, ...]) -> Callable[[Any], Any]:
+def _raw_getter(attributes: tuple[str | int, ...]) -> Callable[[Any], Any]:
     """``obj -> raw JSON`` along the struct's attributes, UNSET where the field or an object on the way is missing
     (or null): what :func:`field_reader` hands over for the field."""
-    if len(attributes) == 1:
-        return attrgetter(*attributes)  # in C: no Python call per line
+    if len(attributes) == 1 and isinstance(attributes[0], str):
+        return attrgetter(attributes[0])  # in C: no Python call per line
+    return lambda obj: _along(obj, attributes)
 
-    def raw(obj: Any) -> Any:
-        item = obj
-        for attribute in attributes:
-            if item is None or item is _UNSET:
-                return _UNSET
+
+def _along(obj: Any, attributes: tuple[str | int, ...]) -> Any:
+    """The raw value along the struct's attributes (an int: a list's index), UNSET where a field, an object on
+    the way or the index is missing (or null)."""
+    item = obj
+    for attribute in attributes:
+        if item is None or item is _UNSET:
+            return _UNSET
+        if isinstance(attribute, int):
+            item = item[attribute] if -len(item) <= attribute < len(item) else _UNSET
+        else:
             item = getattr(item, attribute)
-        return _UNSET if item is None else item
-
-    return raw
+    return _UNSET if item is None else item
 
 
 def _raw_extractor(path: ScorePath, firsts: list[str]) -> Callable[[Any], list]:
@@ -374,8 +372,8 @@ def _list_of(kind: Any) -> Any:
 
 
 def _group_fields(
-    paths: dict[int, tuple[str, ...]], depth: int, types: dict[int, Any] | None = None
-) -> tuple[list, dict, dict[int, tuple[str, ...]]]:
+    paths: dict[int, tuple[str | int, ...]], depth: int, types: dict[int, Any] | None = None
+) -> tuple[list, dict, dict[int, tuple[str | int, ...]]]:
     """Struct fields for the group paths at one level: ``g{i}`` raw JSON (or of type ``types[i]``), ``o{j}``
     objects on the way.
 
@@ -384,14 +382,18 @@ def _group_fields(
     """
     fields: list[tuple] = []
     rename: dict[str, str] = {}
-    reach: dict[int, tuple[str, ...]] = {}
-    nested: dict[str, dict[int, tuple[str, ...]]] = {}
+    reach: dict[int, tuple[str | int, ...]] = {}
+    nested: dict[str, dict[int, tuple[str | int, ...]]] = {}
     for i, steps in paths.items():
-        if len(steps) == 1:
+        first = str(steps[0])  # a path's first step is a key (an index only ends one)
+        if len(steps) == 2 and isinstance(steps[1], int):  # a list, and the index of the value: content[0]
+            fields.append((f"g{i}", list[msgspec.Raw] | None, _UNSET))
+            rename[f"g{i}"], reach[i] = first, (f"g{i}", steps[1])
+        elif len(steps) == 1:
             fields.append((f"g{i}", (types or {}).get(i, msgspec.Raw), _UNSET))
-            rename[f"g{i}"], reach[i] = steps[0], (f"g{i}",)
+            rename[f"g{i}"], reach[i] = first, (f"g{i}",)
         else:
-            nested.setdefault(steps[0], {})[i] = steps[1:]
+            nested.setdefault(first, {})[i] = steps[1:]
     for j, (name, inner) in enumerate(nested.items()):
         if name in rename.values():
             raise BucketingError(f"--group-by names both {name} and a field inside it; choose one")
@@ -403,11 +405,12 @@ def _group_fields(
     return fields, rename, reach
 
 
-def _key_function(getters: list[tuple[str, tuple[str, ...]]]) -> Callable[[Any], bytes]:
+def _key_function(getters: list[tuple[str, tuple[str | int, ...]]]) -> Callable[[Any], bytes]:
     if not getters:  # @file alone: every line of a file is one rollout
         return lambda obj: _digest([])
-    if len(getters) == 1 and len(getters[0][1]) == 1:  # one top-level field, the usual case: no loops
-        field, (attribute,) = getters[0]
+    field, path = getters[0]
+    if len(getters) == 1 and len(path) == 1 and isinstance(path[0], str):  # one top-level field: no loops
+        attribute = path[0]
 
         def one_field_key(obj: Any) -> bytes:
             return _digest([_canonical_raw(getattr(obj, attribute), field)])
@@ -415,15 +418,7 @@ def _key_function(getters: list[tuple[str, tuple[str, ...]]]) -> Callable[[Any],
         return one_field_key
 
     def key(obj: Any) -> bytes:
-        parts = []
-        for field, attributes in getters:
-            item = obj
-            for attribute in attributes:
-                if item is None or item is _UNSET:  # an object on the way is null or missing
-                    break
-                item = getattr(item, attribute)
-            parts.append(_canonical_raw(item, field))
-        return _digest(parts)
+        return _digest([_canonical_raw(_along(obj, attributes), field) for field, attributes in getters])
 
     return key
 
@@ -497,22 +492,13 @@ def field_reader(fields: tuple[str, ...]) -> Callable[[Any], list[Any]]:
     Raises msgspec's errors for a line that is not a JSON object.  What :func:`canonical_raw` spells as
     ``--group-by`` of the same field does (the join of a training set reads its keys with it).
     """
-    fields_, rename, reach = _group_fields({i: parse_field(field) for i, field in enumerate(fields)}, 0)
+    fields_, rename, reach = _group_fields({i: group_path(field) for i, field in enumerate(fields)}, 0)
     decode = msgspec.json.Decoder(msgspec.defstruct("_Fields", fields_, rename=rename)).decode
     paths = [reach[i] for i in range(len(fields))]
 
     def read(line: Any) -> list[Any]:
         obj = decode(line)
-        found = []
-        for attributes in paths:
-            item = obj
-            for attribute in attributes:
-                if item is None or item is _UNSET:  # an object on the way is null or missing
-                    item = _UNSET
-                    break
-                item = getattr(item, attribute)
-            found.append(_UNSET if item is None else item)
-        return found
+        return [_along(obj, attributes) for attributes in paths]
 
     return read
 

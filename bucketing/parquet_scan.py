@@ -17,7 +17,7 @@ import numpy as np
 from .layout import FILE, Layout
 from .parquet_read import Unreadable, is_parquet, json_rows, open_parquet, read_row_group
 from .parse import ROW_FIELDS, Chunk, ChunkResult, scan
-from .scorepath import parse_field
+from .scorepath import group_path, parse_field
 from .sources import Block
 
 ROW_LENGTH = 1  # a parquet row's "length" in the line index: one row
@@ -31,7 +31,7 @@ def scan_chunk(chunk: Chunk) -> ChunkResult:
 def top_fields(layout: Layout, join_on: str = "") -> list[str]:
     """The top-level fields a line's scores, group key and join key are read from."""
     firsts = [steps[0][0] for _, steps in layout.path.terms]
-    firsts += [parse_field(field)[0] for field in layout.group_by if field != FILE]
+    firsts += [str(group_path(field)[0]) for field in layout.group_by if field != FILE]
     firsts += [parse_field(join_on)[0]] if join_on else []
     return list(dict.fromkeys(firsts))
 

@@ -20,7 +20,7 @@ from .errors import BucketingError
 from .joinkey import field_values
 from .layout import field_reader
 from .parquet_read import is_parquet, rows_at
-from .scorepath import parse_field
+from .scorepath import group_path
 from .sources import display, read_blocks
 
 
@@ -33,7 +33,7 @@ def rollout_fields(dataset: Dataset, fields: tuple[str, ...]) -> Iterator[tuple[
     rows = dataset.rollout_columns
     file_ids, offsets, lengths = rows["file_id"], rows["offset"], rows["length"]
     longest = int(lengths.max()) + 8 if len(lengths) else 1
-    tops = {parse_field(field)[0] for field in fields}
+    tops = {str(group_path(field)[0]) for field in fields}
     for file_id in np.unique(file_ids).tolist():
         first, stop = np.searchsorted(file_ids, [file_id, file_id + 1]).tolist()  # rows are in input order
         file = dataset.files[file_id]

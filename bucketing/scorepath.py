@@ -215,6 +215,40 @@ def parse_field(text: str, what: str = "--group-by") -> tuple[str, ...]:
     return tuple(key for key, _ in steps)
 
 
+def group_path(text: str, what: str = "--group-by") -> tuple[str | int, ...]:
+    """The keys of a field to group by, and a list index at its end when given (``content[0]`` -> ``("content",
+    0)``, ``messages[-1]``): the first message of a chat, where a dump keeps no prompt of its own."""
+    steps, pos = _parse_path(text, 0, what)
+    if pos != len(text):
+        raise _bad(text, what, f"unexpected {text[pos : pos + 20]!r}")
+    *inner, (last, op) = steps
+    if any(step_op is not None for _, step_op in inner) or op == EACH:
+        raise BucketingError(
+            f"{what} {text[:200]!r} is not a field: a field to group by takes no [] and [N] only at its end "
+            "(content[0])"
+        )
+    keys: tuple[str | int, ...] = (*(key for key, _ in inner), last)
+    return keys if op is None else (*keys, int(op))
+
+
+def group_path_text(path: tuple[str | int, ...]) -> str:
+    """A group path written back: ``content[0]``, ``extra_info.index``."""
+    index = path[-1] if isinstance(path[-1], int) else None
+    keys = path[:-1] if index is not None else path
+    return path_text(tuple((str(key), None) for key in keys[:-1]) + ((str(keys[-1]), index),))
+
+
+def walk(value: Any, path: tuple[str | int, ...]) -> Any:
+    """The value at ``path`` in a decoded line: None where a key or the index is missing (or on the way)."""
+    item = value
+    for step in path:
+        if isinstance(step, int):
+            item = item[step] if isinstance(item, list) and -len(item) <= step < len(item) else None
+        else:
+            item = item.get(step) if isinstance(item, dict) else None
+    return item
+
+
 def split_outside_keys(text: str, separator: str) -> list[str]:
     """``text`` split at ``separator`` where it is not inside a quoted key (``a,["b,c"]`` -> ``a``, ``["b,c"]``)."""
     parts, start, pos = [], 0, 0

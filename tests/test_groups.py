@@ -43,7 +43,7 @@ from .conftest import one_line, output_lines, run_cli, write_lines
 DUMPS = {
     "verl": ("score", "input", "verl dump"),
     "skyrl": ("score", "input_prompt", "SkyRL dump"),
-    "nemo": ("rewards", "idx", "NeMo-RL dump"),
+    "nemo": ("rewards", "content[0]", "NeMo-RL dump"),  # idx numbers lines; the prompt is the first message
 }
 
 
@@ -72,13 +72,19 @@ def canonical(value) -> str:
     return json.dumps(normal(value), sort_keys=True, ensure_ascii=False)
 
 
+def field_value(obj: dict, field: str):
+    """``obj[field]``, or for ``name[N]`` the N-th item of ``obj[name]``."""
+    name, _, index = field.partition("[")
+    return obj[name][int(index.rstrip("]"))] if index else obj[name]
+
+
 def oracle_groups(paths: list[Path], group_fields: tuple[str, ...], score_field: str) -> dict[str, dict]:
     """Group key -> {"lines": [(path, line number, raw bytes)], "scores": [...]}, in order of first line."""
     groups: dict[str, dict] = {}
     for path in paths:
         for number, raw in enumerate(path.read_bytes().split(b"\n")[:-1], start=1):
             obj = json.loads(raw)
-            key = canonical([obj[field] for field in group_fields])
+            key = canonical([field_value(obj, field) for field in group_fields])
             group = groups.setdefault(key, {"lines": [], "scores": []})
             group["lines"].append((path, number, raw))
             group["scores"].append(float(obj[score_field]))
@@ -728,7 +734,7 @@ def test_preview_of_a_nemo_conversation_gives_the_assistant_turns(tmp_path):
         tmp_path / "in" / "train_data_step2.jsonl", [nemo(4, question, "41", 0), nemo(4, question, "forty-two", 0.5)]
     )
     data = bucketing.load(tmp_path / "in")
-    assert data.layout.name == "NeMo-RL dump" and data.layout.group_by == ("idx",)
+    assert data.layout.name == "NeMo-RL dump" and data.layout.group_by == ("content[0]",)
     shown, other = preview(data, [0, 1])
     assert question in shown.prompt and "42" not in shown.prompt
     assert shown.responses == ["42", "41", "forty-two"] and shown.scores == [1.0, 0.0, 0.5]
@@ -791,3 +797,22 @@ def test_a_group_value_too_deep_to_compare_is_a_skipped_line_not_a_crash(tmp_pat
     assert "Traceback" not in result.stderr
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["skipped"] == {"nesting too deep": 1} and manifest["totals"]["rollouts"] == 1
+
+
+def test_a_group_field_may_end_with_a_list_index(tmp_path):
+    lines = [
+        jline(content=["q1", "a"], rewards=1.0),
+        jline(content=["q1", "b"], rewards=0.0),
+        jline(content=["q2", "c"], rewards=1.0),
+        jline(content="not a list", rewards=1.0),  # no first message: skipped, as a line without its group field
+        jline(content=[], rewards=1.0),  # likewise
+        jline(content=[["q1"], "d"], rewards=1.0),  # another value: a group of its own
+    ]
+    write_lines(tmp_path / "in" / "a.jsonl", lines)
+    data = bucketing.load(tmp_path / "in", scores="rewards", group_by="content[0]")
+    assert [rollout_scores(data, r) for r in range(len(data.scores))] == [[1.0, 0.0], [1.0], [1.0]]
+    assert [bad[1] for bad in data.skipped_lines] == [4, 5] and {bad[5] for bad in data.skipped_lines} == {
+        "missing group field"
+    }
+    last = bucketing.load(tmp_path / "in", scores="rewards", group_by="content[-1]")
+    assert len(last.scores) == 4  # a, b, c, d: each its own

@@ -167,8 +167,10 @@ def test_at_file_grouping_writes_every_line_once(tmp_path):
 def test_group_by_parses_quoted_keys_and_the_file():
     assert parse_group_by('@file,["task id"],extra_info.index') == ("@file", '["task id"]', "extra_info.index")
     assert parse_group_by('["a,b"]') == ('["a,b"]',)
-    with pytest.raises(BucketingError, match="can't take"):
-        parse_group_by("prompt[0]")
+    assert parse_group_by("content[0]") == ("content[0]",) and parse_group_by('a["b c"][-1]') == ('a["b c"][-1]',)
+    for bad in ("prompt[]", "a[0].b", "a[0][1]"):
+        with pytest.raises(BucketingError, match=r"\[N\] only at its end|one \[\] or \[N\] per field"):
+            parse_group_by(bad)
     assert (
         Layout.parse("score", "@file,example_id")
         .describe()

@@ -25,6 +25,7 @@ def runs(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("runs")
     make_run(folder / "verl", prompts=120, steps=7, layout="verl", seed=3)
     make_run(folder / "trl", prompts=80, steps=5, layout="trl", seed=4)
+    make_run(folder / "nemo", prompts=60, steps=4, layout="nemo", seed=5)
     return folder
 
 
@@ -36,7 +37,9 @@ def learnability_class(rate: float) -> str:
     return "unsolved" if rate <= 0 else "solved" if rate >= 1 else "learnable"
 
 
-@pytest.mark.parametrize("layout, step_field", [("verl", None), ("verl", "step"), ("trl", None), ("trl", "step")])
+@pytest.mark.parametrize(
+    "layout, step_field", [("verl", None), ("verl", "step"), ("trl", None), ("trl", "step"), ("nemo", None)]
+)
 @pytest.mark.parametrize("metric", ["mean_reward", "success_rate", "variance"])
 def test_each_step_s_numbers_are_those_of_its_lines_bucketed_alone(runs, layout, step_field, metric):
     run = runs / layout
@@ -272,3 +275,13 @@ def test_two_runs_compared_write_the_first_run_s_lines_by_cell_and_the_inverted_
     assert written == first_run  # every line of the first run in exactly one file, byte for byte
     one = run_cli("changes", "-i", tmp_path / "weaker", "--from", "1")
     assert one.returncode == 2 and one_line(one.stderr) and "--from and --to are both needed" in one.stderr
+
+
+def test_a_nemo_rl_run_is_followed_by_its_first_message(runs):
+    """NeMo-RL numbers a dump's lines (idx); its prompts are known by content[0], across steps."""
+    data = load_steps(runs / "nemo")
+    assert data.dataset.layout.name == "NeMo-RL dump" and data.prompt_fields == ("content[0]",)
+    seen = {
+        json.loads(line)["content"][0] for path in (runs / "nemo").iterdir() for line in path.read_text().splitlines()
+    }
+    assert data.prompts == len(seen)
