@@ -111,14 +111,37 @@ def load_steps(
     data.detected = reading.detected
     named = parse_group_by(prompt_fields) if prompt_fields else ()
     keys = named or tuple(f for f in layout.fields if f != by_field) or ("prompt",)
+    steps, prompts = _first_line_fields(data, by_field, keys)  # one pass over the rollouts' first lines
     if by_field and not layout.grouped:  # one line per prompt: a line without its step is skipped, as a group's
-        data = _skip_rollouts(data, _missing(data, by_field), MISSING_STEP)
-    step = _steps_from_field(data, by_field) if by_field else _steps_from_names(data)
+        missing = np.array([text is None or text == b"null" for text in steps], dtype=bool)
+        data = _skip_rollouts(data, missing, MISSING_STEP)
+        kept = np.flatnonzero(~missing).tolist()
+        steps, prompts = [steps[i] for i in kept], [prompts[i] for i in kept]
+    step = _steps_from_field(data, steps, by_field) if by_field else _steps_from_names(data)
     if by_field:  # a file named with a step must agree with the field
         _check_names_agree(data, step, by_field)
     source = f"the field {by_field}" if by_field else "file names"
-    prompt, prompt_keys = _prompts(data, keys)
+    prompt, prompt_keys = _prompts(data, prompts, keys)
     return StepData(data, step, prompt, source, keys, prompt_keys)
+
+
+def _first_line_fields(
+    data: Dataset, step_field: str | None, keys: tuple[str, ...]
+) -> tuple[list[bytes | None], list[bytes | None]]:
+    """Per rollout, from its first line: the step field's raw JSON (None: missing) and the prompt's key, the
+    canonical keys of ``keys`` (None: it has none of them)."""
+    fields = ((step_field,) if step_field else ()) + keys
+    steps: list[bytes | None] = []
+    prompts: list[bytes | None] = []
+    for _, raws in rollout_fields(data, fields):  # the raw values live until the next rollout: taken now
+        if step_field:
+            steps.append(None if raws[0] is MISSING else bytes(raws[0]).strip())
+            raws = raws[1:]
+        if all(raw is MISSING for raw in raws):
+            prompts.append(None)
+        else:
+            prompts.append(b"".join(key_of_raw(raw, f)[0] + bytes([raw is MISSING]) for raw, f in zip(raws, keys)))
+    return steps, prompts
 
 
 def _steps_from_names(data: Dataset) -> np.ndarray:
@@ -128,14 +151,6 @@ def _steps_from_names(data: Dataset) -> np.ndarray:
             raise BucketingError(f"{display(file.rel)}: the step in the file's name is beyond {MAX_STEP:,}; rename it")
     per_file = np.array([-1 if step is None else step for step in named], dtype=np.int64)
     return per_file[data.rollout_columns["file_id"]]
-
-
-def _missing(data: Dataset, field: str) -> np.ndarray:
-    """Per rollout: its line has no ``field`` (or it is null)."""
-    missing = np.zeros(len(data.scores), dtype=bool)
-    for rollout, (raw,) in rollout_fields(data, (field,)):
-        missing[rollout] = raw is MISSING or bytes(raw).strip() == b"null"
-    return missing
 
 
 def _skip_rollouts(data: Dataset, drop: np.ndarray, reason: str) -> Dataset:
@@ -165,58 +180,63 @@ def _skip_rollouts(data: Dataset, drop: np.ndarray, reason: str) -> Dataset:
     )
 
 
-def _steps_from_field(data: Dataset, field: str) -> np.ndarray:
-    step = np.empty(len(data.scores), dtype=np.int64)
-    for rollout, (raw,) in rollout_fields(data, (field,)):
-        text = bytes(raw).strip() if raw is not MISSING else b""
-        digits = text.lstrip(b"-")
-        if not digits.isdigit() or text.count(b"-") > 1 or len(digits) > 16 or abs(int(text)) > MAX_STEP:
-            if raw is MISSING:
+def _steps_from_field(data: Dataset, texts: list[bytes | None], field: str) -> np.ndarray:
+    """Each rollout's step from its step field's raw JSON; one that is not an integer within MAX_STEP stops it."""
+    step = np.empty(len(texts), dtype=np.int64)
+    for rollout, text in enumerate(texts):
+        digits = (text or b"").lstrip(b"-")
+        if (
+            text is None
+            or not digits.isdigit()
+            or text.count(b"-") > 1
+            or len(digits) > 16
+            or abs(int(text)) > MAX_STEP
+        ):
+            if text is None:
                 what = "missing"
             elif digits.isdigit() and text.count(b"-") <= 1:
                 what = f"{text[:40].decode()}{'…' if len(text) > 40 else ''}, beyond {MAX_STEP:,}"
             else:
                 what = f"{text[:40].decode(errors='replace')}, not an integer"
-            where = data.where(
-                int(data.rollout_columns["file_id"][rollout]), int(data.rollout_columns["line"][rollout])
+            raise BucketingError(
+                f"{_where(data, rollout)}: the step field {field} is {what}; name the step's field with --step-field"
             )
-            raise BucketingError(f"{where}: the step field {field} is {what}; name the step's field with --step-field")
         step[rollout] = int(text)
     return step
 
 
+def _where(data: Dataset, rollout: int) -> str:
+    """``file:line`` of a rollout's first line."""
+    return data.where(int(data.rollout_columns["file_id"][rollout]), int(data.rollout_columns["line"][rollout]))
+
+
 def _check_names_agree(data: Dataset, step: np.ndarray, field: str) -> None:
-    named = np.array([step_in_name(str(f.rel)) if step_in_name(str(f.rel)) is not None else -1 for f in data.files])
-    by_file = named[data.rollout_columns["file_id"]]
-    wrong = np.flatnonzero((by_file >= 0) & (by_file != step) & _named_by_verl_or_nemo(data))
+    """A trainer's step file (verl's, NeMo-RL's, TRL's; a folder's number may be a checkpoint's) must hold the
+    step its name says."""
+    named = [
+        step_in_name(str(f.rel))
+        if any(p.search(str(f.rel)) for name, p in STEP_NAMES if name != "a step folder")
+        else None
+        for f in data.files
+    ]
+    by_file = np.array([-1 if n is None else n for n in named], dtype=np.int64)[data.rollout_columns["file_id"]]
+    wrong = np.flatnonzero((by_file >= 0) & (by_file != step))
     if len(wrong):
         r = int(wrong[0])
-        where = data.where(int(data.rollout_columns["file_id"][r]), int(data.rollout_columns["line"][r]))
         raise BucketingError(
-            f"{where}: the step field {field} says {int(step[r])} but the file's name says {int(by_file[r])}; "
+            f"{_where(data, r)}: the step field {field} says {int(step[r])} but the file's name says {int(by_file[r])}; "
             "check the files, or leave the ones of other runs out with --exclude"
         )
 
 
-def _named_by_verl_or_nemo(data: Dataset) -> np.ndarray:
-    """Per rollout: its file's name is a trainer's step file (a folder's step may be a checkpoint's, not this)."""
-    files = [any(p.search(str(f.rel)) for name, p in STEP_NAMES if name != "a step folder") for f in data.files]
-    return np.array(files, dtype=bool)[data.rollout_columns["file_id"]]
-
-
-def _prompts(data: Dataset, fields: tuple[str, ...]) -> tuple[np.ndarray, list[bytes]]:
-    """Each rollout's prompt number, by the canonical value of ``fields`` (numbered as prompts first appear), and
-    each prompt's key."""
+def _prompts(data: Dataset, keys: list[bytes | None], fields: tuple[str, ...]) -> tuple[np.ndarray, list[bytes]]:
+    """Each rollout's prompt number by its key (numbered as prompts first appear), and each prompt's key."""
     numbers: dict[bytes, int] = {}
-    prompt = np.empty(len(data.scores), dtype=np.int64)
-    for rollout, raws in rollout_fields(data, fields):
-        key = b"".join(key_of_raw(raw, field)[0] + bytes([raw is MISSING]) for raw, field in zip(raws, fields))
-        if all(raw is MISSING for raw in raws):
-            where = data.where(
-                int(data.rollout_columns["file_id"][rollout]), int(data.rollout_columns["line"][rollout])
-            )
+    prompt = np.empty(len(keys), dtype=np.int64)
+    for rollout, key in enumerate(keys):
+        if key is None:
             raise BucketingError(
-                f"{where}: no {' or '.join(fields)} field says which prompt this is; name it with --prompt-field"
+                f"{_where(data, rollout)}: no {' or '.join(fields)} field says which prompt this is; name it with --prompt-field"
             )
         prompt[rollout] = numbers.setdefault(key, len(numbers))
     return prompt, list(numbers)
@@ -244,16 +264,38 @@ def units(data: StepData, window: int) -> tuple[np.ndarray, np.ndarray, Scores]:
 
 
 def learnability(scores: Scores, params: Params) -> np.ndarray:
-    """0 unsolved, 1 learnable, 2 solved (:data:`CLASSES`), by success rate at the pass threshold."""
-    rate = np.asarray(get_metric("success_rate").compute(scores, params), dtype=np.float64)
-    return np.where(rate <= 0, 0, np.where(rate >= 1, 2, 1))
+    """0 unsolved, 1 learnable, 2 solved (:data:`CLASSES`), by the responses that pass at the pass threshold."""
+    return classes_of(scores.passed(params.pass_threshold), scores.counts)
+
+
+def classes_of(passed: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """0 when none of ``total`` responses passes, 2 when all do, 1 otherwise."""
+    return np.where(passed == 0, 0, np.where(passed == total, 2, 1))
 
 
 def trends(data: StepData, metric: str, params: Params = Params(), window: int = 1) -> list[dict]:
     """Per step (or window): prompts, the metric's quantiles over them, and the learnability shares."""
-    get_metric(metric)  # an unknown metric: the error lists the known ones
+    return _rows(data, *_unit_values(data, metric, params, window), params, window)
+
+
+def per_step(
+    data: StepData, metric: str, params: Params = Params(), window: int = 1, bins: int = 30
+) -> tuple[list[dict], StepBins]:
+    """:func:`trends` and the metric's distribution per step (or window) as counts in ``bins`` equal bins over all
+    its values, the rollouts pooled into units once."""
+    start, values, scores = _unit_values(data, metric, params, window)
+    return _rows(data, start, values, scores, params, window), _bins(start, values, bins)
+
+
+def _unit_values(data: StepData, metric: str, params: Params, window: int) -> tuple[np.ndarray, np.ndarray, Scores]:
+    """Per unit (a prompt in a step or window, in step order): its first step, the metric's value, its scores."""
     start, _, scores = units(data, window)
-    values = np.asarray(get_metric(metric).compute(scores, params), dtype=np.float64)
+    return start, np.asarray(get_metric(metric).compute(scores, params), dtype=np.float64), scores
+
+
+def _rows(
+    data: StepData, start: np.ndarray, values: np.ndarray, scores: Scores, params: Params, window: int
+) -> list[dict]:
     classes = learnability(scores, params)
     rows = []
     # rollouts: prompts at one step (two files of one step hold one rollout of a prompt, as a step field says)
@@ -285,10 +327,7 @@ class StepBins:
     counts: np.ndarray  # (steps, bins) int64
 
 
-def step_bins(data: StepData, metric: str, params: Params = Params(), window: int = 1, bins: int = 30) -> StepBins:
-    """The metric's distribution per step (or window) as counts in ``bins`` equal bins over all its values."""
-    start, _, scores = units(data, window)
-    values = np.asarray(get_metric(metric).compute(scores, params), dtype=np.float64)
+def _bins(start: np.ndarray, values: np.ndarray, bins: int) -> StepBins:
     finite = np.isfinite(values)
     low, high = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 1.0)
     edges = np.linspace(low, high if high > low else low + 1, bins + 1)
@@ -455,7 +494,7 @@ def compare_runs(
     seen = (ours[1][a] > 0) & (theirs[1][b] > 0)
     a, b = a[seen], b[seen]
     matrix = np.zeros((3, 3), dtype=np.int64)
-    classes = [_class_of(passed[i], total[i]) for (passed, total), i in ((ours, a), (theirs, b))]
+    classes = [classes_of(passed[i], total[i]) for (passed, total), i in ((ours, a), (theirs, b))]
     np.add.at(matrix, (classes[0], classes[1]), 1)
     _, high = wilson(ours[0][a], ours[1][a])
     low, _ = wilson(theirs[0][b], theirs[1][b])
@@ -463,10 +502,9 @@ def compare_runs(
     inverted: list[dict] = []
     for i in np.flatnonzero(high < low).tolist():
         rollout = int(first[a[i]])
-        columns = reference.dataset.rollout_columns
         inverted.append(
             {
-                "where": reference.dataset.where(int(columns["file_id"][rollout]), int(columns["line"][rollout])),
+                "where": _where(reference.dataset, rollout),
                 "reference": {"passed": int(ours[0][a[i]]), "responses": int(ours[1][a[i]])},
                 "other": {"passed": int(theirs[0][b[i]]), "responses": int(theirs[1][b[i]])},
             }
@@ -476,10 +514,6 @@ def compare_runs(
     cell[a] = classes[0] * 3 + classes[1]
     cell[a[high < low]] = RUN_GROUPS.index("inverted")
     return RunComparison(matrix, len(a), inverted, cell, reference_steps)
-
-
-def _class_of(passed: np.ndarray, total: np.ndarray) -> np.ndarray:
-    return np.where(passed == 0, 0, np.where(passed == total, 2, 1))
 
 
 def _first_rollouts(data: StepData) -> np.ndarray:

@@ -112,11 +112,10 @@ def changes_main(argv: list[str], prog: str = "bucketing changes") -> int:
     found = changes(data, before, after, _params(args))
     seen = [int((found.prompt_from >= 0).sum()), int((found.prompt_to >= 0).sum())]
     both = int(found.matrix.sum())
-    matrix = {a: {b: int(found.matrix[i, j]) for j, b in enumerate(CLASSES)} for i, a in enumerate(CLASSES)}
     record = {**_about(data, "success_rate"), "from": list(before), "to": list(after)}
     record |= {"pass_threshold": args.pass_threshold, "k": args.k}
     record |= {"prompts_in_from": seen[0], "prompts_in_to": seen[1], "prompts_in_both": both}
-    record |= {"matrix": matrix, "counts": found.named()}
+    record |= {"matrix": _matrix_record(found.matrix), "counts": found.named()}
     if args.output_dir:
         groups, ids = found.groups(data)
         record = _write(args, data, groups, ids, {"changes": record})
@@ -125,9 +124,7 @@ def changes_main(argv: list[str], prog: str = "bucketing changes") -> int:
         return 0
     print(f"Prompts by learnability at pass threshold {args.pass_threshold:g} ({_described(data)})")
     print(f"steps {_range(before)}: {seen[0]} prompts; steps {_range(after)}: {seen[1]}; in both: {both}\n")
-    table = [["from \\ to", *CLASSES]]
-    table += [[name, *(str(int(n)) for n in found.matrix[i])] for i, name in enumerate(CLASSES)]
-    _print_table(table)
+    _print_matrix(found.matrix, "from \\ to")
     print()
     for name, count in found.named().items():
         print(f"{name.replace('_', ' ')}: {count}")
@@ -158,7 +155,6 @@ def _say_written(args: argparse.Namespace, manifest: dict) -> None:
 def _compare(args: argparse.Namespace, before: tuple[int, int] | None, after: tuple[int, int] | None) -> int:
     runs = [_load(args, folder) for folder in args.input_dir]
     found = compare_runs(runs[0], runs[1], before, after, _params(args))
-    matrix = {a: {b: int(found.matrix[i, j]) for j, b in enumerate(CLASSES)} for i, a in enumerate(CLASSES)}
     record = {
         "runs": [
             {**_about(run, "success_rate"), "step_range": bounds and list(bounds)}
@@ -166,7 +162,7 @@ def _compare(args: argparse.Namespace, before: tuple[int, int] | None, after: tu
         ],
         "pass_threshold": args.pass_threshold,
         "prompts_in_both": found.shared,
-        "matrix": matrix,
+        "matrix": _matrix_record(found.matrix),
         "inverted": found.inverted,
     }
     if args.output_dir:
@@ -178,9 +174,7 @@ def _compare(args: argparse.Namespace, before: tuple[int, int] | None, after: tu
     first, second = (display(folder) for folder in args.input_dir)
     print(f"The same prompts in two runs, by learnability at pass threshold {args.pass_threshold:g}")
     print(f"{first}: {_described(runs[0])}\n{second}: {_described(runs[1])}\nin both: {found.shared}\n")
-    table = [["first \\ second", *CLASSES]]
-    table += [[name, *(str(int(n)) for n in found.matrix[i])] for i, name in enumerate(CLASSES)]
-    _print_table(table)
+    _print_matrix(found.matrix, "first \\ second")
     print(
         f"\n{counted(len(found.inverted), 'prompt')} the first run solves clearly less often than the second "
         "(95 % intervals apart; a wrong reference answer?):"
@@ -219,6 +213,15 @@ def _range(bounds: tuple[int, int]) -> str:
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
+
+
+def _matrix_record(matrix) -> dict:
+    """The learnability matrix as JSON: from class -> to class -> prompts."""
+    return {a: {b: int(matrix[i, j]) for j, b in enumerate(CLASSES)} for i, a in enumerate(CLASSES)}
+
+
+def _print_matrix(matrix, corner: str) -> None:
+    _print_table([[corner, *CLASSES]] + [[name, *(str(int(n)) for n in matrix[i])] for i, name in enumerate(CLASSES)])
 
 
 def _print_table(rows: list[list[str]]) -> None:

@@ -9,7 +9,7 @@ import streamlit as st
 import bucketing
 from bucketing.metrics import METRICS
 from bucketing.sources import display
-from bucketing.steps import CLASSES, GROUPS, changes, compare_runs
+from bucketing.steps import CLASSES, GROUPS
 from bucketing.wording import counted
 from bucketing.writer import write_groups
 from pages.common import shared
@@ -23,7 +23,7 @@ def step_range(where, label: str, state_key: str, steps: list[int], default: tup
     """A range slider over the run's steps, kept in ``state_key``; ``default`` for a run it doesn't fit.
 
     ``value=`` makes it a range (a slider's range comes from its value, not from the state)."""
-    widget_key = f"w_{state_key}"
+    s, widget_key = st.session_state, f"w_{state_key}"
     if s[state_key] is None or not set(s[state_key]) <= set(steps):  # a new run
         s[state_key] = default
         s.pop(widget_key, None)
@@ -88,7 +88,7 @@ pick = st.columns(2)
 before = step_range(pick[0], "From steps", "trend_from", steps, (steps[0], steps[third - 1]))
 after = step_range(pick[1], "To steps", "trend_to", steps, (steps[-third], steps[-1]))
 try:
-    found = changes(run, tuple(before), tuple(after), params)
+    found = shared.step_changes(s["source"], s["step_field"], before, after)
 except bucketing.BucketingError as error:
     st.warning(shared.shown(error))
     st.stop()
@@ -126,8 +126,9 @@ other_folder = st.text_input("Other run's folder", max_chars=4096, **shared.boun
 compared = None
 if other_folder:
     try:
-        other = shared.step_data(shared.open_source(shared.allowed(other_folder), s["source"].scores), s["step_field"])
-        compared = compare_runs(run, other, None, None, params)
+        other_source = shared.open_source(shared.allowed(other_folder), s["source"].scores)
+        other = shared.step_data(other_source, s["step_field"])
+        compared = shared.runs_compared(s["source"], other_source, s["step_field"])
     except bucketing.BucketingError as error:
         st.error(shared.shown(error))
 if compared is not None:

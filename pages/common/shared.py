@@ -33,7 +33,7 @@ from bucketing.metrics import METRICS
 from bucketing.preview import Rollout, preview
 from bucketing.roots import allowed_roots, resolve_allowed, start_folder
 from bucketing.sources import display, find_inputs, leave_out
-from bucketing.steps import StepBins, StepData, load_steps, step_bins, trends
+from bucketing.steps import Changes, RunComparison, StepBins, StepData, changes, compare_runs, load_steps, per_step
 from bucketing.summary import Comparison, Histogram, compare, histogram
 from bucketing.wording import counted
 
@@ -405,8 +405,24 @@ def step_trends(source: Source, step_field: str, metric: str, window: int) -> tu
     run, settings = step_data(source, step_field), params()
     return store().get(
         ("trends", source, step_field, metric, settings, window),
-        lambda: (trends(run, metric, settings, window), step_bins(run, metric, settings, window)),
+        lambda: per_step(run, metric, settings, window),
         size=8,
+    )
+
+
+def step_changes(source: Source, step_field: str, before: tuple[int, int], after: tuple[int, int]) -> Changes:
+    """Trends' changes between two step ranges, kept (a click on a cell or a preview's page computes nothing)."""
+    run, settings = step_data(source, step_field), params()
+    return store().get(
+        ("changes", source, step_field, before, after, settings), lambda: changes(run, before, after, settings), size=8
+    )
+
+
+def runs_compared(source: Source, other: Source, step_field: str) -> RunComparison:
+    """The session's run against another, kept."""
+    run, theirs, settings = step_data(source, step_field), step_data(other, step_field), params()
+    return store().get(
+        ("compared", source, other, step_field, settings), lambda: compare_runs(run, theirs, None, None, settings)
     )
 
 
