@@ -200,8 +200,7 @@ def _read(root: int, chunk: Chunk, state: list[int]) -> ChunkResult | None:
         os.close(folder)
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(fd)
-        limit = max(ENTRY_FLOOR, ENTRY_PER_BYTE * (chunk.size + 1))
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_size > limit:
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_size > _entry_limit(chunk):
             return None
         data = f.read(info.st_size)
     if len(data) < len(MAGIC) + 8 or not data.startswith(MAGIC):
@@ -272,6 +271,10 @@ def _result(chunk: Chunk, header: _Header, blobs: list[memoryview]) -> ChunkResu
     return result
 
 
+def _entry_limit(chunk: Chunk) -> int:
+    return max(ENTRY_FLOOR, ENTRY_PER_BYTE * (chunk.size + 1))
+
+
 def _array(typecode: str, data: memoryview) -> array:
     values = array(typecode)
     values.frombytes(data)
@@ -304,7 +307,7 @@ def _write(root: int, result: ChunkResult, state: list[int]) -> None:
         zlib.crc32(body),
     )
     encoded = msgspec.msgpack.encode(header)
-    if len(MAGIC) + 8 + len(encoded) + len(body) > max(ENTRY_FLOOR, ENTRY_PER_BYTE * (result.chunk.size + 1)):
+    if len(MAGIC) + 8 + len(encoded) + len(body) > _entry_limit(result.chunk):
         return  # a reader would refuse it
     folder = _subfolder(root, name, create=True)
     if folder is None:
