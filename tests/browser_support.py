@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -294,6 +295,7 @@ def axis_scale(page) -> tuple[float, float]:
 
 def drag_line(page, index: int, dx: float, steps: int = 12) -> tuple[float, float]:
     """Drag threshold line ``index`` by its knob ``dx`` screen pixels with the real mouse; returns the start point."""
+    page.bring_to_front()  # tabs share a window (new_tab): the mouse reaches a tab behind others only slowly
     knob = page.locator(f'{CHART} g[data-testid="threshold-line-{index}"] rect.td-knob')
     knob.scroll_into_view_if_needed()
     x, y = center(knob.bounding_box())
@@ -330,14 +332,38 @@ def expect(locator):
 
 @contextmanager
 def new_tab(browser, width: int = 1400, height: int = 1000, scheme: str = "light"):
-    """A tab in a context of its own (its own Streamlit session); every URL it requests in ``tab.requests``.
-    ``scheme`` "dark": the system's dark mode, which the app's theme follows."""
-    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
+    """A tab for a Streamlit session of its own (the caller opens a page in it); every URL it requests in
+    ``tab.requests``. ``scheme`` "dark": the system's dark mode, which the app's theme follows.
+
+    Tabs are reused within a browser: one given back leaves the app (which ends its session on the server) and has
+    its storage emptied; the next ``new_tab`` opens the app in it anew, a new session. Loading the app in a tab whose
+    renderer has already compiled Streamlit's scripts costs about a third of the CPU of a new tab (2 s against 6 on
+    2 cores), and page loads are most of what the browser tests cost.
+    """
+    idle = browser.__dict__.setdefault("idle_tabs", [])
+    if "shared_context" not in browser.__dict__:
+        browser.shared_context = browser.new_context()
+    tab = idle.pop() if idle else browser.shared_context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    tab.set_viewport_size({"width": width, "height": height})
+    tab.emulate_media(color_scheme=scheme)
+    tab.requests = []
+
+    def record(request) -> None:
+        tab.requests.append(request.url)
+
+    tab.on("request", record)
     try:
-        tab = context.new_page()
-        tab.set_default_timeout(TIMEOUT_MS)
-        tab.requests = []
-        tab.on("request", lambda request: tab.requests.append(request.url))
         yield tab
     finally:
-        context.close()
+        if not tab.is_closed():
+            tab.remove_listener("request", record)
+            leave(tab)
+            idle.append(tab)
+
+
+def leave(tab) -> None:
+    """Leave the app in this tab (its Streamlit session ends) and empty the storage it kept (sidebar state)."""
+    with contextlib.suppress(Exception):  # a page without storage: nothing to clear
+        tab.evaluate("() => { localStorage.clear(); sessionStorage.clear(); }")
+    tab.goto("about:blank")

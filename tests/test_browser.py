@@ -269,33 +269,19 @@ def test_export_writes_the_buckets_and_the_shown_command_makes_the_same_files(pa
 # --- 5. secure defaults ------------------------------------------------------------------
 
 
-def test_repo_config_binds_the_server_to_localhost_only(tmp_path):
-    """Started like `streamlit run app.py` from the repo (no --server.address): .streamlit/config.toml applies."""
-    with streamlit_server(tmp_path / "server.log", [tmp_path], address=None) as running:
-        addresses = listening_addresses(running.port)
-        assert addresses, f"nothing listens on port {running.port}"
-        assert addresses == {ipaddress.ip_address("127.0.0.1")}, f"listening on {sorted(map(str, addresses))}"
+@pytest.fixture(scope="module")
+def repo_server(tmp_path_factory):
+    """A server started like `streamlit run app.py` from the repo (no --server.address): only the repo's config
+    applies. Its first page is opened by test_a_page_opened_directly_on_a_fresh_server_works."""
+    folder = tmp_path_factory.mktemp("repo-config")
+    with streamlit_server(folder / "server.log", [folder], address=None) as running:
+        yield running
 
 
-def test_no_page_ever_shows_a_traceback(browser, tmp_path):
-    """On a fresh server started with only the repo's config: open every page by URL, then by the sidebar."""
-    with streamlit_server(tmp_path / "server.log", [tmp_path], address=None) as running:
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        try:
-            tab = context.new_page()
-            tab.set_default_timeout(TIMEOUT_MS)
-            for title in reversed(PAGES):  # non-default pages first, as a bookmark or a reload would
-                open_page(tab, running, title, path="" if title == "Data" else title.lower())
-                text = app_text(tab)
-                assert "Traceback" not in text and 'File "' not in text, f"{title} by URL shows a traceback:\n{text}"
-            for title in PAGES:
-                go_to(tab, title)
-                text = app_text(tab)
-                assert "Traceback" not in text and 'File "' not in text, f"{title} shows a traceback:\n{text}"
-                assert_no_error_shown(tab, title)
-                screenshot(tab, f"8-fresh-{title.lower()}")
-        finally:
-            context.close()
+def test_repo_config_binds_the_server_to_localhost_only(repo_server):
+    addresses = listening_addresses(repo_server.port)
+    assert addresses, f"nothing listens on port {repo_server.port}"
+    assert addresses == {ipaddress.ip_address("127.0.0.1")}, f"listening on {sorted(map(str, addresses))}"
 
 
 # --- uploads and pages opened first ------------------------------------------------------
@@ -307,10 +293,7 @@ def test_uploaded_files_are_loaded(browser, server, tmp_path):
     good = b'{"prompt": "a", "reward": [{"score": 1}, {"score": 0}]}\n'
     (tmp_path / "one.jsonl").write_bytes(good * 3 + b"{broken\n")
     (tmp_path / "two.jsonl.gz").write_bytes(gzip.compress(good * 2))
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    try:
-        tab = context.new_page()
-        tab.set_default_timeout(TIMEOUT_MS)
+    with new_tab(browser) as tab:
         open_page(tab, server, "Data")
         tab.get_by_text("Upload files instead").click()
         tab.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
@@ -324,24 +307,37 @@ def test_uploaded_files_are_loaded(browser, server, tmp_path):
         settle(tab)
         assert_no_error_shown(tab, "Data after an upload")
         screenshot(tab, "10-upload")
-    finally:
-        context.close()
 
 
-def test_a_page_opened_directly_on_a_fresh_server_works(browser, tmp_path):
-    """Each page the first one a session opens: Buckets the very first on a fresh server (nothing loaded or
-    cached yet; by a shared link, whose view it shows), then each other page in a new session of its own."""
-    with streamlit_server(tmp_path / "fresh.log", [tmp_path]) as running:
-        for title in ["Buckets", "Compare", "Export", "Distributions"]:
-            with new_tab(browser, width=1400, height=1000) as tab:
-                view = "?metric=variance&n=4" if title == "Buckets" else ""  # a shared link, the server's first page
-                open_page(tab, running, title, path=title.lower() + view)
-                if view:
-                    expect(tab.get_by_role("combobox", name="Metric")).to_have_value(re.compile("^variance"))
-                    expect(tab).to_have_url(re.compile(r"metric=variance.*n=4|n=4.*metric=variance"))
-                screenshot(tab, f"9-direct-{title.lower()}")
-                assert_no_error_shown(tab, f"/{title.lower()} opened first in a new session")
-                assert "Uncaught app execution" not in running.log_tail(20_000), running.log_tail()
+def test_a_page_opened_directly_on_a_fresh_server_works(browser, repo_server):
+    """Each page the first one a session opens (by URL, as a bookmark or a reload would): Buckets the very first
+    on the fresh server (nothing loaded or cached yet; by a shared link, whose view it shows), then each other
+    page in a new session of its own."""
+    with new_tab(browser) as tab:
+        for title in ["Buckets", *(title for title in reversed(PAGES) if title != "Buckets")]:
+            view = "?metric=variance&n=4" if title == "Buckets" else ""  # a shared link, the server's first page
+            open_page(tab, repo_server, title, path=("" if title == "Data" else title.lower()) + view)
+            if view:
+                expect(tab.get_by_role("combobox", name="Metric")).to_have_value(re.compile("^variance"))
+                expect(tab).to_have_url(re.compile(r"metric=variance.*n=4|n=4.*metric=variance"))
+            text = app_text(tab)
+            assert "Traceback" not in text and 'File "' not in text, f"{title} by URL shows a traceback:\n{text}"
+            assert_no_error_shown(tab, f"/{title.lower()} opened first in a new session")
+            screenshot(tab, f"9-direct-{title.lower()}")
+            assert "Uncaught app execution" not in repo_server.log_tail(20_000), repo_server.log_tail()
+
+
+def test_no_page_ever_shows_a_traceback(browser, repo_server):
+    """Every page by the sidebar, on the server started with only the repo's config."""
+    with new_tab(browser) as tab:
+        open_page(tab, repo_server, "Data")
+        for title in PAGES:
+            go_to(tab, title)
+            text = app_text(tab)
+            assert "Traceback" not in text and 'File "' not in text, f"{title} shows a traceback:\n{text}"
+            assert_no_error_shown(tab, title)
+            screenshot(tab, f"8-fresh-{title.lower()}")
+        assert "Uncaught app execution" not in repo_server.log_tail(20_000), repo_server.log_tail()
 
 
 # --- 5. comparing two metrics ---------------------------------------------------------------

@@ -162,6 +162,7 @@ def test_five_sessions_at_once_each_keep_their_own_data_metric_and_thresholds(br
 
         # 4. Each picks its own metric.
         for s in sessions:
+            s.page.bring_to_front()  # the tabs share one window: clicks reach the front tab at once
             box = s.page.locator('[data-testid="stSelectbox"]').filter(has=metric_box(s.page))
             box.get_by_role("button", name="Open").click()
             s.page.get_by_role("option", name=s.option, exact=True).click()

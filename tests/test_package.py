@@ -142,6 +142,7 @@ def test_bucketing_app_serves_the_folder_on_localhost_only(wheel_bin, elsewhere,
         assert_no_error_shown,
         free_port,
         listening_addresses,
+        new_tab,
         open_page,
         wait_healthy,
     )
@@ -162,15 +163,12 @@ def test_bucketing_app_serves_the_folder_on_localhost_only(wheel_bin, elsewhere,
     try:
         wait_healthy(server)
         assert {str(a) for a in listening_addresses(port)} == {"127.0.0.1"}
-        page = browser.new_page()
-        try:
+        with new_tab(browser) as page:
             open_page(page, server, "Data")
             assert_no_error_shown(page, "bucketing app")
             assert page.get_by_role("textbox", name="Folder").input_value() == str((elsewhere / "in").resolve())
             files = page.locator('[data-testid="stMetric"]', has_text="Files")
             assert files.locator('[data-testid="stMetricValue"]').inner_text() == "2"
-        finally:
-            page.close()
     finally:
         process.terminate()
         process.wait(timeout=20)
