@@ -3,10 +3,12 @@ what a page shows."""
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 import re
 
+from streamlit.components.v2 import manifest_scanner
 from streamlit.testing.v1 import AppTest
 
 from bucketing.roots import ENV
@@ -14,6 +16,10 @@ from bucketing.roots import ENV
 from .conftest import ROOT
 
 APP = str(ROOT / "app.py")
+
+# Every AppTest scans the metadata of every installed package for Streamlit components: about 0.4 s, most of a
+# short app test's time. The installed packages don't change during a run (and the app uses none): scan once.
+manifest_scanner.scan_component_manifests = functools.cache(manifest_scanner.scan_component_manifests)
 
 
 def go(at: AppTest, page: str) -> AppTest:
