@@ -295,7 +295,7 @@ def axis_scale(page) -> tuple[float, float]:
 
 def drag_line(page, index: int, dx: float, steps: int = 12) -> tuple[float, float]:
     """Drag threshold line ``index`` by its knob ``dx`` screen pixels with the real mouse; returns the start point."""
-    page.bring_to_front()  # tabs share a window (new_tab): the mouse reaches a tab behind others only slowly
+    page.bring_to_front()  # tabs share a window (new_tab): the mouse reaches a tab behind others late
     knob = page.locator(f'{CHART} g[data-testid="threshold-line-{index}"] rect.td-knob')
     knob.scroll_into_view_if_needed()
     x, y = center(knob.bounding_box())
@@ -341,6 +341,7 @@ def new_tab(browser, width: int = 1400, height: int = 1000, scheme: str = "light
     2 cores), and page loads are most of what the browser tests cost.
     """
     idle = browser.__dict__.setdefault("idle_tabs", [])
+    in_use = browser.__dict__.setdefault("tabs_in_use", [])
     if "shared_context" not in browser.__dict__:
         browser.shared_context = browser.new_context()
     tab = idle.pop() if idle else browser.shared_context.new_page()
@@ -353,13 +354,20 @@ def new_tab(browser, width: int = 1400, height: int = 1000, scheme: str = "light
         tab.requests.append(request.url)
 
     tab.on("request", record)
+    # The tabs share a window, and the mouse reaches a tab behind others late (a drag, a hover) or not at all:
+    # the newest tab in use is in front, and when it is given back, the one opened before it again.
+    in_use.append(tab)
+    tab.bring_to_front()
     try:
         yield tab
     finally:
+        in_use.remove(tab)
         if not tab.is_closed():
             tab.remove_listener("request", record)
             leave(tab)
             idle.append(tab)
+        if in_use and not in_use[-1].is_closed():
+            in_use[-1].bring_to_front()
 
 
 def leave(tab) -> None:

@@ -116,20 +116,6 @@ def go(page, title: str) -> None:
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).click()
 
 
-def test_a_folder_typed_on_the_first_visit_is_the_one_loaded(browser, server, folders):
-    """A new user opens the app (the Data page), types a folder and presses Load: that folder is loaded."""
-    folder, count = folders[0]
-    with new_tab(browser) as page:
-        page.goto(server.url)
-        settle(page)
-        heading(page, "Data")
-        expect(rollouts_metric(page)).to_have_text("240")
-        load_folder(page, folder)
-        settle(page)
-        expect(rollouts_metric(page)).to_have_text(f"{count:,}")
-        expect(page.get_by_role("textbox", name="Folder")).to_have_value(str(folder))
-
-
 def test_five_sessions_at_once_each_keep_their_own_data_metric_and_thresholds(browser, server, sessions):
     with contextlib.ExitStack() as tabs:  # every wait is bounded (TIMEOUT_MS): a hang fails, a slow machine doesn't
         for s in sessions:
@@ -143,7 +129,8 @@ def test_five_sessions_at_once_each_keep_their_own_data_metric_and_thresholds(br
             heading(s.page, "Data")
             expect(rollouts_metric(s.page)).to_have_text("240")
 
-        # 2. Each loads its own folder.
+        # 2. Each loads its own folder: typed on its first visit, it is the one loaded (a new session's first Load
+        # once reloaded the sample instead: the box's widget changed identity under it).
         for s in sessions:
             load_folder(s.page, s.folder)
         for s in sessions:
