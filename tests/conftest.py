@@ -211,20 +211,30 @@ def app(tmp_path, monkeypatch):
     return open_app(monkeypatch, tmp_path)
 
 
-# --- browser tests: one server and one chromium per test module ---
+# --- browser tests: one server per worker, one chromium per test module ---
 
 
-@pytest.fixture(scope="module")
-def allowed_root(tmp_path_factory) -> Path:
-    """A folder outside the repo the app may read and write (passed in BUCKETING_ALLOWED_ROOTS)."""
+@pytest.fixture(scope="session")
+def browser_roots(tmp_path_factory) -> Path:
+    """The folder the browser tests' server may read and write: each module's ``allowed_root`` is in it."""
     return tmp_path_factory.mktemp("browser").resolve()
 
 
 @pytest.fixture(scope="module")
-def server(allowed_root):
+def allowed_root(browser_roots, request) -> Path:
+    """A folder outside the repo the app may read and write (under BUCKETING_ALLOWED_ROOTS), this module's own."""
+    folder = browser_roots / request.module.__name__.rsplit(".", 1)[-1]
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def server(browser_roots):
+    """`streamlit run app.py` on a free port, shared by the worker's browser modules (a start costs about 2.5 CPU
+    s); tests that need a fresh server start their own."""
     from .browser_support import streamlit_server
 
-    with streamlit_server(allowed_root / "server.log", [allowed_root]) as running:
+    with streamlit_server(browser_roots / "server.log", [browser_roots]) as running:
         yield running
 
 

@@ -117,14 +117,19 @@ def go(page, title: str) -> None:
 
 
 def test_five_sessions_at_once_each_keep_their_own_data_metric_and_thresholds(browser, server, sessions):
+    log_before = server.log.read_text(errors="replace")
+    # The five tabs share one window (tests/browser_support.new_tab): a tab behind the others draws late, so each
+    # is brought to the front for its part of a step; the server still runs the five sessions' scripts together.
     with contextlib.ExitStack() as tabs:  # every wait is bounded (TIMEOUT_MS): a hang fails, a slow machine doesn't
         for s in sessions:
             s.page = tabs.enter_context(new_tab(browser))
 
         # 1. Open the app in all five (the Data page, on the bundled sample).
         for s in sessions:
+            s.page.bring_to_front()
             s.page.goto(server.url)
         for s in sessions:
+            s.page.bring_to_front()
             settle(s.page)
             heading(s.page, "Data")
             expect(rollouts_metric(s.page)).to_have_text("240")
@@ -132,16 +137,20 @@ def test_five_sessions_at_once_each_keep_their_own_data_metric_and_thresholds(br
         # 2. Each loads its own folder: typed on its first visit, it is the one loaded (a new session's first Load
         # once reloaded the sample instead: the box's widget changed identity under it).
         for s in sessions:
+            s.page.bring_to_front()
             load_folder(s.page, s.folder)
         for s in sessions:
+            s.page.bring_to_front()
             expect(rollouts_metric(s.page)).to_have_text(f"{s.rollouts:,}", timeout=TIMEOUT_MS)
             settle(s.page)
             assert_no_error_shown(s.page, s.where("after loading its folder"))
 
         # 3. All go to the Buckets page.
         for s in sessions:
+            s.page.bring_to_front()
             go(s.page, "Buckets")
         for s in sessions:
+            s.page.bring_to_front()
             heading(s.page, "Buckets")
             settle(s.page)
             expect(s.page.locator(CHART)).to_be_visible()
@@ -149,11 +158,12 @@ def test_five_sessions_at_once_each_keep_their_own_data_metric_and_thresholds(br
 
         # 4. Each picks its own metric.
         for s in sessions:
-            s.page.bring_to_front()  # the tabs share one window: clicks reach the front tab at once
+            s.page.bring_to_front()
             box = s.page.locator('[data-testid="stSelectbox"]').filter(has=metric_box(s.page))
             box.get_by_role("button", name="Open").click()
             s.page.get_by_role("option", name=s.option, exact=True).click()
         for s in sessions:
+            s.page.bring_to_front()
             expect(metric_box(s.page)).to_have_value(s.option)
             settle(s.page)
             expect(s.page.locator(f'{CHART} g[data-testid="threshold-line-0"]')).to_have_count(1)
@@ -162,8 +172,10 @@ def test_five_sessions_at_once_each_keep_their_own_data_metric_and_thresholds(br
 
         # 5. Each drags its first threshold line with the mouse.
         for s in sessions:
+            s.page.bring_to_front()
             drag_line(s.page, 0, DRAG_PX)
         for s in sessions:
+            s.page.bring_to_front()
             expect(s.page.get_by_role("radio", name="By thresholds")).to_be_checked(timeout=TIMEOUT_MS)
             wait_until(
                 lambda: threshold_inputs(s.page) and sizes(s.page),
@@ -173,6 +185,7 @@ def test_five_sessions_at_once_each_keep_their_own_data_metric_and_thresholds(br
 
         # 6. Each session shows its own state.
         for s in sessions:
+            s.page.bring_to_front()
             page = s.page
             expect(metric_box(page)).to_have_value(s.option)
             assert mode_selected(page) == "By thresholds", s.where("is not by thresholds")
@@ -193,12 +206,14 @@ def test_five_sessions_at_once_each_keep_their_own_data_metric_and_thresholds(br
 
         # 7. Back on the Data page, each still has its own folder.
         for s in sessions:
+            s.page.bring_to_front()
             go(s.page, "Data")
         for s in sessions:
+            s.page.bring_to_front()
             heading(s.page, "Data")
             expect(rollouts_metric(s.page)).to_have_text(f"{s.rollouts:,}")
             expect(s.page.get_by_role("textbox", name="Folder")).to_have_value(str(s.folder))
             settle(s.page)
             assert_no_error_shown(s.page, s.where("back on the Data page"))
-    log = server.log_tail(200_000)
+    log = server.log.read_text(errors="replace")[len(log_before) :]
     assert "Traceback" not in log and "Uncaught" not in log, log
