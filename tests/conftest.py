@@ -50,12 +50,12 @@ def module_of(item) -> str:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config):
-    """-n auto: one worker per core (the cores the run may use). The run keeps the cores busy (3 % idle on two): a
-    third worker on two cores made it slower (4:26 against 4:14), once browser tabs were reused and waits were few."""
+    """-n auto: one worker more than the cores. The units wait a good part of their time (Ray starting and stopping,
+    a page's script running in the app's server): a third worker on two cores kept them busy (3:34 instead of 3:50)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # xdist's own: that number
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return cores
+    return cores + 1
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -5,7 +5,7 @@ password-less sudo), Debian's chromium for the browser tests.  Uses only the
 standard library, so it runs before anything is installed.
 
 Then checks the code's hygiene (``ruff check``, ``ruff format --check``, ``mypy``: seconds; a finding stops the
-run) and runs pytest on pytest-xdist workers (``-n auto``: one per core, each taking whole test
+run) and runs pytest on pytest-xdist workers (``-n auto``: one more than the cores, each taking whole test
 modules; tests/conftest.py), unless the arguments choose (``-n 0`` runs in one process), and with compiled
 bytecode cached even where ``PYTHONDONTWRITEBYTECODE`` is set: the run starts some hundred Python
 processes (workers, servers, the command line, Ray's), each would otherwise compile the project's
