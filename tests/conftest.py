@@ -50,8 +50,9 @@ def module_of(item) -> str:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config):
-    """-n auto: one worker more than the cores. The units wait a good part of their time (Ray starting and stopping,
-    a page's script running in the app's server): a third worker on two cores kept them busy (3:34 instead of 3:50)."""
+    """-n auto: one worker more than the cores. The units wait part of their time (Ray starting and stopping, a
+    page's script running in the app's server): with a worker per core the cores idled 48 of 284 s (pytest 4:14 and
+    4:31 in two runs), with a third 4 of 267 s (4:17 to 4:26)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # xdist's own: that number
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
