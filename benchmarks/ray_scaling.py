@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import shutil
 import socket
 import statistics
@@ -31,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 from examples.make_rollouts import make_rollouts, parse_size  # noqa: E402
 
 ENV = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+if not (ENV.get("RAY_AUTH_TOKEN") or ENV.get("RAY_AUTH_TOKEN_PATH") or (Path.home() / ".ray" / "auth_token").exists()):
+    ENV["RAY_AUTH_TOKEN"] = secrets.token_hex(32)  # no token of the user's: one for this run's cluster
 WARM = """
 import statistics, sys, time
 sys.path.insert(0, {root!r})

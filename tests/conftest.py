@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -23,9 +24,12 @@ SAMPLE = ROOT / "examples" / "rollouts"
 # every Ray process on the machine: no other module may start one). The units that take
 # longest (measured with --durations) start first, so that the workers finish together.
 RAY_MODULE = "tests/test_ray.py"
-# Ray as its clusters run now: token authentication (the token in ~/.ray/auth_token), no usage reports. Ray reads
-# these when it is first imported (tests/needs.py imports it while collecting), so they are set for the session.
-RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+# Ray as its clusters run now: token authentication, with the session's own token (a machine need not have
+# ~/.ray/auth_token: `ray start` then refuses to start), no usage reports. Ray reads these when it is first imported
+# (tests/needs.py imports it while collecting), so they are set for the session; xdist's workers inherit them.
+RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
+if os.environ.get("RAY_AUTH_TOKEN_PATH"):
+    del RAY_ENV["RAY_AUTH_TOKEN"]  # the token the user named
 for _name, _value in RAY_ENV.items():
     os.environ.setdefault(_name, _value)
 # The app keeps scan results in a cache folder (bucketing.scancache): the tests' own, not the user's

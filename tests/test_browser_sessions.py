@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,54 +117,52 @@ def go(page, title: str) -> None:
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).click()
 
 
+def in_turn(sessions: list[Session]) -> Iterator[Session]:
+    """Each session, its tab brought to the front first: the tabs share one window (new_tab) and a tab behind the
+    others draws late. Every step still starts in all five before any is checked, so their scripts run together."""
+    for session in sessions:
+        session.page.bring_to_front()
+        yield session
+
+
 def test_five_sessions_at_once_each_keep_their_own_data_metric_and_thresholds(browser, server, sessions):
     log_before = server.log.read_text(errors="replace")
-    # The five tabs share one window (tests/browser_support.new_tab): a tab behind the others draws late, so each
-    # is brought to the front for its part of a step; the server still runs the five sessions' scripts together.
     with contextlib.ExitStack() as tabs:  # every wait is bounded (TIMEOUT_MS): a hang fails, a slow machine doesn't
         for s in sessions:
             s.page = tabs.enter_context(new_tab(browser))
 
         # 1. Open the app in all five (the Data page, on the bundled sample).
-        for s in sessions:
-            s.page.bring_to_front()
+        for s in in_turn(sessions):
             s.page.goto(server.url)
-        for s in sessions:
-            s.page.bring_to_front()
+        for s in in_turn(sessions):
             settle(s.page)
             heading(s.page, "Data")
             expect(rollouts_metric(s.page)).to_have_text("240")
 
         # 2. Each loads its own folder: typed on its first visit, it is the one loaded (a new session's first Load
         # once reloaded the sample instead: the box's widget changed identity under it).
-        for s in sessions:
-            s.page.bring_to_front()
+        for s in in_turn(sessions):
             load_folder(s.page, s.folder)
-        for s in sessions:
-            s.page.bring_to_front()
+        for s in in_turn(sessions):
             expect(rollouts_metric(s.page)).to_have_text(f"{s.rollouts:,}", timeout=TIMEOUT_MS)
             settle(s.page)
             assert_no_error_shown(s.page, s.where("after loading its folder"))
 
         # 3. All go to the Buckets page.
-        for s in sessions:
-            s.page.bring_to_front()
+        for s in in_turn(sessions):
             go(s.page, "Buckets")
-        for s in sessions:
-            s.page.bring_to_front()
+        for s in in_turn(sessions):
             heading(s.page, "Buckets")
             settle(s.page)
             expect(s.page.locator(CHART)).to_be_visible()
             assert mode_selected(s.page) == "By bucket count"
 
         # 4. Each picks its own metric.
-        for s in sessions:
-            s.page.bring_to_front()
+        for s in in_turn(sessions):
             box = s.page.locator('[data-testid="stSelectbox"]').filter(has=metric_box(s.page))
             box.get_by_role("button", name="Open").click()
             s.page.get_by_role("option", name=s.option, exact=True).click()
-        for s in sessions:
-            s.page.bring_to_front()
+        for s in in_turn(sessions):
             expect(metric_box(s.page)).to_have_value(s.option)
             settle(s.page)
             expect(s.page.locator(f'{CHART} g[data-testid="threshold-line-0"]')).to_have_count(1)
@@ -171,11 +170,9 @@ def test_five_sessions_at_once_each_keep_their_own_data_metric_and_thresholds(br
             assert sum(before.values()) == s.rollouts, s.where(f"by count: {before}")
 
         # 5. Each drags its first threshold line with the mouse.
-        for s in sessions:
-            s.page.bring_to_front()
+        for s in in_turn(sessions):
             drag_line(s.page, 0, DRAG_PX)
-        for s in sessions:
-            s.page.bring_to_front()
+        for s in in_turn(sessions):
             expect(s.page.get_by_role("radio", name="By thresholds")).to_be_checked(timeout=TIMEOUT_MS)
             wait_until(
                 lambda: threshold_inputs(s.page) and sizes(s.page),
@@ -184,8 +181,7 @@ def test_five_sessions_at_once_each_keep_their_own_data_metric_and_thresholds(br
             settle(s.page)
 
         # 6. Each session shows its own state.
-        for s in sessions:
-            s.page.bring_to_front()
+        for s in in_turn(sessions):
             page = s.page
             expect(metric_box(page)).to_have_value(s.option)
             assert mode_selected(page) == "By thresholds", s.where("is not by thresholds")
@@ -205,11 +201,9 @@ def test_five_sessions_at_once_each_keep_their_own_data_metric_and_thresholds(br
             screenshot(page, f"sessions-{s.index}-{s.metric}")
 
         # 7. Back on the Data page, each still has its own folder.
-        for s in sessions:
-            s.page.bring_to_front()
+        for s in in_turn(sessions):
             go(s.page, "Data")
-        for s in sessions:
-            s.page.bring_to_front()
+        for s in in_turn(sessions):
             heading(s.page, "Data")
             expect(rollouts_metric(s.page)).to_have_text(f"{s.rollouts:,}")
             expect(s.page.get_by_role("textbox", name="Folder")).to_have_value(str(s.folder))
