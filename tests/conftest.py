@@ -27,11 +27,11 @@ RAY_MODULE = "tests/test_ray.py"
 # Ray as its clusters run now: token authentication, with the session's own token (a machine need not have
 # ~/.ray/auth_token: `ray start` then refuses to start), no usage reports. Ray reads these when it is first imported
 # (tests/needs.py imports it while collecting), so they are set for the session; xdist's workers inherit them.
-RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
-if os.environ.get("RAY_AUTH_TOKEN_PATH"):
-    del RAY_ENV["RAY_AUTH_TOKEN"]  # the token the user named
+RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
 for _name, _value in RAY_ENV.items():
     os.environ.setdefault(_name, _value)
+if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):  # else the token the user named
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 # The app keeps scan results in a cache folder (bucketing.scancache): the tests' own, not the user's
 os.environ.setdefault("BUCKETING_CACHE_DIR", tempfile.mkdtemp(prefix="bucketing-test-cache-"))
 LONGEST_FIRST = [

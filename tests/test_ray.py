@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,9 +28,12 @@ from .conftest import ROOT, modules_imported_by_cli, rollout_line, run_cli, writ
 pytestmark = pytest.mark.ray  # one xdist worker runs every Ray test: all are in this module (conftest.py)
 
 
-def ray_cli(*args: str) -> subprocess.CompletedProcess:
+def ray_cli(*args: str, home: Path) -> subprocess.CompletedProcess:
+    """Ray's command line in ``home``, a folder without ~/.ray: the nodes take the session's token
+    (tests/conftest.py), never one this machine happens to keep."""
     return subprocess.run(
         [sys.executable, "-m", "ray.scripts.scripts", *args],
+        env={**os.environ, "HOME": str(home)},
         capture_output=True,
         text=True,
         timeout=180,
@@ -37,19 +41,19 @@ def ray_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> str:
+def cluster(tmp_path_factory) -> str:
     """The address of a head node and a second node, one CPU each; stopped after the module's tests."""
-    port = free_port()
+    port, home = free_port(), tmp_path_factory.mktemp("ray-home")
     address = f"127.0.0.1:{port}"
     node = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--object-store-memory", str(300 * 10**6)]
     try:
-        head = ray_cli("start", "--head", "--port", str(port), "--include-dashboard", "false", *node)
+        head = ray_cli("start", "--head", "--port", str(port), "--include-dashboard", "false", *node, home=home)
         assert head.returncode == 0, head.stderr
-        second = ray_cli("start", "--address", address, *node)
+        second = ray_cli("start", "--address", address, *node, home=home)
         assert second.returncode == 0, second.stderr
         yield address
     finally:
-        ray_cli("stop", "--force")
+        ray_cli("stop", "--force", home=home)
 
 
 @pytest.fixture(scope="module")
